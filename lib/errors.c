@@ -24,6 +24,7 @@ const char *lstm_strerror(int err)
     case LSTM_E_NOTFOUND: return "not found";
     case LSTM_E_TOOBIG: return "size exceeds limit";
     case LSTM_E_INTERNAL: return "internal error";
+    case LSTM_E_EXISTS: return "file exists (use -f to overwrite)";
     }
     return "unknown error";
 }
