@@ -1,0 +1,53 @@
+/* checkpoint.h: the checkpoint container (formats/checkpoint.md): named float32 tensors and byte
+ * blobs at 64-byte aligned offsets, an entry table and an XXH64 checksum; written atomically, read
+ * by mmap so tensors are used in place. What the entries mean for a model is lstm-train's business
+ * (see lib/ckpt_model.h); this file only stores and verifies. */
+#ifndef LSTM_CHECKPOINT_H
+#define LSTM_CHECKPOINT_H
+#include <stddef.h>
+#include <stdint.h>
+#include "errors.h"
+
+#define LSTM_CK_VERSION 1u
+enum { LSTM_CK_F32 = 1, LSTM_CK_BYTES = 2 };
+
+typedef struct {
+    const char *name;
+    int type;           /* LSTM_CK_F32 or LSTM_CK_BYTES */
+    int ndim;           /* 0..4; 0 for bytes */
+    uint64_t dims[4];
+    const void *data;
+    uint64_t nbytes;
+    const char *view_of; /* writer only: this entry's data lies inside the named entry's data */
+} lstm_ck_entry;
+
+/* Writes entries to path (temp file + fsync + rename; LSTM_E_EXISTS unless force). On error nothing
+ * is left behind and an existing file at path is untouched. */
+int lstm_ck_write(const char *path, int force, const lstm_ck_entry *e, size_t n);
+
+typedef struct lstm_ck lstm_ck;
+/* Maps path read-only and verifies it completely: LSTM_E_MAGIC, LSTM_E_VERSION, LSTM_E_TRUNCATED,
+ * LSTM_E_CORRUPT (checksum), LSTM_E_FORMAT (any size, offset or name out of bounds). */
+int lstm_ck_open(lstm_ck **out, const char *path);
+size_t lstm_ck_count(const lstm_ck *ck);
+const lstm_ck_entry *lstm_ck_at(const lstm_ck *ck, size_t i);
+const lstm_ck_entry *lstm_ck_find(const lstm_ck *ck, const char *name); /* NULL if absent */
+void lstm_ck_close(lstm_ck *ck);
+/* 1 if the first bytes of the file at path are the checkpoint magic. */
+int lstm_ck_is_checkpoint(const char *path);
+
+/* XXH64 (seed 0 in checkpoints), one-shot and streaming. */
+typedef struct {
+    uint64_t v[4], total;
+    uint8_t mem[32];
+    size_t memsize;
+} lstm_xxh64_state;
+void lstm_xxh64_init(lstm_xxh64_state *s, uint64_t seed);
+void lstm_xxh64_update(lstm_xxh64_state *s, const void *p, size_t n);
+uint64_t lstm_xxh64_digest(const lstm_xxh64_state *s);
+uint64_t lstm_xxh64(const void *p, size_t n, uint64_t seed);
+
+/* key=value text blobs (config, training state): value of key, copied into buf; LSTM_E_NOTFOUND. */
+int lstm_kv_get(const char *text, size_t len, const char *key, char *buf, size_t cap);
+
+#endif
