@@ -1,0 +1,162 @@
+/* modelfile.c: model checkpoints on top of the checkpoint container. */
+#include "modelfile.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *lstm_cell_name(int cell)
+{
+    switch (cell) {
+    case LSTM_CELL_LSTM: return "lstm";
+    case LSTM_CELL_GRU: return "gru";
+    case LSTM_CELL_RNN: return "rnn";
+    }
+    return "?";
+}
+
+int lstm_cell_from_name(const char *name)
+{
+    for (int c = 0; c < 3; c++)
+        if (strcmp(name, lstm_cell_name(c)) == 0) return c;
+    return -1;
+}
+
+int lstm_model_config_format(const lstm_model_config *c, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap,
+                     "cell=%s\nvocab=%d\nemb=%d\nhidden=%d\nlayers=%d\ntie=%d\ndropout=%.9g\nforget_bias=%.9g\n"
+                     "init_scale=%.9g\n",
+                     lstm_cell_name(c->cell), c->V, c->E, c->H, c->L, c->tie, c->dropout, c->forget_bias, c->init_scale);
+    return n < 0 || (size_t)n >= cap ? LSTM_E_TOOBIG : LSTM_OK;
+}
+
+static int kv_int(const char *t, size_t len, const char *key, int *out)
+{
+    char v[32], *e;
+    int rc = lstm_kv_get(t, len, key, v, sizeof v);
+    if (rc) return LSTM_E_FORMAT;
+    long x = strtol(v, &e, 10);
+    if (*e || e == v || x < 0 || x > 100000000) return LSTM_E_FORMAT;
+    *out = (int)x;
+    return LSTM_OK;
+}
+
+static int kv_float(const char *t, size_t len, const char *key, float *out)
+{
+    char v[64], *e;
+    int rc = lstm_kv_get(t, len, key, v, sizeof v);
+    if (rc) return LSTM_E_FORMAT;
+    *out = strtof(v, &e);
+    return *e || e == v ? LSTM_E_FORMAT : LSTM_OK;
+}
+
+int lstm_model_config_parse(lstm_model_config *c, const char *t, size_t len)
+{
+    char cell[16];
+    if (lstm_kv_get(t, len, "cell", cell, sizeof cell) || (c->cell = lstm_cell_from_name(cell)) < 0) return LSTM_E_FORMAT;
+    if (kv_int(t, len, "vocab", &c->V) || kv_int(t, len, "emb", &c->E) || kv_int(t, len, "hidden", &c->H) ||
+        kv_int(t, len, "layers", &c->L) || kv_int(t, len, "tie", &c->tie) || kv_float(t, len, "dropout", &c->dropout) ||
+        kv_float(t, len, "forget_bias", &c->forget_bias) || kv_float(t, len, "init_scale", &c->init_scale))
+        return LSTM_E_FORMAT;
+    return lstm_model_config_check(c) ? LSTM_E_FORMAT : LSTM_OK;
+}
+
+int lstm_modelfile_save(const char *path, int force, const lstm_modelfile_save_args *a)
+{
+    const lstm_model *m = a->model;
+    char cfg[512];
+    int rc = lstm_model_config_format(&m->cfg, cfg, sizeof cfg);
+    if (rc) return rc;
+    lstm_ck_entry e[LSTM_MAX_TENSORS + 10];
+    size_t n = 0;
+    e[n++] = (lstm_ck_entry){"config", LSTM_CK_BYTES, 0, {0}, cfg, strlen(cfg), NULL};
+    e[n++] = (lstm_ck_entry){"tokenizer", LSTM_CK_BYTES, 0, {0}, a->tokenizer, a->tokenizer_len, NULL};
+    e[n++] = (lstm_ck_entry){"params", LSTM_CK_F32, 1, {m->n_params}, m->params, 4 * (uint64_t)m->n_params, NULL};
+    for (int i = 0; i < m->n_tensors; i++) {
+        const lstm_tensor_info *t = &m->tensors[i];
+        lstm_ck_entry v = {t->name, LSTM_CK_F32, t->ndim, {(uint64_t)t->shape[0], (uint64_t)t->shape[1]},
+                           m->params + t->offset, 4 * (uint64_t)t->size, "params"};
+        e[n++] = v;
+    }
+    if (a->train) e[n++] = (lstm_ck_entry){"train", LSTM_CK_BYTES, 0, {0}, a->train, strlen(a->train), NULL};
+    if (a->optim && a->optim->m && a->optim->v) {
+        e[n++] = (lstm_ck_entry){"optim.m", LSTM_CK_F32, 1, {a->optim->n}, a->optim->m, 4 * (uint64_t)a->optim->n, NULL};
+        e[n++] = (lstm_ck_entry){"optim.v", LSTM_CK_F32, 1, {a->optim->n}, a->optim->v, 4 * (uint64_t)a->optim->n, NULL};
+    }
+    if (a->state) {
+        const lstm_state *s = a->state;
+        uint64_t dims[4] = {(uint64_t)s->L, (uint64_t)s->B, (uint64_t)s->H, 0};
+        uint64_t nb = 4 * dims[0] * dims[1] * dims[2];
+        e[n++] = (lstm_ck_entry){"state.h", LSTM_CK_F32, 3, {dims[0], dims[1], dims[2], 0}, s->h, nb, NULL};
+        e[n++] = (lstm_ck_entry){"state.c", LSTM_CK_F32, 3, {dims[0], dims[1], dims[2], 0}, s->c, nb, NULL};
+    }
+    if (a->provenance)
+        e[n++] = (lstm_ck_entry){"provenance", LSTM_CK_BYTES, 0, {0}, a->provenance, strlen(a->provenance), NULL};
+    return lstm_ck_write(path, force, e, n);
+}
+
+static const lstm_ck_entry *find_type(const lstm_ck *ck, const char *name, int type)
+{
+    const lstm_ck_entry *e = lstm_ck_find(ck, name);
+    return e && e->type == type ? e : NULL;
+}
+
+int lstm_modelfile_open(lstm_modelfile *f, const char *path)
+{
+    memset(f, 0, sizeof *f);
+    int rc = lstm_ck_open(&f->ck, path);
+    if (rc) return rc;
+    const lstm_ck_entry *cfg = find_type(f->ck, "config", LSTM_CK_BYTES);
+    const lstm_ck_entry *tok = find_type(f->ck, "tokenizer", LSTM_CK_BYTES);
+    const lstm_ck_entry *par = find_type(f->ck, "params", LSTM_CK_F32);
+    lstm_model_config c;
+    rc = LSTM_E_FORMAT;
+    if (!cfg || !tok || !par || lstm_model_config_parse(&c, cfg->data, cfg->nbytes)) goto fail;
+    lstm_tensor_info t[LSTM_MAX_TENSORS];
+    int nt;
+    size_t np = lstm_model_layout(&c, t, &nt);
+    if (np == 0 || par->ndim != 1 || par->dims[0] != np) goto fail;
+    /* Every tensor view must be where the layout puts it, with its shape. */
+    for (int i = 0; i < nt; i++) {
+        const lstm_ck_entry *v = find_type(f->ck, t[i].name, LSTM_CK_F32);
+        if (!v || v->ndim != t[i].ndim || v->dims[0] != (uint64_t)t[i].shape[0] ||
+            (t[i].ndim == 2 && v->dims[1] != (uint64_t)t[i].shape[1]) ||
+            (const float *)v->data != (const float *)par->data + t[i].offset)
+            goto fail;
+    }
+    if ((rc = lstm_model_init_view(&f->model, &c, par->data)) != 0) { rc = LSTM_E_FORMAT; goto fail; }
+    f->tokenizer = tok->data;
+    f->tokenizer_len = tok->nbytes;
+    const lstm_ck_entry *e;
+    if ((e = find_type(f->ck, "train", LSTM_CK_BYTES))) { f->train = e->data; f->train_len = e->nbytes; }
+    if ((e = find_type(f->ck, "provenance", LSTM_CK_BYTES))) { f->provenance = e->data; f->provenance_len = e->nbytes; }
+    const lstm_ck_entry *om = find_type(f->ck, "optim.m", LSTM_CK_F32), *ov = find_type(f->ck, "optim.v", LSTM_CK_F32);
+    if (om && ov) {
+        rc = LSTM_E_FORMAT;
+        if (om->dims[0] != np || ov->dims[0] != np || om->ndim != 1 || ov->ndim != 1) goto fail;
+        f->optim_m = om->data;
+        f->optim_v = ov->data;
+    }
+    const lstm_ck_entry *sh = find_type(f->ck, "state.h", LSTM_CK_F32), *sc = find_type(f->ck, "state.c", LSTM_CK_F32);
+    if (sh && sc) {
+        rc = LSTM_E_FORMAT;
+        if (sh->ndim != 3 || sc->ndim != 3 || sh->dims[0] != (uint64_t)c.L || sh->dims[2] != (uint64_t)c.H ||
+            sh->dims[1] == 0 || sh->dims[1] > 1000000 || memcmp(sh->dims, sc->dims, sizeof sh->dims) != 0)
+            goto fail;
+        f->state_h = sh->data;
+        f->state_c = sc->data;
+        f->state_B = (int)sh->dims[1];
+    }
+    return LSTM_OK;
+fail:
+    lstm_modelfile_close(f);
+    return rc;
+}
+
+void lstm_modelfile_close(lstm_modelfile *f)
+{
+    if (f->model.params) lstm_model_free(&f->model);
+    lstm_ck_close(f->ck);
+    memset(f, 0, sizeof *f);
+}
