@@ -1,0 +1,289 @@
+/* dataset.c: window streams loaded or streamed, and their batching into lanes. */
+#include "dataset.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "rng.h"
+
+struct lstm_dataset {
+    char *path; /* for re-reading; NULL when loaded from stdin */
+    lstm_meta meta;
+    uint32_t T, K, V;
+    uint64_t n;
+    int streaming;
+    uint32_t *in;    /* (n,T) when loaded */
+    uint32_t *tg;    /* (n,K) */
+    uint8_t *flags;  /* (n) */
+};
+
+/* Open a reader on the stream and check it is windows. */
+static int open_reader(const char *path, int *fd, lstm_reader **r, uint32_t *kind)
+{
+    *fd = lstm_in_open(path);
+    if (*fd < 0) return LSTM_E_IO;
+    int rc = lstm_reader_open(r, *fd, 0);
+    if (rc) {
+        if (*fd > 0) close(*fd);
+        return rc;
+    }
+    *kind = lstm_reader_kind(*r);
+    if (*kind != LSTM_KIND_WIND) {
+        lstm_reader_free(*r);
+        if (*fd > 0) close(*fd);
+        return LSTM_E_KIND;
+    }
+    return LSTM_OK;
+}
+
+static int check_window(const lstm_dataset *d, const lstm_window *w)
+{
+    if (w->T != d->T || w->K != d->K) return LSTM_E_FORMAT;
+    for (uint32_t i = 0; i < w->T; i++)
+        if (w->inputs[i] >= d->V) return LSTM_E_FORMAT;
+    for (uint32_t i = 0; i < w->K; i++)
+        if (w->targets[i] >= d->V) return LSTM_E_FORMAT;
+    return LSTM_OK;
+}
+
+int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind)
+{
+    *out = NULL;
+    lstm_dataset *d = calloc(1, sizeof *d);
+    if (!d) return LSTM_E_NOMEM;
+    lstm_meta_init(&d->meta);
+    int fd;
+    lstm_reader *r;
+    *kind = 0;
+    int rc = open_reader(path, &fd, &r, kind);
+    if (rc) { free(d); return rc; }
+    uint64_t T = 0, V = 0;
+    size_t tl;
+    const uint8_t *tgt = lstm_meta_get(lstm_reader_meta(r), "window_targets", &tl);
+    rc = LSTM_E_FORMAT;
+    if (lstm_meta_get_u64(lstm_reader_meta(r), "window_length", &T) || T == 0 || T > 1000000 ||
+        lstm_meta_get_u64(lstm_reader_meta(r), "vocab_size", &V) || V < 5 || V > UINT32_MAX || !tgt)
+        goto fail;
+    d->T = (uint32_t)T;
+    d->K = tl == 4 && memcmp(tgt, "last", 4) == 0 ? 1 : d->T;
+    d->V = (uint32_t)V;
+    if ((rc = lstm_meta_copy(&d->meta, lstm_reader_meta(r)))) goto fail;
+    if (path && strcmp(path, "-") && !(d->path = strdup(path))) { rc = LSTM_E_NOMEM; goto fail; }
+
+    uint64_t cap = 0;
+    uint32_t *win_in = malloc(4 * (size_t)d->T), *win_tg = malloc(4 * (size_t)d->T);
+    if (!win_in || !win_tg) { free(win_in); free(win_tg); rc = LSTM_E_NOMEM; goto fail; }
+    uint8_t tag;
+    const uint8_t *p;
+    uint32_t len;
+    int k;
+    while ((k = lstm_reader_next(r, &tag, &p, &len)) == 1) {
+        lstm_window w = {0, 0, 0, win_in, win_tg};
+        if ((rc = lstm_window_decode(p, len, &w, d->T)) || (rc = check_window(d, &w))) {
+            if (rc == LSTM_E_TOOBIG) rc = LSTM_E_FORMAT;
+            break;
+        }
+        if (d->streaming) { d->n++; continue; }
+        if (d->n == cap) {
+            uint64_t nc = cap ? 2 * cap : 1024;
+            if (mem_budget && d->path && nc * (d->T + d->K + 1) * 4 > mem_budget) {
+                /* Too big to hold: count only, and re-read per epoch. */
+                d->streaming = 1;
+                free(d->in); free(d->tg); free(d->flags);
+                d->in = d->tg = NULL;
+                d->flags = NULL;
+                d->n++;
+                continue;
+            }
+            uint32_t *ni = realloc(d->in, nc * d->T * 4), *nt = ni ? realloc(d->tg, nc * d->K * 4) : NULL;
+            if (ni) d->in = ni;
+            if (nt) d->tg = nt;
+            uint8_t *nf = nt ? realloc(d->flags, nc) : NULL;
+            if (nf) d->flags = nf;
+            if (!ni || !nt || !nf) { rc = LSTM_E_NOMEM; break; }
+            cap = nc;
+        }
+        memcpy(d->in + d->n * d->T, win_in, 4 * (size_t)d->T);
+        memcpy(d->tg + d->n * d->K, win_tg, 4 * (size_t)d->K);
+        d->flags[d->n] = (uint8_t)w.flags;
+        d->n++;
+    }
+    free(win_in);
+    free(win_tg);
+    if (k < 0) rc = k;
+    else if (k == 0) rc = LSTM_OK;
+    if (rc) goto fail;
+    lstm_reader_free(r);
+    if (fd > 0) close(fd);
+    *out = d;
+    return LSTM_OK;
+fail:
+    lstm_reader_free(r);
+    if (fd > 0) close(fd);
+    lstm_dataset_free(d);
+    return rc;
+}
+
+void lstm_dataset_free(lstm_dataset *d)
+{
+    if (!d) return;
+    lstm_meta_free(&d->meta);
+    free(d->path);
+    free(d->in);
+    free(d->tg);
+    free(d->flags);
+    free(d);
+}
+
+const lstm_meta *lstm_dataset_meta(const lstm_dataset *d) { return &d->meta; }
+uint64_t lstm_dataset_count(const lstm_dataset *d) { return d->n; }
+uint32_t lstm_dataset_T(const lstm_dataset *d) { return d->T; }
+uint32_t lstm_dataset_K(const lstm_dataset *d) { return d->K; }
+uint32_t lstm_dataset_vocab(const lstm_dataset *d) { return d->V; }
+int lstm_dataset_streaming(const lstm_dataset *d) { return d->streaming; }
+
+/* ------------------------------------------------------------------ batching */
+
+typedef struct {
+    int fd;
+    lstm_reader *r;
+    uint64_t pos; /* index of the next window this reader returns */
+} lane_reader;
+
+static int lane_seek(lstm_batcher *b, lane_reader *l, uint64_t target)
+{
+    if (!l->r || l->pos > target) {
+        if (l->r) { lstm_reader_free(l->r); close(l->fd); l->r = NULL; }
+        uint32_t kind;
+        int rc = open_reader(b->d->path, &l->fd, &l->r, &kind);
+        if (rc) return rc;
+        l->pos = 0;
+    }
+    uint8_t tag;
+    const uint8_t *p;
+    uint32_t len;
+    while (l->pos < target) {
+        int k = lstm_reader_next(l->r, &tag, &p, &len);
+        if (k <= 0) return k ? k : LSTM_E_TRUNCATED;
+        l->pos++;
+    }
+    return LSTM_OK;
+}
+
+/* Window idx into (in, tg, flags) from memory or from the lane's reader. */
+static int fetch(lstm_batcher *b, lane_reader *l, uint64_t idx, uint32_t *in, uint32_t *tg, uint32_t *flags)
+{
+    lstm_dataset *d = b->d;
+    if (!d->streaming) {
+        memcpy(in, d->in + idx * d->T, 4 * (size_t)d->T);
+        memcpy(tg, d->tg + idx * d->K, 4 * (size_t)d->K);
+        *flags = d->flags[idx];
+        return LSTM_OK;
+    }
+    int rc = lane_seek(b, l, idx);
+    if (rc) return rc;
+    uint8_t tag;
+    const uint8_t *p;
+    uint32_t len;
+    int k = lstm_reader_next(l->r, &tag, &p, &len);
+    if (k <= 0) return k ? k : LSTM_E_TRUNCATED;
+    l->pos++;
+    lstm_window w = {0, 0, 0, in, tg};
+    rc = lstm_window_decode(p, len, &w, d->T);
+    if (!rc) rc = check_window(d, &w);
+    *flags = w.flags;
+    return rc ? LSTM_E_FORMAT : LSTM_OK;
+}
+
+int lstm_batcher_init(lstm_batcher *b, lstm_dataset *d, uint64_t begin, uint64_t end, int B, int stateful,
+                      uint64_t shuffle_seed)
+{
+    memset(b, 0, sizeof *b);
+    if (B < 1 || begin > end || end > d->n) return LSTM_E_ARG;
+    b->d = d;
+    b->begin = begin;
+    b->end = end;
+    b->B = B;
+    b->stateful = stateful;
+    uint64_t n = end - begin;
+    b->seg = (n + (uint64_t)B - 1) / (uint64_t)B;
+    b->steps = b->seg; /* stateless: ceil(n / B) batches as well */
+    b->win_in = malloc(4 * (size_t)d->T);
+    b->win_tg = malloc(4 * (size_t)d->T);
+    if (!b->win_in || !b->win_tg) { lstm_batcher_free(b); return LSTM_E_NOMEM; }
+    if (!stateful && shuffle_seed && !d->streaming) {
+        b->perm = malloc(n * sizeof *b->perm);
+        if (!b->perm && n) { lstm_batcher_free(b); return LSTM_E_NOMEM; }
+        for (uint64_t i = 0; i < n; i++) b->perm[i] = begin + i;
+        lstm_rng r;
+        lstm_rng_seed(&r, shuffle_seed);
+        for (uint64_t i = n; i > 1; i--) { /* Fisher-Yates */
+            uint64_t j = lstm_rng_next(&r) % i, t = b->perm[i - 1];
+            b->perm[i - 1] = b->perm[j];
+            b->perm[j] = t;
+        }
+    }
+    if (d->streaming) {
+        b->lanes = calloc((size_t)B, sizeof(lane_reader));
+        if (!b->lanes) { lstm_batcher_free(b); return LSTM_E_NOMEM; }
+    }
+    return LSTM_OK;
+}
+
+void lstm_batcher_free(lstm_batcher *b)
+{
+    if (b->lanes) {
+        lane_reader *l = b->lanes;
+        for (int i = 0; i < b->B; i++)
+            if (l[i].r) { lstm_reader_free(l[i].r); close(l[i].fd); }
+        free(b->lanes);
+    }
+    free(b->perm);
+    free(b->win_in);
+    free(b->win_tg);
+    memset(b, 0, sizeof *b);
+}
+
+long lstm_batcher_get(lstm_batcher *b, uint64_t step, uint32_t *inputs, uint32_t *targets, uint8_t *reset)
+{
+    lstm_dataset *d = b->d;
+    uint32_t T = d->T;
+    long count = 0;
+    if (step >= b->steps) return LSTM_E_ARG;
+    lane_reader *lanes = b->lanes;
+    for (int lane = 0; lane < b->B; lane++) {
+        uint32_t *in = inputs + (size_t)lane * T, *tg = targets + (size_t)lane * T;
+        uint64_t idx;
+        int have;
+        lane_reader *l = lanes ? &lanes[b->stateful ? lane : 0] : NULL;
+        if (b->stateful) {
+            idx = b->begin + (uint64_t)lane * b->seg + step;
+            have = (uint64_t)lane * b->seg + step < b->end - b->begin && step < b->seg;
+        } else {
+            uint64_t k = step * (uint64_t)b->B + (uint64_t)lane;
+            have = k < b->end - b->begin;
+            idx = b->perm && have ? b->perm[k] : b->begin + k;
+        }
+        if (!have) {
+            memset(in, 0, 4 * (size_t)T);
+            memset(tg, 0, 4 * (size_t)T);
+            reset[lane] = 1;
+            continue;
+        }
+        uint32_t flags;
+        int rc = fetch(b, l, idx, in, b->win_tg, &flags);
+        if (rc) return rc;
+        if (d->K == T) {
+            memcpy(tg, b->win_tg, 4 * (size_t)T);
+        } else {
+            memset(tg, 0, 4 * (size_t)T);
+            tg[T - 1] = b->win_tg[0];
+        }
+        for (uint32_t i = 0; i < T; i++) count += tg[i] != 0;
+        reset[lane] = !(b->stateful && step > 0 && (flags & LSTM_WIN_CONT));
+    }
+    return count;
+}

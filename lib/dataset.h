@@ -1,0 +1,55 @@
+/* dataset.h: window streams as training / evaluation batches.
+ *
+ * A dataset is the windows of one window stream, held in memory or, for a regular file larger than a
+ * memory budget, re-read from the file. Batches put B lanes side by side; with state carried (truncated
+ * BPTT), lane b walks a contiguous segment of the windows, so consecutive windows of a text stay on one
+ * lane and the recurrent state flows from one to the next (as PyTorch's batchify does). In streaming
+ * mode each lane has its own reader positioned at its segment: batches are identical in both modes. */
+#ifndef LSTM_DATASET_H
+#define LSTM_DATASET_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream.h"
+
+typedef struct lstm_dataset lstm_dataset;
+
+/* path NULL or "-" = stdin (always loaded). mem_budget: bytes of window data above which a regular
+ * file is streamed instead of loaded (0 = no limit). *kind receives the stream's kind (for the
+ * message on LSTM_E_KIND). Errors: the stream's codes, LSTM_E_KIND (not
+ * windows), LSTM_E_FORMAT (windows of varying length, ids out of range), LSTM_E_NOMEM. */
+int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind /* found */);
+void lstm_dataset_free(lstm_dataset *d);
+const lstm_meta *lstm_dataset_meta(const lstm_dataset *d);
+uint64_t lstm_dataset_count(const lstm_dataset *d); /* windows */
+uint32_t lstm_dataset_T(const lstm_dataset *d);
+uint32_t lstm_dataset_K(const lstm_dataset *d);     /* targets per window: T or 1 */
+uint32_t lstm_dataset_vocab(const lstm_dataset *d);
+int lstm_dataset_streaming(const lstm_dataset *d);
+
+typedef struct {
+    lstm_dataset *d;
+    uint64_t begin, end; /* window range used */
+    int B;
+    int stateful;        /* lanes walk contiguous segments and carry state across CONT windows */
+    uint64_t seg;        /* windows per lane (stateful) */
+    uint64_t steps;      /* batches per epoch */
+    uint64_t *perm;      /* stateless shuffled order, or NULL */
+    uint64_t next_step;  /* streaming: the step the lane readers are positioned at */
+    void *lanes;         /* streaming: per-lane readers */
+    uint32_t *win_in, *win_tg; /* (T) scratch */
+} lstm_batcher;
+
+/* Batches over windows [begin, end). stateful: see above; else batch s holds windows s*B .. s*B+B-1 of
+ * the order, shuffled with shuffle_seed unless it is 0 (in-memory only; streaming keeps file order). */
+int lstm_batcher_init(lstm_batcher *b, lstm_dataset *d, uint64_t begin, uint64_t end, int B, int stateful,
+                      uint64_t shuffle_seed);
+void lstm_batcher_free(lstm_batcher *b);
+/* Batch `step` (0 <= step < steps): inputs and targets (B,T) by lane, PAD where a lane has no window;
+ * for K = 1 windows the target sits at position T-1 and the rest are PAD. reset[b] = 1 when lane b
+ * must start from a zero state. In streaming mode steps must come in increasing order. Returns the
+ * number of target tokens (not PAD) or a negative error. */
+long lstm_batcher_get(lstm_batcher *b, uint64_t step, uint32_t *inputs /* (B,T) */, uint32_t *targets /* (B,T) */,
+                      uint8_t *reset /* (B) */);
+
+#endif
