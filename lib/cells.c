@@ -1,0 +1,577 @@
+/* cells.c: recurrent-layer and output-layer kernels on cblas_sgemm, their plain-loop reference twins,
+ * and the vectorized exp / sigmoid / tanh they use (see cells.h for layouts and conventions). */
+#include "cells.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define LSTM_HAVE_AVX2 1
+#endif
+
+int lstm_cell_gates(int cell)
+{
+    switch (cell) {
+    case LSTM_CELL_LSTM: return 4;
+    case LSTM_CELL_GRU: return 3;
+    case LSTM_CELL_RNN: return 1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Elementwise math. exp(x) = 2^n * e^r with n = round(x / ln2) and |r| <= ln2/2; e^r by its Taylor
+ * series to degree 7 (truncation < 1e-8 relative on that interval), ln2 split in a short high part
+ * (exact n*ln2_hi for |n| <= 128) and a low part so r keeps full precision. The scalar and the AVX2
+ * versions use the same steps so a vector body and its scalar tail agree. */
+
+#define EXP_LO (-87.3f) /* n >= -126: 2^n stays a normal float */
+#define EXP_HI 88.3f    /* n <= 127 */
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693359375f
+#define LN2_LO (-2.12194440e-4f)
+
+static inline float exp1(float x)
+{
+    x = x < EXP_LO ? EXP_LO : (x > EXP_HI ? EXP_HI : x);
+    float n = nearbyintf(x * LOG2E);
+    float r = x - n * LN2_HI;
+    r = r - n * LN2_LO;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float sigmoid1(float x) { return 1.0f / (1.0f + exp1(-x)); }
+
+/* tanh from e = exp(-2|x|) as (1-e)/(1+e); below |x| = 0.1 its odd series to x^7 (error < 1e-10), since
+ * 1-e loses relative precision there. */
+static inline float tanh1(float x)
+{
+    float a = fabsf(x), t;
+    if (a < 0.1f) {
+        float a2 = a * a;
+        t = a * (1.0f + a2 * (-1.0f / 3.0f + a2 * (2.0f / 15.0f + a2 * (-17.0f / 315.0f))));
+    } else {
+        float e = exp1(-2.0f * a);
+        t = (1.0f - e) / (1.0f + e);
+    }
+    return x < 0 ? -t : t;
+}
+
+#ifdef LSTM_HAVE_AVX2
+static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static inline __m256 sigmoid8(__m256 x)
+{
+    __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+static inline __m256 tanh8(__m256 x)
+{
+    __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 a = _mm256_andnot_ps(sign, x);
+    __m256 one = _mm256_set1_ps(1.0f);
+    __m256 e = exp8(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)));
+    __m256 big = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+    __m256 a2 = _mm256_mul_ps(a, a);
+    __m256 s = _mm256_fmadd_ps(a2, _mm256_set1_ps(-17.0f / 315.0f), _mm256_set1_ps(2.0f / 15.0f));
+    s = _mm256_fmadd_ps(a2, s, _mm256_set1_ps(-1.0f / 3.0f));
+    s = _mm256_fmadd_ps(a2, s, one);
+    s = _mm256_mul_ps(a, s);
+    __m256 small = _mm256_cmp_ps(a, _mm256_set1_ps(0.1f), _CMP_LT_OQ);
+    __m256 t = _mm256_blendv_ps(big, s, small);
+    return _mm256_or_ps(t, _mm256_and_ps(sign, x));
+}
+#endif
+
+void lstm_vexp(float *y, const float *x, size_t n)
+{
+    size_t i = 0;
+#ifdef LSTM_HAVE_AVX2
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) y[i] = exp1(x[i]);
+}
+
+void lstm_vsigmoid(float *y, const float *x, size_t n)
+{
+    size_t i = 0;
+#ifdef LSTM_HAVE_AVX2
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, sigmoid8(_mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) y[i] = sigmoid1(x[i]);
+}
+
+void lstm_vtanh(float *y, const float *x, size_t n)
+{
+    size_t i = 0;
+#ifdef LSTM_HAVE_AVX2
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, tanh8(_mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) y[i] = tanh1(x[i]);
+}
+
+/* row += b, returns max(row). */
+static float add_bias_max(float *row /* (V) */, const float *b /* (V) */, int V)
+{
+    int j = 0;
+    float m = -INFINITY;
+#ifdef LSTM_HAVE_AVX2
+    if (V >= 8) {
+        __m256 vm = _mm256_set1_ps(-INFINITY);
+        for (; j + 8 <= V; j += 8) {
+            __m256 z = _mm256_add_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(b + j));
+            _mm256_storeu_ps(row + j, z);
+            vm = _mm256_max_ps(vm, z);
+        }
+        float lanes[8];
+        _mm256_storeu_ps(lanes, vm);
+        for (int k = 0; k < 8; k++) m = lanes[k] > m ? lanes[k] : m;
+    }
+#endif
+    for (; j < V; j++) {
+        row[j] += b[j];
+        m = row[j] > m ? row[j] : m;
+    }
+    return m;
+}
+
+/* sum_j exp(row[j] - m), read only. */
+static float sum_exp(const float *row /* (V) */, float m, int V)
+{
+    int j = 0;
+    float s = 0.0f;
+#ifdef LSTM_HAVE_AVX2
+    __m256 vs = _mm256_setzero_ps(), vm = _mm256_set1_ps(m);
+    for (; j + 8 <= V; j += 8) vs = _mm256_add_ps(vs, exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm)));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vs);
+    for (int k = 0; k < 8; k++) s += lanes[k];
+#endif
+    for (; j < V; j++) s += exp1(row[j] - m);
+    return s;
+}
+
+/* row[j] = exp(row[j] - lse) * scale; db[j] += row[j]: softmax times the mean-loss factor, in place. */
+static void softmax_grad(float *row /* (V) */, float *db /* (V) */, float lse, float scale, int V)
+{
+    int j = 0;
+#ifdef LSTM_HAVE_AVX2
+    __m256 vl = _mm256_set1_ps(lse), vs = _mm256_set1_ps(scale);
+    for (; j + 8 <= V; j += 8) {
+        __m256 p = _mm256_mul_ps(exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vl)), vs);
+        _mm256_storeu_ps(row + j, p);
+        _mm256_storeu_ps(db + j, _mm256_add_ps(_mm256_loadu_ps(db + j), p));
+    }
+#endif
+    for (; j < V; j++) {
+        float p = exp1(row[j] - lse) * scale;
+        row[j] = p;
+        db[j] += p;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Fused pointwise steps, shared by the training forward and the inference step. */
+
+/* g (4H): W_ih x + W_hh h on entry, activated i,f,g,o on exit. c_prev may equal c. */
+static void lstm_point(float *g, float *c, float *tc, float *h, const float *c_prev, const float *b_ih,
+                       const float *b_hh, int H)
+{
+    for (int j = 0; j < 4 * H; j++) g[j] += b_ih[j] + b_hh[j];
+    lstm_vsigmoid(g, g, (size_t)2 * H);
+    lstm_vtanh(g + 2 * H, g + 2 * H, (size_t)H);
+    lstm_vsigmoid(g + 3 * H, g + 3 * H, (size_t)H);
+    for (int j = 0; j < H; j++) c[j] = g[H + j] * c_prev[j] + g[j] * g[2 * H + j];
+    lstm_vtanh(tc, c, (size_t)H);
+    for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * tc[j];
+}
+
+/* g (3H): W_ih x on entry, activated r,z,n on exit; hg (3H): W_hh h; hn (H) receives W_hn h + b_hn (may
+ * alias hg + 2H). h_prev may equal h. */
+static void gru_point(float *g, float *hn, float *h, const float *hg, const float *h_prev, const float *b_ih,
+                      const float *b_hh, int H)
+{
+    for (int j = 0; j < 2 * H; j++) g[j] += b_ih[j] + hg[j] + b_hh[j];
+    lstm_vsigmoid(g, g, (size_t)2 * H);
+    for (int j = 0; j < H; j++) {
+        float v = hg[2 * H + j] + b_hh[2 * H + j];
+        hn[j] = v;
+        g[2 * H + j] += b_ih[2 * H + j] + g[j] * v;
+    }
+    lstm_vtanh(g + 2 * H, g + 2 * H, (size_t)H);
+    for (int j = 0; j < H; j++) {
+        float z = g[H + j];
+        h[j] = (1.0f - z) * g[2 * H + j] + z * h_prev[j];
+    }
+}
+
+/* g (H): W_ih x + W_hh h on entry, full pre-activation on exit. */
+static void rnn_point(float *g, float *h, const float *b_ih, const float *b_hh, int H)
+{
+    for (int j = 0; j < H; j++) g[j] += b_ih[j] + b_hh[j];
+    lstm_vtanh(h, g, (size_t)H);
+}
+
+void lstm_cell_step(int cell, float *h, float *c, float *xg, float *hg, const float *b_ih, const float *b_hh,
+                    int B, int H)
+{
+    int GH = lstm_cell_gates(cell) * H;
+    for (int b = 0; b < B; b++) {
+        float *g = xg + (size_t)b * GH, *hgb = hg + (size_t)b * GH, *hb = h + (size_t)b * H;
+        if (cell == LSTM_CELL_GRU) {
+            gru_point(g, hgb + 2 * H, hb, hgb, hb, b_ih, b_hh, H);
+            continue;
+        }
+        for (int j = 0; j < GH; j++) g[j] += hgb[j];
+        if (cell == LSTM_CELL_LSTM) {
+            float *cb = c + (size_t)b * H;
+            lstm_point(g, cb, hgb /* tanh(c) scratch */, hb, cb, b_ih, b_hh, H);
+        } else {
+            rnn_point(g, hb, b_ih, b_hh, H);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Fast layer kernels. */
+
+void lstm_cell_forward(int cell, lstm_layer_acts *a, const float *x, const lstm_layer_w *w, int B, int T, int In,
+                       int H)
+{
+    int GH = lstm_cell_gates(cell) * H;
+    size_t BH = (size_t)B * H, BG = (size_t)B * GH;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T * B, GH, In, 1.0f, x, In, w->w_ih, In, 0.0f,
+                a->gates, GH);
+    for (int t = 0; t < T; t++) {
+        float *gt = a->gates + t * BG;
+        const float *hp = a->h + t * BH;
+        float *hc = a->h + (t + 1) * BH;
+        if (cell == LSTM_CELL_GRU) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, w->w_hh, H, 0.0f, a->hg,
+                        GH);
+            for (int b = 0; b < B; b++)
+                gru_point(gt + b * GH, a->hn + t * BH + b * H, hc + b * H, a->hg + b * GH, hp + b * H, w->b_ih,
+                          w->b_hh, H);
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, w->w_hh, H, 1.0f, gt, GH);
+        for (int b = 0; b < B; b++) {
+            if (cell == LSTM_CELL_LSTM)
+                lstm_point(gt + b * GH, a->c + (t + 1) * BH + b * H, a->tc + t * BH + b * H, hc + b * H,
+                           a->c + t * BH + b * H, w->b_ih, w->b_hh, H);
+            else
+                rnn_point(gt + b * GH, hc + b * H, w->b_ih, w->b_hh, H);
+        }
+    }
+}
+
+static void add_colsum(float *acc /* (C) */, const float *m /* (R,C) */, int R, int C)
+{
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < C; j++) acc[j] += m[(size_t)r * C + j];
+}
+
+void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float *dc0, lstm_layer_scratch *s,
+                        const float *dh_seq, const lstm_layer_acts *a, const float *x, const lstm_layer_w *w,
+                        int B, int T, int In, int H)
+{
+    int GH = lstm_cell_gates(cell) * H;
+    size_t BH = (size_t)B * H, BG = (size_t)B * GH;
+    float *dhg = cell == LSTM_CELL_GRU ? s->dhg : s->dxg;
+    memset(s->dh, 0, BH * sizeof(float));
+    if (cell == LSTM_CELL_LSTM) memset(s->dc, 0, BH * sizeof(float));
+    for (int t = T - 1; t >= 0; t--) {
+        const float *gt = a->gates + t * BG, *dht = dh_seq + t * BH;
+        float *dxt = s->dxg + t * BG, *dhgt = dhg + t * BG;
+        for (int b = 0; b < B; b++) {
+            const float *gb = gt + b * GH, *dhb = dht + b * H;
+            float *d = dxt + b * GH, *dn = s->dh + b * H;
+            if (cell == LSTM_CELL_LSTM) {
+                const float *tc = a->tc + t * BH + b * H, *cp = a->c + t * BH + b * H;
+                float *dcn = s->dc + b * H;
+                for (int j = 0; j < H; j++) {
+                    float i = gb[j], f = gb[H + j], gg = gb[2 * H + j], o = gb[3 * H + j], tcv = tc[j];
+                    float dh = dhb[j] + dn[j];
+                    float dc = dcn[j] + dh * o * (1.0f - tcv * tcv);
+                    d[j] = dc * gg * i * (1.0f - i);
+                    d[H + j] = dc * cp[j] * f * (1.0f - f);
+                    d[2 * H + j] = dc * i * (1.0f - gg * gg);
+                    d[3 * H + j] = dh * tcv * o * (1.0f - o);
+                    dcn[j] = dc * f;
+                }
+            } else if (cell == LSTM_CELL_GRU) {
+                const float *hp = a->h + t * BH + b * H, *hn = a->hn + t * BH + b * H;
+                float *e = dhgt + b * GH;
+                for (int j = 0; j < H; j++) {
+                    float r = gb[j], z = gb[H + j], n = gb[2 * H + j];
+                    float dh = dhb[j] + dn[j];
+                    float dan = dh * (1.0f - z) * (1.0f - n * n);
+                    float dar = dan * hn[j] * r * (1.0f - r);
+                    float daz = dh * (hp[j] - n) * z * (1.0f - z);
+                    d[j] = e[j] = dar;
+                    d[H + j] = e[H + j] = daz;
+                    d[2 * H + j] = dan;
+                    e[2 * H + j] = dan * r;
+                    dn[j] = dh * z;
+                }
+            } else {
+                const float *hc = a->h + (t + 1) * BH + b * H;
+                for (int j = 0; j < H; j++) d[j] = (dhb[j] + dn[j]) * (1.0f - hc[j] * hc[j]);
+            }
+        }
+        if (t > 0 || dh0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dhgt, GH, w->w_hh, H,
+                        cell == LSTM_CELL_GRU ? 1.0f : 0.0f, s->dh, H);
+    }
+    if (dh0)
+        for (size_t k = 0; k < BH; k++) dh0[k] += s->dh[k];
+    if (dc0 && cell == LSTM_CELL_LSTM)
+        for (size_t k = 0; k < BH; k++) dc0[k] += s->dc[k];
+    int N = T * B;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, In, N, 1.0f, s->dxg, GH, x, In, 1.0f, g->w_ih, In);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, H, N, 1.0f, dhg, GH, a->h, H, 1.0f, g->w_hh, H);
+    add_colsum(g->b_ih, s->dxg, N, GH);
+    add_colsum(g->b_hh, dhg, N, GH);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, GH, 1.0f, s->dxg, GH, w->w_ih, In, 0.0f, dx, In);
+}
+
+void lstm_out_forward(float *logits, float *lse, double *nll_sum, long *count, const float *x, const float *w,
+                      const float *b, const uint32_t *targets, int N, int H, int V)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, H, 1.0f, x, H, w, H, 0.0f, logits, V);
+    double nll = 0.0;
+    long cnt = 0;
+    for (int n = 0; n < N; n++) {
+        float *row = logits + (size_t)n * V;
+        float m = add_bias_max(row, b, V);
+        if (!targets) continue;
+        uint32_t tg = targets[n];
+        if (tg == 0) {
+            lse[n] = 0.0f;
+            continue;
+        }
+        float l = m + logf(sum_exp(row, m, V));
+        lse[n] = l;
+        nll += (double)l - (double)row[tg];
+        cnt++;
+    }
+    *nll_sum = nll;
+    *count = cnt;
+}
+
+void lstm_out_backward(float *dx, float *dw, float *db, float *logits, const float *lse, const float *x,
+                       const float *w, const uint32_t *targets, float scale, int N, int H, int V)
+{
+    for (int n = 0; n < N; n++) {
+        float *row = logits + (size_t)n * V;
+        uint32_t tg = targets[n];
+        if (tg == 0) {
+            memset(row, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        softmax_grad(row, db, lse[n], scale, V);
+        row[tg] -= scale;
+        db[tg] -= scale;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, H, N, 1.0f, logits, V, x, H, 1.0f, dw, H);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, V, 1.0f, logits, V, w, H, 0.0f, dx, H);
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Reference twins: one (t, b, j) at a time, straight from the equations, libm functions, double sums. */
+
+void lstm_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *Bm, int ldb, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int k = 0; k < K; k++) {
+                float a = trans_a ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = trans_b ? Bm[(size_t)j * ldb + k] : Bm[(size_t)k * ldb + j];
+                s += (double)a * b;
+            }
+            float *c = C + (size_t)i * ldc + j;
+            *c = (float)(alpha * s + (beta == 0.0f ? 0.0 : (double)beta * *c));
+        }
+}
+
+static float dot_ref(const float *w, const float *v, int n)
+{
+    double s = 0.0;
+    for (int k = 0; k < n; k++) s += (double)w[k] * v[k];
+    return (float)s;
+}
+
+static float sigm_ref(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void lstm_cell_forward_ref(int cell, lstm_layer_acts *a, const float *x, const lstm_layer_w *w, int B, int T,
+                           int In, int H)
+{
+    int GH = lstm_cell_gates(cell) * H;
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) {
+            size_t r = (size_t)t * B + b; /* row (t, b) */
+            const float *xr = x + r * In, *hp = a->h + r * H;
+            float *g = a->gates + r * GH, *h = a->h + (r + B) * H;
+            /* pre(k) = input part + hidden part of gate row k, biases included */
+#define PX(k) (dot_ref(w->w_ih + (size_t)(k) * In, xr, In) + w->b_ih[k])
+#define PH(k) (dot_ref(w->w_hh + (size_t)(k) * H, hp, H) + w->b_hh[k])
+            for (int j = 0; j < H; j++) {
+                if (cell == LSTM_CELL_LSTM) {
+                    float i = sigm_ref(PX(j) + PH(j)), f = sigm_ref(PX(H + j) + PH(H + j));
+                    float gg = tanhf(PX(2 * H + j) + PH(2 * H + j)), o = sigm_ref(PX(3 * H + j) + PH(3 * H + j));
+                    float c = f * a->c[r * H + j] + i * gg;
+                    g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;
+                    a->c[(r + B) * H + j] = c;
+                    a->tc[r * H + j] = tanhf(c);
+                    h[j] = o * tanhf(c);
+                } else if (cell == LSTM_CELL_GRU) {
+                    float rr = sigm_ref(PX(j) + PH(j)), z = sigm_ref(PX(H + j) + PH(H + j));
+                    float hn = PH(2 * H + j);
+                    float n = tanhf(PX(2 * H + j) + rr * hn);
+                    g[j] = rr, g[H + j] = z, g[2 * H + j] = n;
+                    a->hn[r * H + j] = hn;
+                    h[j] = (1.0f - z) * n + z * hp[j];
+                } else {
+                    g[j] = PX(j) + PH(j);
+                    h[j] = tanhf(g[j]);
+                }
+            }
+#undef PX
+#undef PH
+        }
+}
+
+void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx, float *dh0, float *dc0, lstm_layer_scratch *s,
+                            const float *dh_seq, const lstm_layer_acts *a, const float *x, const lstm_layer_w *w,
+                            int B, int T, int In, int H)
+{
+    int GH = lstm_cell_gates(cell) * H;
+    float *dhg = cell == LSTM_CELL_GRU ? s->dhg : s->dxg;
+    memset(s->dh, 0, (size_t)B * H * sizeof(float));
+    if (cell == LSTM_CELL_LSTM) memset(s->dc, 0, (size_t)B * H * sizeof(float));
+    for (int t = T - 1; t >= 0; t--)
+        for (int b = 0; b < B; b++) {
+            size_t r = (size_t)t * B + b;
+            const float *gr = a->gates + r * GH, *hp = a->h + r * H, *xr = x + r * In;
+            float *d = s->dxg + r * GH, *e = dhg + r * GH, *dn = s->dh + (size_t)b * H;
+            for (int j = 0; j < H; j++) {
+                float dh = dh_seq[r * H + j] + dn[j];
+                if (cell == LSTM_CELL_LSTM) {
+                    float i = gr[j], f = gr[H + j], gg = gr[2 * H + j], o = gr[3 * H + j];
+                    float c = a->c[(r + B) * H + j], tc = tanhf(c);
+                    float dc = s->dc[(size_t)b * H + j] + dh * o * (1.0f - tc * tc);
+                    d[j] = dc * gg * i * (1.0f - i);
+                    d[H + j] = dc * a->c[r * H + j] * f * (1.0f - f);
+                    d[2 * H + j] = dc * i * (1.0f - gg * gg);
+                    d[3 * H + j] = dh * tc * o * (1.0f - o);
+                    s->dc[(size_t)b * H + j] = dc * f;
+                    dn[j] = 0.0f;
+                } else if (cell == LSTM_CELL_GRU) {
+                    float rr = gr[j], z = gr[H + j], n = gr[2 * H + j];
+                    float dan = dh * (1.0f - z) * (1.0f - n * n);
+                    d[j] = e[j] = dan * a->hn[r * H + j] * rr * (1.0f - rr);
+                    d[H + j] = e[H + j] = dh * (hp[j] - n) * z * (1.0f - z);
+                    d[2 * H + j] = dan;
+                    e[2 * H + j] = dan * rr;
+                    dn[j] = dh * z; /* the direct path h' = ... + z*h */
+                } else {
+                    float hc = a->h[(r + B) * H + j];
+                    d[j] = dh * (1.0f - hc * hc);
+                    dn[j] = 0.0f;
+                }
+            }
+            /* dh_{t-1} through W_hh, then the weight and input gradients of this (t, b) */
+            for (int k = 0; k < H; k++) {
+                double sum = 0.0;
+                for (int j = 0; j < GH; j++) sum += (double)e[j] * w->w_hh[(size_t)j * H + k];
+                dn[k] += (float)sum;
+            }
+            for (int j = 0; j < GH; j++) {
+                for (int k = 0; k < In; k++) g->w_ih[(size_t)j * In + k] += d[j] * xr[k];
+                for (int k = 0; k < H; k++) g->w_hh[(size_t)j * H + k] += e[j] * hp[k];
+                g->b_ih[j] += d[j];
+                g->b_hh[j] += e[j];
+            }
+            for (int k = 0; k < In; k++) {
+                double sum = 0.0;
+                for (int j = 0; j < GH; j++) sum += (double)d[j] * w->w_ih[(size_t)j * In + k];
+                dx[r * In + k] = (float)sum;
+            }
+        }
+    for (int k = 0; k < B * H; k++) {
+        if (dh0) dh0[k] += s->dh[k];
+        if (dc0 && cell == LSTM_CELL_LSTM) dc0[k] += s->dc[k];
+    }
+}
+
+void lstm_out_forward_ref(float *logits, float *lse, double *nll_sum, long *count, const float *x, const float *w,
+                          const float *b, const uint32_t *targets, int N, int H, int V)
+{
+    double nll = 0.0;
+    long cnt = 0;
+    for (int n = 0; n < N; n++) {
+        float *row = logits + (size_t)n * V;
+        for (int v = 0; v < V; v++) row[v] = dot_ref(w + (size_t)v * H, x + (size_t)n * H, H) + b[v];
+        if (!targets) continue;
+        if (targets[n] == 0) {
+            lse[n] = 0.0f;
+            continue;
+        }
+        float m = row[0];
+        for (int v = 1; v < V; v++) m = row[v] > m ? row[v] : m;
+        double s = 0.0;
+        for (int v = 0; v < V; v++) s += exp((double)row[v] - m);
+        lse[n] = (float)(m + log(s));
+        nll += m + log(s) - row[targets[n]];
+        cnt++;
+    }
+    *nll_sum = nll;
+    *count = cnt;
+}
+
+void lstm_out_backward_ref(float *dx, float *dw, float *db, float *logits, const float *lse, const float *x,
+                           const float *w, const uint32_t *targets, float scale, int N, int H, int V)
+{
+    for (int n = 0; n < N; n++) {
+        float *row = logits + (size_t)n * V;
+        for (int v = 0; v < V; v++)
+            row[v] = targets[n] == 0 ? 0.0f : scale * (expf(row[v] - lse[n]) - (v == (int)targets[n]));
+        for (int v = 0; v < V; v++) {
+            db[v] += row[v];
+            for (int k = 0; k < H; k++) dw[(size_t)v * H + k] += row[v] * x[(size_t)n * H + k];
+        }
+    }
+    lstm_gemm_ref(0, 0, N, H, V, 1.0f, logits, V, w, H, 0.0f, dx, H);
+}

@@ -1,0 +1,114 @@
+/* cells.h: the compute kernels of the model: LSTM / GRU / RNN layers over a window (forward, backward),
+ * the output layer with softmax cross-entropy, and vectorized exp / sigmoid / tanh. Every fast kernel
+ * (cblas_sgemm + fused loops) has a plain-loop reference twin (*_ref) that the tests compare it with.
+ *
+ * Layout: activations are time-major, row (t, b) of a (T,B,X) array is at ((t*B)+b)*X, so the rows of
+ * one time step are contiguous for the per-step recurrent GEMM, and the hidden states of a window,
+ * stored with the initial state in slot 0 as (T+1,B,H), give the "previous h" of every step as one
+ * contiguous (T*B, H) matrix for the weight-gradient GEMM.
+ *
+ * Gate conventions are PyTorch's: W_ih (G*H, In), W_hh (G*H, H), b_ih (G*H), b_hh (G*H);
+ *   LSTM (G=4, order i,f,g,o): c' = f*c + i*g, h' = o*tanh(c')
+ *   GRU  (G=3, order r,z,n):   n = tanh(W_in x + b_in + r*(W_hn h + b_hn)), h' = (1-z)*n + z*h
+ *   RNN  (G=1):                h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+ * Kernels never allocate and never fail: the caller checks sizes. */
+#ifndef LSTM_CELLS_H
+#define LSTM_CELLS_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum { LSTM_CELL_LSTM = 0, LSTM_CELL_GRU = 1, LSTM_CELL_RNN = 2 };
+
+/* Gates per cell type (4, 3, 1), 0 for an unknown type. */
+int lstm_cell_gates(int cell);
+
+/* Weights of one layer (read-only) and the matching gradient accumulators. */
+typedef struct {
+    const float *w_ih; /* (G*H, In) */
+    const float *w_hh; /* (G*H, H) */
+    const float *b_ih; /* (G*H) */
+    const float *b_hh; /* (G*H) */
+} lstm_layer_w;
+
+typedef struct {
+    float *w_ih; /* (G*H, In) */
+    float *w_hh; /* (G*H, H) */
+    float *b_ih; /* (G*H) */
+    float *b_hh; /* (G*H) */
+} lstm_layer_g;
+
+/* What one layer's forward saves for its backward (all time-major). The caller fills slot 0 of h (and
+ * of c for LSTM) with the initial state before the forward; the final state is slot T afterwards. */
+typedef struct {
+    float *gates; /* (T,B,G*H) activated gates (LSTM i,f,g,o; GRU r,z,n; RNN unused) */
+    float *h;     /* (T+1,B,H) */
+    float *c;     /* (T+1,B,H) LSTM only */
+    float *tc;    /* (T,B,H)   tanh(c), LSTM only */
+    float *hn;    /* (T,B,H)   W_hn h + b_hn, GRU only */
+    float *hg;    /* (B,G*H)   per-step scratch, GRU only */
+} lstm_layer_acts;
+
+/* Backward scratch of one layer. */
+typedef struct {
+    float *dxg; /* (T,B,G*H) gradient w.r.t. the input-side pre-activations */
+    float *dhg; /* (T,B,G*H) gradient w.r.t. the hidden-side pre-activations (GRU only; else = dxg) */
+    float *dh;  /* (B,H) carried dL/dh_{t-1} */
+    float *dc;  /* (B,H) carried dL/dc_{t-1} (LSTM) */
+} lstm_layer_scratch;
+
+/* Forward of one layer over T steps: input projection of all steps in one GEMM, one recurrent GEMM per
+ * step, fused gate nonlinearities. */
+void lstm_cell_forward(int cell, lstm_layer_acts *a, const float *x /* (T,B,In) */, const lstm_layer_w *w,
+                       int B, int T, int In, int H);
+void lstm_cell_forward_ref(int cell, lstm_layer_acts *a, const float *x /* (T,B,In) */, const lstm_layer_w *w,
+                           int B, int T, int In, int H);
+
+/* Backward of one layer: given dL/dh_t for every output (dh_seq), accumulates (+=) into g, writes
+ * (overwrites) dx, and accumulates (+=) the gradient w.r.t. the initial state into dh0 / dc0 (dc0 is
+ * ignored unless LSTM; either may be NULL). */
+void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx /* (T,B,In) */, float *dh0 /* (B,H) */,
+                        float *dc0 /* (B,H) */, lstm_layer_scratch *s, const float *dh_seq /* (T,B,H) */,
+                        const lstm_layer_acts *a, const float *x /* (T,B,In) */, const lstm_layer_w *w,
+                        int B, int T, int In, int H);
+void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx /* (T,B,In) */, float *dh0 /* (B,H) */,
+                            float *dc0 /* (B,H) */, lstm_layer_scratch *s, const float *dh_seq /* (T,B,H) */,
+                            const lstm_layer_acts *a, const float *x /* (T,B,In) */, const lstm_layer_w *w,
+                            int B, int T, int In, int H);
+
+/* One step of one layer for inference: gates from precomputed projections, state updated in place.
+ * xg (B,G*H): W_ih x (no bias), overwritten; hg (B,G*H): W_hh h (no bias), overwritten. */
+void lstm_cell_step(int cell, float *h /* (B,H) */, float *c /* (B,H) */, float *xg, float *hg,
+                    const float *b_ih /* (G*H) */, const float *b_hh /* (G*H) */, int B, int H);
+
+/* Output layer over N = T*B rows: logits = x W^T + b. With targets (id 0 = PAD, masked), also lse[n] =
+ * log sum exp(logits[n]) and the NLL summed in double over unmasked rows, and the number of such rows. */
+void lstm_out_forward(float *logits /* (N,V) */, float *lse /* (N) */, double *nll_sum, long *count,
+                      const float *x /* (N,H) */, const float *w /* (V,H) */, const float *b /* (V) */,
+                      const uint32_t *targets /* (N) or NULL */, int N, int H, int V);
+void lstm_out_forward_ref(float *logits /* (N,V) */, float *lse /* (N) */, double *nll_sum, long *count,
+                          const float *x /* (N,H) */, const float *w /* (V,H) */, const float *b /* (V) */,
+                          const uint32_t *targets /* (N) or NULL */, int N, int H, int V);
+
+/* Backward of (mean over unmasked rows, scale = 1/count) softmax cross-entropy and the output layer.
+ * logits is turned into dlogits in place (so it no longer holds logits). Accumulates (+=) dw and db,
+ * overwrites dx. */
+void lstm_out_backward(float *dx /* (N,H) */, float *dw /* (V,H) */, float *db /* (V) */,
+                       float *logits /* (N,V) */, const float *lse /* (N) */, const float *x /* (N,H) */,
+                       const float *w /* (V,H) */, const uint32_t *targets /* (N) */, float scale,
+                       int N, int H, int V);
+void lstm_out_backward_ref(float *dx /* (N,H) */, float *dw /* (V,H) */, float *db /* (V) */,
+                           float *logits /* (N,V) */, const float *lse /* (N) */, const float *x /* (N,H) */,
+                           const float *w /* (V,H) */, const uint32_t *targets /* (N) */, float scale,
+                           int N, int H, int V);
+
+/* Vectorized elementwise math (y may equal x). Relative error about 2e-7 for exp and sigmoid, absolute
+ * error about 2e-7 for tanh; inputs are clamped so results stay finite (exp(x < -87) is ~1e-38). */
+void lstm_vexp(float *y, const float *x, size_t n);
+void lstm_vsigmoid(float *y, const float *x, size_t n);
+void lstm_vtanh(float *y, const float *x, size_t n);
+
+/* C = alpha * op(A) op(B) + beta * C, row-major, plain loops: the reference twin of cblas_sgemm. */
+void lstm_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *Bm, int ldb, float beta, float *C, int ldc);
+
+#endif

@@ -1,0 +1,514 @@
+/* model.c: the flat parameter layout, init, dropout, and the window forward / backward and inference
+ * step that chain the kernels of cells.c (see model.h). */
+#include "model.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+
+#define ALIGN_FLOATS 16 /* 64 bytes */
+
+static size_t round16(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+void lstm_model_config_default(lstm_model_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->cell = LSTM_CELL_LSTM;
+    cfg->V = 10000;
+    cfg->E = cfg->H = 200;
+    cfg->L = 2;
+    cfg->dropout = 0.0f;
+    cfg->forget_bias = 1.0f;
+    cfg->init_scale = 0.1f;
+}
+
+int lstm_model_config_check(const lstm_model_config *cfg)
+{
+    if (!cfg || lstm_cell_gates(cfg->cell) == 0) return LSTM_E_ARG;
+    if (cfg->V < 1 || cfg->E < 1 || cfg->H < 1 || cfg->L < 1 || cfg->L > LSTM_MAX_LAYERS) return LSTM_E_ARG;
+    if (cfg->tie && cfg->E != cfg->H) return LSTM_E_ARG;
+    if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f)) return LSTM_E_ARG;
+    /* keep every GEMM dimension and row offset within int */
+    if ((long long)cfg->V * cfg->H > (1LL << 30) || (long long)cfg->V * cfg->E > (1LL << 30) ||
+        (long long)cfg->H * 4 * cfg->H > (1LL << 30) || (long long)cfg->E * 4 * cfg->H > (1LL << 30))
+        return LSTM_E_ARG;
+    return 0;
+}
+
+static void add_tensor(lstm_tensor_info *t, int *n, size_t *off, const char *name, int d0, int d1)
+{
+    lstm_tensor_info *ti = &t[(*n)++];
+    memset(ti, 0, sizeof *ti);
+    snprintf(ti->name, sizeof ti->name, "%s", name);
+    ti->ndim = d1 ? 2 : 1;
+    ti->shape[0] = d0;
+    ti->shape[1] = d1 ? d1 : 1;
+    ti->offset = *off;
+    ti->size = (size_t)d0 * (size_t)ti->shape[1];
+    *off = round16(*off + ti->size);
+}
+
+size_t lstm_model_layout(const lstm_model_config *cfg, lstm_tensor_info *t, int *n_tensors)
+{
+    *n_tensors = 0;
+    if (lstm_model_config_check(cfg)) return 0;
+    int G = lstm_cell_gates(cfg->cell), n = 0;
+    size_t off = 0;
+    char name[32];
+    add_tensor(t, &n, &off, "emb", cfg->V, cfg->E);
+    for (int l = 0; l < cfg->L; l++) {
+        int in = l == 0 ? cfg->E : cfg->H;
+        snprintf(name, sizeof name, "l%d.w_ih", l);
+        add_tensor(t, &n, &off, name, G * cfg->H, in);
+        snprintf(name, sizeof name, "l%d.w_hh", l);
+        add_tensor(t, &n, &off, name, G * cfg->H, cfg->H);
+        snprintf(name, sizeof name, "l%d.b_ih", l);
+        add_tensor(t, &n, &off, name, G * cfg->H, 0);
+        snprintf(name, sizeof name, "l%d.b_hh", l);
+        add_tensor(t, &n, &off, name, G * cfg->H, 0);
+    }
+    if (!cfg->tie) add_tensor(t, &n, &off, "out.w", cfg->V, cfg->H);
+    add_tensor(t, &n, &off, "out.b", cfg->V, 0);
+    *n_tensors = n;
+    return off;
+}
+
+static int model_setup(lstm_model *m, const lstm_model_config *cfg)
+{
+    memset(m, 0, sizeof *m);
+    int err = lstm_model_config_check(cfg);
+    if (err) return err;
+    m->cfg = *cfg;
+    m->G = lstm_cell_gates(cfg->cell);
+    m->n_params = lstm_model_layout(cfg, m->tensors, &m->n_tensors);
+    return 0;
+}
+
+int lstm_model_create(lstm_model *m, const lstm_model_config *cfg)
+{
+    int err = model_setup(m, cfg);
+    if (err) return err;
+    size_t bytes = m->n_params * sizeof(float); /* a multiple of 64 */
+    m->params = aligned_alloc(64, bytes);
+    m->grads = aligned_alloc(64, bytes);
+    if (!m->params || !m->grads) {
+        free(m->params);
+        free(m->grads);
+        memset(m, 0, sizeof *m);
+        return LSTM_E_NOMEM;
+    }
+    memset(m->params, 0, bytes);
+    memset(m->grads, 0, bytes);
+    m->owns = 1;
+    return 0;
+}
+
+int lstm_model_init_view(lstm_model *m, const lstm_model_config *cfg, const float *params)
+{
+    if (!params || ((uintptr_t)params & 63)) return LSTM_E_ARG;
+    int err = model_setup(m, cfg);
+    if (err) return err;
+    m->params = (float *)params; /* never written through: a view has no gradients and cannot train */
+    return 0;
+}
+
+void lstm_model_free(lstm_model *m)
+{
+    if (!m) return;
+    if (m->owns) {
+        free(m->params);
+        free(m->grads);
+    }
+    memset(m, 0, sizeof *m);
+}
+
+void lstm_model_init_params(lstm_model *m, lstm_rng *rng)
+{
+    const lstm_model_config *c = &m->cfg;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const lstm_tensor_info *t = &m->tensors[i];
+        float *p = m->params + t->offset;
+        if (t->ndim == 1) {
+            memset(p, 0, t->size * sizeof(float));
+            continue;
+        }
+        for (size_t k = 0; k < t->size; k++) p[k] = (2.0f * lstm_rng_uniform(rng) - 1.0f) * c->init_scale;
+    }
+    if (c->cell == LSTM_CELL_LSTM)
+        for (int l = 0; l < c->L; l++) {
+            float *b_ih = m->params + m->tensors[1 + 4 * l + 2].offset;
+            for (int j = c->H; j < 2 * c->H; j++) b_ih[j] = c->forget_bias;
+        }
+}
+
+size_t lstm_model_num_params(const lstm_model *m) { return m->n_params; }
+
+size_t lstm_model_num_weights(const lstm_model *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->n_tensors; i++) n += m->tensors[i].size;
+    return n;
+}
+
+int lstm_model_num_tensors(const lstm_model *m) { return m->n_tensors; }
+
+const lstm_tensor_info *lstm_model_tensor(const lstm_model *m, int i)
+{
+    return i >= 0 && i < m->n_tensors ? &m->tensors[i] : NULL;
+}
+
+int lstm_model_find_tensor(const lstm_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+void lstm_model_zero_grads(lstm_model *m)
+{
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+void lstm_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+
+/* Tensor pointers inside a flat block laid out like params (params itself or grads). */
+static void layer_w(const lstm_model *m, const float *base, int l, lstm_layer_w *w)
+{
+    const lstm_tensor_info *t = &m->tensors[1 + 4 * l];
+    w->w_ih = base + t[0].offset;
+    w->w_hh = base + t[1].offset;
+    w->b_ih = base + t[2].offset;
+    w->b_hh = base + t[3].offset;
+}
+
+static void layer_g(const lstm_model *m, float *base, int l, lstm_layer_g *g)
+{
+    const lstm_tensor_info *t = &m->tensors[1 + 4 * l];
+    g->w_ih = base + t[0].offset;
+    g->w_hh = base + t[1].offset;
+    g->b_ih = base + t[2].offset;
+    g->b_hh = base + t[3].offset;
+}
+
+static size_t out_w_offset(const lstm_model *m)
+{
+    return m->cfg.tie ? m->tensors[0].offset : m->tensors[1 + 4 * m->cfg.L].offset;
+}
+
+static size_t out_b_offset(const lstm_model *m) { return m->tensors[m->n_tensors - 1].offset; }
+
+/* ---------------------------------------------------------------------------------------------------
+ * State, activations, inference scratch. */
+
+int lstm_state_alloc(lstm_state *s, const lstm_model *m, int B)
+{
+    memset(s, 0, sizeof *s);
+    if (B < 1) return LSTM_E_ARG;
+    size_t n = (size_t)m->cfg.L * B * m->cfg.H;
+    s->h = calloc(n, sizeof(float));
+    s->c = calloc(n, sizeof(float));
+    if (!s->h || !s->c) {
+        lstm_state_free(s);
+        return LSTM_E_NOMEM;
+    }
+    s->L = m->cfg.L, s->B = B, s->H = m->cfg.H;
+    return 0;
+}
+
+void lstm_state_free(lstm_state *s)
+{
+    if (!s) return;
+    free(s->h);
+    free(s->c);
+    memset(s, 0, sizeof *s);
+}
+
+void lstm_state_zero(lstm_state *s)
+{
+    size_t n = (size_t)s->L * s->B * s->H;
+    memset(s->h, 0, n * sizeof(float));
+    memset(s->c, 0, n * sizeof(float));
+}
+
+void lstm_state_reset_row(lstm_state *s, int b)
+{
+    if (b < 0 || b >= s->B) return;
+    for (int l = 0; l < s->L; l++) {
+        size_t off = ((size_t)l * s->B + b) * s->H;
+        memset(s->h + off, 0, (size_t)s->H * sizeof(float));
+        memset(s->c + off, 0, (size_t)s->H * sizeof(float));
+    }
+}
+
+/* Hands out 64-byte aligned pieces of one block; with base NULL it only counts. */
+static float *take(float *base, size_t *cur, size_t n)
+{
+    float *p = base ? base + *cur : NULL;
+    *cur += round16(n);
+    return p;
+}
+
+static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, int T)
+{
+    const lstm_model_config *c = &m->cfg;
+    int E = c->E, H = c->H, GH = m->G * H, EH = E > H ? E : H;
+    size_t N = (size_t)B * T, cur = 0;
+    a->x0 = take(base, &cur, N * E);
+    a->xin[0] = a->x0;
+    for (int l = 0; l < c->L; l++) {
+        lstm_layer_acts *la = &a->layer[l];
+        if (l > 0) a->xin[l] = take(base, &cur, N * H);
+        la->gates = take(base, &cur, N * GH);
+        la->h = take(base, &cur, (N + B) * H);
+        if (c->cell == LSTM_CELL_LSTM) {
+            la->c = take(base, &cur, (N + B) * H);
+            la->tc = take(base, &cur, N * H);
+        }
+        if (c->cell == LSTM_CELL_GRU) {
+            la->hn = take(base, &cur, N * H);
+            la->hg = take(base, &cur, (size_t)B * GH);
+        }
+    }
+    a->out_in = take(base, &cur, N * H);
+    a->logits = take(base, &cur, N * c->V);
+    a->lse = take(base, &cur, N);
+    if (c->dropout > 0.0f) {
+        a->mask_emb = take(base, &cur, N * E);
+        for (int l = 1; l < c->L; l++) a->mask_mid[l] = take(base, &cur, N * H);
+        a->mask_out = take(base, &cur, N * H);
+    }
+    a->scratch.dxg = take(base, &cur, N * GH);
+    a->scratch.dhg = c->cell == LSTM_CELL_GRU ? take(base, &cur, N * GH) : a->scratch.dxg;
+    a->scratch.dh = take(base, &cur, (size_t)B * H);
+    a->scratch.dc = take(base, &cur, (size_t)B * H);
+    a->dseq[0] = take(base, &cur, N * EH);
+    a->dseq[1] = take(base, &cur, N * EH);
+    return cur;
+}
+
+int lstm_acts_alloc(lstm_acts *a, const lstm_model *m, int B, int T)
+{
+    memset(a, 0, sizeof *a);
+    if (B < 1 || T < 1 || (long long)B * T * m->cfg.V > (1LL << 40) || (long long)B * T > (1 << 24))
+        return LSTM_E_ARG;
+    lstm_acts tmp;
+    memset(&tmp, 0, sizeof tmp);
+    size_t n = carve_acts(&tmp, m, NULL, B, T);
+    a->block = aligned_alloc(64, n * sizeof(float));
+    a->ids = malloc(2 * (size_t)B * T * sizeof(uint32_t));
+    if (!a->block || !a->ids) {
+        lstm_acts_free(a);
+        return LSTM_E_NOMEM;
+    }
+    memset(a->block, 0, n * sizeof(float));
+    carve_acts(a, m, a->block, B, T);
+    a->Bmax = B, a->Tmax = T;
+    return 0;
+}
+
+void lstm_acts_free(lstm_acts *a)
+{
+    if (!a) return;
+    free(a->block);
+    free(a->ids);
+    memset(a, 0, sizeof *a);
+}
+
+float *lstm_acts_logits(const lstm_acts *a, const lstm_model *m, int b, int t)
+{
+    return a->logits + ((size_t)t * a->B + b) * m->cfg.V;
+}
+
+static void fill_mask(float *mask, size_t n, float p, lstm_rng *rng)
+{
+    float keep = 1.0f / (1.0f - p);
+    for (size_t k = 0; k < n; k++) mask[k] = lstm_rng_uniform(rng) < p ? 0.0f : keep;
+}
+
+void lstm_model_sample_dropout(const lstm_model *m, lstm_acts *a, lstm_rng *rng)
+{
+    const lstm_model_config *c = &m->cfg;
+    if (!(c->dropout > 0.0f) || !a->mask_emb) return;
+    size_t N = (size_t)a->Bmax * a->Tmax;
+    fill_mask(a->mask_emb, N * c->E, c->dropout, rng);
+    for (int l = 1; l < c->L; l++) fill_mask(a->mask_mid[l], N * c->H, c->dropout, rng);
+    fill_mask(a->mask_out, N * c->H, c->dropout, rng);
+}
+
+/* y = x (* mask when mask is not NULL). */
+static void copy_masked(float *y, const float *x, const float *mask, size_t n)
+{
+    if (!mask) {
+        memcpy(y, x, n * sizeof(float));
+        return;
+    }
+    for (size_t k = 0; k < n; k++) y[k] = x[k] * mask[k];
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Forward and backward over a window. */
+
+int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32_t *inputs,
+                       const uint32_t *targets, int B, int T, int train, double *loss, long *count)
+{
+    const lstm_model_config *c = &m->cfg;
+    int V = c->V, E = c->E, H = c->H, L = c->L;
+    if (!inputs || B < 1 || T < 1 || B > a->Bmax || T > a->Tmax || !st || st->B != B || st->L != L ||
+        st->H != H)
+        return LSTM_E_ARG;
+    size_t N = (size_t)B * T, BH = (size_t)B * H;
+    uint32_t *in = a->ids, *tg = a->ids + (size_t)a->Bmax * a->Tmax;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            uint32_t id = inputs[(size_t)b * T + t];
+            uint32_t y = targets ? targets[(size_t)b * T + t] : 0;
+            if (id >= (uint32_t)V || y >= (uint32_t)V) return LSTM_E_RANGE;
+            in[(size_t)t * B + b] = id;
+            tg[(size_t)t * B + b] = y;
+        }
+    int drop = train && c->dropout > 0.0f;
+    const float *P = m->params;
+    const float *emb = P + m->tensors[0].offset;
+    for (size_t r = 0; r < N; r++)
+        copy_masked(a->x0 + r * E, emb + (size_t)in[r] * E, drop ? a->mask_emb + r * E : NULL, (size_t)E);
+    for (int l = 0; l < L; l++) {
+        lstm_layer_acts *la = &a->layer[l];
+        int In = l == 0 ? E : H;
+        if (l > 0) copy_masked(a->xin[l], a->layer[l - 1].h + BH, drop ? a->mask_mid[l] : NULL, N * H);
+        lstm_layer_w w;
+        layer_w(m, P, l, &w);
+        memcpy(la->h, st->h + l * BH, BH * sizeof(float));
+        if (c->cell == LSTM_CELL_LSTM) memcpy(la->c, st->c + l * BH, BH * sizeof(float));
+        if (m->reference)
+            lstm_cell_forward_ref(c->cell, la, a->xin[l], &w, B, T, In, H);
+        else
+            lstm_cell_forward(c->cell, la, a->xin[l], &w, B, T, In, H);
+        memcpy(st->h + l * BH, la->h + N * H, BH * sizeof(float));
+        if (c->cell == LSTM_CELL_LSTM) memcpy(st->c + l * BH, la->c + N * H, BH * sizeof(float));
+    }
+    copy_masked(a->out_in, a->layer[L - 1].h + BH, drop ? a->mask_out : NULL, N * H);
+    double nll = 0.0;
+    long cnt = 0;
+    (m->reference ? lstm_out_forward_ref : lstm_out_forward)(a->logits, a->lse, &nll, &cnt, a->out_in,
+                                                              P + out_w_offset(m), P + out_b_offset(m),
+                                                              targets ? tg : NULL, (int)N, H, V);
+    a->B = B, a->T = T, a->train = drop, a->has_targets = targets != NULL, a->count = cnt;
+    if (loss) *loss = cnt ? nll / (double)cnt : 0.0;
+    if (count) *count = cnt;
+    return 0;
+}
+
+static void mul_mask(float *x, const float *mask, size_t n)
+{
+    for (size_t k = 0; k < n; k++) x[k] *= mask[k];
+}
+
+int lstm_model_backward(lstm_model *m, lstm_acts *a, lstm_state *dstate)
+{
+    const lstm_model_config *c = &m->cfg;
+    int V = c->V, E = c->E, H = c->H, L = c->L, B = a->B, T = a->T;
+    if (!m->grads || !a->has_targets) return LSTM_E_ARG;
+    if (dstate && (dstate->B != B || dstate->L != L || dstate->H != H)) return LSTM_E_ARG;
+    size_t N = (size_t)B * T, BH = (size_t)B * H;
+    const uint32_t *in = a->ids, *tg = a->ids + (size_t)a->Bmax * a->Tmax;
+    const float *P = m->params;
+    float *Gr = m->grads;
+    float scale = a->count ? 1.0f / (float)a->count : 0.0f;
+    int cur = 0;
+    (m->reference ? lstm_out_backward_ref : lstm_out_backward)(a->dseq[cur], Gr + out_w_offset(m),
+                                                                Gr + out_b_offset(m), a->logits, a->lse,
+                                                                a->out_in, P + out_w_offset(m), tg, scale,
+                                                                (int)N, H, V);
+    if (a->train) mul_mask(a->dseq[cur], a->mask_out, N * H);
+    for (int l = L - 1; l >= 0; l--) {
+        int In = l == 0 ? E : H;
+        lstm_layer_w w;
+        lstm_layer_g g;
+        layer_w(m, P, l, &w);
+        layer_g(m, Gr, l, &g);
+        float *dh0 = dstate ? dstate->h + l * BH : NULL, *dc0 = dstate ? dstate->c + l * BH : NULL;
+        (m->reference ? lstm_cell_backward_ref : lstm_cell_backward)(c->cell, &g, a->dseq[1 - cur], dh0, dc0,
+                                                                      &a->scratch, a->dseq[cur], &a->layer[l],
+                                                                      a->xin[l], &w, B, T, In, H);
+        cur = 1 - cur;
+        if (a->train) mul_mask(a->dseq[cur], l == 0 ? a->mask_emb : a->mask_mid[l], N * In);
+    }
+    float *gemb = Gr + m->tensors[0].offset;
+    for (size_t r = 0; r < N; r++) {
+        float *row = gemb + (size_t)in[r] * E;
+        const float *d = a->dseq[cur] + r * E;
+        for (int k = 0; k < E; k++) row[k] += d[k];
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Inference. */
+
+int lstm_infer_alloc(lstm_infer *inf, const lstm_model *m, int B)
+{
+    memset(inf, 0, sizeof *inf);
+    if (B < 1) return LSTM_E_ARG;
+    int EH = m->cfg.E > m->cfg.H ? m->cfg.E : m->cfg.H, GH = m->G * m->cfg.H;
+    size_t cur = 0;
+    take(NULL, &cur, (size_t)B * EH);
+    take(NULL, &cur, (size_t)B * GH);
+    take(NULL, &cur, (size_t)B * GH);
+    inf->block = aligned_alloc(64, cur * sizeof(float));
+    if (!inf->block) return LSTM_E_NOMEM;
+    cur = 0;
+    inf->x = take(inf->block, &cur, (size_t)B * EH);
+    inf->xg = take(inf->block, &cur, (size_t)B * GH);
+    inf->hg = take(inf->block, &cur, (size_t)B * GH);
+    inf->m = m;
+    inf->B = B;
+    return 0;
+}
+
+void lstm_infer_free(lstm_infer *inf)
+{
+    if (!inf) return;
+    free(inf->block);
+    memset(inf, 0, sizeof *inf);
+}
+
+/* Y (B,N) = X (B,K) W^T, W (N,K): gemv for the single-lane case the suggestion server lives on. */
+static void project(float *Y, const float *X, const float *W, int B, int N, int K, float beta)
+{
+    if (B == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, W, K, X, 1, beta, Y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, K, 1.0f, X, K, W, K, beta, Y, N);
+}
+
+int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, float *logits)
+{
+    const lstm_model *m = inf->m;
+    const lstm_model_config *c = &m->cfg;
+    int B = inf->B, E = c->E, H = c->H, GH = m->G * H;
+    if (!st || st->B != B || st->L != c->L || st->H != H) return LSTM_E_ARG;
+    const float *P = m->params;
+    const float *emb = P + m->tensors[0].offset;
+    for (int b = 0; b < B; b++) {
+        if (tokens[b] >= (uint32_t)c->V) return LSTM_E_RANGE;
+        memcpy(inf->x + (size_t)b * E, emb + (size_t)tokens[b] * E, (size_t)E * sizeof(float));
+    }
+    size_t BH = (size_t)B * H;
+    for (int l = 0; l < c->L; l++) {
+        lstm_layer_w w;
+        layer_w(m, P, l, &w);
+        const float *x = l == 0 ? inf->x : st->h + (l - 1) * BH;
+        project(inf->xg, x, w.w_ih, B, GH, l == 0 ? E : H, 0.0f);
+        project(inf->hg, st->h + l * BH, w.w_hh, B, GH, H, 0.0f);
+        lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, w.b_ih, w.b_hh, B, H);
+    }
+    if (logits) {
+        const float *bias = P + out_b_offset(m);
+        for (int b = 0; b < B; b++) memcpy(logits + (size_t)b * c->V, bias, (size_t)c->V * sizeof(float));
+        project(logits, st->h + (c->L - 1) * BH, P + out_w_offset(m), B, c->V, H, 1.0f);
+    }
+    return 0;
+}

@@ -1,0 +1,173 @@
+/* model.h: the language model: parameters in one flat block carved into named tensors, embedding ->
+ * L stacked LSTM / GRU / RNN layers -> dropout -> linear -> softmax cross-entropy, forward and backward
+ * over a (B,T) window with state carried across windows, dropout masks, and a one-step inference path.
+ *
+ * Parameters. One 64-byte aligned float block of lstm_model_num_params() floats; tensor i of the table
+ * (lstm_model_tensor) starts at params + offset, a multiple of 16 floats, and holds size = shape[0] *
+ * shape[1] (or shape[0] when ndim == 1) floats, row-major. The padding floats between tensors are zero
+ * and stay zero. Tensors in order:
+ *   "emb"      (V,E)        embedding; also the output weight when tied
+ *   "l<k>.w_ih" (G*H, In)   layer k input weights, In = E for k = 0, else H; PyTorch gate order
+ *   "l<k>.w_hh" (G*H, H)    (LSTM i,f,g,o, G=4; GRU r,z,n, G=3; RNN G=1)
+ *   "l<k>.b_ih" (G*H)
+ *   "l<k>.b_hh" (G*H)
+ *   "out.w"    (V,H)        absent when tied
+ *   "out.b"    (V)
+ * Gradients (grads) and optimizer moments use exactly the same layout, so the optimizer and clipping
+ * are flat loops over lstm_model_num_params() floats.
+ *
+ * A checkpoint writer saves cfg plus, per table entry, name / shape / data at params + offset. A reader
+ * calls lstm_model_layout() to get the table a config implies (to validate what it reads), then either
+ * lstm_model_create() + copies, or lstm_model_init_view() on the mapped, aligned tensor block (no copy;
+ * the view has no gradients and cannot train).
+ *
+ * Activations (lstm_acts) are sized once for (B,T) and reused; forward and backward never allocate. They
+ * are time-major inside: use lstm_acts_logits() to find the logits of (b, t). */
+#ifndef LSTM_MODEL_H
+#define LSTM_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cells.h"
+#include "rng.h"
+
+#define LSTM_MAX_LAYERS 8
+#define LSTM_MAX_TENSORS (3 + 4 * LSTM_MAX_LAYERS)
+
+typedef struct {
+    int cell;          /* LSTM_CELL_LSTM, LSTM_CELL_GRU, LSTM_CELL_RNN */
+    int V, E, H, L;    /* vocabulary, embedding width, hidden width, layers (1..LSTM_MAX_LAYERS) */
+    int tie;           /* output weight = embedding (requires E == H) */
+    float dropout;     /* drop probability in [0, 1) on embeddings, between layers, before the output */
+    float forget_bias; /* LSTM: initial b_ih of the f gate */
+    float init_scale;  /* weights uniform in (-init_scale, init_scale) */
+} lstm_model_config;
+
+typedef struct {
+    char name[32];
+    int ndim;      /* 1 or 2 */
+    int shape[2];  /* shape[1] = 1 when ndim == 1 */
+    size_t offset; /* in floats from the start of the flat block, multiple of 16 */
+    size_t size;   /* floats */
+} lstm_tensor_info;
+
+typedef struct {
+    lstm_model_config cfg;
+    int G;                     /* gates per cell */
+    int n_tensors;
+    lstm_tensor_info tensors[LSTM_MAX_TENSORS];
+    size_t n_params;           /* floats in the flat block, padding included */
+    float *params;             /* (n_params) */
+    float *grads;              /* (n_params), NULL for a view */
+    int owns;                  /* params / grads were allocated by lstm_model_create */
+    int reference;             /* tests: run the plain-loop reference kernels instead of the fast ones */
+} lstm_model;
+
+/* Hidden state of every layer for B lanes; c is unused (but allocated) for GRU / RNN. */
+typedef struct {
+    int L, B, H;
+    float *h; /* (L,B,H) */
+    float *c; /* (L,B,H) */
+} lstm_state;
+
+/* Saved activations and scratch for windows of up to B x T. Fields are internal to model.c except the
+ * ones documented here. */
+typedef struct {
+    int Bmax, Tmax;
+    int B, T, train, has_targets; /* of the last forward */
+    long count;                   /* unmasked targets of the last forward */
+    float *block;                 /* the single float allocation everything below points into */
+    uint32_t *ids;                /* (T,B) inputs, then (T,B) targets, time-major */
+    float *x0;                    /* (T,B,E) embedded (and dropped) inputs */
+    float *xin[LSTM_MAX_LAYERS];  /* layer inputs: xin[0] = x0, else (T,B,H) */
+    lstm_layer_acts layer[LSTM_MAX_LAYERS];
+    float *out_in;                /* (T,B,H) input of the output layer (after dropout) */
+    float *logits;                /* (T,B,V) logits after forward; dlogits after backward */
+    float *lse;                   /* (T,B) */
+    float *mask_emb;              /* (T,B,E) 0 or 1/(1-p) */
+    float *mask_mid[LSTM_MAX_LAYERS]; /* (T,B,H) on the input of layer k >= 1 */
+    float *mask_out;              /* (T,B,H) */
+    lstm_layer_scratch scratch;
+    float *dseq[2];               /* (T,B,max(E,H)) gradients flowing down the stack (ping-pong) */
+} lstm_acts;
+
+/* One-token-at-a-time inference scratch (for B lanes). */
+typedef struct {
+    const lstm_model *m;
+    int B;
+    float *block;
+    float *x;      /* (B,max(E,H)) */
+    float *xg;     /* (B,G*H) */
+    float *hg;     /* (B,G*H) */
+} lstm_infer;
+
+/* Defaults: LSTM, V=10000, E=H=200, L=2, no tying, dropout 0, forget_bias 1, init_scale 0.1. */
+void lstm_model_config_default(lstm_model_config *cfg);
+
+/* 0 or LSTM_E_ARG (unknown cell, sizes < 1, L > LSTM_MAX_LAYERS, tie with E != H, dropout out of
+ * [0,1)). */
+int lstm_model_config_check(const lstm_model_config *cfg);
+
+/* The tensor table a config implies; returns the flat size in floats (0 for an invalid config). */
+size_t lstm_model_layout(const lstm_model_config *cfg, lstm_tensor_info *tensors /* (LSTM_MAX_TENSORS) */,
+                         int *n_tensors);
+
+/* Allocates zeroed params and grads. Returns 0, LSTM_E_ARG, LSTM_E_NOMEM. */
+int lstm_model_create(lstm_model *m, const lstm_model_config *cfg);
+
+/* Weights uniform(-init_scale, init_scale), biases 0, LSTM forget bias in b_ih's f block. */
+void lstm_model_init_params(lstm_model *m, lstm_rng *rng);
+
+/* A model over external read-only parameters laid out as lstm_model_layout() says (params 64-byte
+ * aligned); no copy, no gradients. Returns 0 or LSTM_E_ARG. */
+int lstm_model_init_view(lstm_model *m, const lstm_model_config *cfg, const float *params);
+
+void lstm_model_free(lstm_model *m);
+
+size_t lstm_model_num_params(const lstm_model *m);  /* flat floats, padding included */
+size_t lstm_model_num_weights(const lstm_model *m); /* real parameters (no padding) */
+int lstm_model_num_tensors(const lstm_model *m);
+const lstm_tensor_info *lstm_model_tensor(const lstm_model *m, int i);
+/* Index of the named tensor or -1. */
+int lstm_model_find_tensor(const lstm_model *m, const char *name);
+
+void lstm_model_zero_grads(lstm_model *m);
+
+/* OpenBLAS threads for every GEMM of the process. */
+void lstm_set_threads(int n);
+
+int lstm_state_alloc(lstm_state *s, const lstm_model *m, int B);
+void lstm_state_free(lstm_state *s);
+void lstm_state_zero(lstm_state *s);
+/* Zero lane b of every layer (a new document starts in that lane). */
+void lstm_state_reset_row(lstm_state *s, int b);
+
+int lstm_acts_alloc(lstm_acts *a, const lstm_model *m, int B, int T);
+void lstm_acts_free(lstm_acts *a);
+/* Logits (V) of lane b at step t of the last forward (valid until the backward). */
+float *lstm_acts_logits(const lstm_acts *a, const lstm_model *m, int b, int t);
+
+/* Draws fresh dropout masks for the whole (Bmax,Tmax) window; forward with train = 1 applies them. */
+void lstm_model_sample_dropout(const lstm_model *m, lstm_acts *a, lstm_rng *rng);
+
+/* Forward over a window. inputs / targets are (B,T) row-major by lane (targets may be NULL: logits
+ * only; target id 0 = PAD is masked). st (B lanes) holds the initial state on entry and the final state
+ * on exit. loss = mean NLL over unmasked targets (0 if none), count = their number. B <= Bmax,
+ * T <= Tmax. Returns 0, LSTM_E_ARG, or LSTM_E_RANGE for an id >= V. */
+int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32_t *inputs /* (B,T) */,
+                       const uint32_t *targets /* (B,T) */, int B, int T, int train, double *loss,
+                       long *count);
+
+/* Backward of the mean loss of the last forward (which needs targets): accumulates (+=) into m->grads,
+ * and, when dstate is not NULL, the gradient w.r.t. the forward's initial state into dstate (B lanes).
+ * Destroys the logits. Returns 0 or LSTM_E_ARG (view model, forward without targets). */
+int lstm_model_backward(lstm_model *m, lstm_acts *a, lstm_state *dstate);
+
+int lstm_infer_alloc(lstm_infer *inf, const lstm_model *m, int B);
+void lstm_infer_free(lstm_infer *inf);
+/* One step for inf->B lanes: feeds tokens (B), updates st, and writes logits (B,V) unless logits is
+ * NULL (prompt tokens whose prediction nobody reads skip the output layer). Returns 0 or LSTM_E_RANGE. */
+int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens /* (B) */,
+                    float *logits /* (B,V) */);
+
+#endif
