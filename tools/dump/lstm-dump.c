@@ -1,0 +1,252 @@
+/* lstm-dump: print any lstm stream (token stream, windows, vocabulary file) as text, so every
+ * intermediate file of the pipeline can be read by a person. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "stream.h"
+#include "tokenizer.h"
+
+#define PROG "lstm-dump"
+#define VERSION "1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: " PROG " [options] [STREAM]\n"
+            "Print a stream written by lstm-tok or lstm-window (or a vocabulary file) as text:\n"
+            "header, metadata, provenance, then each record as token ids and as token strings.\n"
+            "\n"
+            "  -n, --records N   show the first N records only (default: all)\n"
+            "      --header      header, metadata and provenance only\n"
+            "      --ids         ids only, no token strings\n"
+            "      --text        records as detokenized text, one per line (no ids, no header)\n"
+            "      --vocab       list the vocabulary: id, token\n"
+            "  -h, --help        this help\n"
+            "  -V, --version     version\n"
+            "\n"
+            "Example:\n"
+            "  lstm-tok < chats.csv | lstm-window -L 15 | lstm-dump -n 3\n");
+}
+
+static const char *kind_desc(uint32_t k)
+{
+    if (k == LSTM_KIND_TOKS) return "token stream";
+    if (k == LSTM_KIND_WIND) return "window stream";
+    if (k == LSTM_KIND_VOCB) return "vocabulary file";
+    return "unknown kind";
+}
+
+static int printable(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f) return 0;
+    return 1;
+}
+
+static void print_ids(const char *label, const uint32_t *ids, size_t n)
+{
+    printf("    %s", label);
+    for (size_t i = 0; i < n; i++) printf(" %u", ids[i]);
+    putchar('\n');
+}
+
+static void print_pieces(const char *label, lstm_tokenizer *tok, const uint32_t *ids, size_t n)
+{
+    printf("    %s", label);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *s = tok ? lstm_tokenizer_piece(tok, ids[i], &len) : NULL;
+        if (s) printf(" %.*s", (int)len, s);
+        else printf(" #%u", ids[i]);
+    }
+    putchar('\n');
+}
+
+static void print_text(lstm_tokenizer *tok, const uint32_t *ids, size_t n)
+{
+    char *text;
+    size_t len;
+    if (tok && lstm_tokenizer_decode(tok, ids, n, &text, &len) == 0) {
+        while (len && text[len - 1] == '\n') len--;
+        printf("%.*s\n", (int)len, text);
+        free(text);
+    } else {
+        for (size_t i = 0; i < n; i++) printf("%s%u", i ? " " : "", ids[i]);
+        putchar('\n');
+    }
+}
+
+int main(int argc, char **argv)
+{
+    long long limit = -1;
+    int header_only = 0, ids_only = 0, text_only = 0, vocab = 0;
+    static const struct option opts[] = {{"records", required_argument, 0, 'n'}, {"header", no_argument, 0, 'H'},
+                                         {"ids", no_argument, 0, 'i'},         {"text", no_argument, 0, 't'},
+                                         {"vocab", no_argument, 0, 'b'},       {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},     {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "n:hV", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'n': {
+            char *e;
+            errno = 0;
+            limit = strtoll(optarg, &e, 10);
+            if (errno || *e || e == optarg || limit < 0) {
+                fprintf(stderr, PROG ": -n: expected a non-negative integer, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'H': header_only = 1; break;
+        case 'i': ids_only = 1; break;
+        case 't': text_only = 1; break;
+        case 'b': vocab = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf(PROG " " VERSION "\n"); return 0;
+        default: fprintf(stderr, PROG ": try '" PROG " --help'\n"); return 2;
+        }
+    }
+    if (argc - optind > 1) {
+        fprintf(stderr, PROG ": one input at most (got %d)\n", argc - optind);
+        return 2;
+    }
+    const char *ipath = optind < argc ? argv[optind] : NULL;
+    const char *iname = ipath && strcmp(ipath, "-") ? ipath : "stdin";
+    int fd = lstm_in_open(ipath);
+    if (fd < 0) {
+        fprintf(stderr, PROG ": %s: %s\n", iname, strerror(errno));
+        return 1;
+    }
+    lstm_reader *r;
+    int rc = lstm_reader_open(&r, fd, 0);
+    if (rc) {
+        fprintf(stderr, PROG ": %s: %s\n", iname, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
+        return 1;
+    }
+    const lstm_meta *m = lstm_reader_meta(r);
+    lstm_tokenizer *tok = NULL;
+    int trc = lstm_tokenizer_from_meta(&tok, m);
+    if (trc && trc != LSTM_E_NOTFOUND) fprintf(stderr, PROG ": %s: tokenizer: %s (showing ids only)\n", iname, lstm_strerror(trc));
+
+    if (vocab) {
+        if (!tok) {
+            fprintf(stderr, PROG ": %s: the stream carries no tokenizer\n", iname);
+            return 1;
+        }
+        for (uint32_t id = 0; id < lstm_tokenizer_vocab_size(tok); id++) {
+            size_t len;
+            const char *s = lstm_tokenizer_piece(tok, id, &len);
+            printf("%u\t%.*s\n", id, (int)len, s ? s : "");
+        }
+        lstm_tokenizer_free(tok);
+        lstm_reader_free(r);
+        return 0;
+    }
+
+    char kb[5];
+    if (!text_only) {
+        printf("stream: %s\n", iname);
+        printf("kind: %s (%s), version %u\n", lstm_kind_name(lstm_reader_kind(r), kb), kind_desc(lstm_reader_kind(r)),
+               lstm_reader_version(r));
+        printf("metadata:\n");
+        for (size_t i = 0; i < m->n; i++) {
+            const lstm_meta_entry *e = &m->e[i];
+            if (strcmp(e->key, "provenance") == 0) continue;
+            if (strcmp(e->key, "tokenizer") == 0) {
+                if (tok)
+                    printf("  tokenizer: %s, %u ids, %u speaker tags (%zu bytes)\n",
+                           lstm_tokenizer_kind_name(lstm_tokenizer_kind(tok)), lstm_tokenizer_vocab_size(tok),
+                           lstm_tokenizer_num_speakers(tok), e->len);
+                else printf("  tokenizer: (%zu bytes, unreadable)\n", e->len);
+                continue;
+            }
+            if (printable(e->val, e->len)) printf("  %s: %.*s\n", e->key, (int)e->len, (const char *)e->val);
+            else printf("  %s: (%zu bytes)\n", e->key, e->len);
+        }
+        if (tok && lstm_tokenizer_num_speakers(tok)) {
+            printf("speakers:");
+            for (uint32_t s = 0; s < lstm_tokenizer_num_speakers(tok); s++) {
+                size_t len;
+                const char *p = lstm_tokenizer_piece(tok, LSTM_NUM_SPECIAL + s, &len);
+                printf(" %.*s", (int)len, p ? p : "?");
+            }
+            putchar('\n');
+        }
+        size_t plen;
+        const uint8_t *prov = lstm_meta_get(m, "provenance", &plen);
+        if (prov) {
+            printf("provenance:\n");
+            const char *s = (const char *)prov, *end = s + plen;
+            while (s < end) {
+                const char *nl = memchr(s, '\n', (size_t)(end - s));
+                if (!nl) nl = end;
+                printf("  %.*s\n", (int)(nl - s), s);
+                s = nl + 1;
+            }
+        }
+    }
+    if (header_only) goto done;
+
+    uint32_t cap = 1024;
+    uint32_t *ids = malloc(cap * sizeof *ids), *tg = malloc(cap * sizeof *tg);
+    uint64_t n = 0;
+    uint8_t tag;
+    const uint8_t *p;
+    uint32_t len;
+    if (!text_only) printf("records:\n");
+    while ((rc = lstm_reader_next(r, &tag, &p, &len)) == 1) {
+        n++;
+        size_t need = len / 4 + 1;
+        if (need > cap) {
+            while (cap < need) cap *= 2;
+            free(ids);
+            free(tg);
+            ids = malloc(cap * sizeof *ids);
+            tg = malloc(cap * sizeof *tg);
+        }
+        if (!ids || !tg) { rc = LSTM_E_NOMEM; break; }
+        if (limit >= 0 && (long long)n > limit) continue; /* keep reading: the end record is still verified */
+        if (tag == LSTM_REC_DOC) {
+            size_t k = len / 4;
+            for (size_t i = 0; i < k; i++) ids[i] = lstm_get_u32(p + 4 * i);
+            if (text_only) { print_text(tok, ids, k); continue; }
+            printf("  D #%llu: %zu tokens\n", (unsigned long long)n, k);
+            print_ids("ids: ", ids, k);
+            if (!ids_only) print_pieces("toks:", tok, ids, k);
+        } else if (tag == LSTM_REC_WINDOW) {
+            lstm_window w = {0, 0, 0, ids, tg};
+            rc = lstm_window_decode(p, len, &w, cap);
+            if (rc) break;
+            if (text_only) { print_text(tok, ids, w.T); continue; }
+            printf("  W #%llu: T=%u K=%u%s%s\n", (unsigned long long)n, w.T, w.K,
+                   w.flags & LSTM_WIN_DOC_START ? " doc-start" : "", w.flags & LSTM_WIN_CONT ? " cont" : "");
+            print_ids("in:  ", ids, w.T);
+            print_ids("tgt: ", tg, w.K);
+            if (!ids_only) {
+                print_pieces("in:  ", tok, ids, w.T);
+                print_pieces("tgt: ", tok, tg, w.K);
+            }
+        } else if (!text_only) {
+            printf("  %c #%llu: %u bytes\n", tag >= 0x20 && tag < 0x7f ? tag : '?', (unsigned long long)n, len);
+        }
+    }
+    free(ids);
+    free(tg);
+    if (rc < 0) {
+        fflush(stdout);
+        fprintf(stderr, PROG ": %s: %s\n", iname, lstm_strerror(rc));
+        lstm_tokenizer_free(tok);
+        lstm_reader_free(r);
+        return 1;
+    }
+    if (!text_only) printf("end: %llu records, whole\n", (unsigned long long)n);
+done:
+    lstm_tokenizer_free(tok);
+    lstm_reader_free(r);
+    if (fflush(stdout) != 0) return 1;
+    return 0;
+}
