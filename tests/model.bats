@@ -1,0 +1,52 @@
+#!/usr/bin/env bats
+# The model against PyTorch: test_torchdump writes weights, inputs, logits, loss, every gradient and
+# the parameters after SGD / Adam / AdamW steps for lstm, gru and rnn, tied and untied;
+# torch_crosscheck.py rebuilds the same models with torch.nn and compares (relative 1e-4).
+# A missing torch is a failure, not a skip: the cross-check is part of the proof of correctness.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+    load '/usr/lib/bats/bats-support/load'
+    load '/usr/lib/bats/bats-assert/load'
+    TESTBIN="${LSTM_TESTBIN:-$BATS_TEST_DIRNAME/../build/tests}"
+    PY="${TORCH_PY:-/usr/bin/python3}"
+}
+
+@test "torch is importable by TORCH_PY" {
+    run --separate-stderr "$PY" -c 'import torch, numpy; print(torch.__version__)'
+    assert_success
+}
+
+@test "test_torchdump self-check passes" {
+    run --separate-stderr "$TESTBIN/test_torchdump"
+    assert_success
+    assert_output "test_torchdump: ok"
+}
+
+@test "logits, loss, gradients and optimizer steps match PyTorch for lstm/gru/rnn, tied and untied" {
+    run --separate-stderr "$TESTBIN/test_torchdump" "$BATS_TEST_TMPDIR/dump"
+    assert_success
+    run --separate-stderr "$PY" "$BATS_TEST_DIRNAME/torch_crosscheck.py" "$BATS_TEST_TMPDIR/dump"
+    assert_success
+    assert_output --partial "6 of 6 cases ok"
+    for c in lstm_tie0 lstm_tie1 gru_tie0 gru_tie1 rnn_tie0 rnn_tie1; do
+        assert_line --partial "$c: ok"
+    done
+}
+
+@test "the cross-check fails on a gradient that is off by 0.1%" {
+    run --separate-stderr "$TESTBIN/test_torchdump" "$BATS_TEST_TMPDIR/dump"
+    assert_success
+    "$PY" - "$BATS_TEST_TMPDIR/dump/lstm_tie0/grad.l0.w_hh.f32" <<'PY'
+import sys, numpy as np
+a = np.fromfile(sys.argv[1], dtype="<f4")
+a[3] += 1e-3 * abs(a).max()
+a.tofile(sys.argv[1])
+PY
+    run --separate-stderr "$PY" "$BATS_TEST_DIRNAME/torch_crosscheck.py" "$BATS_TEST_TMPDIR/dump"
+    assert_failure 1
+    assert_line "lstm_tie0: FAIL"
+    assert_line --partial "grad l0.w_hh: relative difference"
+    assert_output --partial "5 of 6 cases ok"
+}

@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""torch_crosscheck.py: the PyTorch half of the cross-check (Debian's python3-torch; run with
+/usr/bin/python3). Reads the cases written by `test_torchdump DIR`, rebuilds each model from the same
+weights with torch.nn.Embedding + nn.LSTM / nn.GRU / nn.RNN (num_layers=2, batch_first) + nn.Linear
+(tied or not), in float64, and compares the logits, the loss, every parameter gradient, the gradient
+w.r.t. the initial state, and the parameters after one SGD step and two Adam / AdamW steps (torch.optim,
+fed the C gradients so only the update rule is compared). Every comparison: max |c - torch| relative to
+max |torch| <= 1e-4. Prints one line per case; exits 1 on any mismatch.
+
+usage: torch_crosscheck.py DIR
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+TOL = 1e-4
+
+
+def read_manifest(path):
+    info, tensors = {}, []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if not parts:
+                continue
+            if parts[0] == "tensor":
+                tensors.append((parts[1], int(parts[2]), int(parts[3])))
+            else:
+                info[parts[0]] = parts[1]
+    return info, tensors
+
+
+def load(d, name, shape, dtype="<f4"):
+    a = np.fromfile(os.path.join(d, name), dtype=dtype)
+    if a.size != int(np.prod(shape)):
+        raise SystemExit(f"{d}/{name}: {a.size} values, expected {shape}")
+    return torch.from_numpy(a.reshape(shape).astype(np.float64 if dtype == "<f4" else np.int64))
+
+
+def rel(c, t):
+    scale = float(t.abs().max())
+    diff = float((c - t).abs().max())
+    return diff / scale if scale > 0 else diff
+
+
+def check_case(d):
+    info, tensors = read_manifest(os.path.join(d, "manifest.txt"))
+    V, E, H, L, B, T = (int(info[k]) for k in ("V", "E", "H", "L", "B", "T"))
+    cell, tie = info["cell"], int(info["tie"])
+    shape = {n: ((a, b) if n.split(".")[-1].startswith("w") or n == "emb" else (a,)) for n, a, b in tensors}
+    P = {n: load(d, f"param.{n}.f32", shape[n]) for n in shape}
+    G = {n: load(d, f"grad.{n}.f32", shape[n]) for n in shape}
+
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(V, E).double()
+    rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+    kw = {"nonlinearity": "tanh"} if cell == "rnn" else {}
+    rnn = rnn_cls(E, H, num_layers=L, batch_first=True, **kw).double()
+    lin = torch.nn.Linear(H, V).double()
+    named = {"emb": emb.weight, "out.b": lin.bias}
+    for k in range(L):
+        named[f"l{k}.w_ih"] = getattr(rnn, f"weight_ih_l{k}")
+        named[f"l{k}.w_hh"] = getattr(rnn, f"weight_hh_l{k}")
+        named[f"l{k}.b_ih"] = getattr(rnn, f"bias_ih_l{k}")
+        named[f"l{k}.b_hh"] = getattr(rnn, f"bias_hh_l{k}")
+    if tie:
+        lin.weight = emb.weight
+    else:
+        named["out.w"] = lin.weight
+    if set(named) != set(P):
+        raise SystemExit(f"{d}: tensors {sorted(P)} but torch model has {sorted(named)}")
+    with torch.no_grad():
+        for n, p in named.items():
+            p.copy_(P[n])
+
+    inputs = load(d, "inputs.u32", (B, T), "<u4")
+    targets = load(d, "targets.u32", (B, T), "<u4")
+    h0 = load(d, "h0.f32", (L, B, H)).requires_grad_(True)
+    c0 = load(d, "c0.f32", (L, B, H)).requires_grad_(True)
+    out, _ = rnn(emb(inputs), (h0, c0) if cell == "lstm" else h0)
+    logits = lin(out)
+    loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=0)
+    loss.backward()
+
+    errors = []
+
+    def cmp(what, c, t):
+        r = rel(c, t)
+        if not r <= TOL:
+            errors.append(f"{what}: relative difference {r:.3g}")
+        return r
+
+    worst = 0.0
+    worst = max(worst, cmp("logits", load(d, "logits.f32", (B, T, V)), logits.detach()))
+    lc = float(info["loss"])
+    if not abs(lc - loss.item()) <= TOL * abs(loss.item()):
+        errors.append(f"loss: C {lc!r} torch {loss.item()!r}")
+    if int(info["count"]) != int((targets != 0).sum()):
+        errors.append("count of unmasked targets differs")
+    for n, p in named.items():
+        worst = max(worst, cmp(f"grad {n}", G[n], p.grad))
+    worst = max(worst, cmp("grad h0", load(d, "dh0.f32", (L, B, H)), h0.grad))
+    if cell == "lstm":
+        worst = max(worst, cmp("grad c0", load(d, "dc0.f32", (L, B, H)), c0.grad))
+
+    # Optimizer rules, on the C gradients.
+    lr_sgd, lr_adam = float(info["lr_sgd"]), float(info["lr_adam"])
+    betas = (float(info["beta1"]), float(info["beta2"]))
+    eps, wd = float(info["eps"]), float(info["weight_decay_adamw"])
+    steps = int(info["adam_steps"])
+    for kind in ("sgd", "adam", "adamw"):
+        params = {n: P[n].clone().requires_grad_(True) for n in P}
+        if kind == "sgd":
+            opt = torch.optim.SGD(params.values(), lr=lr_sgd)
+            n_steps = 1
+        elif kind == "adam":
+            opt = torch.optim.Adam(params.values(), lr=lr_adam, betas=betas, eps=eps)
+            n_steps = steps
+        else:
+            opt = torch.optim.AdamW(params.values(), lr=lr_adam, betas=betas, eps=eps, weight_decay=wd)
+            n_steps = steps
+        for _ in range(n_steps):
+            for n, p in params.items():
+                p.grad = G[n].clone()
+            opt.step()
+        for n, p in params.items():
+            worst = max(worst, cmp(f"{kind} {n}", load(d, f"{kind}.{n}.f32", shape[n]), p.detach()))
+    return errors, worst
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
+    root = sys.argv[1]
+    cases = sorted(c for c in os.listdir(root) if os.path.isfile(os.path.join(root, c, "manifest.txt")))
+    if not cases:
+        print(f"torch_crosscheck: {root}: no cases", file=sys.stderr)
+        return 1
+    failed = 0
+    for c in cases:
+        errors, worst = check_case(os.path.join(root, c))
+        if errors:
+            failed += 1
+            print(f"{c}: FAIL")
+            for e in errors:
+                print(f"  {e}")
+        else:
+            print(f"{c}: ok (worst relative difference {worst:.2g})")
+    print(f"torch {torch.__version__}: {len(cases) - failed} of {len(cases)} cases ok")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+/* test_torchdump.c: the C half of the PyTorch cross-check. With no argument it runs every case in memory
+ * and checks it is sane (so `make unit` exercises it); with a directory argument it also writes, per
+ * case (lstm/gru/rnn x tied/untied), the weights, inputs, initial state, logits, loss, every gradient,
+ * the initial-state gradient, and the parameters after one SGD step and after two Adam and two AdamW
+ * steps, as raw little-endian float32 / uint32 files plus a text manifest that
+ * tests/torch_crosscheck.py reads. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "errors.h"
+#include "model.h"
+#include "optim.h"
+
+#define LR_SGD 0.5f
+#define LR_ADAM 0.01f
+#define WD_ADAMW 0.1
+
+static const char *cell_names[] = {"lstm", "gru", "rnn"};
+
+/* The files are little-endian by contract; this build only targets little-endian hosts. */
+static int write_raw(const char *dir, const char *name, const void *data, size_t bytes)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int ok = fwrite(data, 1, bytes, f) == bytes;
+    ok &= fclose(f) == 0;
+    return ok ? 0 : -1;
+}
+
+static int write_tensors(const char *dir, const char *prefix, const lstm_model *m, const float *base)
+{
+    char name[128];
+    for (int i = 0; i < m->n_tensors; i++) {
+        const lstm_tensor_info *t = &m->tensors[i];
+        snprintf(name, sizeof name, "%s.%s.f32", prefix, t->name);
+        if (write_raw(dir, name, base + t->offset, t->size * sizeof(float))) return -1;
+    }
+    return 0;
+}
+
+/* Runs one case; writes it under root when root is not NULL. */
+static void run_case(const char *root, int cell, int tie)
+{
+    lstm_rng rng;
+    lstm_rng_seed(&rng, 100 + (uint64_t)cell * 2 + (uint64_t)tie);
+    lstm_model_config cfg;
+    lstm_model_config_default(&cfg);
+    cfg.cell = cell;
+    cfg.V = 23;
+    cfg.H = 8;
+    cfg.E = tie ? 8 : 6;
+    cfg.L = 2;
+    cfg.tie = tie;
+    cfg.init_scale = 0.3f;
+    cfg.forget_bias = 1.0f;
+    int B = 3, T = 5;
+    lstm_model m;
+    CHECK_EQ_INT(lstm_model_create(&m, &cfg), 0);
+    lstm_model_init_params(&m, &rng);
+    for (int i = 0; i < m.n_tensors; i++) /* non-zero biases exercise every path */
+        if (m.tensors[i].ndim == 1)
+            for (size_t k = 0; k < m.tensors[i].size; k++)
+                m.params[m.tensors[i].offset + k] += 0.2f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
+    lstm_acts a;
+    lstm_state st, s0, ds;
+    CHECK_EQ_INT(lstm_acts_alloc(&a, &m, B, T), 0);
+    lstm_state_alloc(&st, &m, B), lstm_state_alloc(&s0, &m, B), lstm_state_alloc(&ds, &m, B);
+    size_t ns = (size_t)cfg.L * B * cfg.H;
+    for (size_t k = 0; k < ns; k++) {
+        st.h[k] = s0.h[k] = 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
+        st.c[k] = s0.c[k] = cell == LSTM_CELL_LSTM ? 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f) : 0.0f;
+    }
+    uint32_t in[15], tg[15];
+    for (int k = 0; k < B * T; k++) {
+        in[k] = lstm_rng_below(&rng, (uint32_t)cfg.V);
+        tg[k] = 1 + lstm_rng_below(&rng, (uint32_t)cfg.V - 1);
+    }
+    tg[3] = tg[9] = tg[14] = 0; /* PAD */
+    double loss = 0;
+    long count = 0;
+    lstm_model_zero_grads(&m);
+    CHECK_EQ_INT(lstm_model_forward(&m, &a, &st, in, tg, B, T, 1, &loss, &count), 0);
+    CHECK_EQ_INT(count, B * T - 3);
+    CHECK(isfinite(loss) && loss > 0.5 * log((double)cfg.V) && loss < 2.0 * log((double)cfg.V));
+    float *logits = malloc((size_t)B * T * cfg.V * sizeof(float));
+    if (!logits) abort();
+    for (int b = 0; b < B; b++) /* to (B,T,V), PyTorch's batch_first order */
+        for (int t = 0; t < T; t++)
+            memcpy(logits + ((size_t)b * T + t) * cfg.V, lstm_acts_logits(&a, &m, b, t), cfg.V * sizeof(float));
+    CHECK_EQ_INT(lstm_model_backward(&m, &a, &ds), 0);
+    /* optimizer steps from the same parameters and gradients */
+    size_t n = lstm_model_num_params(&m);
+    float *p_sgd = malloc(n * sizeof(float)), *p_adam = malloc(n * sizeof(float)), *p_adamw = malloc(n * sizeof(float));
+    if (!p_sgd || !p_adam || !p_adamw) abort();
+    memcpy(p_sgd, m.params, n * sizeof(float));
+    memcpy(p_adam, m.params, n * sizeof(float));
+    memcpy(p_adamw, m.params, n * sizeof(float));
+    lstm_optim o;
+    CHECK_EQ_INT(lstm_optim_init(&o, LSTM_OPT_SGD, n), 0);
+    lstm_optim_step(&o, p_sgd, m.grads, LR_SGD);
+    lstm_optim_free(&o);
+    CHECK_EQ_INT(lstm_optim_init(&o, LSTM_OPT_ADAM, n), 0);
+    lstm_optim_step(&o, p_adam, m.grads, LR_ADAM);
+    lstm_optim_step(&o, p_adam, m.grads, LR_ADAM);
+    lstm_optim_free(&o);
+    CHECK_EQ_INT(lstm_optim_init(&o, LSTM_OPT_ADAMW, n), 0);
+    o.weight_decay = WD_ADAMW;
+    lstm_optim_step(&o, p_adamw, m.grads, LR_ADAM);
+    lstm_optim_step(&o, p_adamw, m.grads, LR_ADAM);
+    double beta1 = o.beta1, beta2 = o.beta2, eps = o.eps;
+    lstm_optim_free(&o);
+
+    if (root) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/%s_tie%d", root, cell_names[cell], tie);
+        if (mkdir(dir, 0755) && errno != EEXIST) {
+            fprintf(stderr, "test_torchdump: cannot create %s\n", dir);
+            check_failures++;
+        } else {
+            int err = 0;
+            err |= write_tensors(dir, "param", &m, m.params);
+            err |= write_tensors(dir, "grad", &m, m.grads);
+            err |= write_tensors(dir, "sgd", &m, p_sgd);
+            err |= write_tensors(dir, "adam", &m, p_adam);
+            err |= write_tensors(dir, "adamw", &m, p_adamw);
+            err |= write_raw(dir, "inputs.u32", in, sizeof in);
+            err |= write_raw(dir, "targets.u32", tg, sizeof tg);
+            err |= write_raw(dir, "h0.f32", s0.h, ns * sizeof(float));
+            err |= write_raw(dir, "c0.f32", s0.c, ns * sizeof(float));
+            err |= write_raw(dir, "dh0.f32", ds.h, ns * sizeof(float));
+            err |= write_raw(dir, "dc0.f32", ds.c, ns * sizeof(float));
+            err |= write_raw(dir, "logits.f32", logits, (size_t)B * T * cfg.V * sizeof(float));
+            char path[4200];
+            snprintf(path, sizeof path, "%s/manifest.txt", dir);
+            FILE *f = fopen(path, "w");
+            if (!f) {
+                err = -1;
+            } else {
+                fprintf(f, "cell %s\nV %d\nE %d\nH %d\nL %d\ntie %d\nB %d\nT %d\n", cell_names[cell], cfg.V, cfg.E,
+                        cfg.H, cfg.L, cfg.tie, B, T);
+                fprintf(f, "loss %.17g\ncount %ld\n", loss, count);
+                fprintf(f, "lr_sgd %.9g\nlr_adam %.9g\nweight_decay_adamw %.17g\nbeta1 %.17g\nbeta2 %.17g\neps %.17g\n",
+                        LR_SGD, LR_ADAM, WD_ADAMW, beta1, beta2, eps);
+                fprintf(f, "adam_steps 2\n");
+                for (int i = 0; i < m.n_tensors; i++)
+                    fprintf(f, "tensor %s %d %d\n", m.tensors[i].name, m.tensors[i].shape[0], m.tensors[i].shape[1]);
+                if (fclose(f)) err = -1;
+            }
+            if (err) {
+                fprintf(stderr, "test_torchdump: writing %s failed\n", dir);
+                check_failures++;
+            }
+        }
+    }
+    free(logits), free(p_sgd), free(p_adam), free(p_adamw);
+    lstm_state_free(&st), lstm_state_free(&s0), lstm_state_free(&ds);
+    lstm_acts_free(&a);
+    lstm_model_free(&m);
+}
+
+int main(int argc, char **argv)
+{
+    const char *root = argc > 1 ? argv[1] : NULL;
+    if (root && mkdir(root, 0755) && errno != EEXIST) {
+        fprintf(stderr, "test_torchdump: cannot create %s\n", root);
+        return 1;
+    }
+    lstm_set_threads(1);
+    for (int cell = 0; cell < 3; cell++)
+        for (int tie = 0; tie < 2; tie++) run_case(root, cell, tie);
+    CHECK_DONE("test_torchdump");
+}
