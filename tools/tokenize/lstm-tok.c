@@ -668,7 +668,8 @@ int main(int argc, char **argv)
     int nkind = 0;
 
     lstm_meta_init(&A.meta);
-    while ((ch = getopt_long(argc, argv, "m:o:fqvhV", opts, NULL)) != -1) {
+    opterr = 0; /* getopt's own messages would start with the full argv[0] */
+    while ((ch = getopt_long(argc, argv, ":m:o:fqvhV", opts, NULL)) != -1) {
         switch (ch) {
         case O_WORDS: kind = LSTM_TOK_WORDS, nkind++; break;
         case O_BPE: kind = LSTM_TOK_BPE, nkind++; break;
@@ -706,7 +707,13 @@ int main(int argc, char **argv)
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf(PROG " " VERSION "\n"); return 0;
-        default: fprintf(stderr, PROG ": try '" PROG " --help'\n"); return 2;
+        case ':':
+            fprintf(stderr, PROG ": option '%s' needs an argument (try '" PROG " --help')\n", argv[optind - 1]);
+            return 2;
+        default:
+            if (optopt) fprintf(stderr, PROG ": unknown option '-%c' (try '" PROG " --help')\n", optopt);
+            else fprintf(stderr, PROG ": unknown option '%s' (try '" PROG " --help')\n", argv[optind - 1]);
+            return 2;
         }
     }
     if (nkind > 1) {
@@ -820,8 +827,7 @@ int main(int argc, char **argv)
         free(sents);
         if (e == LSTM_E_EMPTY) return fail("--bpe: no text to train on");
         if (e == LSTM_E_RANGE)
-            return fail("--vocab-size %ld leaves no room for a vocabulary (%u specials and speaker tags)", vocab_size,
-                        LSTM_NUM_SPECIAL + lstm_tokenizer_num_speakers(A.tok));
+            return fail("--vocab-size %ld leaves no room for a vocabulary after the special ids and speaker tags", vocab_size);
         if (e == LSTM_E_SPM) return fail("--bpe: SentencePiece training failed: %s", msg[0] ? msg : "unknown error");
         if (e) return fail("building the vocabulary: %s", lstm_strerror(e));
         if ((e = open_writer())) {
