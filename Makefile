@@ -79,9 +79,13 @@ $(LIBA): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/bin/%: $(LIBA) $(wildcard lib/*.h)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(wildcard tools/*/$*.c) $(LIBA) $(LDFLAGS) $(LDLIBS)
+# One rule per tool: build/bin/lstm-x from tools/<dir>/lstm-x.c.
+define tool_rule
+$(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(LIBA) $(wildcard lib/*.h)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) -o $$@ $(1) $(LIBA) $$(LDFLAGS) $$(LDLIBS)
+endef
+$(foreach s,$(TOOL_SRC),$(eval $(call tool_rule,$(s))))
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIBA) $(wildcard lib/*.h) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)

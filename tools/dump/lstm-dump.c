@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "fileio.h"
 #include "stream.h"
 #include "tokenizer.h"
@@ -16,9 +17,11 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: " PROG " [options] [STREAM]\n"
+            "Usage: " PROG " [options] [STREAM | CHECKPOINT]\n"
             "Print a stream written by lstm-tok or lstm-window (or a vocabulary file) as text:\n"
             "header, metadata, provenance, then each record as token ids and as token strings.\n"
+            "Given a checkpoint (lstm-train), print its entries with shapes and checksums, its\n"
+            "configuration, training state and provenance.\n"
             "\n"
             "  -n, --records N   show the first N records only (default: all)\n"
             "      --header      header, metadata and provenance only\n"
@@ -45,6 +48,57 @@ static int printable(const uint8_t *p, size_t n)
     for (size_t i = 0; i < n; i++)
         if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f) return 0;
     return 1;
+}
+
+/* A checkpoint: its entries (name, type, shape, size, XXH64 of the data) and its text entries. */
+static int dump_checkpoint(const char *path, int vocab)
+{
+    lstm_ck *ck;
+    int rc = lstm_ck_open(&ck, path);
+    if (rc) {
+        fprintf(stderr, PROG ": %s: %s\n", path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
+        return 1;
+    }
+    const lstm_ck_entry *t = lstm_ck_find(ck, "tokenizer");
+    lstm_tokenizer *tok = NULL;
+    if (t && lstm_tokenizer_load(&tok, t->data, (size_t)t->nbytes) != 0) tok = NULL;
+    if (vocab) {
+        for (uint32_t id = 0; tok && id < lstm_tokenizer_vocab_size(tok); id++) {
+            size_t len;
+            const char *s = lstm_tokenizer_piece(tok, id, &len);
+            printf("%u\t%.*s\n", id, (int)len, s ? s : "");
+        }
+        lstm_tokenizer_free(tok);
+        lstm_ck_close(ck);
+        return 0;
+    }
+    printf("checkpoint: %s\nentries:\n", path);
+    for (size_t i = 0; i < lstm_ck_count(ck); i++) {
+        const lstm_ck_entry *e = lstm_ck_at(ck, i);
+        printf("  %-12s %s", e->name, e->type == LSTM_CK_F32 ? "f32" : "bytes");
+        for (int d = 0; d < e->ndim; d++) printf("%s%llu", d ? "x" : " (", (unsigned long long)e->dims[d]);
+        printf("%s %llu bytes xxh64 %016llx\n", e->ndim ? ")" : "", (unsigned long long)e->nbytes,
+               (unsigned long long)lstm_xxh64(e->data, (size_t)e->nbytes, 0));
+    }
+    if (tok)
+        printf("tokenizer: %s, %u ids, %u speaker tags\n", lstm_tokenizer_kind_name(lstm_tokenizer_kind(tok)),
+               lstm_tokenizer_vocab_size(tok), lstm_tokenizer_num_speakers(tok));
+    static const char *texts[] = {"config", "train", "provenance"};
+    for (int k = 0; k < 3; k++) {
+        const lstm_ck_entry *e = lstm_ck_find(ck, texts[k]);
+        if (!e || e->type != LSTM_CK_BYTES) continue;
+        printf("%s:\n", texts[k]);
+        const char *s = e->data, *end = s + e->nbytes;
+        while (s < end) {
+            const char *nl = memchr(s, '\n', (size_t)(end - s));
+            if (!nl) nl = end;
+            if (nl > s) printf("  %.*s\n", (int)(nl - s), s);
+            s = nl + 1;
+        }
+    }
+    lstm_tokenizer_free(tok);
+    lstm_ck_close(ck);
+    return fflush(stdout) ? 1 : 0;
 }
 
 static void print_ids(const char *label, const uint32_t *ids, size_t n)
@@ -116,6 +170,7 @@ int main(int argc, char **argv)
     }
     const char *ipath = optind < argc ? argv[optind] : NULL;
     const char *iname = ipath && strcmp(ipath, "-") ? ipath : "stdin";
+    if (ipath && lstm_ck_is_checkpoint(ipath)) return dump_checkpoint(ipath, vocab);
     int fd = lstm_in_open(ipath);
     if (fd < 0) {
         fprintf(stderr, PROG ": %s: %s\n", iname, strerror(errno));

@@ -85,7 +85,8 @@ static void usage(FILE *f)
             "Run\n"
             "  -o, --output FILE      checkpoint (default model.ckpt)\n"
             "  -f, --force            overwrite an existing checkpoint\n"
-            "      --resume FILE      continue exactly from a checkpoint (FILE or FILE.last)\n"
+            "      --resume FILE      continue exactly from a checkpoint (FILE or FILE.last); the saved\n"
+            "                         flags are used, except those given again (--epochs, --lr, --clip, ...)\n"
             "      --seed N           random seed (default 1)\n"
             "      --threads N        BLAS threads (default: all cores)\n"
             "      --log FILE.tsv     per-epoch and periodic per-step metrics\n"
@@ -256,6 +257,17 @@ static void parse_args(opts_t *o, int argc, char **argv)
     }
 }
 
+/* Whether the user wrote --name or --name=value (getopt has already validated the values). */
+static int flag_given(int argc, char **argv, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strncmp(argv[i], name, n) && (argv[i][n] == 0 || argv[i][n] == '=')) return 1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ training state */
 
 typedef struct {
@@ -420,13 +432,10 @@ static double safe_ppl(double loss) { return loss < 700 ? exp(loss) : INFINITY; 
 
 int main(int argc, char **argv)
 {
-    opts_t o;
-    int epochs_set = 0, patience_set = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strncmp(argv[i], "--epochs", 8)) epochs_set = 1;
-        if (!strncmp(argv[i], "--patience", 10)) patience_set = 1;
-    }
+    opts_t o, given;
     parse_args(&o, argc, argv);
+    given = o;
+    int epochs_set = flag_given(argc, argv, "--epochs"), patience_set = flag_given(argc, argv, "--patience");
 
     /* Output paths: checked before any work so a long run cannot fail at the end. */
     char out_path[4096], last_path[4200];
@@ -480,6 +489,19 @@ int main(int argc, char **argv)
                 o.resume_path);
         if (!rf.train || state_parse(rf.train, rf.train_len, &o, &s, epochs_set, patience_set))
             die(1, "%s: no training state to resume from", o.resume_path);
+        /* Optimisation flags given on the command line override the saved ones. */
+        if (flag_given(argc, argv, "--lr")) o.lr = given.lr;
+        if (flag_given(argc, argv, "--clip")) o.clip = given.clip;
+        if (flag_given(argc, argv, "--weight-decay")) o.weight_decay = given.weight_decay;
+        if (flag_given(argc, argv, "--lr-decay")) o.lr_decay = given.lr_decay;
+        if (flag_given(argc, argv, "--decay-after")) o.decay_after = given.decay_after;
+        if (flag_given(argc, argv, "--schedule") || flag_given(argc, argv, "--decay-after")) o.schedule = given.schedule;
+        if (flag_given(argc, argv, "--optim") && given.optim != o.optim)
+            die(2, "--optim: the checkpoint was trained with %s; resuming with another optimizer is not supported",
+                optim_name(o.optim));
+        if (flag_given(argc, argv, "--batch") && given.batch != o.batch && s.step > 0)
+            die(2, "--batch: cannot change the batch in the middle of an epoch");
+        if (flag_given(argc, argv, "--batch")) o.batch = given.batch;
         o.cfg = rf.model.cfg;
         if ((rc = lstm_model_create(&model, &o.cfg))) die(1, "model: %s", lstm_strerror(rc));
         memcpy(model.params, rf.model.params, model.n_params * sizeof(float));
