@@ -207,7 +207,7 @@ static void parse_args(opts_t *o, int argc, char **argv)
             else if (!strcmp(optarg, "adamw")) o->optim = LSTM_OPT_ADAMW;
             else die(2, "--optim: expected sgd, adam or adamw, got '%s'", optarg);
             break;
-        case O_LR: o->lr = parse_double(optarg, "--lr", 1e-12, 1e6); o->lr_set = 1; break;
+        case O_LR: o->lr = parse_double(optarg, "--lr", 1e-12, 1e30); o->lr_set = 1; break;
         case O_WD: o->weight_decay = parse_double(optarg, "--weight-decay", 0, 10); break;
         case O_CLIP: o->clip = parse_double(optarg, "--clip", 0, 1e9); break;
         case O_SCHED:
@@ -524,7 +524,7 @@ int main(int argc, char **argv)
     s.sched.warmup = o.warmup;
     s.sched.patience = 0;
     if (o.resume_path) {
-        s.sched.plateau_lr = sched_saved.plateau_lr;
+        if (!flag_given(argc, argv, "--lr")) s.sched.plateau_lr = sched_saved.plateau_lr; /* a new --lr restarts it */
         s.sched.best = sched_saved.best;
         s.sched.bad = sched_saved.bad;
     }

@@ -1,0 +1,206 @@
+#!/usr/bin/env bats
+# lstm-train: learning, checkpoints, exact resume, faults (SIGINT, NaN), streaming, logs, bad inputs.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+    export T="$BATS_FILE_TMPDIR"
+    export TRAIN="$LSTM_BIN/lstm-train" DUMP="$LSTM_BIN/lstm-dump" TOK="$LSTM_BIN/lstm-tok" WIN="$LSTM_BIN/lstm-window"
+    # A learnable language: runs of consecutive words w<s>, w<s+1>, ... (mod 20) of random length.
+    awk 'BEGIN { srand(3); for (i = 0; i < 600; i++) { n = 5 + int(rand() * 8); s = int(rand() * 20);
+                 for (j = 0; j < n; j++) printf "w%d ", (s + j) % 20; printf "\n" } }' > "$T/cyc.txt"
+    "$TOK" --split space --vocab-out "$T/cyc.vocab" "$T/cyc.txt" | "$WIN" -L 10 > "$T/cyc.win"
+    "$TOK" -m "$T/cyc.vocab" "$T/cyc.txt" | "$WIN" -L 10 --last > "$T/cyc_last.win"
+    # The same text under another vocabulary (different tokenizer).
+    "$TOK" --words "$T/cyc.txt" | "$WIN" -L 10 > "$T/other.win"
+    # A larger stream: about 3 MB of window data, for streaming and interruption.
+    awk 'BEGIN { srand(5); for (i = 0; i < 12000; i++) { n = 5 + int(rand() * 8); s = int(rand() * 50);
+                 for (j = 0; j < n; j++) printf "w%d ", (s + j) % 50; printf "\n" } }' > "$T/big.txt"
+    "$TOK" --split space "$T/big.txt" | "$WIN" -L 10 > "$T/big.win"
+    export SMALL="--hidden 16 --emb 16 --layers 2 --threads 1"
+}
+
+setup() {
+    load '/usr/lib/bats/bats-support/load'
+    load '/usr/lib/bats/bats-assert/load'
+    cd "$BATS_TEST_TMPDIR"
+}
+
+# The checksum of the parameters in a checkpoint.
+params_sum() { "$DUMP" "$1" | awk '$1 == "params" { print $NF }'; }
+
+@test "--help shows every flag family and an example; --version" {
+    run --separate-stderr "$TRAIN" --help
+    assert_success
+    assert_output --partial 'lstm-tok < chats.csv | lstm-window -L 15 | lstm-train'
+    for f in --valid --valid-frac --cell --layers --hidden --emb --tie --dropout --optim --lr --lr-decay \
+             --decay-after --clip --batch --epochs --patience --seed --threads --init-scale --resume --log; do
+        assert_output --partial -- "$f"
+    done
+    run "$TRAIN" --version
+    assert_output 'lstm-train 1.0'
+}
+
+@test "learns a learnable language: held-out perplexity far below the vocabulary size" {
+    run --separate-stderr "$TRAIN" $SMALL --hidden 32 --emb 32 --epochs 30 --lr 0.01 --dropout 0 --patience 0 "$T/cyc.win"
+    assert_success
+    # vocabulary 24: a model that learned nothing has perplexity near 20
+    ppl=$(sed -n 's/.*best valid ppl \([0-9.]*\) (epoch.*/\1/p' <<< "$stderr")
+    [ -n "$ppl" ]
+    awk -v p="$ppl" 'BEGIN { exit !(p < 1.6) }'
+    [[ "$stderr" == *"saved to model.ckpt"* ]]
+    [ -f model.ckpt ] && [ -f model.ckpt.last ]
+}
+
+@test "the default output is not overwritten without -f" {
+    "$TRAIN" -q $SMALL --epochs 1 "$T/cyc.win"
+    run --separate-stderr "$TRAIN" -q $SMALL --epochs 1 "$T/cyc.win"
+    assert_failure 1
+    assert_equal "$stderr" 'lstm-train: model.ckpt: file exists (use -f to overwrite, or -o another file)'
+    run "$TRAIN" -q -f $SMALL --epochs 1 "$T/cyc.win"
+    assert_success
+}
+
+@test "reads stdin; gru, rnn, --reset-state and --last windows train too" {
+    for cell in gru rnn; do
+        "$TRAIN" -q $SMALL --cell $cell --epochs 2 -o $cell.ckpt < "$T/cyc.win"
+        run "$DUMP" $cell.ckpt
+        assert_output --partial "cell=$cell"
+    done
+    "$TRAIN" -q $SMALL --reset-state --epochs 1 -o r.ckpt "$T/cyc.win"
+    run --separate-stderr "$TRAIN" $SMALL --epochs 1 -o l.ckpt "$T/cyc_last.win"
+    assert_success
+    assert_output --partial ''
+    [[ "$stderr" == *"windows of 10 (last-token)"* ]]
+}
+
+@test "a token stream is refused with a hint" {
+    "$TOK" --split space "$T/cyc.txt" > cyc.tok
+    run --separate-stderr "$TRAIN" cyc.tok
+    assert_failure 1
+    assert_equal "$stderr" 'lstm-train: cyc.tok: got a token stream (TOKS), expected windows (WIND): pipe it through lstm-window'
+    run --separate-stderr bash -c "'$TRAIN' < cyc.tok"
+    assert_equal "$stderr" 'lstm-train: stdin: got a token stream (TOKS), expected windows (WIND): pipe it through lstm-window'
+}
+
+@test "a truncated window stream is refused before training" {
+    head -c 3000 "$T/big.win" > cut.win
+    run --separate-stderr "$TRAIN" -q $SMALL cut.win
+    assert_failure 1
+    assert_equal "$stderr" 'lstm-train: cut.win: truncated stream (no end record)'
+    [ ! -e model.ckpt ]
+}
+
+@test "bad flags are usage errors" {
+    run --separate-stderr "$TRAIN" --cell lstmx "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --cell: expected lstm, gru or rnn, got 'lstmx'"
+    run --separate-stderr "$TRAIN" --hidden 32 --emb 16 --tie "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" 'lstm-train: --tie needs --emb equal to --hidden (16 vs 32)'
+    run --separate-stderr "$TRAIN" --dropout 1.5 "$T/cyc.win"
+    assert_failure 2
+    run --separate-stderr "$TRAIN" --batch 0 "$T/cyc.win"
+    assert_failure 2
+    run --separate-stderr "$TRAIN" --valid "$T/cyc.win" --valid-frac 0.1 "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" 'lstm-train: --valid and --valid-frac exclude each other'
+}
+
+@test "--valid with another tokenizer is refused" {
+    run --separate-stderr "$TRAIN" -q $SMALL --valid "$T/other.win" "$T/cyc.win"
+    assert_failure 1
+    assert_equal "$stderr" "lstm-train: $T/other.win: tokenizer does not match $T/cyc.win's: tokenize it with lstm-tok -m <vocab or checkpoint>"
+}
+
+@test "resume: 2 epochs equal 1 epoch + resume 1, bit for bit" {
+    "$TRAIN" -q $SMALL --epochs 2 -o full.ckpt "$T/cyc.win"
+    "$TRAIN" -q $SMALL --epochs 1 -o half.ckpt "$T/cyc.win"
+    "$TRAIN" -q --resume half.ckpt.last --epochs 2 --threads 1 "$T/cyc.win"
+    a=$(params_sum full.ckpt.last) b=$(params_sum half.ckpt.last)
+    [ -n "$a" ]
+    assert_equal "$b" "$a"
+    # optimizer moments too
+    assert_equal "$("$DUMP" half.ckpt.last | awk '$1 == "optim.v" { print $NF }')" \
+                 "$("$DUMP" full.ckpt.last | awk '$1 == "optim.v" { print $NF }')"
+    # and the trained model differs from the one-epoch model
+    [ "$(params_sum half.ckpt)" != "$(params_sum full.ckpt)" ] || [ "$(params_sum full.ckpt)" = "$a" ]
+}
+
+@test "resume refuses windows made with another tokenizer" {
+    "$TRAIN" -q $SMALL --epochs 1 -o m.ckpt "$T/cyc.win"
+    run --separate-stderr "$TRAIN" -q --resume m.ckpt.last "$T/other.win"
+    assert_failure 1
+    assert_equal "$stderr" "lstm-train: $T/other.win: tokenizer does not match the checkpoint m.ckpt.last's: tokenize with lstm-tok -m m.ckpt.last"
+}
+
+@test "SIGINT mid-epoch saves the state, exits 130, and the resumed run equals an uninterrupted one" {
+    "$TRAIN" -q $SMALL --epochs 1 --batch 4 --valid-frac 0 -o straight.ckpt "$T/big.win"
+    "$TRAIN" -q $SMALL --epochs 1 --batch 4 --valid-frac 0 -o cut.ckpt --log cut.tsv --log-every 1 "$T/big.win" &
+    pid=$!
+    # wait until some steps are done (the log has rows), then interrupt
+    for i in $(seq 1 200); do [ "$(grep -c '^step' cut.tsv 2> /dev/null)" -ge 20 ] && break; sleep 0.05; done
+    kill -INT $pid
+    status=0
+    wait $pid || status=$?
+    assert_equal "$status" 130
+    [ -f cut.ckpt.last ]
+    [ ! -e cut.ckpt ]
+    run "$DUMP" cut.ckpt.last
+    assert_output --partial 'state.h'
+    refute_output --regexp 'step=0$'
+    "$TRAIN" -q --resume cut.ckpt.last --threads 1 "$T/big.win"
+    assert_equal "$(params_sum cut.ckpt)" "$(params_sum straight.ckpt)"
+}
+
+@test "a NaN loss stops training with a clear message and keeps the last good checkpoint" {
+    "$TRAIN" -q $SMALL --optim sgd --lr 1 --epochs 1 -o good.ckpt "$T/cyc.win"
+    before=$(params_sum good.ckpt)
+    run --separate-stderr "$TRAIN" -q --resume good.ckpt.last --lr 1e30 --clip 0 --epochs 3 "$T/cyc.win"
+    assert_failure 1
+    [[ "$stderr" == *"is NaN/Inf at epoch 2"*"stopping; good.ckpt kept the last good model (try a lower --lr or --clip)" ]]
+    assert_equal "$(params_sum good.ckpt)" "$before"
+    run "$DUMP" good.ckpt
+    assert_success
+}
+
+@test "an input above the memory budget is streamed each epoch, with the same result as in memory" {
+    "$TRAIN" -q $SMALL --epochs 2 --batch 8 -o mem.ckpt "$T/big.win"
+    run --separate-stderr "$TRAIN" $SMALL --epochs 2 --batch 8 --mem-budget 1 -o str.ckpt "$T/big.win"
+    assert_success
+    [[ "$stderr" == *"(next-token, streamed)"* ]]
+    assert_equal "$(params_sum str.ckpt.last)" "$(params_sum mem.ckpt.last)"
+}
+
+@test "--log writes a TSV with per-step and per-epoch rows and per-tensor gradient norms" {
+    "$TRAIN" -q $SMALL --epochs 3 --log run.tsv --log-every 10 "$T/cyc.win"
+    head -1 run.tsv | grep -q $'^kind\tepoch\tstep\ttokens\telapsed_s\tlr\tloss\tppl\tvalid_loss\tvalid_ppl\tgrad_norm\ttok_per_s\tgn:emb\tgn:l0.w_ih'
+    assert_equal "$(grep -c '^epoch' run.tsv)" 3
+    [ "$(grep -c '^step' run.tsv)" -ge 3 ]
+    # every step row has finite numbers for loss and the gradient norms
+    awk -F'\t' '$1 == "step" { if ($7 + 0 <= 0 || $13 + 0 <= 0) bad = 1 } END { exit bad }' run.tsv
+}
+
+@test "--time-limit stops training early and still saves" {
+    run --separate-stderr "$TRAIN" $SMALL --epochs 1000 --time-limit 0.5 "$T/big.win"
+    assert_success
+    [[ "$stderr" == *"time limit reached"* ]]
+    [ -f model.ckpt ]
+}
+
+@test "--seed makes runs reproducible and different seeds differ" {
+    "$TRAIN" -q $SMALL --epochs 1 --seed 7 -o a.ckpt "$T/cyc.win"
+    "$TRAIN" -q $SMALL --epochs 1 --seed 7 -o b.ckpt "$T/cyc.win"
+    "$TRAIN" -q $SMALL --epochs 1 --seed 8 -o c.ckpt "$T/cyc.win"
+    assert_equal "$(params_sum a.ckpt)" "$(params_sum b.ckpt)"
+    [ "$(params_sum a.ckpt)" != "$(params_sum c.ckpt)" ]
+}
+
+@test "a checkpoint with one flipped bit is rejected" {
+    "$TRAIN" -q $SMALL --epochs 1 -o m.ckpt "$T/cyc.win"
+    cp m.ckpt.last flip.ckpt
+    printf '\x01' | dd of=flip.ckpt bs=1 seek=5000 conv=notrunc 2> /dev/null
+    run --separate-stderr "$TRAIN" --resume flip.ckpt -o x.ckpt "$T/cyc.win"
+    assert_failure 1
+    assert_equal "$stderr" 'lstm-train: flip.ckpt: corrupted data (checksum mismatch)'
+}
