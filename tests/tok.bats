@@ -278,6 +278,13 @@ setup() {
     [ "$stderr" = "lstm-tok: 2 documents, 24 tokens, vocabulary 22 (words)" ]
 }
 
+@test "auto-detection needs two known column names in the first line" {
+    printf 'text, as they say, is king\nhello\n' > prose.txt
+    run --separate-stderr "$TOK" -v -o out.tok prose.txt
+    assert_success
+    [ "$stderr" = "lstm-tok: 2 documents, 11 tokens, vocabulary 12 (words)" ]
+}
+
 @test "--format text reads a CSV as lines; --format csv forces CSV" {
     run --separate-stderr "$TOK" --format text -v -o a.tok "$FIX/chat_small.csv"
     assert_success

@@ -127,8 +127,9 @@ static void usage(FILE *f)
             "      --vocab-out FILE  also save the tokenizer as a vocab file\n"
             "\n"
             "Input:\n"
-            "      --format F        text or csv (default: csv when the first line is a header naming\n"
-            "                        speaker|role|author and text|utterance|message columns)\n"
+            "      --format F        text or csv (default: csv when the first line is a header naming two\n"
+            "                        of the speaker|role|author, text|utterance|message and\n"
+            "                        conversation columns)\n"
             "      --paragraphs      text: documents are separated by blank lines (default: one per line)\n"
             "  CSV turns are grouped into one document per dialogue_id|conversation_id|conversation|\n"
             "  dialog_id value (each turn is a document without such a column); a turn is\n"
@@ -385,13 +386,13 @@ static const char *const SPEAKER_COLS[] = {"speaker", "role", "author", NULL};
 static const char *const TEXT_COLS[] = {"text", "utterance", "message", NULL};
 static const char *const CONV_COLS[] = {"dialogue_id", "conversation_id", "conversation", "dialog_id", NULL};
 
-/* Auto-detection: the first line is a header when one of its comma-separated fields (quotes
- * stripped) names a speaker or text column. */
+/* Auto-detection: the first line is a header when at least two of its comma-separated fields (quotes
+ * stripped) name known columns (speaker, text or conversation), so that a sentence such as
+ * "text, as they say, is king" stays text. */
 static int looks_like_csv(const char *line, size_t len)
 {
     size_t i = 0;
-    int commas = memchr(line, ',', len) != NULL;
-    if (!commas) return 0;
+    int known = 0;
     while (i <= len) {
         size_t j = i;
         while (j < len && line[j] != ',') j++;
@@ -399,10 +400,10 @@ static int looks_like_csv(const char *line, size_t len)
         size_t n = j - i;
         while (n && (*f == ' ' || *f == '"')) f++, n--;
         while (n && (f[n - 1] == ' ' || f[n - 1] == '"' || f[n - 1] == '\r')) n--;
-        if (name_in(f, n, SPEAKER_COLS) || name_in(f, n, TEXT_COLS)) return 1;
+        known += name_in(f, n, SPEAKER_COLS) || name_in(f, n, TEXT_COLS) || name_in(f, n, CONV_COLS);
         i = j + 1;
     }
-    return 0;
+    return known >= 2;
 }
 
 static int run_text(src *s, int paragraphs)
