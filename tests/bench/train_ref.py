@@ -1,0 +1,64 @@
+#!/usr/bin/python3
+"""train_ref.py: the PyTorch reference for lstm-train's throughput. Trains the same model (Embedding,
+nn.LSTM with L layers, Linear, cross-entropy, SGD with gradient clipping) on the same window shape for a
+fixed number of seconds on random-but-fixed token ids, with truncated BPTT (state carried and detached),
+and prints tokens/s. Run with Debian's python3-torch, OPENBLAS_NUM_THREADS=1, torch.set_num_threads(2).
+
+usage: train_ref.py V E H L B T SECONDS [TIED]
+"""
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+V, E, H, L, B, T = (int(x) for x in sys.argv[1:7])
+seconds = float(sys.argv[7])
+tied = len(sys.argv) > 8 and sys.argv[8] == "1"
+torch.set_num_threads(2)
+torch.manual_seed(1)
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(V, E)
+        self.rnn = nn.LSTM(E, H, L, batch_first=True)
+        self.out = nn.Linear(H, V)
+        if tied:
+            self.out.weight = self.emb.weight
+
+    def forward(self, x, state):
+        y, state = self.rnn(self.emb(x), state)
+        return self.out(y), state
+
+
+model = Model()
+opt = torch.optim.SGD(model.parameters(), lr=1.0)
+loss_fn = nn.CrossEntropyLoss()
+data = torch.randint(4, V, (64, B, T + 1))
+state = (torch.zeros(L, B, H), torch.zeros(L, B, H))
+
+
+def step(i):
+    global state
+    batch = data[i % data.shape[0]]
+    x, y = batch[:, :T], batch[:, 1:]
+    state = tuple(s.detach() for s in state)
+    logits, state = model(x, state)
+    loss = loss_fn(logits.reshape(-1, V), y.reshape(-1))
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+    opt.step()
+
+
+for i in range(3):  # warm-up
+    step(i)
+t0 = time.perf_counter()
+n = 0
+while time.perf_counter() - t0 < seconds:
+    step(n)
+    n += 1
+dt = time.perf_counter() - t0
+print(f"{n * B * T / dt:.0f}")
