@@ -328,7 +328,7 @@ setup() {
     run --separate-stderr "$TOK" --format csv -o out.tok nospk.csv
     assert_success
     printf 'name,text\nx,y\n' > nospk2.csv
-    run --separate-stderr "$TOK" -o out1.tok nospk2.csv
+    run --separate-stderr "$TOK" --format csv -o out1.tok nospk2.csv
     assert_failure 1
     [ "$stderr" = "lstm-tok: nospk2.csv:1: no speaker column in the CSV header (expected speaker, role or author)" ]
     run --separate-stderr "$TOK" -o out2.tok "$T/chat_short.csv"
