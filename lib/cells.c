@@ -9,6 +9,9 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define LSTM_HAVE_AVX2 1
+#if defined(__AVX512F__)
+#define LSTM_HAVE_AVX512 1
+#endif
 #endif
 
 int lstm_cell_gates(int cell)
@@ -113,9 +116,56 @@ static inline __m256 tanh8(__m256 x)
 }
 #endif
 
+
+#ifdef LSTM_HAVE_AVX512
+/* The same steps 16 wide; scalef does the 2^n. Loops run these first, then the 8-wide ones on what is
+ * left, then the scalar ones, so a build with -march=native exercises all three on odd lengths. */
+static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline __m512 sigmoid16(__m512 x)
+{
+    __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+static inline __m512 tanh16(__m512 x)
+{
+    __m512 a = _mm512_abs_ps(x);
+    __m512 one = _mm512_set1_ps(1.0f);
+    __m512 e = exp16(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
+    __m512 big = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
+    __m512 a2 = _mm512_mul_ps(a, a);
+    __m512 s = _mm512_fmadd_ps(a2, _mm512_set1_ps(-17.0f / 315.0f), _mm512_set1_ps(2.0f / 15.0f));
+    s = _mm512_fmadd_ps(a2, s, _mm512_set1_ps(-1.0f / 3.0f));
+    s = _mm512_fmadd_ps(a2, s, one);
+    s = _mm512_mul_ps(a, s);
+    __m512 t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(0.1f), _CMP_LT_OQ), big, s);
+    __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), sign));
+}
+#endif
+
 void lstm_vexp(float *y, const float *x, size_t n)
 {
     size_t i = 0;
+#ifdef LSTM_HAVE_AVX512
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
+#endif
 #ifdef LSTM_HAVE_AVX2
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
 #endif
@@ -125,6 +175,9 @@ void lstm_vexp(float *y, const float *x, size_t n)
 void lstm_vsigmoid(float *y, const float *x, size_t n)
 {
     size_t i = 0;
+#ifdef LSTM_HAVE_AVX512
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, sigmoid16(_mm512_loadu_ps(x + i)));
+#endif
 #ifdef LSTM_HAVE_AVX2
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, sigmoid8(_mm256_loadu_ps(x + i)));
 #endif
@@ -134,6 +187,9 @@ void lstm_vsigmoid(float *y, const float *x, size_t n)
 void lstm_vtanh(float *y, const float *x, size_t n)
 {
     size_t i = 0;
+#ifdef LSTM_HAVE_AVX512
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, tanh16(_mm512_loadu_ps(x + i)));
+#endif
 #ifdef LSTM_HAVE_AVX2
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, tanh8(_mm256_loadu_ps(x + i)));
 #endif
@@ -145,8 +201,19 @@ static float add_bias_max(float *row /* (V) */, const float *b /* (V) */, int V)
 {
     int j = 0;
     float m = -INFINITY;
+#ifdef LSTM_HAVE_AVX512
+    if (V >= 16) {
+        __m512 vm = _mm512_set1_ps(-INFINITY);
+        for (; j + 16 <= V; j += 16) {
+            __m512 z = _mm512_add_ps(_mm512_loadu_ps(row + j), _mm512_loadu_ps(b + j));
+            _mm512_storeu_ps(row + j, z);
+            vm = _mm512_max_ps(vm, z);
+        }
+        m = _mm512_reduce_max_ps(vm);
+    }
+#endif
 #ifdef LSTM_HAVE_AVX2
-    if (V >= 8) {
+    if (V - j >= 8) {
         __m256 vm = _mm256_set1_ps(-INFINITY);
         for (; j + 8 <= V; j += 8) {
             __m256 z = _mm256_add_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(b + j));
@@ -170,6 +237,11 @@ static float sum_exp(const float *row /* (V) */, float m, int V)
 {
     int j = 0;
     float s = 0.0f;
+#ifdef LSTM_HAVE_AVX512
+    __m512 ws = _mm512_setzero_ps(), wm = _mm512_set1_ps(m);
+    for (; j + 16 <= V; j += 16) ws = _mm512_add_ps(ws, exp16(_mm512_sub_ps(_mm512_loadu_ps(row + j), wm)));
+    s = _mm512_reduce_add_ps(ws);
+#endif
 #ifdef LSTM_HAVE_AVX2
     __m256 vs = _mm256_setzero_ps(), vm = _mm256_set1_ps(m);
     for (; j + 8 <= V; j += 8) vs = _mm256_add_ps(vs, exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm)));
@@ -185,6 +257,14 @@ static float sum_exp(const float *row /* (V) */, float m, int V)
 static void softmax_grad(float *row /* (V) */, float *db /* (V) */, float lse, float scale, int V)
 {
     int j = 0;
+#ifdef LSTM_HAVE_AVX512
+    __m512 wl = _mm512_set1_ps(lse), wsc = _mm512_set1_ps(scale);
+    for (; j + 16 <= V; j += 16) {
+        __m512 p = _mm512_mul_ps(exp16(_mm512_sub_ps(_mm512_loadu_ps(row + j), wl)), wsc);
+        _mm512_storeu_ps(row + j, p);
+        _mm512_storeu_ps(db + j, _mm512_add_ps(_mm512_loadu_ps(db + j), p));
+    }
+#endif
 #ifdef LSTM_HAVE_AVX2
     __m256 vl = _mm256_set1_ps(lse), vs = _mm256_set1_ps(scale);
     for (; j + 8 <= V; j += 8) {

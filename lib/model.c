@@ -174,6 +174,7 @@ void lstm_model_zero_grads(lstm_model *m)
 
 void lstm_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
 
+
 /* Tensor pointers inside a flat block laid out like params (params itself or grads). */
 static void layer_w(const lstm_model *m, const float *base, int l, lstm_layer_w *w)
 {
