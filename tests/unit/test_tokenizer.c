@@ -413,6 +413,22 @@ static void test_bpe(void)
         lstm_ids_free(&ids2);
         free(b);
     }
+    /* the word cache (on after 256 texts checked both ways) gives what whole-text encoding gives:
+     * a fresh copy encodes its first text directly */
+    for (int i = 0; i < NS + 100; i++) {
+        char buf[600];
+        int k = snprintf(buf, sizeof buf, "%s  %s\tx%d, Жук  ", sents[i % NS], sents[(i * 7) % NS], i);
+        lstm_ids a = {0}, b = {0};
+        CHECK_EQ_INT(lstm_tokenizer_encode(t, buf, (size_t)k, &a), 0);
+        if (i >= 256) {
+            CHECK_EQ_INT(lstm_tokenizer_dup(&u, t), 0);
+            CHECK_EQ_INT(lstm_tokenizer_encode(u, buf, (size_t)k, &b), 0);
+            CHECK(a.n == b.n && memcmp(a.v, b.v, a.n * 4) == 0);
+            lstm_tokenizer_free(u);
+        }
+        lstm_ids_free(&a);
+        lstm_ids_free(&b);
+    }
     lstm_tokenizer_free(t);
     free(remap);
 
