@@ -307,6 +307,7 @@ int lstm_acts_alloc(lstm_acts *a, const lstm_model *m, int B, int T)
     memset(a->block, 0, n * sizeof(float));
     carve_acts(a, m, a->block, B, T);
     a->Bmax = B, a->Tmax = T;
+    a->bytes = n * sizeof(float) + 2 * (size_t)B * T * sizeof(uint32_t);
     return 0;
 }
 

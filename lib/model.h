@@ -89,6 +89,7 @@ typedef struct {
     float *mask_out;              /* (T,B,H) */
     lstm_layer_scratch scratch;
     float *dseq[2];               /* (T,B,max(E,H)) gradients flowing down the stack (ping-pong) */
+    size_t bytes;                 /* memory held by these activations (for memory reports) */
 } lstm_acts;
 
 /* One-token-at-a-time inference scratch (for B lanes). */

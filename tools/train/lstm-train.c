@@ -765,10 +765,17 @@ int main(int argc, char **argv)
         char el[32];
         fmt_dur(el, sizeof el, now() - t0);
         if (valid && isfinite(s.best_valid))
-            fprintf(stderr, PROG ": best valid ppl %.2f (epoch %d) saved to %s; %s; peak memory %.0f MB\n",
-                    safe_ppl(s.best_valid), s.best_epoch, out_path, el, (double)ru.ru_maxrss / 1024);
+            fprintf(stderr, PROG ": best valid ppl %.2f (epoch %d) saved to %s; %s\n", safe_ppl(s.best_valid),
+                    s.best_epoch, out_path, el);
         else
-            fprintf(stderr, PROG ": model saved to %s; %s; peak memory %.0f MB\n", out_path, el, (double)ru.ru_maxrss / 1024);
+            fprintf(stderr, PROG ": model saved to %s; %s\n", out_path, el);
+        /* Where the memory goes: parameters, gradients and optimizer moments share one layout. */
+        double mb = 1.0 / (1 << 20), pb = (double)model.n_params * sizeof(float) * mb;
+        double ob = (double)lstm_optim_state_floats(&opt) * 2 * sizeof(float) * mb;
+        fprintf(stderr,
+                PROG ": memory: parameters %.1f MB + gradients %.1f MB + optimizer %.1f MB + activations %.1f MB "
+                "= %.1f MB; peak resident %.1f MB\n",
+                pb, pb, ob, (double)acts.bytes * mb, 2 * pb + ob + (double)acts.bytes * mb, (double)ru.ru_maxrss / 1024);
     }
     free(provenance);
     lstm_meta_free(&prov);
