@@ -19,7 +19,8 @@
 #define PROG "lstm-tok"
 #define VERSION "1.0"
 #define MAX_DOC_IDS (LSTM_MAX_RECORD / 4)
-#define PEEK_MAX (1u << 20) /* bytes looked at to find the first line when detecting CSV */
+#define PEEK_MAX (1u << 20)
+#define ENCODE_BYTES_PER_THREAD (16u << 20) /* bytes looked at to find the first line when detecting CSV */
 
 enum { FMT_AUTO, FMT_TEXT, FMT_CSV };
 enum { MODE_FIXED, MODE_COUNT, MODE_BPE }; /* tokenizer given / vocabulary built here / bpe built here */
@@ -138,7 +139,8 @@ static void usage(FILE *f)
             "Output:\n"
             "  -o, --output FILE     write FILE instead of stdout\n"
             "  -f, --force           overwrite existing output files\n"
-            "      --threads N       threads for BPE training and encoding (default 2)\n"
+            "      --threads N       threads for BPE training and encoding (default 2; encoding adds a\n"
+            "                        thread per 16 MB of text)\n"
             "  -q, --quiet           no warnings or summary\n"
             "  -v, --verbose         summary line even when stderr is not a terminal\n"
             "  -h, --help            this help\n"
@@ -600,6 +602,9 @@ static int bpe_write(int threads)
     job jobs[16];
     pthread_t th[16];
     int nj = threads < 1 ? 1 : threads > 16 ? 16 : threads, started = 1, e = 0;
+    /* with the tokenizer's chunk cache, encoding is cheap: another thread (its own model copy and
+     * cold cache) only pays off on large inputs */
+    if ((size_t)nj > 1 + A.alen / ENCODE_BYTES_PER_THREAD) nj = (int)(1 + A.alen / ENCODE_BYTES_PER_THREAD);
     if ((size_t)nj > A.ndoc) nj = A.ndoc ? (int)A.ndoc : 1;
     memset(jobs, 0, sizeof jobs);
     for (int k = 0; k < nj && !e; k++) {
