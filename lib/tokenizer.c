@@ -1,5 +1,6 @@
 /* tokenizer.c: word / whitespace / grapheme / BPE tokenizers, their vocabulary and blob. */
 #include "tokenizer.h"
+#include "checkpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1231,8 +1232,15 @@ int lstm_tokenizer_load_file(lstm_tokenizer **out, const char *path)
         goto out;
     }
     if (n < 4 || memcmp(head, ZSTD_MAGIC, 4)) {
-        /* Hook: checkpoints (not compressed, own magic) are recognised here and their tokenizer
-         * blob loaded; until then anything that is not a stream is LSTM_E_MAGIC. */
+        /* A checkpoint (not compressed, own magic) carries the training tokenizer as an entry. */
+        if (lstm_ck_is_checkpoint(path)) {
+            lstm_ck *ck;
+            if ((e = lstm_ck_open(&ck, path))) goto out;
+            const lstm_ck_entry *t = lstm_ck_find(ck, "tokenizer");
+            e = t && t->type == LSTM_CK_BYTES ? lstm_tokenizer_load(out, t->data, (size_t)t->nbytes) : LSTM_E_FORMAT;
+            lstm_ck_close(ck);
+            goto out;
+        }
         e = LSTM_E_MAGIC;
         goto out;
     }

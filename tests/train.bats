@@ -204,3 +204,12 @@ params_sum() { "$DUMP" "$1" | awk '$1 == "params" { print $NF }'; }
     assert_failure 1
     assert_equal "$stderr" 'lstm-train: flip.ckpt: corrupted data (checksum mismatch)'
 }
+
+@test "lstm-tok -m model.ckpt reuses the checkpoint's vocabulary" {
+    "$TRAIN" -q $SMALL --epochs 1 -o m.ckpt "$T/cyc.win"
+    "$TOK" -m m.ckpt "$T/cyc.txt" | "$WIN" -L 10 > again.win
+    diff <("$DUMP" --ids again.win | sed -n '/^records:/,$p') <("$DUMP" --ids "$T/cyc.win" | sed -n '/^records:/,$p')
+    # and the windows resume training on that checkpoint
+    run "$TRAIN" -q --resume m.ckpt.last --epochs 2 again.win
+    assert_success
+}
