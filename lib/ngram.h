@@ -1,0 +1,95 @@
+/* ngram.h: an interpolated modified Kneser-Ney n-gram language model over token streams
+ * (Chen & Goodman 1998), the count-based baseline for the LSTM models. formats/ngram.md is normative
+ * for the model file and for which positions are counted and predicted.
+ *
+ * Life cycle: counter_new -> counter_add (one call per document) -> estimate -> prob / scorer;
+ * write / load for the model file. Library code: never prints, returns 0 or a negative LSTM_E_* code.
+ *
+ * Sequences: per document, the history starts with one BOS (contexts at a document start are padded
+ * with BOS); with cross_docs, one BOS starts the whole stream and the history runs through document
+ * boundaries. Every token of the stream is a target except PAD and BOS, which are never predicted:
+ * the model's distributions are over the V - 2 other ids (UNK and EOS included). */
+#ifndef LSTM_NGRAM_H
+#define LSTM_NGRAM_H
+#include <stddef.h>
+#include <stdint.h>
+#include "errors.h"
+
+#define LSTM_NGRAM_MAX_ORDER 10u
+#define LSTM_NGRAM_VERSION 1u
+
+typedef struct lstm_ngram lstm_ngram;
+typedef struct lstm_ngram_counter lstm_ngram_counter;
+
+/* ---- counting ---- */
+/* order 1..LSTM_NGRAM_MAX_ORDER, V = vocabulary size (ids 0..V-1, V > 4). */
+int lstm_ngram_counter_new(lstm_ngram_counter **out, unsigned order, uint32_t V, int cross_docs);
+/* Counts the n-grams ending at every target of one document (ids (n)). LSTM_E_RANGE for an id >= V,
+ * LSTM_E_TOOBIG if a count would pass 2^32 - 1. */
+int lstm_ngram_counter_add(lstm_ngram_counter *c, const uint32_t *ids, size_t n);
+uint64_t lstm_ngram_counter_tokens(const lstm_ngram_counter *c); /* targets counted so far */
+void lstm_ngram_counter_free(lstm_ngram_counter *c);
+
+/* ---- estimating ---- */
+typedef struct {
+    int fixed;           /* 1: use D below at every order instead of the count-of-counts estimate */
+    double D[3];         /* D1, D2, D3+ when fixed; each D_k must lie in [0, k] */
+} lstm_ngram_opts;
+
+/* Chen & Goodman's discounts from the count-of-counts n[0..3] = n1..n4 of one order:
+ * Y = n1 / (n1 + 2 n2), D1 = 1 - 2Y n2/n1, D2 = 2 - 3Y n3/n2, D3+ = 3 - 4Y n4/n3.
+ * A discount that cannot be computed (a zero count-of-count) or falls outside (0, k] is replaced by
+ * the fallback 0.5, 1.0, 1.5 (the k-th one) and *fallback (may be NULL) is set to 1. */
+void lstm_ngram_discounts(const uint64_t n[4], double D[3], int *fallback);
+
+/* Builds the model from the counts. tok (tok_len bytes) is the tokenizer blob stored with the model
+ * (may be empty). opts may be NULL. LSTM_E_EMPTY if no token was counted. The counter is left as is. */
+int lstm_ngram_estimate(lstm_ngram **out, const lstm_ngram_counter *c, const lstm_ngram_opts *opts,
+                        const uint8_t *tok, size_t tok_len);
+void lstm_ngram_free(lstm_ngram *m);
+
+/* ---- the model file (formats/ngram.md) ---- */
+/* Writes the whole file to fd (not closed); LSTM_E_IO with errno set. */
+int lstm_ngram_write(const lstm_ngram *m, int fd);
+/* Parses a model file held in memory (buf (len)). LSTM_E_MAGIC, LSTM_E_VERSION, LSTM_E_TRUNCATED
+ * (shorter than its header says), LSTM_E_CORRUPT (checksum mismatch), LSTM_E_FORMAT. */
+int lstm_ngram_load(lstm_ngram **out, const uint8_t *buf, size_t len);
+/* Reads fd to its end and loads it. */
+int lstm_ngram_read(lstm_ngram **out, int fd);
+
+/* ---- properties ---- */
+unsigned lstm_ngram_order(const lstm_ngram *m);
+uint32_t lstm_ngram_vocab(const lstm_ngram *m);
+int lstm_ngram_cross_docs(const lstm_ngram *m);
+uint64_t lstm_ngram_train_tokens(const lstm_ngram *m);
+const uint8_t *lstm_ngram_tokenizer(const lstm_ngram *m, size_t *len);
+/* Order k (1..order): distinct n-grams, distinct contexts, discounts D1 D2 D3+, count-of-counts n1..n4
+ * of the (continuation) counts. Any output may be NULL. LSTM_E_ARG for k out of range. */
+int lstm_ngram_level(const lstm_ngram *m, unsigned k, uint64_t *ngrams, uint64_t *contexts, double D[3], uint64_t n[4]);
+
+/* ---- probabilities ---- */
+/* p(w | hist): hist (nhist) are the tokens before w, most recent last (only the last order - 1 are
+ * used; pass the BOS that starts a sequence yourself). LSTM_E_RANGE for w >= V or an id >= V in
+ * hist. PAD and BOS have probability 0. */
+int lstm_ngram_prob(const lstm_ngram *m, const uint32_t *hist, size_t nhist, uint32_t w, double *p);
+
+/* Scores documents with the same sequence rules as training (per document or cross_docs as the model
+ * was trained). top1: also find the most probable next token at every position (costs a pass over
+ * the tokens seen after each matched context). */
+typedef struct lstm_ngram_scorer lstm_ngram_scorer;
+typedef struct {
+    uint64_t tokens;  /* targets scored (PAD and BOS excluded) */
+    uint64_t skipped; /* PAD / BOS positions not scored */
+    double nll;       /* sum of -ln p over the targets */
+    uint64_t top1;    /* targets that were the argmax of the model's distribution (ties: lowest id) */
+} lstm_ngram_stats;
+
+int lstm_ngram_scorer_new(lstm_ngram_scorer **out, const lstm_ngram *m, int top1);
+/* LSTM_E_RANGE for an id >= V. */
+int lstm_ngram_scorer_add(lstm_ngram_scorer *s, const uint32_t *ids, size_t n);
+void lstm_ngram_scorer_stats(const lstm_ngram_scorer *s, lstm_ngram_stats *st);
+void lstm_ngram_scorer_free(lstm_ngram_scorer *s);
+/* The argmax of p(. | hist) and its probability (the scorer's top-1 machinery, for tests). */
+int lstm_ngram_scorer_argmax(lstm_ngram_scorer *s, const uint32_t *hist, size_t nhist, uint32_t *w, double *p);
+
+#endif

@@ -1,0 +1,335 @@
+/* test_ngram.c: the Kneser-Ney n-gram model: discounts, hand-computed probabilities, normalisation
+ * of every context for orders 1..4, the top-1 search against brute force, the model file round trip
+ * and its rejection of truncated and bit-flipped files. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "ngram.h"
+#include "tokenizer.h"
+
+#define A 4u /* ids of the tiny vocabulary "a b c" */
+#define B 5u
+#define C 6u
+#define EOS LSTM_EOS_ID
+#define BOS LSTM_BOS_ID
+#define UNK LSTM_UNK_ID
+
+static int near(double x, double y, double tol) { return fabs(x - y) <= tol; }
+
+static lstm_ngram *build(unsigned order, uint32_t V, int cross, const uint32_t *const *docs, const size_t *lens,
+                         size_t ndocs, const lstm_ngram_opts *opts)
+{
+    lstm_ngram_counter *c;
+    lstm_ngram *m = NULL;
+    CHECK(lstm_ngram_counter_new(&c, order, V, cross) == 0);
+    for (size_t d = 0; d < ndocs; d++) CHECK(lstm_ngram_counter_add(c, docs[d], lens[d]) == 0);
+    static const uint8_t blob[] = "tok";
+    CHECK(lstm_ngram_estimate(&m, c, opts, blob, sizeof blob) == 0);
+    lstm_ngram_counter_free(c);
+    return m;
+}
+
+static double P(const lstm_ngram *m, const uint32_t *h, size_t nh, uint32_t w)
+{
+    double p = -1;
+    CHECK(lstm_ngram_prob(m, h, nh, w, &p) == 0);
+    return p;
+}
+
+static void test_discounts(void)
+{
+    /* n1..n4 = 100 40 20 10: Y = 100/180 = 5/9, D1 = 1 - 2(5/9)(40/100) = 5/9,
+     * D2 = 2 - 3(5/9)(20/40) = 7/6, D3+ = 3 - 4(5/9)(10/20) = 17/9. */
+    uint64_t n[4] = {100, 40, 20, 10};
+    double D[3];
+    int fb = 0;
+    lstm_ngram_discounts(n, D, &fb);
+    CHECK(fb == 0);
+    CHECK(near(D[0], 5.0 / 9, 1e-12) && near(D[1], 7.0 / 6, 1e-12) && near(D[2], 17.0 / 9, 1e-12));
+    /* no n3: D2 and D3+ cannot be estimated and fall back to 1.0 and 1.5 */
+    uint64_t z[4] = {10, 4, 0, 0};
+    fb = 0;
+    lstm_ngram_discounts(z, D, &fb);
+    CHECK(fb == 1);
+    CHECK(near(D[0], 1 - 2 * (10.0 / 18) * 0.4, 1e-12) && D[1] == 1.0 && D[2] == 1.5);
+}
+
+/* One document "a b a b c" (+ EOS), fixed discounts D1 = 0.5, D2 = 1.0, D3+ = 1.5 at every order.
+ * Sequence with its start context: BOS a b a b c EOS. Predictable ids: UNK EOS a b c (V - 2 = 5).
+ *
+ * Unigram continuation counts N1+(. w): a {BOS, b} = 2, b {a} = 1, c {b} = 1, EOS {c} = 1; total 5.
+ * gamma numerator = D1 * 3 (b, c, EOS) + D2 * 1 (a) = 2.5; uniform = 1/5.
+ *   p1(a) = (2 - 1.0 + 2.5/5) / 5 = 0.3     p1(b) = p1(c) = p1(EOS) = (1 - 0.5 + 0.5) / 5 = 0.2
+ *   p1(UNK) = 0.5 / 5 = 0.1                  (sum 1)
+ * Bigram (highest order, raw counts): BOS a 1, a b 2, b a 1, b c 1, c EOS 1.
+ *   context a: c(a.) = 2, one follower with count 2: gamma = D2 / 2 = 0.5
+ *     p(b|a) = (2 - 1.0) / 2 + 0.5 * 0.2 = 0.6     p(a|a) = 0.5 * 0.3 = 0.15    p(UNK|a) = 0.05
+ *   context b: c(b.) = 2, two followers with count 1: gamma = 2 * D1 / 2 = 0.5
+ *     p(a|b) = 0.5/2 + 0.5 * 0.3 = 0.4    p(c|b) = 0.25 + 0.1 = 0.35
+ *   context BOS: p(a|BOS) = (1 - 0.5) / 1 + 0.5 * 0.3 = 0.65
+ * Trigram: the bigrams' counts become continuation counts except BOS a (nothing precedes it: raw 1):
+ *   a b <- {BOS, b} = 2, b a 1, b c 1, c EOS 1 — the same numbers as above here, so
+ *   p(c | a b) = (1 - 0.5) / 2 + (2 * 0.5 / 2) * p(c|b) = 0.25 + 0.5 * 0.35 = 0.425
+ *   p(b | BOS a) = (1 - 0.5) / 1 + 0.5 * p(b|a) = 0.5 + 0.5 * 0.6 = 0.8 */
+static void test_hand(void)
+{
+    static const uint32_t doc[] = {A, B, A, B, C, EOS};
+    const uint32_t *docs[] = {doc};
+    size_t lens[] = {6};
+    lstm_ngram_opts o = {1, {0.5, 1.0, 1.5}};
+    lstm_ngram *m2 = build(2, 7, 0, docs, lens, 1, &o);
+    lstm_ngram *m3 = build(3, 7, 0, docs, lens, 1, &o);
+    if (!m2 || !m3) return;
+    const double t = 1e-12;
+    CHECK(near(P(m2, NULL, 0, A), 0.3, t));
+    CHECK(near(P(m2, NULL, 0, B), 0.2, t));
+    CHECK(near(P(m2, NULL, 0, EOS), 0.2, t));
+    CHECK(near(P(m2, NULL, 0, UNK), 0.1, t));
+    CHECK(P(m2, NULL, 0, BOS) == 0 && P(m2, NULL, 0, LSTM_PAD_ID) == 0);
+    uint32_t h[2] = {A, 0};
+    CHECK(near(P(m2, h, 1, B), 0.6, t));
+    CHECK(near(P(m2, h, 1, A), 0.15, t));
+    CHECK(near(P(m2, h, 1, UNK), 0.05, t));
+    h[0] = B;
+    CHECK(near(P(m2, h, 1, A), 0.4, t));
+    CHECK(near(P(m2, h, 1, C), 0.35, t));
+    h[0] = BOS;
+    CHECK(near(P(m2, h, 1, A), 0.65, t));
+    h[0] = UNK; /* an unseen context: the unigram distribution */
+    CHECK(near(P(m2, h, 1, A), 0.3, t));
+    uint32_t ab[2] = {A, B}, sa[2] = {BOS, A};
+    CHECK(near(P(m3, ab, 2, C), 0.425, t));
+    CHECK(near(P(m3, sa, 2, B), 0.8, t));
+    /* the history is cut to order - 1 tokens */
+    uint32_t xab[3] = {C, A, B};
+    CHECK(P(m3, xab, 3, C) == P(m3, ab, 2, C));
+
+    /* the scorer walks the same sequence: NLL = -sum ln p over a b a b c EOS (bigram) */
+    lstm_ngram_scorer *s;
+    CHECK(lstm_ngram_scorer_new(&s, m2, 1) == 0);
+    CHECK(lstm_ngram_scorer_add(s, doc, 6) == 0);
+    lstm_ngram_stats st;
+    lstm_ngram_scorer_stats(s, &st);
+    double want = -log(0.65) - log(0.6) - log(0.4) - log(0.6) - log(0.35) - log(P(m2, (uint32_t[]){C}, 1, EOS));
+    CHECK_EQ_INT(st.tokens, 6);
+    CHECK(near(st.nll, want, 1e-12));
+    /* argmax after BOS: a (0.65); after a: b (0.6); after b: a (0.4) beats c (0.35); after c: EOS
+     * ((1 - 0.5) / 1 + 0.5 * 0.2 = 0.6): all right but c|b */
+    CHECK_EQ_INT(st.top1, 5);
+    lstm_ngram_scorer_free(s);
+    lstm_ngram_free(m2);
+    lstm_ngram_free(m3);
+}
+
+/* A small skewed corpus: 40 documents over 14 ids (some never seen), with UNK and EOS. */
+#define SV 14u
+static uint32_t corpus[40][30];
+static size_t corpus_len[40];
+
+static void make_corpus(void)
+{
+    uint64_t x = 12345;
+    for (int d = 0; d < 40; d++) {
+        size_t n = 3 + (size_t)(d * 7 % 23);
+        for (size_t i = 0; i < n - 1; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            double u = (double)(x >> 11) / 9007199254740992.0;
+            uint32_t id = 4 + (uint32_t)(8 * u * u); /* ids 4..11, skewed to small ones; 12, 13 unseen */
+            if (u > 0.97) id = UNK;
+            corpus[d][i] = id;
+        }
+        corpus[d][n - 1] = EOS;
+        corpus_len[d] = n;
+    }
+}
+
+/* Histories to test: every history of the corpus under the model's sequence rules, plus some unseen. */
+static void check_all_contexts(const lstm_ngram *m, lstm_ngram_scorer *s, unsigned order, int cross, int *nctx)
+{
+    uint32_t seq[40 * 31 + 1];
+    size_t n = 0;
+    double worst = 0, worst_arg = 0;
+    for (int d = 0; d < 40; d++) {
+        if (!cross || d == 0) seq[n++] = BOS;
+        size_t start = n;
+        memcpy(seq + n, corpus[d], corpus_len[d] * sizeof *seq);
+        n += corpus_len[d];
+        for (size_t i = start; i <= n; i++) {
+            size_t lo = cross ? 0 : start - 1;
+            size_t nh = i - lo < order - 1 ? i - lo : order - 1;
+            const uint32_t *h = seq + i - nh;
+            double sum = 0, best = -1;
+            uint32_t bw = 0;
+            for (uint32_t w = 0; w < SV; w++) {
+                double p = P(m, h, nh, w);
+                CHECK(p >= 0);
+                sum += p;
+                if (p > best) best = p, bw = w;
+            }
+            if (fabs(sum - 1) > worst) worst = fabs(sum - 1);
+            uint32_t aw;
+            double ap;
+            CHECK(lstm_ngram_scorer_argmax(s, h, nh, &aw, &ap) == 0);
+            if (fabs(ap - best) > worst_arg) worst_arg = fabs(ap - best);
+            CHECK(aw == bw || fabs(P(m, h, nh, aw) - best) < 1e-15);
+            (*nctx)++;
+        }
+    }
+    /* unseen histories, including never-seen ids and a BOS in the middle */
+    static const uint32_t odd[][3] = {{12, 13, 12}, {BOS, 13, 4}, {4, BOS, 5}, {UNK, UNK, UNK}, {EOS, EOS, 4}};
+    for (size_t j = 0; j < sizeof odd / sizeof odd[0]; j++) {
+        double sum = 0;
+        for (uint32_t w = 0; w < SV; w++) sum += P(m, odd[j], 3, w);
+        if (fabs(sum - 1) > worst) worst = fabs(sum - 1);
+    }
+    if (worst > 1e-9) fprintf(stderr, "order %u cross %d: worst |sum - 1| = %g\n", order, cross, worst);
+    CHECK(worst <= 1e-9);
+    CHECK(worst_arg <= 1e-12);
+}
+
+static void test_normalised(void)
+{
+    const uint32_t *docs[40];
+    for (int d = 0; d < 40; d++) docs[d] = corpus[d];
+    for (int cross = 0; cross <= 1; cross++) {
+        for (unsigned order = 1; order <= 4; order++) {
+            lstm_ngram *m = build(order, SV, cross, docs, corpus_len, 40, NULL);
+            if (!m) continue;
+            lstm_ngram_scorer *s;
+            CHECK(lstm_ngram_scorer_new(&s, m, 1) == 0);
+            int nctx = 0;
+            check_all_contexts(m, s, order, cross, &nctx);
+            CHECK(nctx > 400);
+            /* computed discounts lie in (0, k] */
+            for (unsigned k = 1; k <= order; k++) {
+                double D[3];
+                CHECK(lstm_ngram_level(m, k, NULL, NULL, D, NULL) == 0);
+                CHECK(D[0] > 0 && D[0] <= 1 && D[1] > 0 && D[1] <= 2 && D[2] > 0 && D[2] <= 3);
+            }
+            lstm_ngram_scorer_free(s);
+            lstm_ngram_free(m);
+        }
+    }
+}
+
+/* Writes m to a temp file and reads it back into memory. */
+static uint8_t *to_bytes(const lstm_ngram *m, size_t *len)
+{
+    char path[] = "/tmp/test_ngram_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) return NULL;
+    unlink(path);
+    CHECK(lstm_ngram_write(m, fd) == 0);
+    off_t n = lseek(fd, 0, SEEK_END);
+    uint8_t *buf = malloc((size_t)n);
+    CHECK(pread(fd, buf, (size_t)n, 0) == n);
+    close(fd);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void test_file(void)
+{
+    const uint32_t *docs[40];
+    for (int d = 0; d < 40; d++) docs[d] = corpus[d];
+    lstm_ngram *m = build(3, SV, 1, docs, corpus_len, 40, NULL);
+    if (!m) return;
+    size_t len;
+    uint8_t *buf = to_bytes(m, &len);
+    lstm_ngram *r = NULL;
+    CHECK(lstm_ngram_load(&r, buf, len) == 0);
+    if (r) {
+        CHECK(lstm_ngram_order(r) == 3 && lstm_ngram_vocab(r) == SV && lstm_ngram_cross_docs(r) == 1);
+        CHECK(lstm_ngram_train_tokens(r) == lstm_ngram_train_tokens(m));
+        size_t tl;
+        const uint8_t *tb = lstm_ngram_tokenizer(r, &tl);
+        CHECK(tl == 4 && memcmp(tb, "tok", 4) == 0);
+        /* bit-identical probabilities for every history of length 0..2 over the vocabulary */
+        int same = 1;
+        for (uint32_t a = 0; a < SV; a++)
+            for (uint32_t b = 0; b < SV; b++)
+                for (uint32_t w = 0; w < SV; w++) {
+                    uint32_t h[2] = {a, b};
+                    same &= P(m, h, 2, w) == P(r, h, 2, w) && P(m, h + 1, 1, w) == P(r, h + 1, 1, w) &&
+                            P(m, NULL, 0, w) == P(r, NULL, 0, w);
+                }
+        CHECK(same);
+        /* writing the loaded model gives the same bytes */
+        size_t len2;
+        uint8_t *buf2 = to_bytes(r, &len2);
+        CHECK(len2 == len && buf2 && memcmp(buf, buf2, len) == 0);
+        free(buf2);
+        lstm_ngram_free(r);
+    }
+    /* every truncation is rejected: a prefix of the magic as truncated, the rest by the length */
+    for (size_t cut = 0; cut < len; cut += cut < 80 ? 1 : 97) {
+        r = NULL;
+        int rc = lstm_ngram_load(&r, buf, cut);
+        CHECK(r == NULL && (rc == LSTM_E_TRUNCATED || (cut == 0 && rc == LSTM_E_MAGIC)));
+    }
+    /* every flipped byte is rejected; past the header only the checksum can see it */
+    int bad = 0;
+    for (size_t i = 0; i < len; i++) {
+        buf[i] ^= 0x10;
+        r = NULL;
+        int rc = lstm_ngram_load(&r, buf, len);
+        if (r || rc == 0) bad++;
+        if (i >= 64 && i < len - 4 && rc != LSTM_E_CORRUPT) bad++;
+        if (i < 8) CHECK(rc == LSTM_E_MAGIC);
+        buf[i] ^= 0x10;
+    }
+    CHECK_EQ_INT(bad, 0);
+    /* trailing bytes and another version */
+    uint8_t *big = malloc(len + 1);
+    memcpy(big, buf, len);
+    big[len] = 0;
+    CHECK(lstm_ngram_load(&r, big, len + 1) == LSTM_E_FORMAT);
+    big[8] = 2;
+    CHECK(lstm_ngram_load(&r, big, len) == LSTM_E_VERSION);
+    free(big);
+    free(buf);
+    lstm_ngram_free(m);
+}
+
+static void test_errors(void)
+{
+    lstm_ngram_counter *c;
+    lstm_ngram *m = NULL;
+    CHECK(lstm_ngram_counter_new(&c, 0, 10, 0) == LSTM_E_ARG);
+    CHECK(lstm_ngram_counter_new(&c, LSTM_NGRAM_MAX_ORDER + 1, 10, 0) == LSTM_E_ARG);
+    CHECK(lstm_ngram_counter_new(&c, 3, 4, 0) == LSTM_E_ARG);
+    CHECK(lstm_ngram_counter_new(&c, 3, 10, 0) == 0);
+    CHECK(lstm_ngram_estimate(&m, c, NULL, NULL, 0) == LSTM_E_EMPTY && m == NULL);
+    uint32_t bad[2] = {4, 10};
+    CHECK(lstm_ngram_counter_add(c, bad, 2) == LSTM_E_RANGE);
+    CHECK(lstm_ngram_counter_tokens(c) == 0);
+    /* a document of BOS / PAD only predicts nothing */
+    uint32_t specials[2] = {BOS, LSTM_PAD_ID};
+    CHECK(lstm_ngram_counter_add(c, specials, 2) == 0);
+    CHECK(lstm_ngram_counter_tokens(c) == 0);
+    lstm_ngram_opts o = {1, {0.5, 2.5, 1.5}}; /* D2 > 2 */
+    uint32_t ok[2] = {4, EOS};
+    CHECK(lstm_ngram_counter_add(c, ok, 2) == 0);
+    CHECK(lstm_ngram_estimate(&m, c, &o, NULL, 0) == LSTM_E_ARG);
+    CHECK(lstm_ngram_estimate(&m, c, NULL, NULL, 0) == 0);
+    double p;
+    CHECK(lstm_ngram_prob(m, NULL, 0, 10, &p) == LSTM_E_RANGE);
+    CHECK(lstm_ngram_prob(m, bad, 2, 4, &p) == LSTM_E_RANGE);
+    lstm_ngram_free(m);
+    lstm_ngram_counter_free(c);
+}
+
+int main(void)
+{
+    make_corpus();
+    test_discounts();
+    test_hand();
+    test_normalised();
+    test_file();
+    test_errors();
+    CHECK_DONE("test_ngram");
+}

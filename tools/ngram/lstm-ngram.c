@@ -1,0 +1,421 @@
+/* lstm-ngram: the interpolated modified Kneser-Ney n-gram baseline: train a model on a token stream,
+ * evaluate it (perplexity, NLL, top-1) on token streams (lib/ngram.h, formats/ngram.md). */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "ngram.h"
+#include "stream.h"
+
+#define PROG "lstm-ngram"
+#define VERSION "1.0"
+#define MAX_EVAL 16
+
+static lstm_out out;
+static volatile sig_atomic_t tmp_ready;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (tmp_ready && out.tmp) unlink(out.tmp);
+    _exit(130);
+}
+
+static void die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(PROG ": ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    if (tmp_ready) lstm_out_abort(&out);
+    exit(code);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: " PROG " train [-n ORDER] [options] [TRAIN]\n"
+            "       " PROG " eval -m MODEL [options] [TEST...]\n"
+            "An interpolated modified Kneser-Ney n-gram language model (Chen & Goodman 1998) over token\n"
+            "streams from lstm-tok: the count-based baseline for the LSTM models. Inputs are files or stdin.\n"
+            "\n"
+            "train: count n-grams of order 1..ORDER in TRAIN and write the model (formats/ngram.md).\n"
+            "  -n, --order N       n-gram order, 1 to 10 (default 5)\n"
+            "      --cross-docs    run the history through document boundaries (like lstm-window\n"
+            "                      --cross-docs); default: each document starts from a BOS context\n"
+            "  -o, --output FILE   write the model to FILE (default stdout, unless --eval is given)\n"
+            "  -f, --force         overwrite FILE if it exists\n"
+            "      --eval TEST     after training, evaluate on TEST (repeatable): no model file is needed\n"
+            "eval: score token streams with a trained model.\n"
+            "  -m, --model FILE    model from '" PROG " train' (required)\n"
+            "common:\n"
+            "      --json          one JSON object per evaluated stream instead of text\n"
+            "  -q, --quiet         no summary on stderr\n"
+            "  -v, --verbose       summary, discounts and times on stderr even when it is not a terminal\n"
+            "  -h, --help          this help\n"
+            "  -V, --version       version\n"
+            "\n"
+            "Every token of a document is predicted, EOS included, from a history that starts with one BOS\n"
+            "(the <s> ... </s> convention of SRILM and KenLM). PAD and BOS are never predicted: the\n"
+            "distributions are over the other V - 2 ids, UNK included. Perplexity is exp(mean NLL per\n"
+            "predicted token); top-1 is the share of tokens that were the model's most probable next token.\n"
+            "A test stream must carry the training stream's tokenizer (lstm-tok -m TRAIN.tok or its vocab).\n"
+            "\n"
+            "Examples:\n"
+            "  lstm-tok --split space --unk-token '<unk>' --vocab-out ptb.vocab ptb.train.txt > train.tok\n"
+            "  lstm-tok --split space --unk-token '<unk>' -m ptb.vocab ptb.test.txt > test.tok\n"
+            "  " PROG " train -n 5 -o ptb5.ngram train.tok && " PROG " eval -m ptb5.ngram test.tok\n"
+            "  " PROG " train -n 3 --eval valid.tok --eval test.tok train.tok    # train and evaluate at once\n");
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long parse_num(const char *s, const char *flag, long lo, long hi)
+{
+    char *e;
+    errno = 0;
+    long v = strtol(s, &e, 10);
+    if (errno || e == s || *e || v < lo || v > hi)
+        die(2, "%s: expected an integer from %ld to %ld, got '%s'", flag, lo, hi, s);
+    return v;
+}
+
+/* ---- token stream input ---- */
+typedef struct {
+    const char *name; /* for messages */
+    int fd;
+    lstm_reader *r;
+    uint64_t V;
+    const uint8_t *tok; /* tokenizer blob (metadata of r) */
+    size_t tok_len;
+    uint32_t *ids; /* (cap) the current document */
+    size_t n, cap;
+    uint64_t docs;
+} tokin;
+
+static const char *kind_desc(uint32_t k)
+{
+    if (k == LSTM_KIND_TOKS) return "a token stream";
+    if (k == LSTM_KIND_WIND) return "windows";
+    if (k == LSTM_KIND_VOCB) return "a vocabulary file";
+    return "an unknown kind";
+}
+
+static void tokin_open(tokin *t, const char *path)
+{
+    memset(t, 0, sizeof *t);
+    t->name = path && strcmp(path, "-") ? path : "stdin";
+    if (!path || strcmp(path, "-") == 0) {
+        if (isatty(0)) die(2, "reading a token stream from a terminal: give a file or a pipe (see --help)");
+    }
+    t->fd = lstm_in_open(path);
+    if (t->fd < 0) die(1, "%s: %s", t->name, strerror(errno));
+    int rc = lstm_reader_open(&t->r, t->fd, 0);
+    if (rc) die(1, "%s: %s", t->name, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
+    uint32_t kind = lstm_reader_kind(t->r);
+    if (kind != LSTM_KIND_TOKS) {
+        char k[5];
+        die(1, "%s: got %s (%s), expected a token stream (TOKS): make one with lstm-tok", t->name, kind_desc(kind),
+            lstm_kind_name(kind, k));
+    }
+    const lstm_meta *m = lstm_reader_meta(t->r);
+    if (lstm_meta_get_u64(m, "vocab_size", &t->V) != 0 || t->V <= 4 || t->V > (1u << 28))
+        die(1, "%s: no valid vocab_size in the stream's metadata", t->name);
+    t->tok = lstm_meta_get(m, "tokenizer", &t->tok_len);
+    if (!t->tok) die(1, "%s: no tokenizer in the stream's metadata", t->name);
+}
+
+/* 1 with a document in t->ids (t->n), 0 at the end of the stream. */
+static int tokin_next(tokin *t)
+{
+    uint8_t tag;
+    const uint8_t *p;
+    uint32_t len;
+    int k = lstm_reader_next(t->r, &tag, &p, &len);
+    if (k < 0) die(1, "%s: %s", t->name, lstm_strerror(k));
+    if (k == 0) return 0;
+    if (tag != LSTM_REC_DOC || len % 4) die(1, "%s: %s", t->name, lstm_strerror(LSTM_E_FORMAT));
+    t->n = len / 4;
+    if (t->n > t->cap) {
+        size_t cap = t->cap ? t->cap : 1024;
+        while (cap < t->n) cap *= 2;
+        uint32_t *ids = realloc(t->ids, cap * sizeof *ids);
+        if (!ids) die(1, "out of memory");
+        t->ids = ids;
+        t->cap = cap;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        t->ids[i] = lstm_get_u32(p + 4 * i);
+        if (t->ids[i] >= t->V)
+            die(1, "%s: document %llu: token id %u out of range (vocab_size %llu)", t->name,
+                (unsigned long long)t->docs + 1, t->ids[i], (unsigned long long)t->V);
+    }
+    t->docs++;
+    return 1;
+}
+
+static void tokin_close(tokin *t)
+{
+    lstm_reader_free(t->r);
+    if (t->fd > 0) close(t->fd);
+    free(t->ids);
+}
+
+/* A test stream must have been tokenized like the model's training stream. */
+static void check_tokenizer(const tokin *t, const lstm_ngram *m, const char *model)
+{
+    size_t len;
+    const uint8_t *blob = lstm_ngram_tokenizer(m, &len);
+    if (len != t->tok_len || memcmp(blob, t->tok, len) != 0 || t->V != lstm_ngram_vocab(m))
+        die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m (the training stream or its vocab)",
+            t->name, model);
+}
+
+static const char *model_error(int rc)
+{
+    switch (rc) {
+    case LSTM_E_MAGIC: return "not an lstm-ngram model (wrong magic)";
+    case LSTM_E_VERSION: return "unsupported model version";
+    case LSTM_E_TRUNCATED: return "truncated model file";
+    case LSTM_E_CORRUPT: return "corrupted model (checksum mismatch)";
+    case LSTM_E_FORMAT: return "malformed model";
+    default: return lstm_strerror(rc);
+    }
+}
+
+typedef struct {
+    int json, quiet, verbose;
+} common_opts;
+
+static int chatty(const common_opts *o) { return o->verbose || (!o->quiet && isatty(2)); }
+
+/* Scores one stream and prints its line (text or JSON) on stdout. */
+static void eval_one(const lstm_ngram *m, const char *model, const char *path, const common_opts *o)
+{
+    tokin t;
+    tokin_open(&t, path);
+    check_tokenizer(&t, m, model);
+    double t0 = now();
+    lstm_ngram_scorer *s;
+    if (lstm_ngram_scorer_new(&s, m, 1)) die(1, "out of memory");
+    while (tokin_next(&t))
+        if (lstm_ngram_scorer_add(s, t.ids, t.n)) die(1, "%s: %s", t.name, lstm_strerror(LSTM_E_RANGE));
+    lstm_ngram_stats st;
+    lstm_ngram_scorer_stats(s, &st);
+    if (st.tokens == 0) die(1, "%s: no tokens to evaluate", t.name);
+    double nll = st.nll / (double)st.tokens, ppl = exp(nll), top1 = (double)st.top1 / (double)st.tokens;
+    unsigned N = lstm_ngram_order(m);
+    const char *mode = lstm_ngram_cross_docs(m) ? "cross-docs" : "per-document";
+    if (o->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "model", json_string(model));
+        json_object_set_new(j, "input", json_string(t.name));
+        json_object_set_new(j, "order", json_integer(N));
+        json_object_set_new(j, "cross_docs", json_boolean(lstm_ngram_cross_docs(m)));
+        json_object_set_new(j, "documents", json_integer((json_int_t)t.docs));
+        json_object_set_new(j, "tokens", json_integer((json_int_t)st.tokens));
+        json_object_set_new(j, "skipped", json_integer((json_int_t)st.skipped));
+        json_object_set_new(j, "nll", isfinite(nll) ? json_real(nll) : json_null());
+        json_object_set_new(j, "perplexity", isfinite(ppl) ? json_real(ppl) : json_null());
+        json_object_set_new(j, "top1", json_real(top1));
+        json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        putchar('\n');
+        json_decref(j);
+    } else {
+        printf("%s: perplexity %.2f (nll %.4f, %llu tokens, %u-gram, %s) top-1 %.1f%%\n", t.name, ppl, nll,
+               (unsigned long long)st.tokens, N, mode, 100 * top1);
+    }
+    if (fflush(stdout) || ferror(stdout)) die(1, "stdout: %s", strerror(errno));
+    if (chatty(o))
+        fprintf(stderr, PROG ": %s: %llu documents, %llu tokens scored in %.2f s\n", t.name,
+                (unsigned long long)t.docs, (unsigned long long)st.tokens, now() - t0);
+    lstm_ngram_scorer_free(s);
+    tokin_close(&t);
+}
+
+enum { O_CROSS = 256, O_EVAL, O_JSON };
+
+static int cmd_train(int argc, char **argv)
+{
+    long N = 5;
+    int cross = 0, force = 0;
+    common_opts co = {0, 0, 0};
+    const char *opath = NULL, *evals[MAX_EVAL];
+    int nevals = 0;
+    static const struct option opts[] = {
+        {"order", required_argument, 0, 'n'}, {"cross-docs", no_argument, 0, O_CROSS},
+        {"output", required_argument, 0, 'o'}, {"force", no_argument, 0, 'f'},
+        {"eval", required_argument, 0, O_EVAL}, {"json", no_argument, 0, O_JSON},
+        {"quiet", no_argument, 0, 'q'},        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "n:o:fqvhV", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'n': N = parse_num(optarg, "-n", 1, LSTM_NGRAM_MAX_ORDER); break;
+        case O_CROSS: cross = 1; break;
+        case 'o': opath = optarg; break;
+        case 'f': force = 1; break;
+        case O_EVAL:
+            if (nevals == MAX_EVAL) die(2, "--eval: at most %d test streams", MAX_EVAL);
+            evals[nevals++] = optarg;
+            break;
+        case O_JSON: co.json = 1; break;
+        case 'q': co.quiet = 1; break;
+        case 'v': co.verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf(PROG " " VERSION "\n"); return 0;
+        default: die(2, "try '" PROG " --help'");
+        }
+    }
+    if (argc - optind > 1) die(2, "train: one training stream at most (got %d)", argc - optind);
+    const char *ipath = optind < argc ? argv[optind] : NULL;
+    int to_stdout = !opath && !nevals;
+    if (to_stdout && isatty(1)) die(2, "refusing to write binary data to a terminal: use -o FILE or a pipe");
+    if (opath && strcmp(opath, "-") == 0 && nevals) die(2, "--eval prints on stdout: write the model with -o FILE");
+    for (int i = 0; i < nevals; i++)
+        if ((!ipath || !strcmp(ipath, "-")) && !strcmp(evals[i], "-"))
+            die(2, "--eval -: stdin is already the training stream");
+
+    tokin t;
+    tokin_open(&t, ipath);
+    /* Refuse a test stream with another tokenizer before spending time on training (stdin can only
+     * be read once, so it is checked when it is evaluated). */
+    for (int i = 0; i < nevals; i++) {
+        if (!strcmp(evals[i], "-")) continue;
+        tokin e;
+        tokin_open(&e, evals[i]);
+        if (e.tok_len != t.tok_len || memcmp(e.tok, t.tok, t.tok_len) != 0 || e.V != t.V)
+            die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m %s", e.name, t.name, t.name);
+        tokin_close(&e);
+    }
+    if (opath || to_stdout) {
+        int rc = lstm_out_open(&out, opath, force);
+        if (rc) die(1, "%s: %s", opath, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
+        tmp_ready = 1;
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+    }
+
+    double t0 = now();
+    lstm_ngram_counter *c;
+    if (lstm_ngram_counter_new(&c, (unsigned)N, (uint32_t)t.V, cross)) die(1, "out of memory");
+    while (tokin_next(&t)) {
+        int rc = lstm_ngram_counter_add(c, t.ids, t.n);
+        if (rc) die(1, "%s: %s", t.name, rc == LSTM_E_TOOBIG ? "an n-gram count passes 2^32 - 1" : lstm_strerror(rc));
+    }
+    double t1 = now();
+    lstm_ngram *m;
+    int rc = lstm_ngram_estimate(&m, c, NULL, t.tok, t.tok_len);
+    if (rc == LSTM_E_EMPTY) die(1, "%s: no tokens to train on", t.name);
+    if (rc) die(1, "%s: %s", t.name, lstm_strerror(rc));
+    lstm_ngram_counter_free(c);
+    double t2 = now();
+    if (chatty(&co)) {
+        fprintf(stderr, PROG ": %s: %llu documents, %llu tokens, %ld-gram (%s) counted in %.2f s, estimated in %.2f s\n",
+                t.name, (unsigned long long)t.docs, (unsigned long long)lstm_ngram_train_tokens(m), N,
+                cross ? "cross-docs" : "per-document", t1 - t0, t2 - t1);
+        if (co.verbose)
+            for (unsigned k = 1; k <= (unsigned)N; k++) {
+                uint64_t ng, nc, nk[4];
+                double D[3];
+                lstm_ngram_level(m, k, &ng, &nc, D, nk);
+                fprintf(stderr,
+                        PROG ": order %u: %llu n-grams, %llu contexts, n1..n4 %llu %llu %llu %llu, D %.4f %.4f %.4f\n",
+                        k, (unsigned long long)ng, (unsigned long long)nc, (unsigned long long)nk[0],
+                        (unsigned long long)nk[1], (unsigned long long)nk[2], (unsigned long long)nk[3], D[0], D[1],
+                        D[2]);
+            }
+    }
+    tokin_close(&t);
+
+    if (opath || to_stdout) {
+        const char *where = opath && strcmp(opath, "-") ? opath : "stdout";
+        rc = lstm_ngram_write(m, out.fd);
+        if (!rc) rc = lstm_out_commit(&out);
+        if (rc) die(1, "%s: %s", where, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
+        tmp_ready = 0;
+        if (co.verbose) fprintf(stderr, PROG ": model written to %s in %.2f s\n", where, now() - t2);
+    }
+    for (int i = 0; i < nevals; i++) eval_one(m, t.name, evals[i], &co);
+    lstm_ngram_free(m);
+    return 0;
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+    common_opts co = {0, 0, 0};
+    const char *mpath = NULL;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"json", no_argument, 0, O_JSON},
+        {"quiet", no_argument, 0, 'q'},       {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "m:qvhV", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': mpath = optarg; break;
+        case O_JSON: co.json = 1; break;
+        case 'q': co.quiet = 1; break;
+        case 'v': co.verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf(PROG " " VERSION "\n"); return 0;
+        default: die(2, "try '" PROG " --help'");
+        }
+    }
+    if (!mpath) die(2, "eval: -m MODEL is required");
+    int nin = argc - optind, nstdin = 0;
+    for (int i = optind; i < argc; i++) nstdin += strcmp(argv[i], "-") == 0;
+    if (nstdin > 1 || (nstdin && !strcmp(mpath, "-"))) die(2, "eval: stdin can be read once");
+    double t0 = now();
+    int fd = lstm_in_open(mpath);
+    const char *mname = strcmp(mpath, "-") ? mpath : "stdin";
+    if (fd < 0) die(1, "%s: %s", mname, strerror(errno));
+    lstm_ngram *m;
+    int rc = lstm_ngram_read(&m, fd);
+    if (rc) die(1, "%s: %s", mname, rc == LSTM_E_IO ? strerror(errno) : model_error(rc));
+    if (fd > 0) close(fd);
+    if (co.verbose)
+        fprintf(stderr, PROG ": %s: %u-gram model loaded in %.2f s\n", mname, lstm_ngram_order(m), now() - t0);
+    if (nin == 0) eval_one(m, mname, NULL, &co);
+    for (int i = optind; i < argc; i++) eval_one(m, mname, argv[i], &co);
+    lstm_ngram_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+        printf(PROG " " VERSION "\n");
+        return 0;
+    }
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    die(2, "unknown command '%s': expected train or eval (see --help)", cmd);
+    return 2;
+}
