@@ -430,12 +430,8 @@ static int need(lstm_reader *r, size_t n)
         r->end -= r->start;
         r->start = 0;
     }
-    while (r->cb_cap < n) {
-        uint8_t *nb = realloc(r->cb, r->cb_cap * 2);
-        if (!nb) return LSTM_E_NOMEM;
-        r->cb = nb;
-        r->cb_cap *= 2;
-    }
+    /* No growing to n up front: a header may declare sizes its data never backs, so the buffer grows
+     * (in fill) only as decompressed bytes actually arrive. */
     while (r->end - r->start < n) {
         int rc = fill(r);
         if (rc < 0) return rc;
