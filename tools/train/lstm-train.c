@@ -1,6 +1,7 @@
 /* lstm-train: train an LSTM / GRU / RNN language model on a window stream and write a checkpoint. */
 #include <errno.h>
 #include <getopt.h>
+#include <glob.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -420,6 +421,24 @@ static double evaluate(work_t *w, lstm_dataset *d, uint64_t begin, uint64_t end,
 
 /* ------------------------------------------------------------------ output */
 
+/* A writer killed between creating its temp file and the rename (kill -9, power loss) leaves
+ * FILE.tmp.XXXXXX behind. A partial one never passes for a checkpoint (size and checksum are checked),
+ * but remove those of our outputs so they do not pile up; keep the file being resumed from. */
+static void remove_stale_temps(const char *path, const char *keep)
+{
+    char pat[8300], *q = pat;
+    for (const char *p = path; *p && q < pat + sizeof pat - 16; p++) {
+        if (strchr("*?[\\", *p)) *q++ = '\\';
+        *q++ = *p;
+    }
+    strcpy(q, ".tmp.??????");
+    glob_t g;
+    if (glob(pat, GLOB_NOSORT, NULL, &g) != 0) return;
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        if (!keep || strcmp(g.gl_pathv[i], keep)) unlink(g.gl_pathv[i]);
+    globfree(&g);
+}
+
 static void fmt_dur(char *buf, size_t cap, double s)
 {
     long t = (long)(s + 0.5);
@@ -609,6 +628,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+
+    remove_stale_temps(out_path, o.resume_path);
+    remove_stale_temps(last_path, o.resume_path);
 
     int tty = isatty(2);
     if (!o.quiet)
