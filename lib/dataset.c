@@ -65,7 +65,7 @@ int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, u
     const uint8_t *tgt = lstm_meta_get(lstm_reader_meta(r), "window_targets", &tl);
     rc = LSTM_E_FORMAT;
     if (lstm_meta_get_u64(lstm_reader_meta(r), "window_length", &T) || T == 0 || T > 1000000 ||
-        lstm_meta_get_u64(lstm_reader_meta(r), "vocab_size", &V) || V < 5 || V > UINT32_MAX || !tgt)
+        lstm_meta_get_u64(lstm_reader_meta(r), "vocab_size", &V) || V < 4 || V > UINT32_MAX || !tgt)
         goto fail;
     d->T = (uint32_t)T;
     d->K = tl == 4 && memcmp(tgt, "last", 4) == 0 ? 1 : d->T;
