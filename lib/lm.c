@@ -1,0 +1,684 @@
+/* lm.c: a checkpoint with its tokenizer as a servable language model: prompts, the word view of the
+ * pieces, a prefix-reusing one-lane session, and whole-word suggestions. */
+#define _GNU_SOURCE /* qsort_r */
+#include "lm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/ustring.h>
+
+#include "checkpoint.h"
+#include "decode.h"
+#include "stream.h"
+#include "utf8.h"
+
+/* ------------------------------------------------------------------ opening */
+
+/* Apostrophes and hyphens join words ("don't", "e-mail"). */
+static int joiner(uint32_t cp) { return cp == '\'' || cp == '-' || cp == 0x2019; }
+
+static int is_punct_cp(uint32_t cp)
+{
+    if (joiner(cp)) return 0;
+    if (cp < 128) return cp > ' ' && cp < 127 && !((cp | 32) >= 'a' && (cp | 32) <= 'z') && !(cp >= '0' && cp <= '9');
+    return u_ispunct((UChar32)cp) != 0;
+}
+
+/* A piece's contribution to a word's text, appended to buf; returns its length. */
+static size_t piece_text(const lstm_lm *lm, uint32_t id, char *buf, size_t cap)
+{
+    size_t n;
+    const char *s = lstm_tokenizer_piece(lm->tok, id, &n);
+    if (!s || id < LSTM_NUM_SPECIAL + (uint32_t)lm->S) return 0;
+    if (lm->kind == LSTM_TOK_BPE) {
+        unsigned v;
+        if (n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>' && sscanf(s + 3, "%2x", &v) == 1) {
+            buf[0] = (char)v;
+            return 1;
+        }
+        size_t o = 0;
+        for (size_t i = 0; i < n && o < cap;) { /* U+2581 is a space: leading one dropped, others kept */
+            if (i + 3 <= n && !memcmp(s + i, "\xE2\x96\x81", 3)) {
+                if (i > 0) buf[o++] = ' ';
+                i += 3;
+            } else buf[o++] = s[i++];
+        }
+        return o;
+    }
+    if (n > cap) n = cap;
+    memcpy(buf, s, n);
+    return n;
+}
+
+int lstm_lm_open(lstm_lm *lm, const char *path)
+{
+    memset(lm, 0, sizeof *lm);
+    int rc = lstm_modelfile_open(&lm->f, path);
+    if (rc) return rc;
+    lm->m = &lm->f.model;
+    if ((rc = lstm_tokenizer_load(&lm->tok, lm->f.tokenizer, lm->f.tokenizer_len))) goto fail;
+    rc = LSTM_E_VOCAB;
+    if ((int)lstm_tokenizer_vocab_size(lm->tok) != lm->m->cfg.V) goto fail;
+    lm->V = lm->m->cfg.V;
+    lm->S = (int)lstm_tokenizer_num_speakers(lm->tok);
+    lm->kind = lstm_tokenizer_kind(lm->tok);
+    lm->keep_case = lm->f.tokenizer_len > 12 && (lm->f.tokenizer[12] & 1);
+    rc = LSTM_E_NOMEM;
+    lm->flags = malloc((size_t)lm->V);
+    lm->wf = malloc((size_t)lm->V);
+    lm->toff = malloc(sizeof *lm->toff * ((size_t)lm->V + 1));
+    if (!lm->flags || !lm->wf || !lm->toff) goto fail;
+    size_t cap = 0, used = 0;
+    char buf[1024];
+    for (int id = 0; id < lm->V; id++) {
+        unsigned f = lstm_tokenizer_piece_flags(lm->tok, (uint32_t)id);
+        lm->flags[id] = (uint8_t)f;
+        size_t n = piece_text(lm, (uint32_t)id, buf, sizeof buf);
+        if (used + n + 1 > cap) {
+            cap = (used + n + 1) * 2 + 4096;
+            char *t = realloc(lm->text, cap);
+            if (!t) goto fail;
+            lm->text = t;
+        }
+        memcpy(lm->text + used, buf, n);
+        lm->toff[id] = (uint32_t)used;
+        used += n;
+        uint32_t cp = 0;
+        int punct = n > 0 && lstm_utf8_decode(buf, n, &cp) && is_punct_cp(cp);
+        uint8_t w = 0;
+        if (f & (LSTM_PIECE_SPECIAL | LSTM_PIECE_SPEAKER)) w = LSTM_W_BOUND;
+        else if (lm->kind == LSTM_TOK_WORDS || lm->kind == LSTM_TOK_SPACE) w = punct ? LSTM_W_PUNCT | LSTM_W_BOUND : LSTM_W_FIRST | LSTM_W_BOUND;
+        else if (lm->kind == LSTM_TOK_BPE) {
+            if (f & LSTM_PIECE_WORD_START) w = LSTM_W_BOUND | (n == 0 || punct ? (punct ? LSTM_W_PUNCT : 0) : LSTM_W_FIRST);
+            else w = punct ? LSTM_W_BOUND | LSTM_W_PUNCT : LSTM_W_CONT;
+        } else { /* chars */
+            if (f & LSTM_PIECE_SPACE) w = LSTM_W_BOUND;
+            else w = punct ? LSTM_W_BOUND | LSTM_W_PUNCT : LSTM_W_FIRST | LSTM_W_CONT;
+        }
+        lm->wf[id] = w;
+    }
+    lm->toff[lm->V] = (uint32_t)used;
+    /* Fault the mapped parameters in now (one read per page) rather than inside the first requests. */
+    volatile float sink = 0;
+    for (size_t i = 0; i < lm->m->n_params; i += 1024) sink += lm->m->params[i];
+    (void)sink;
+    return 0;
+fail:
+    lstm_lm_close(lm);
+    return rc;
+}
+
+void lstm_lm_close(lstm_lm *lm)
+{
+    if (lm->tok) lstm_tokenizer_free(lm->tok);
+    if (lm->f.ck) lstm_modelfile_close(&lm->f);
+    free(lm->flags);
+    free(lm->wf);
+    free(lm->text);
+    free(lm->toff);
+    memset(lm, 0, sizeof *lm);
+}
+
+const char *lstm_lm_describe_file(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return "not a checkpoint";
+    uint8_t b[512];
+    ssize_t n = read(fd, b, sizeof b);
+    const char *what = "not a checkpoint";
+    if (n == 0) what = "an empty file";
+    else if (n >= 4 && b[0] == 0x28 && b[1] == 0xB5 && b[2] == 0x2F && b[3] == 0xFD) {
+        lseek(fd, 0, SEEK_SET);
+        lstm_reader *r;
+        what = "a compressed file";
+        if (lstm_reader_open(&r, fd, 0) == 0) {
+            uint32_t k = lstm_reader_kind(r);
+            what = k == LSTM_KIND_WIND ? "a window stream (WIND)" : k == LSTM_KIND_TOKS ? "a token stream (TOKS)"
+                 : k == LSTM_KIND_VOCB ? "a vocabulary file (VOCB)" : "another lstm stream";
+            lstm_reader_free(r);
+        }
+    } else if (n > 0) {
+        int text = 1;
+        for (ssize_t i = 0; i < n; i++)
+            if (b[i] == 0 || (b[i] < 32 && b[i] != '\n' && b[i] != '\r' && b[i] != '\t')) text = 0;
+        if (text && lstm_utf8_valid_prefix((const char *)b, (size_t)n) + 4 >= (size_t)n) what = "a text file";
+    }
+    close(fd);
+    return what;
+}
+
+const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap)
+{
+    if (rc == LSTM_E_IO) snprintf(buf, cap, "%s: %s", path, strerror(errno));
+    else if (rc == LSTM_E_MAGIC)
+        snprintf(buf, cap, "%s: not a checkpoint (%s): give -m the model written by lstm-train", path, lstm_lm_describe_file(path));
+    else if (rc == LSTM_E_TRUNCATED) snprintf(buf, cap, "%s: truncated checkpoint (shorter than its header says)", path);
+    else if (rc == LSTM_E_CORRUPT) snprintf(buf, cap, "%s: corrupted checkpoint (checksum mismatch)", path);
+    else snprintf(buf, cap, "%s: not a usable checkpoint: %s", path, lstm_strerror(rc));
+    return buf;
+}
+
+int lstm_lm_same_tokenizer(const lstm_lm *lm, const uint8_t *blob, size_t len)
+{
+    return blob && len == lm->f.tokenizer_len && !memcmp(blob, lm->f.tokenizer, len);
+}
+
+int lstm_lm_prompt(lstm_lm *lm, const char *speaker, const char *text, size_t len, lstm_ids *out)
+{
+    if (lm->S > 0) {
+        if (!speaker) {
+            size_t n;
+            const char *tag = lstm_tokenizer_piece(lm->tok, LSTM_NUM_SPECIAL, &n);
+            (void)tag;
+            int rc = lstm_ids_push(out, LSTM_NUM_SPECIAL);
+            if (!rc) rc = lstm_ids_push(out, LSTM_BOS_ID);
+            if (!rc) rc = lstm_tokenizer_encode(lm->tok, text, len, out);
+            return rc;
+        }
+        return lstm_tokenizer_encode_turn(lm->tok, speaker, text, len, out);
+    }
+    int rc = lstm_ids_push(out, LSTM_EOS_ID);
+    return rc ? rc : lstm_tokenizer_encode(lm->tok, text, len, out);
+}
+
+size_t lstm_lm_partial_word(const char *text, size_t len)
+{
+    size_t i = len;
+    while (i > 0) {
+        size_t j = i - 1;
+        while (j > 0 && ((unsigned char)text[j] & 0xC0) == 0x80) j--;
+        uint32_t cp;
+        if (!lstm_utf8_decode(text + j, i - j, &cp)) cp = 0xFFFD;
+        if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == '\v' || cp == '\f' || (cp < 128 && is_punct_cp(cp)))
+            break;
+        i = j;
+    }
+    /* A partial word cannot start with a joiner ("'s" after a quote is a new word only if typed so). */
+    return i;
+}
+
+int lstm_lm_normalize(const lstm_lm *lm, const char *s, size_t n, char *out, size_t cap, size_t *outn)
+{
+    UChar a[512], b[1024];
+    int32_t na, nb, no;
+    UErrorCode err = U_ZERO_ERROR;
+    if (lm->kind == LSTM_TOK_SPACE) { /* no normalisation */
+        if (n + 1 > cap) return LSTM_E_TOOBIG;
+        memcpy(out, s, n);
+        out[n] = 0;
+        *outn = n;
+        return 0;
+    }
+    if (n > 500) return LSTM_E_TOOBIG;
+    u_strFromUTF8Lenient(a, 512, &na, s, (int32_t)n, &err);
+    if (U_FAILURE(err)) return LSTM_E_ICU;
+    const UNormalizer2 *nm = lm->keep_case ? unorm2_getNFKCInstance(&err) : unorm2_getNFKCCasefoldInstance(&err);
+    if (U_FAILURE(err)) return LSTM_E_ICU;
+    nb = unorm2_normalize(nm, a, na, b, 1024, &err);
+    if (U_FAILURE(err)) return err == U_BUFFER_OVERFLOW_ERROR ? LSTM_E_TOOBIG : LSTM_E_ICU;
+    u_strToUTF8(out, (int32_t)cap, &no, b, nb, &err);
+    if (U_FAILURE(err) || (size_t)no + 1 > cap) return LSTM_E_TOOBIG;
+    out[no] = 0;
+    *outn = (size_t)no;
+    return 0;
+}
+
+int lstm_lm_starts_word(const lstm_lm *lm, uint32_t prev, uint32_t id)
+{
+    if (id >= (uint32_t)lm->V) return 0;
+    unsigned f = lm->flags[id], pf = prev < (uint32_t)lm->V ? lm->flags[prev] : LSTM_PIECE_SPECIAL;
+    if (id != LSTM_UNK_ID && (f & (LSTM_PIECE_SPECIAL | LSTM_PIECE_SPEAKER))) return 0;
+    if (f & LSTM_PIECE_SPACE) return 0;
+    int after_boundary = (prev != LSTM_UNK_ID && (pf & (LSTM_PIECE_SPECIAL | LSTM_PIECE_SPEAKER))) || (pf & LSTM_PIECE_SPACE);
+    switch (lm->kind) {
+    case LSTM_TOK_SPACE: return 1;
+    case LSTM_TOK_WORDS: return !(lm->wf[id] & LSTM_W_PUNCT) || after_boundary;
+    case LSTM_TOK_BPE: return (f & LSTM_PIECE_WORD_START) || after_boundary;
+    default: return after_boundary;
+    }
+}
+
+/* ------------------------------------------------------------------ session */
+
+int lstm_session_init(lstm_session *s, const lstm_lm *lm, size_t cap)
+{
+    memset(s, 0, sizeof *s);
+    const lstm_model *m = lm->m;
+    size_t LH = (size_t)m->cfg.L * m->cfg.H;
+    int rc;
+    s->lm = lm;
+    s->cap = cap < 1 ? 1 : cap;
+    if ((rc = lstm_infer_alloc(&s->inf, m, 1)) || (rc = lstm_state_alloc(&s->st, m, 1))) {
+        lstm_session_free(s);
+        return rc;
+    }
+    s->logits = malloc(sizeof *s->logits * (size_t)m->cfg.V);
+    s->ids = malloc(sizeof *s->ids * s->cap);
+    s->hs = malloc(sizeof *s->hs * s->cap * LH);
+    s->cs = malloc(sizeof *s->cs * s->cap * LH);
+    if (!s->logits || !s->ids || !s->hs || !s->cs) {
+        lstm_session_free(s);
+        return LSTM_E_NOMEM;
+    }
+    return 0;
+}
+
+void lstm_session_free(lstm_session *s)
+{
+    lstm_infer_free(&s->inf);
+    lstm_state_free(&s->st);
+    free(s->logits);
+    free(s->ids);
+    free(s->hs);
+    free(s->cs);
+    memset(s, 0, sizeof *s);
+}
+
+void lstm_session_reset(lstm_session *s) { s->n = 0; }
+
+int lstm_session_feed(lstm_session *s, const uint32_t *ids, size_t n)
+{
+    if (n == 0) return LSTM_E_ARG;
+    if (n > s->cap) {
+        ids += n - s->cap;
+        n = s->cap;
+    }
+    size_t LH = (size_t)s->st.L * s->st.H, c = 0;
+    while (c < n && c < s->n && s->ids[c] == ids[c]) c++;
+    if (c == n) c--; /* the last id runs again: its logits were not kept */
+    if (c == 0) lstm_state_zero(&s->st);
+    else {
+        memcpy(s->st.h, s->hs + (c - 1) * LH, LH * sizeof(float));
+        memcpy(s->st.c, s->cs + (c - 1) * LH, LH * sizeof(float));
+    }
+    s->n = c;
+    for (size_t i = c; i < n; i++) {
+        int rc = lstm_infer_step(&s->inf, &s->st, &ids[i], i + 1 == n ? s->logits : NULL);
+        if (rc) return rc;
+        s->ids[i] = ids[i];
+        memcpy(s->hs + i * LH, s->st.h, LH * sizeof(float));
+        memcpy(s->cs + i * LH, s->st.c, LH * sizeof(float));
+        s->n = i + 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ suggestions */
+
+static const char *wtext(const lstm_lm *lm, uint32_t id, size_t *n)
+{
+    *n = lm->toff[id + 1] - lm->toff[id];
+    return lm->text + lm->toff[id];
+}
+
+static int cmp_text(const void *a, const void *b, void *arg)
+{
+    const lstm_lm *lm = arg;
+    size_t na, nb;
+    const char *sa = wtext(lm, *(const uint32_t *)a, &na), *sb = wtext(lm, *(const uint32_t *)b, &nb);
+    int c = memcmp(sa, sb, na < nb ? na : nb);
+    if (c) return c;
+    if (na != nb) return na < nb ? -1 : 1;
+    return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
+}
+
+int lstm_suggester_init(lstm_suggester *g, const lstm_lm *lm, int kmax, int W, const uint8_t *banned)
+{
+    memset(g, 0, sizeof *g);
+    if (kmax < 1 || W < 1) return LSTM_E_ARG;
+    int V = lm->V, rc = LSTM_E_NOMEM;
+    g->lm = lm;
+    g->kmax = kmax;
+    g->W = W;
+    g->banned = banned;
+    g->max_pieces = lm->kind == LSTM_TOK_CHARS ? 24 : 10;
+    g->work = malloc(sizeof *g->work * (size_t)V);
+    g->idx = malloc(sizeof *g->idx * (size_t)(V > 2 * W ? V : 2 * W));
+    if (!g->work || !g->idx) goto fail;
+    if (lm->kind == LSTM_TOK_WORDS || lm->kind == LSTM_TOK_SPACE) {
+        g->sorted = malloc(sizeof *g->sorted * (size_t)V);
+        g->excl = malloc(sizeof *g->excl * (size_t)V);
+        if (!g->sorted || !g->excl) goto fail;
+        for (int id = 0; id < V; id++) {
+            size_t n;
+            wtext(lm, (uint32_t)id, &n);
+            if ((lm->wf[id] & LSTM_W_FIRST) && !(banned && banned[id]) && n > 0 && n < LSTM_WORD_MAX)
+                g->sorted[g->nsorted++] = (uint32_t)id;
+            else g->excl[g->nexcl++] = (uint32_t)id;
+        }
+        qsort_r(g->sorted, g->nsorted, sizeof *g->sorted, cmp_text, (void *)lm);
+    } else {
+        g->capfound = W * g->max_pieces + 1;
+        g->found = malloc(sizeof *g->found * (size_t)g->capfound);
+        g->bound = malloc(sizeof *g->bound * (size_t)V);
+        g->logits = malloc(sizeof *g->logits * (size_t)W * V);
+        g->htext = malloc((size_t)W * LSTM_WORD_MAX);
+        g->htext2 = malloc((size_t)W * LSTM_WORD_MAX);
+        g->hlen = malloc(sizeof *g->hlen * (size_t)W);
+        g->hlen2 = malloc(sizeof *g->hlen2 * (size_t)W);
+        g->hlp = malloc(sizeof *g->hlp * (size_t)W);
+        g->hlp2 = malloc(sizeof *g->hlp2 * (size_t)W);
+        g->par = malloc(sizeof *g->par * (size_t)W);
+        g->feed = malloc(sizeof *g->feed * (size_t)W);
+        if (!g->found || !g->bound || !g->logits || !g->htext || !g->htext2 || !g->hlen || !g->hlen2 || !g->hlp ||
+            !g->hlp2 || !g->par || !g->feed)
+            goto fail;
+        for (int id = 0; id < V; id++)
+            if (lm->wf[id] & LSTM_W_BOUND) g->bound[g->nbound++] = (uint32_t)id;
+        if ((rc = lstm_infer_alloc(&g->inf, lm->m, W)) || (rc = lstm_state_alloc(&g->st, lm->m, W)) ||
+            (rc = lstm_state_alloc(&g->tmp, lm->m, W)))
+            goto fail;
+    }
+    return 0;
+fail:
+    lstm_suggester_free(g);
+    return rc;
+}
+
+void lstm_suggester_free(lstm_suggester *g)
+{
+    free(g->work);
+    free(g->idx);
+    free(g->sorted);
+    free(g->excl);
+    free(g->found);
+    free(g->bound);
+    free(g->logits);
+    free(g->htext);
+    free(g->htext2);
+    free(g->hlen);
+    free(g->hlen2);
+    free(g->hlp);
+    free(g->hlp2);
+    free(g->par);
+    free(g->feed);
+    for (size_t i = 0; i < g->nban; i++) free(g->ban[i]);
+    free(g->ban);
+    if (g->inf.block) lstm_infer_free(&g->inf);
+    if (g->st.h) lstm_state_free(&g->st);
+    if (g->tmp.h) lstm_state_free(&g->tmp);
+    memset(g, 0, sizeof *g);
+}
+
+int lstm_suggester_ban_word(lstm_suggester *g, const char *w, size_t n)
+{
+    char **b = realloc(g->ban, sizeof *b * (g->nban + 1));
+    if (!b) return LSTM_E_NOMEM;
+    g->ban = b;
+    if (!(b[g->nban] = malloc(n + 1))) return LSTM_E_NOMEM;
+    memcpy(b[g->nban], w, n);
+    b[g->nban][n] = 0;
+    g->nban++;
+    return 0;
+}
+
+static int is_banned_word(const lstm_suggester *g, const char *w, size_t n)
+{
+    for (size_t i = 0; i < g->nban; i++)
+        if (strlen(g->ban[i]) == n && !memcmp(g->ban[i], w, n)) return 1;
+    return 0;
+}
+
+/* -1 / 0 / 1: text sorts before the words extending prefix, extends it, sorts after them. */
+static int cmp_prefix(const char *s, size_t n, const char *p, size_t pn)
+{
+    int c = memcmp(s, p, n < pn ? n : pn);
+    if (c) return c < 0 ? -1 : 1;
+    return n < pn ? -1 : 0;
+}
+
+/* [lo, hi) of sorted: the words extending prefix. */
+static void prefix_range(const lstm_suggester *g, const char *p, size_t pn, uint32_t *lo, uint32_t *hi)
+{
+    uint32_t a = 0, b = g->nsorted;
+    while (a < b) { /* first with cmp >= 0 */
+        uint32_t mid = a + (b - a) / 2;
+        size_t n;
+        const char *s = wtext(g->lm, g->sorted[mid], &n);
+        if (cmp_prefix(s, n, p, pn) < 0) a = mid + 1;
+        else b = mid;
+    }
+    *lo = a;
+    b = g->nsorted;
+    while (a < b) { /* first with cmp > 0 */
+        uint32_t mid = a + (b - a) / 2;
+        size_t n;
+        const char *s = wtext(g->lm, g->sorted[mid], &n);
+        if (cmp_prefix(s, n, p, pn) <= 0) a = mid + 1;
+        else b = mid;
+    }
+    *hi = a;
+}
+
+static double log_norm(const float *x, int V)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++)
+        if (x[i] > mx) mx = x[i];
+    double s = 0;
+    for (int i = 0; i < V; i++) s += expf(x[i] - mx);
+    return (double)mx + log(s);
+}
+
+static int suggest_words(lstm_suggester *g, const float *logits, const char *prefix, size_t plen, int k,
+                         lstm_suggestion *out, double *mass)
+{
+    const lstm_lm *lm = g->lm;
+    int V = lm->V, n = 0;
+    double lse = log_norm(logits, V);
+    uint32_t lo = 0, hi = g->nsorted;
+    if (plen) prefix_range(g, prefix, plen, &lo, &hi);
+    int want = k + (int)g->nban; /* banned words are dropped after selection */
+    int got;
+    double m = 0;
+    if (!plen) {
+        memcpy(g->work, logits, sizeof *g->work * (size_t)V);
+        for (uint32_t i = 0; i < g->nexcl; i++) g->work[g->excl[i]] = -INFINITY;
+        got = lstm_topk(g->work, V, want, g->idx);
+        m = 1;
+    } else {
+        uint32_t nr = hi - lo;
+        for (uint32_t i = 0; i < nr; i++) {
+            g->work[i] = logits[g->sorted[lo + i]];
+            m += exp((double)g->work[i] - lse);
+        }
+        got = lstm_topk(g->work, (int)nr, want, g->idx);
+        for (int i = 0; i < got; i++) g->idx[i] = (int)g->sorted[lo + (uint32_t)g->idx[i]];
+    }
+    for (int i = 0; i < got && n < k; i++) {
+        size_t len;
+        const char *s = wtext(lm, (uint32_t)g->idx[i], &len);
+        if (is_banned_word(g, s, len)) continue;
+        memcpy(out[n].word, s, len);
+        out[n].word[len] = 0;
+        out[n].len = len;
+        out[n].p = exp((double)logits[g->idx[i]] - lse);
+        if (plen) out[n].p = m > 0 ? out[n].p / m : 0;
+        n++;
+    }
+    if (mass) *mass = m;
+    return n;
+}
+
+int lstm_suggest_rank(lstm_suggester *g, const float *logits, const char *prefix, size_t plen, uint32_t id, int limit)
+{
+    if (!g->sorted || id >= (uint32_t)g->lm->V) return limit;
+    uint32_t lo = 0, hi = g->nsorted;
+    if (plen) prefix_range(g, prefix, plen, &lo, &hi);
+    size_t n;
+    const char *s = wtext(g->lm, id, &n);
+    if (!(g->lm->wf[id] & LSTM_W_FIRST) || (g->banned && g->banned[id]) || cmp_prefix(s, n, prefix, plen) != 0)
+        return limit;
+    float x = logits[id];
+    int r = 0;
+    for (uint32_t i = lo; i < hi && r < limit; i++) {
+        uint32_t j = g->sorted[i];
+        if (logits[j] > x || (logits[j] == x && j < id)) r++;
+    }
+    return r;
+}
+
+/* ---- beam over pieces ---- */
+
+static void copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl)
+{
+    size_t H = (size_t)s->H;
+    for (int l = 0; l < s->L; l++) {
+        memcpy(d->h + ((size_t)l * d->B + dl) * H, s->h + ((size_t)l * s->B + sl) * H, H * sizeof(float));
+        memcpy(d->c + ((size_t)l * d->B + dl) * H, s->c + ((size_t)l * s->B + sl) * H, H * sizeof(float));
+    }
+}
+
+/* Consistent with the prefix: one of text, prefix extends the other. */
+static int consistent(const char *t, size_t n, const char *p, size_t pn) { return !memcmp(t, p, n < pn ? n : pn); }
+
+static void add_found(lstm_suggester *g, const char *t, size_t n, double lp)
+{
+    for (int i = 0; i < g->nfound; i++)
+        if (g->found[i].len == n && !memcmp(g->found[i].word, t, n)) {
+            g->found[i].p += exp(lp); /* another segmentation of the same word */
+            return;
+        }
+    if (g->nfound == g->capfound) return;
+    lstm_suggestion *f = &g->found[g->nfound++];
+    memcpy(f->word, t, n);
+    f->word[n] = 0;
+    f->len = n;
+    f->p = exp(lp);
+}
+
+static int cmp_sugg(const void *a, const void *b)
+{
+    const lstm_suggestion *x = a, *y = b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return strcmp(x->word, y->word);
+}
+
+/* k-th best finished probability so far (0 if fewer than k). */
+static double kth_found(const lstm_suggester *g, int k)
+{
+    if (g->nfound < k) return 0;
+    /* small lists: count how many are above each candidate */
+    double best = 0;
+    for (int i = 0; i < g->nfound; i++) {
+        int above = 0;
+        for (int j = 0; j < g->nfound; j++)
+            if (g->found[j].p > g->found[i].p) above++;
+        if (above < k && (best == 0 || g->found[i].p < best)) best = g->found[i].p;
+    }
+    return best;
+}
+
+static int suggest_beam(lstm_suggester *g, const lstm_state *st0, const float *logits0, const char *prefix,
+                        size_t plen, int k, lstm_suggestion *out, double *mass)
+{
+    const lstm_lm *lm = g->lm;
+    int V = lm->V, W = g->W, nlive = 1, rc;
+    g->nfound = 0;
+    lstm_state_zero(&g->st);
+    copy_lane(&g->st, 0, st0, 0);
+    memcpy(g->logits, logits0, sizeof *g->logits * (size_t)V);
+    g->hlen[0] = 0;
+    g->hlp[0] = 0;
+    int want = k + (int)g->nban;
+    for (int step = 0; step <= g->max_pieces && nlive > 0; step++) {
+        /* candidates: (parent, piece, score), best W kept in g->par/feed/hlp2 via insertion */
+        int nc = 0;
+        for (int h = 0; h < nlive; h++) {
+            const float *x = g->logits + (size_t)h * V;
+            double lse = log_norm(x, V);
+            const char *ht = g->htext + (size_t)h * LSTM_WORD_MAX;
+            size_t hn = g->hlen[h];
+            if (step > 0 && hn >= plen && hn > 0) { /* the word may end here */
+                double pb = 0;
+                for (uint32_t i = 0; i < g->nbound; i++) pb += exp((double)x[g->bound[i]] - lse);
+                if (pb > 0 && !is_banned_word(g, ht, hn)) add_found(g, ht, hn, g->hlp[h] + log(pb));
+            }
+            if (step == g->max_pieces) continue;
+            uint8_t need = step == 0 ? LSTM_W_FIRST : LSTM_W_CONT;
+            for (int id = 0; id < V; id++) {
+                float xv = x[id];
+                g->work[id] = -INFINITY;
+                if (!(lm->wf[id] & need) || (g->banned && g->banned[id])) continue;
+                size_t pn;
+                const char *pt = wtext(lm, (uint32_t)id, &pn);
+                if (pn == 0 || hn + pn >= LSTM_WORD_MAX) continue;
+                if (plen > hn && !consistent(pt, pn, prefix + hn, plen - hn)) continue;
+                g->work[id] = xv;
+            }
+            int kk = lstm_topk(g->work, V, W, g->idx);
+            for (int i = 0; i < kk; i++) {
+                double s = g->hlp[h] + ((double)g->work[g->idx[i]] - lse);
+                /* insert into the W best (par, feed, hlp2), best first */
+                int pos = nc < W ? nc : W;
+                while (pos > 0 && g->hlp2[pos - 1] < s) pos--;
+                if (pos >= W) continue;
+                int last = nc < W ? nc : W - 1;
+                for (int j = last; j > pos; j--) {
+                    g->hlp2[j] = g->hlp2[j - 1];
+                    g->par[j] = g->par[j - 1];
+                    g->feed[j] = g->feed[j - 1];
+                }
+                g->hlp2[pos] = s;
+                g->par[pos] = h;
+                g->feed[pos] = (uint32_t)g->idx[i];
+                if (nc < W) nc++;
+            }
+        }
+        /* Words only get less likely as they grow: stop once no live hypothesis can beat the k-th. */
+        double kth = kth_found(g, want);
+        int keep = 0;
+        for (int i = 0; i < nc; i++)
+            if (exp(g->hlp2[i]) > kth) keep = i + 1;
+        nlive = keep;
+        if (nlive == 0) break;
+        for (int i = 0; i < nlive; i++) {
+            int h = g->par[i];
+            size_t pn;
+            const char *pt = wtext(lm, g->feed[i], &pn);
+            char *d = g->htext2 + (size_t)i * LSTM_WORD_MAX;
+            memcpy(d, g->htext + (size_t)h * LSTM_WORD_MAX, g->hlen[h]);
+            memcpy(d + g->hlen[h], pt, pn);
+            g->hlen2[i] = g->hlen[h] + pn;
+            copy_lane(&g->tmp, i, &g->st, h);
+        }
+        for (int i = nlive; i < W; i++) g->feed[i] = 0;
+        for (int i = 0; i < nlive; i++) {
+            g->hlen[i] = g->hlen2[i];
+            g->hlp[i] = g->hlp2[i];
+        }
+        char *tt = g->htext;
+        g->htext = g->htext2;
+        g->htext2 = tt;
+        lstm_state ts = g->st;
+        g->st = g->tmp;
+        g->tmp = ts;
+        if ((rc = lstm_infer_step(&g->inf, &g->st, g->feed, g->logits))) return rc;
+    }
+    qsort(g->found, (size_t)g->nfound, sizeof *g->found, cmp_sugg);
+    double m = 0;
+    for (int i = 0; i < g->nfound; i++) m += g->found[i].p;
+    int n = g->nfound < k ? g->nfound : k;
+    for (int i = 0; i < n; i++) {
+        out[i] = g->found[i];
+        if (plen && m > 0) out[i].p /= m;
+    }
+    if (mass) *mass = m;
+    return n;
+}
+
+int lstm_suggest(lstm_suggester *g, const lstm_state *st, const float *logits, const char *prefix, size_t plen, int k,
+                 lstm_suggestion *out, double *mass)
+{
+    if (k < 1) return 0;
+    if (k > g->kmax) k = g->kmax;
+    if (g->sorted) return suggest_words(g, logits, prefix, plen, k, out, mass);
+    return suggest_beam(g, st, logits, prefix, plen, k, out, mass);
+}

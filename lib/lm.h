@@ -1,0 +1,152 @@
+/* lm.h: a trained language model ready to evaluate and serve: the checkpoint mapped read-only with
+ * its tokenizer, prompts built exactly as training data was, a word-level view of the pieces (what
+ * counts as a word for per-word perplexity and keystroke savings), a one-lane session that reuses
+ * the state of the longest prompt prefix it has already read, and next-word suggestions (whole
+ * words: vocabulary words for word models, a small beam over pieces for BPE and character models,
+ * optionally completing a partly typed word). Library code: never prints, returns 0 or LSTM_E_*. */
+#ifndef LSTM_LM_H
+#define LSTM_LM_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "modelfile.h"
+#include "tokenizer.h"
+
+#define LSTM_WORD_MAX 128 /* bytes of a suggested word (longer words are not suggested) */
+
+/* Roles of a piece in a word (lstm_lm.wf). A word is a FIRST piece followed by CONT pieces and ends
+ * before a BOUND piece. Word models: every word token is FIRST, punctuation tokens are PUNCT. */
+#define LSTM_W_FIRST 1u /* can start a word (letters; bpe: with U+2581) */
+#define LSTM_W_CONT 2u  /* can continue a word (bpe: no U+2581; chars: not space or punctuation) */
+#define LSTM_W_BOUND 4u /* ends the word before it: specials, speaker tags, word starts, spaces, punctuation */
+#define LSTM_W_PUNCT 8u /* punctuation (apostrophe and hyphen count as letters) */
+
+typedef struct {
+    lstm_modelfile f;
+    const lstm_model *m;
+    lstm_tokenizer *tok;
+    int kind;          /* enum lstm_tok_kind */
+    int keep_case;     /* the tokenizer does not case-fold */
+    int V, S;          /* ids, speaker tags */
+    uint8_t *flags;    /* (V) lstm_tokenizer_piece_flags */
+    uint8_t *wf;       /* (V) LSTM_W_* : the piece's role in assembling words */
+    char *text;        /* the pieces' contribution to a word's text: bpe "▁ab" -> "ab", "<0x41>" -> "A" */
+    uint32_t *toff;    /* (V+1) offsets into text */
+} lstm_lm;
+
+/* Opens a checkpoint: lstm_modelfile_open's codes (LSTM_E_MAGIC for a file that is not a checkpoint,
+ * LSTM_E_TRUNCATED, LSTM_E_CORRUPT, LSTM_E_FORMAT) and the tokenizer's, plus LSTM_E_VOCAB when the
+ * tokenizer and the model disagree on the vocabulary size. */
+int lstm_lm_open(lstm_lm *lm, const char *path);
+void lstm_lm_close(lstm_lm *lm);
+
+/* The one-line message for lstm_lm_open's error rc on path (without the program name), into buf. */
+const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap);
+
+/* What a file that is not a checkpoint looks like: "a window stream (WIND)", "a token stream (TOKS)",
+ * "another lstm stream", "an empty file", "a text file", or "not a checkpoint" (static strings). */
+const char *lstm_lm_describe_file(const char *path);
+
+/* 1 if the blob (e.g. a stream's "tokenizer" metadata) is the model's tokenizer. */
+int lstm_lm_same_tokenizer(const lstm_lm *lm, const uint8_t *blob, size_t len);
+
+/* The ids of a prompt, as training saw them: for a chat model (S > 0) "<speaker-tag> <BOS> tokens"
+ * (speaker NULL = the first speaker of the tokenizer); for a plain text model "EOS tokens" (the end
+ * of a previous document, which is what preceded every document of a --cross-docs stream; with it an
+ * empty prompt predicts the first word of a document). LSTM_E_NOTFOUND for an unknown speaker. */
+int lstm_lm_prompt(lstm_lm *lm, const char *speaker, const char *text, size_t len, lstm_ids *out);
+
+/* Where the partly typed word at the end of text starts: len when text is empty or ends with
+ * whitespace or punctuation (the next word is a new one). The word is the trailing run of characters
+ * other than whitespace and ASCII punctuation (apostrophe and hyphen count as letters). */
+size_t lstm_lm_partial_word(const char *text, size_t len);
+
+/* The typed prefix normalised as the tokenizer normalises text (NFKC, case-folded unless keep_case),
+ * into out (cap bytes, NUL-terminated). LSTM_E_TOOBIG if it does not fit. */
+int lstm_lm_normalize(const lstm_lm *lm, const char *s, size_t n, char *out, size_t cap, size_t *outn);
+
+/* Word view. A token "starts a word" when it begins a new whitespace-separated word of the text:
+ * words/space tokens except punctuation that follows another token; bpe pieces with the U+2581
+ * prefix; a non-space character after a space. Anything right after a special token or speaker tag
+ * (BOS, EOS) starts a word unless it is whitespace. Speaker tags and specials start none. */
+int lstm_lm_starts_word(const lstm_lm *lm, uint32_t prev, uint32_t id);
+
+/* ---- a one-lane session ---- */
+typedef struct {
+    const lstm_lm *lm;
+    lstm_infer inf;
+    lstm_state st;
+    float *logits;      /* (V) after lstm_session_feed: the next-token logits */
+    uint32_t *ids;      /* (cap) the prompt read last */
+    float *hs, *cs;     /* (cap, L*H) state after each of those ids */
+    size_t n, cap;
+} lstm_session;
+
+int lstm_session_init(lstm_session *s, const lstm_lm *lm, size_t cap);
+void lstm_session_free(lstm_session *s);
+/* Runs the prompt ids (n >= 1) and leaves its final state in s->st and the next-token logits in
+ * s->logits. Reuses the states of the longest common prefix with the previous prompt (only the
+ * last id runs the output layer). Prompts longer than cap keep their last cap ids. */
+int lstm_session_feed(lstm_session *s, const uint32_t *ids, size_t n);
+/* Forget the previous prompt (the next feed starts from a zero state). */
+void lstm_session_reset(lstm_session *s);
+
+/* ---- next-word suggestions ---- */
+typedef struct {
+    char word[LSTM_WORD_MAX];
+    size_t len;
+    double p;       /* probability (see lstm_suggest) */
+} lstm_suggestion;
+
+typedef struct {
+    const lstm_lm *lm;
+    int kmax, W, max_pieces;
+    const uint8_t *banned;    /* (V) or NULL: never suggested */
+    float *work;              /* (V) */
+    int *idx;                 /* (max(V, W*2)) */
+    uint32_t *sorted;         /* word models: word ids by their bytes, for prefix ranges */
+    uint32_t nsorted;
+    /* beam over pieces (bpe, chars) */
+    lstm_infer inf;
+    lstm_state st, tmp;       /* W lanes */
+    float *logits;            /* (W,V) */
+    char *htext, *htext2;     /* (W, LSTM_WORD_MAX) hypothesis texts */
+    size_t *hlen, *hlen2;     /* (W) */
+    double *hlp, *hlp2;       /* (W) */
+    int *par;                 /* (W) */
+    uint32_t *feed;           /* (W) */
+    lstm_suggestion *found;   /* (W * max_pieces + 1) finished words */
+    char **ban;               /* normalised banned words, never suggested */
+    size_t nban;
+    uint32_t *excl;           /* word models: ids never suggested (not in sorted) */
+    uint32_t nexcl;
+    int nfound, capfound;
+    uint32_t *bound;          /* ids that end a word: specials, speakers, word starts, spaces, punctuation */
+    uint32_t nbound;
+} lstm_suggester;
+
+/* kmax: the largest k asked; W: beam width (bpe / chars); banned: (V) ids never suggested, or NULL
+ * (for bpe / chars a banned piece is never part of a suggested word; ban whole words with
+ * lstm_suggest's caller-side filter). */
+int lstm_suggester_init(lstm_suggester *g, const lstm_lm *lm, int kmax, int W, const uint8_t *banned);
+void lstm_suggester_free(lstm_suggester *g);
+
+/* Adds a word (normalised) that is never suggested, whatever the tokenizer. */
+int lstm_suggester_ban_word(lstm_suggester *g, const char *w, size_t n);
+
+/* The k most likely next words (k <= kmax) after a context whose one-lane state is st and whose
+ * next-token logits are logits. prefix (normalised, may be empty): only words extending it. Writes
+ * up to k suggestions by decreasing probability and returns how many. Probabilities: without a
+ * prefix, the model's probability that the next word is that word; with a prefix, renormalised over
+ * the words extending the prefix that were found (all vocabulary words for word models, the beam's
+ * words for bpe / chars). *mass (may be NULL): the unrenormalised probability of all candidates. */
+int lstm_suggest(lstm_suggester *g, const lstm_state *st, const float *logits, const char *prefix, size_t plen,
+                 int k, lstm_suggestion *out, double *mass);
+
+/* Word models: the rank (0-based) of word id among the words extending prefix by the logits, stopping
+ * at limit (returns limit when it ranks there or lower, or id does not extend prefix). For keystroke
+ * simulation: ranks ties by lower id, as lstm_suggest does. */
+int lstm_suggest_rank(lstm_suggester *g, const float *logits, const char *prefix, size_t plen, uint32_t id, int limit);
+
+#endif

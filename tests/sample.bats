@@ -1,0 +1,236 @@
+#!/usr/bin/env bats
+# lstm-sample: suggestions (next word, completing a typed word, whole words from character pieces),
+# completion (greedy, sampling, beam), chat speakers, bans, the JSON server and the bad inputs, on
+# tiny models built once from tests/fixtures/eval_chat.csv.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+    export FIX="$BATS_TEST_DIRNAME/fixtures"
+    export T="$BATS_FILE_TMPDIR"
+    export S="$LSTM_BIN/lstm-sample"
+    local B="$LSTM_BIN"
+    "$B/lstm-tok" -q "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 8 > "$T/chat.win"
+    "$B/lstm-train" --hidden 32 --epochs 3 -q -o "$T/chat.ckpt" "$T/chat.win"
+    "$B/lstm-tok" -q --chars "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 16 > "$T/chars.win"
+    "$B/lstm-train" --hidden 32 --epochs 2 -q -o "$T/chars.ckpt" "$T/chars.win"
+    # a plain text model (no speakers)
+    sed -n '2,$p' "$FIX/eval_chat.csv" | cut -d, -f3- | tr -d '"' > "$T/plain.txt"
+    "$B/lstm-tok" -q "$T/plain.txt" | "$B/lstm-window" -q -L 8 --cross-docs > "$T/plain.win"
+    "$B/lstm-train" --hidden 32 --epochs 2 -q -o "$T/plain.ckpt" "$T/plain.win"
+    echo "just some text" > "$T/notes.txt"
+    head -c 5000 "$T/chat.ckpt" > "$T/cut.ckpt"
+}
+
+setup() {
+    load '/usr/lib/bats/bats-support/load'
+    load '/usr/lib/bats/bats-assert/load'
+    cd "$BATS_TEST_TMPDIR"
+}
+
+# probabilities (2nd column) are sorted, in [0, 1], and sum to at most 1 (+ rounding)
+check_probs() {
+    printf '%s\n' "$1" | awk -F'\t' 'NF != 2 || $2 < 0 || $2 > 1 || (NR > 1 && $2 > prev + 1e-9) { bad = 1 }
+        { s += $2; prev = $2 } END { exit bad || s > 1.00001 }'
+}
+
+@test "--help and --version" {
+    run --separate-stderr "$S" --help
+    assert_success
+    assert_output --partial "echo 'hi, i need help with my' | lstm-sample -m chat.ckpt --suggest 5"
+    assert_output --partial "--serve"
+    run --separate-stderr "$S" --version
+    assert_output "lstm-sample 1.0"
+}
+
+@test "usage errors exit 2" {
+    run --separate-stderr "$S" --suggest 3 hello
+    assert_failure 2
+    assert_equal "$stderr" "lstm-sample: no model: give -m MODEL.ckpt (see --help)"
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 0 hello
+    assert_failure 2
+    assert_equal "$stderr" "lstm-sample: --suggest: expected an integer from 1 to 1000, got '0'"
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 3 --complete hello
+    assert_failure 2
+    assert_equal "$stderr" "lstm-sample: --suggest and --complete exclude each other"
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --complete --beam 2 --top-p 0.5 hello
+    assert_failure 2
+    assert_equal "$stderr" "lstm-sample: --beam excludes --greedy, --top-k and --top-p"
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --speaker nobody hello
+    assert_failure 2
+    assert_equal "$stderr" "lstm-sample: --speaker: 'nobody' is not a speaker of this model"
+}
+
+@test "--suggest K: K next words, sorted, probabilities sum to at most 1" {
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 4 "hi i need help with my "
+    assert_success
+    [ "${#lines[@]}" -eq 4 ]
+    check_probs "$output"
+    # TEXT from stdin gives the same answer
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 4 <<< "hi i need help with my "
+    assert_success
+    [ "${#lines[@]}" -eq 4 ]
+}
+
+@test "completing a typed word: only words extending it, renormalised, and said so" {
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 5 "i need hel"
+    assert_success
+    assert_equal "$stderr" "lstm-sample: completing 'hel': probabilities renormalised over the words that extend it"
+    [ "${#lines[@]}" -eq 2 ]
+    assert_line --regexp '^help	'
+    assert_line --regexp '^hello	'
+    sum=$(printf '%s\n' "$output" | awk -F'\t' '{ s += $2 } END { printf "%.4f", s }')
+    assert_equal "$sum" "1.0000"
+    # case folded like the tokenizer
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 5 -q "I need HEL"
+    assert_line --regexp '^help	'
+    # no word extends it: no suggestions, still success
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 5 "i need zzq"
+    assert_success
+    assert_output ""
+    assert_equal "$stderr" "lstm-sample: no suggestions: no known word starts with 'zzq'"
+}
+
+@test "k larger than the vocabulary, empty prompt, only unknown words" {
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 1000 ""
+    assert_success
+    n=${#lines[@]}
+    [ "$n" -gt 10 ] && [ "$n" -lt 200 ]
+    check_probs "$output"
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 3 "qwxz blorf zzyzx "
+    assert_success
+    [ "${#lines[@]}" -eq 3 ]
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --complete "qwxz blorf"
+    assert_success
+    run --separate-stderr "$S" -m "$T/plain.ckpt" --suggest 3 ""
+    assert_success
+    [ "${#lines[@]}" -eq 3 ]
+}
+
+@test "character model: whole words assembled from pieces, prefix respected" {
+    run --separate-stderr "$S" -m "$T/chars.ckpt" --suggest 5 -q "i need he"
+    assert_success
+    [ "${#lines[@]}" -ge 1 ]
+    printf '%s\n' "$output" | cut -f1 | while read -r w; do [[ "$w" == he* ]]; done
+    run --separate-stderr "$S" -m "$T/chars.ckpt" --suggest 5 "i need help with my "
+    assert_success
+    check_probs "$output"
+    printf '%s\n' "$output" | cut -f1 | while read -r w; do [[ "$w" != *" "* && -n "$w" ]]; done
+}
+
+@test "--ban: banned words are never suggested nor generated" {
+    "$S" -m "$T/chat.ckpt" --suggest 3 "hi i need help with my " | cut -f1 > top.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 3 --ban top.txt "hi i need help with my "
+    assert_success
+    [ "${#lines[@]}" -eq 3 ]
+    for w in $(cat top.txt); do refute_line --regexp "^$w	"; done
+    "$S" -m "$T/chat.ckpt" --complete --greedy --max-new 20 "hi" | tr ' ' '\n' | grep -v '^$' | sort -u > gen.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --complete --ban gen.txt --max-new 20 --seed 3 "hi"
+    assert_success
+    for w in $(cat gen.txt); do [[ " $output " != *" $w "* ]]; done
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --ban missing.txt hello
+    assert_failure 1
+    assert_equal "$stderr" "lstm-sample: missing.txt: No such file or directory"
+}
+
+@test "--complete: --seed determinism, defaults fixed, greedy, temperature 0, beam 1 == greedy" {
+    a=$("$S" -m "$T/chat.ckpt" --complete --seed 7 "hi i need")
+    b=$("$S" -m "$T/chat.ckpt" --complete --seed 7 "hi i need")
+    [ "$a" = "$b" ]
+    c=$("$S" -m "$T/chat.ckpt" --complete "hi i need")
+    d=$("$S" -m "$T/chat.ckpt" --complete "hi i need")
+    [ "$c" = "$d" ]
+    g=$("$S" -m "$T/chat.ckpt" --complete --greedy "hi i need")
+    [ "$g" = "$("$S" -m "$T/chat.ckpt" --complete --temperature 0 "hi i need")" ]
+    [ "$g" = "$("$S" -m "$T/chat.ckpt" --complete --beam 1 "hi i need")" ]
+    [ "$g" = "$("$S" -m "$T/chat.ckpt" --complete --top-k 1 --seed 99 "hi i need")" ]
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --complete --beam 4 --length-alpha 0.7 --max-new 10 "hi i need"
+    assert_success
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --complete --top-p 0.9 --temperature 0.8 --repetition-penalty 1.3 --max-new 5 "hi"
+    assert_success
+    [ "$(printf '%s' "$output" | wc -w)" -le 5 ]
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --complete --max-new 0 "hi"
+    assert_success
+    assert_output ""
+}
+
+@test "--speaker: the prompt is a turn of that speaker; default is the first speaker" {
+    u=$("$S" -m "$T/chat.ckpt" --suggest 5 --json "")
+    d=$("$S" -m "$T/chat.ckpt" --speaker user --suggest 5 --json "")
+    a=$("$S" -m "$T/chat.ckpt" --speaker Agent --suggest 5 --json "")
+    [ "$u" = "$d" ]
+    [ "$u" != "$a" ]
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --speaker agent --complete ""
+    assert_success
+    # a plain text model ignores speakers
+    run --separate-stderr "$S" -m "$T/plain.ckpt" --speaker agent --suggest 2 "hi "
+    assert_success
+}
+
+@test "--json one-shot reply" {
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --json --suggest 3 "i need hel"
+    assert_success
+    run python3 -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert o["mode"] == "suggest" and o["prefix"] == "hel" and o["renormalized"] is True
+assert [s["word"] for s in o["suggestions"]][:1] in (["help"], ["hello"])' "$output"
+    assert_success
+}
+
+@test "--serve: one JSON line per request, errors keep the server going" {
+    printf '%s\n' 'i need hel' \
+        '{"text":"hi i need","mode":"complete","max_new":5,"seed":3}' \
+        '{bad json' \
+        '{"text":"x","k":0}' \
+        '{"text":"x","colour":"red"}' \
+        '[1,2]' \
+        '{"k":2}' \
+        '{"text":"hi i need","mode":"complete","max_new":5,"seed":3}' \
+        '{"text":"","k":3,"speaker":"agent"}' \
+        '{"text":"x ","speaker":"nobody"}' \
+        '{"text":"hi ","mode":"complete","temperature":0.5,"top_k":3,"top_p":0.9,"greedy":false,"beam":0,"repetition_penalty":1.2}' \
+        '' > req.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve < req.txt
+    assert_success
+    [ "${#lines[@]}" -eq 12 ]
+    run python3 - "$output" <<'PY'
+import json, sys
+r = [json.loads(l) for l in sys.argv[1].split("\n")]
+assert r[0]["prefix"] == "hel" and set(s["word"] for s in r[0]["suggestions"]) == {"help", "hello"}
+assert r[1]["mode"] == "complete" and r[1]["tokens"] <= 5
+assert r[2]["error"].startswith("malformed JSON")
+assert r[3] == {"error": "k must be from 1 to 1000"}
+assert r[4] == {"error": 'unknown field "colour"'}
+assert r[5] == {"error": "a request is a JSON object or a line of plain text"} and r[6] == {"error": 'missing field "text"'}
+assert r[7] == r[1]                         # same seed, same text
+assert len(r[8]["suggestions"]) == 3
+assert r[9]["error"].startswith("unknown speaker")
+assert r[10]["mode"] == "complete"
+assert r[11]["mode"] == "suggest" and len(r[11]["suggestions"]) == 5
+ps = [s["p"] for s in r[11]["suggestions"]]
+assert ps == sorted(ps, reverse=True) and sum(ps) <= 1 + 1e-9
+PY
+    assert_success
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve hello
+    assert_failure 2
+}
+
+@test "--serve --timing writes microseconds per request on stderr" {
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve --timing <<< $'hello\nhi '
+    assert_success
+    [ "${#lines[@]}" -eq 2 ]
+    [ "$(printf '%s\n' "$stderr" | grep -cE '^[0-9]+\.[0-9]$')" -eq 2 ]
+}
+
+@test "-m given something that is not a checkpoint: one line, exit 1" {
+    run --separate-stderr "$S" -m "$T/notes.txt" hello
+    assert_failure 1
+    assert_equal "$stderr" "lstm-sample: $T/notes.txt: not a checkpoint (a text file): give -m the model written by lstm-train"
+    run --separate-stderr "$S" -m "$T/chat.win" hello
+    assert_failure 1
+    assert_equal "$stderr" "lstm-sample: $T/chat.win: not a checkpoint (a window stream (WIND)): give -m the model written by lstm-train"
+    run --separate-stderr "$S" -m "$T/cut.ckpt" hello
+    assert_failure 1
+    assert_equal "$stderr" "lstm-sample: $T/cut.ckpt: truncated checkpoint (shorter than its header says)"
+}
