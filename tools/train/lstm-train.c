@@ -447,6 +447,24 @@ static void fmt_dur(char *buf, size_t cap, double s)
     else snprintf(buf, cap, "%.1fs", s);
 }
 
+/* Refuse, before allocating, what this machine cannot hold: a clear error rather than a job for the
+ * OOM killer (allocations are lazy, so malloc alone would not say no). */
+static void check_fits(double need, const char *what, const char *hint)
+{
+    double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (ram > 0 && need > 0.75 * ram)
+        die(1, "%s need about %.0f MB, more than this machine's %.0f MB allow: %s", what, need / 1048576, ram / 1048576, hint);
+}
+
+/* Parameters, gradients and two optimizer moments. */
+static void check_model_fits(const lstm_model_config *c)
+{
+    lstm_tensor_info t[LSTM_MAX_TENSORS];
+    int nt;
+    size_t np = lstm_model_layout(c, t, &nt);
+    check_fits(16.0 * (double)np, "the model's parameters, gradients and optimizer state", "lower --hidden, --emb or --layers");
+}
+
 static double safe_ppl(double loss) { return loss < 700 ? exp(loss) : INFINITY; }
 
 int main(int argc, char **argv)
@@ -522,11 +540,13 @@ int main(int argc, char **argv)
             die(2, "--batch: cannot change the batch in the middle of an epoch");
         if (flag_given(argc, argv, "--batch")) o.batch = given.batch;
         o.cfg = rf.model.cfg;
+        check_model_fits(&o.cfg);
         if ((rc = lstm_model_create(&model, &o.cfg))) die(1, "model: %s", lstm_strerror(rc));
         memcpy(model.params, rf.model.params, model.n_params * sizeof(float));
     } else {
         o.cfg.V = V;
         if ((rc = lstm_model_config_check(&o.cfg))) die(2, "invalid model configuration");
+        check_model_fits(&o.cfg);
         if ((rc = lstm_model_create(&model, &o.cfg))) die(1, "model: %s", lstm_strerror(rc));
         lstm_rng_seed(&s.rng, o.seed);
         lstm_model_init_params(&model, &s.rng);
@@ -588,6 +608,16 @@ int main(int argc, char **argv)
     /* ---- work buffers ---- */
     lstm_acts acts;
     lstm_state st;
+    /* Activations grow with B x T (bytes(1,1) x B x T bounds them from above): refuse what this
+     * machine cannot hold before allocating it, so a huge -L or --batch is a clear error rather than
+     * a job for the OOM killer. */
+    if (lstm_acts_alloc(&acts, &model, 1, 1) == 0) {
+        double need = (double)acts.bytes * B * T;
+        lstm_acts_free(&acts);
+        char what[96];
+        snprintf(what, sizeof what, "activations for batch %d x %d", B, T);
+        check_fits(need, what, "lower --batch or make shorter windows (lstm-window -L)");
+    }
     if ((rc = lstm_acts_alloc(&acts, &model, B, T)) || (rc = lstm_state_alloc(&st, &model, B)))
         die(1, "allocating activations for batch %d x %d: %s", B, T, lstm_strerror(rc));
     uint32_t *in = malloc(sizeof *in * (size_t)B * T), *tg = malloc(sizeof *tg * (size_t)B * T);
