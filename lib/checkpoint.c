@@ -341,7 +341,7 @@ int lstm_ck_open(lstm_ck **out, const char *path)
     if (fd < 0) return LSTM_E_IO;
     struct stat st;
     if (fstat(fd, &st) != 0) { close(fd); return LSTM_E_IO; }
-    if (!S_ISREG(st.st_mode)) { close(fd); errno = EINVAL; return LSTM_E_IO; }
+    if (!S_ISREG(st.st_mode)) { close(fd); errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL; return LSTM_E_IO; }
     if (st.st_size == 0) { close(fd); return LSTM_E_EMPTY; }
     lstm_ck *ck = calloc(1, sizeof *ck);
     if (!ck) { close(fd); return LSTM_E_NOMEM; }
