@@ -14,6 +14,7 @@
 
 #include "checkpoint.h"
 #include "dataset.h"
+#include "fileio.h"
 #include "model.h"
 #include "modelfile.h"
 #include "optim.h"
@@ -485,6 +486,15 @@ int main(int argc, char **argv)
     } else snprintf(out_path, sizeof out_path, "model.ckpt");
     snprintf(last_path, sizeof last_path, "%s.last", out_path);
     if (!o.force && !access(out_path, F_OK)) die(1, "%s: file exists (use -f to overwrite, or -o another file)", out_path);
+    /* ...including that they can be created at all (a missing directory, a read-only one): a temp file
+     * beside each, removed at once. */
+    const char *outs[2] = {out_path, last_path};
+    for (int i = 0; i < 2; i++) {
+        lstm_out probe;
+        int prc = lstm_out_open(&probe, outs[i], 1);
+        if (prc) die(1, "%s: %s", outs[i], prc == LSTM_E_IO ? strerror(errno) : lstm_strerror(prc));
+        lstm_out_abort(&probe);
+    }
 
     lstm_set_threads(o.threads);
     const char *tname = o.train_path && strcmp(o.train_path, "-") ? o.train_path : "stdin";
