@@ -1,8 +1,9 @@
-/* cells.c: recurrent-layer and output-layer kernels on cblas_sgemm, their plain-loop reference twins,
- * and the vectorized exp / sigmoid / tanh they use (see cells.h for layouts and conventions). */
+/* cells.c: recurrent-layer and output-layer kernels on lstm_gemm (gemm.h), their plain-loop reference
+ * twins, and the vectorized exp / sigmoid / tanh they use (see cells.h for layouts and
+ * conventions). */
 #include "cells.h"
 
-#include <cblas.h>
+#include "gemm.h"
 #include <math.h>
 #include <string.h>
 
@@ -350,21 +351,19 @@ void lstm_cell_forward(int cell, lstm_layer_acts *a, const float *x, const lstm_
 {
     int GH = lstm_cell_gates(cell) * H;
     size_t BH = (size_t)B * H, BG = (size_t)B * GH;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T * B, GH, In, 1.0f, x, In, w->w_ih, In, 0.0f,
-                a->gates, GH);
+    lstm_gemm(0, 1, T * B, GH, In, 1.0f, x, In, w->w_ih, In, 0.0f, a->gates, GH);
     for (int t = 0; t < T; t++) {
         float *gt = a->gates + t * BG;
         const float *hp = a->h + t * BH;
         float *hc = a->h + (t + 1) * BH;
         if (cell == LSTM_CELL_GRU) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, w->w_hh, H, 0.0f, a->hg,
-                        GH);
+            lstm_gemm(0, 1, B, GH, H, 1.0f, hp, H, w->w_hh, H, 0.0f, a->hg, GH);
             for (int b = 0; b < B; b++)
                 gru_point(gt + b * GH, a->hn + t * BH + b * H, hc + b * H, a->hg + b * GH, hp + b * H, w->b_ih,
                           w->b_hh, H);
             continue;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, w->w_hh, H, 1.0f, gt, GH);
+        lstm_gemm(0, 1, B, GH, H, 1.0f, hp, H, w->w_hh, H, 1.0f, gt, GH);
         for (int b = 0; b < B; b++) {
             if (cell == LSTM_CELL_LSTM)
                 lstm_point(gt + b * GH, a->c + (t + 1) * BH + b * H, a->tc + t * BH + b * H, hc + b * H,
@@ -430,25 +429,25 @@ void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float 
             }
         }
         if (t > 0 || dh0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dhgt, GH, w->w_hh, H,
-                        cell == LSTM_CELL_GRU ? 1.0f : 0.0f, s->dh, H);
+            lstm_gemm(0, 0, B, H, GH, 1.0f, dhgt, GH, w->w_hh, H, cell == LSTM_CELL_GRU ? 1.0f : 0.0f, s->dh,
+                      H);
     }
     if (dh0)
         for (size_t k = 0; k < BH; k++) dh0[k] += s->dh[k];
     if (dc0 && cell == LSTM_CELL_LSTM)
         for (size_t k = 0; k < BH; k++) dc0[k] += s->dc[k];
     int N = T * B;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, In, N, 1.0f, s->dxg, GH, x, In, 1.0f, g->w_ih, In);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, H, N, 1.0f, dhg, GH, a->h, H, 1.0f, g->w_hh, H);
+    lstm_gemm(1, 0, GH, In, N, 1.0f, s->dxg, GH, x, In, 1.0f, g->w_ih, In);
+    lstm_gemm(1, 0, GH, H, N, 1.0f, dhg, GH, a->h, H, 1.0f, g->w_hh, H);
     add_colsum(g->b_ih, s->dxg, N, GH);
     add_colsum(g->b_hh, dhg, N, GH);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, GH, 1.0f, s->dxg, GH, w->w_ih, In, 0.0f, dx, In);
+    lstm_gemm(0, 0, N, In, GH, 1.0f, s->dxg, GH, w->w_ih, In, 0.0f, dx, In);
 }
 
 void lstm_out_forward(float *logits, float *lse, double *nll_sum, long *count, const float *x, const float *w,
                       const float *b, const uint32_t *targets, int N, int H, int V)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, H, 1.0f, x, H, w, H, 0.0f, logits, V);
+    lstm_gemm(0, 1, N, V, H, 1.0f, x, H, w, H, 0.0f, logits, V);
     double nll = 0.0;
     long cnt = 0;
     for (int n = 0; n < N; n++) {
@@ -483,8 +482,8 @@ void lstm_out_backward(float *dx, float *dw, float *db, float *logits, const flo
         row[tg] -= scale;
         db[tg] -= scale;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, H, N, 1.0f, logits, V, x, H, 1.0f, dw, H);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, V, 1.0f, logits, V, w, H, 0.0f, dx, H);
+    lstm_gemm(1, 0, V, H, N, 1.0f, logits, V, x, H, 1.0f, dw, H);
+    lstm_gemm(0, 0, N, H, V, 1.0f, logits, V, w, H, 0.0f, dx, H);
 }
 
 /* ---------------------------------------------------------------------------------------------------

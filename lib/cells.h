@@ -1,6 +1,6 @@
 /* cells.h: the compute kernels of the model: LSTM / GRU / RNN layers over a window (forward, backward),
  * the output layer with softmax cross-entropy, and vectorized exp / sigmoid / tanh. Every fast kernel
- * (cblas_sgemm + fused loops) has a plain-loop reference twin (*_ref) that the tests compare it with.
+ * (lstm_gemm or cblas_sgemm + fused loops) has a plain-loop reference twin (*_ref) that the tests compare it with.
  *
  * Layout: activations are time-major, row (t, b) of a (T,B,X) array is at ((t*B)+b)*X, so the rows of
  * one time step are contiguous for the per-step recurrent GEMM, and the hidden states of a window,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "gemm.h"
 
 #define ALIGN_FLOATS 16 /* 64 bytes */
 
@@ -172,7 +173,14 @@ void lstm_model_zero_grads(lstm_model *m)
     if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
-void lstm_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+void lstm_set_threads(int n)
+{
+    /* Every training GEMM runs on lstm_gemm's pool; OpenBLAS is left with level-1 calls and inference's
+     * small products. Its idle workers spin in sched_yield after each threaded call and took ~25% of the
+     * CPU samples from our pool on 2 cores (step 15% slower), so it stays single-threaded. */
+    openblas_set_num_threads(1);
+    lstm_gemm_set_threads(n < 1 ? 1 : n); /* on failure (no memory) the previous count stays: still correct */
+}
 
 
 /* Tensor pointers inside a flat block laid out like params (params itself or grads). */

@@ -134,7 +134,7 @@ int lstm_model_find_tensor(const lstm_model *m, const char *name);
 
 void lstm_model_zero_grads(lstm_model *m);
 
-/* OpenBLAS threads for every GEMM of the process. */
+/* Threads of lstm_gemm's pool (gemm.h), which runs every training GEMM; OpenBLAS is set to 1 thread. */
 void lstm_set_threads(int n);
 
 int lstm_state_alloc(lstm_state *s, const lstm_model *m, int B);

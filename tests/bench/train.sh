@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # train.sh PTB_DIR: lstm-train tokens/s against PyTorch 1.13 on the same model and batch shape, in the
 # same run, at H=200 and H=650 (V=10k from PTB, 2 layers, B=20, T=35), with achieved GFLOP/s beside
-# OpenBLAS sgemm's GFLOP/s on the step's shapes. BIN holds the tools; SECS (default 40) per measurement.
+# OpenBLAS sgemm's and lstm_gemm's (lib/gemm.c) GFLOP/s on the step's shapes (alternating rounds, best
+# round of each). BIN holds the tools; SECS (default 40) per measurement.
 set -euo pipefail
 ptb=${1:?usage: train.sh PTB_DIR}
 bin=${BIN:-build/bin}
@@ -13,9 +14,10 @@ trap 'rm -rf "$tmp"' EXIT
 
 "$bin/lstm-tok" -q --split space --unk-token '<unk>' "$ptb/ptb.train.txt" | "$bin/lstm-window" -L 35 --cross-docs > "$tmp/train.win"
 V=$("$bin/lstm-dump" --header "$tmp/train.win" | sed -n 's/^  vocab_size: //p')
-cc -O2 -o "$tmp/sgemm" "$here/sgemm.c" $(pkg-config --cflags --libs openblas)
+cc -O2 -march=native -I"$here/../../lib" -o "$tmp/sgemm" "$here/sgemm.c" "$here/../../lib/gemm.c" $(pkg-config --cflags --libs openblas) -lpthread -lm
 
-printf '%-28s %10s %10s %8s %12s %22s\n' "config (V=$V, L=2, B=20, T=35)" "ours tok/s" "torch" "ratio" "ours GFLOP/s" "sgemm GFLOP/s out/proj/rec"
+printf '%-28s %10s %10s %8s %12s %32s %32s\n' "config (V=$V, L=2, B=20, T=35)" "ours tok/s" "torch" "ratio" "ours GFLOP/s" \
+    "OpenBLAS GFLOP/s out/dW/dX/proj/rec" "lstm_gemm out/dW/dX/proj/rec"
 for H in 200 650; do
     E=$H
     # lstm-train: untied, no dropout, SGD, as the PyTorch reference; tokens/s from its epoch log
@@ -26,7 +28,7 @@ for H in 200 650; do
     # forward + backward ~ 3x forward: per token, 2 layers of 2*4H*(In+H) and the output 2*V*H
     flops=$(awk -v V="$V" -v E=$E -v H=$H 'BEGIN { print 3 * (2 * 4 * H * (E + H) + 2 * 4 * H * (H + H) + 2 * V * H) }')
     gf=$(awk -v f="$flops" -v r="$ours" 'BEGIN { printf "%.1f", f * r / 1e9 }')
-    sg=$("$tmp/sgemm" "$V" $E $H 20 35 1 | tr ' ' '/')
+    read -r sg lg < <("$tmp/sgemm" "$V" $E $H 20 35 10)
     ratio=$(awk -v a="$ours" -v b="$torch" 'BEGIN { printf "%.2fx", a / b }')
-    printf '%-28s %10s %10s %8s %12s %22s\n' "E=H=$H" "$ours" "$torch" "$ratio" "$gf" "$sg"
+    printf '%-28s %10s %10s %8s %12s %32s %32s\n' "E=H=$H" "$ours" "$torch" "$ratio" "$gf" "$sg" "$lg"
 done

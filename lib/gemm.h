@@ -1,0 +1,35 @@
+/* gemm.h: single-precision GEMM for the large products of training (the output layer's three GEMMs):
+ * row-major C (M,N) = alpha * op(A) op(B) + beta * C, with packed, cache-blocked panels and an AVX-512
+ * (else AVX2, else scalar) register-blocked micro-kernel chosen at compile time, run on a persistent
+ * pool of threads.
+ *
+ * Arguments follow cblas_sgemm's row-major convention: op(A) is (M,K) and A is stored (M,K) with row
+ * stride lda, or (K,M) when trans_a; op(B) is (K,N) and B is stored (K,N) with row stride ldb, or (N,K)
+ * when trans_b. beta == 0 never reads C (it may hold NaN).
+ *
+ * Determinism: the work split between threads depends only on (M, N, K, threads) and every element of
+ * C is summed by one thread in a fixed order, so the same inputs and thread count give bit-identical C.
+ * The K blocking does not depend on the thread count either, so results are also identical across
+ * thread counts.
+ *
+ * The pool and its packing buffers are created once (by lstm_gemm_set_threads, or on the first call
+ * with one thread) and live until exit; calls never allocate afterwards. Concurrent callers are
+ * serialized. */
+#ifndef LSTM_GEMM_H
+#define LSTM_GEMM_H
+
+#define LSTM_GEMM_MAX_THREADS 16
+
+void lstm_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *Bm, int ldb, float beta, float *C, int ldc);
+
+/* Threads used by the following calls (clamped to 1..LSTM_GEMM_MAX_THREADS); starts the workers and
+ * allocates their buffers the first time a count is reached. Returns 0 or LSTM_E_NOMEM (the previous
+ * count stays in effect). */
+int lstm_gemm_set_threads(int n);
+int lstm_gemm_threads(void);
+
+/* Name of the micro-kernel compiled in ("avx512 14x32", "avx2 6x16", "scalar 4x4"). */
+const char *lstm_gemm_kernel(void);
+
+#endif
