@@ -38,14 +38,28 @@ void lstm_xxh64_init(lstm_xxh64_state *s, uint64_t seed)
     s->v[3] = seed - P1;
 }
 
+/* Little-endian 64-bit load: one instruction on little-endian hosts (the hash is over the bytes). */
+static inline uint64_t load64(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+#else
+    return lstm_get_u64(p);
+#endif
+}
+
 static void stripes(uint64_t v[4], const uint8_t *p, size_t n)
 {
+    uint64_t a = v[0], b = v[1], c = v[2], d = v[3];
     for (; n >= 32; p += 32, n -= 32) {
-        v[0] = xround(v[0], lstm_get_u64(p));
-        v[1] = xround(v[1], lstm_get_u64(p + 8));
-        v[2] = xround(v[2], lstm_get_u64(p + 16));
-        v[3] = xround(v[3], lstm_get_u64(p + 24));
+        a = xround(a, load64(p));
+        b = xround(b, load64(p + 8));
+        c = xround(c, load64(p + 16));
+        d = xround(d, load64(p + 24));
     }
+    v[0] = a, v[1] = b, v[2] = c, v[3] = d;
 }
 
 void lstm_xxh64_update(lstm_xxh64_state *s, const void *data, size_t n)
