@@ -4,6 +4,7 @@
 #   make demo       the end-to-end demo on the sample shipped in examples/
 #   make bench      benchmarks (never part of the tests)
 #   make SAN=1 test the same tests built with ASan + UBSan (in build-san/)
+#   make fuzz       libFuzzer harnesses (tests/fuzz/), FUZZ_SECONDS each (default 60), in build-fuzz/
 #   make install PREFIX=/usr/local
 # Missing Debian packages are installed on first build (apt-get, via sudo when not root).
 
@@ -104,6 +105,9 @@ bats: build-all $(UNITS)
 demo: all
 	@$(MAKE) --no-print-directory -C examples/chat demo BIN=$(CURDIR)/$(BUILD)/bin
 
+fuzz: all
+	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk BIN=$(CURDIR)/$(BUILD)/bin
+
 bench: all
 	@$(MAKE) --no-print-directory -C tests/bench BIN=$(CURDIR)/$(BUILD)/bin TORCH_PY=$(TORCH_PY)
 
@@ -112,4 +116,4 @@ install: all
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz build-vg
