@@ -2,10 +2,12 @@
 """train_ref.py: the PyTorch reference for lstm-train's throughput. Trains the same model (Embedding,
 nn.LSTM with L layers, Linear, cross-entropy, SGD with gradient clipping) on the same window shape for a
 fixed number of seconds on random-but-fixed token ids, with truncated BPTT (state carried and detached),
-and prints tokens/s. Run with Debian's python3-torch, OPENBLAS_NUM_THREADS=1, torch.set_num_threads(2).
+and prints tokens/s. Run with Debian's python3-torch and OPENBLAS_NUM_THREADS=1; torch threads from
+TORCH_THREADS (default 2, PyTorch's fastest setting on a quiet 2-core machine).
 
 usage: train_ref.py V E H L B T SECONDS [TIED]
 """
+import os
 import sys
 import time
 
@@ -15,7 +17,7 @@ import torch.nn as nn
 V, E, H, L, B, T = (int(x) for x in sys.argv[1:7])
 seconds = float(sys.argv[7])
 tied = len(sys.argv) > 8 and sys.argv[8] == "1"
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
 torch.manual_seed(1)
 
 
