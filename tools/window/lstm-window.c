@@ -228,12 +228,14 @@ int main(int argc, char **argv)
         char k[5];
         fprintf(stderr, PROG ": %s: got %s (%s), expected a token stream (TOKS): make one with lstm-tok\n", iname,
                 kind_desc(lstm_reader_kind(r)), lstm_kind_name(lstm_reader_kind(r), k));
+        lstm_reader_free(r);
         return 1;
     }
     const lstm_meta *im = lstm_reader_meta(r);
     uint64_t vocab = 0;
     if (lstm_meta_get_u64(im, "vocab_size", &vocab) != 0 || vocab == 0) {
         fprintf(stderr, PROG ": %s: no vocab_size in the stream's metadata\n", iname);
+        lstm_reader_free(r);
         return 1;
     }
     lstm_meta m;
@@ -243,12 +245,16 @@ int main(int argc, char **argv)
         lstm_meta_set_str(&m, "window_targets", last ? "last" : "next") ||
         lstm_meta_set_u64(&m, "cross_docs", (uint64_t)cross) || lstm_meta_add_provenance(&m, argc, argv)) {
         fprintf(stderr, PROG ": out of memory\n");
+        lstm_meta_free(&m);
+        lstm_reader_free(r);
         return 1;
     }
 
     rc = lstm_out_open(&out, opath, force);
     if (rc) {
         fprintf(stderr, PROG ": %s: %s\n", opath, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
+        lstm_meta_free(&m);
+        lstm_reader_free(r);
         return 1;
     }
     tmp_ready = 1;
@@ -279,10 +285,11 @@ int main(int argc, char **argv)
             if (id >= vocab) {
                 fprintf(stderr, PROG ": %s: document %llu: token id %u out of range (vocab_size %llu)\n", iname,
                         (unsigned long long)docs + 1, id, (unsigned long long)vocab);
-                lstm_out_abort(&out);
-                return 1;
+                rc = 1; /* reported: clean up below */
+                break;
             }
         }
+        if (rc) break;
         docs++;
         tokens += len / 4;
         rc = append(&c, p, len / 4);
@@ -299,11 +306,10 @@ int main(int argc, char **argv)
     if (rc) {
         int e = errno;
         lstm_out_abort(&out);
-        if (read_err) fprintf(stderr, PROG ": %s: %s\n", iname, lstm_strerror(rc));
+        if (rc == 1) { /* already reported */
+        } else if (read_err) fprintf(stderr, PROG ": %s: %s\n", iname, lstm_strerror(rc));
         else fprintf(stderr, PROG ": %s: %s\n", where, rc == LSTM_E_IO ? strerror(e) : lstm_strerror(rc));
-        return 1;
-    }
-    if (verbose || (!quiet && isatty(2)))
+    } else if (verbose || (!quiet && isatty(2)))
         fprintf(stderr, PROG ": %llu documents, %llu tokens -> %llu windows of %ld (%s)\n", (unsigned long long)docs,
                 (unsigned long long)tokens, (unsigned long long)c.windows, T, last ? "last" : "next");
     lstm_writer_free(c.w);
@@ -312,5 +318,5 @@ int main(int argc, char **argv)
     free(c.seq);
     free(c.in);
     free(c.tg);
-    return 0;
+    return rc ? 1 : 0;
 }
