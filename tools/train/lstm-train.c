@@ -764,7 +764,7 @@ int main(int argc, char **argv)
             if (rc) die(1, "%s: %s", last_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
             fprintf(stderr, PROG ": interrupted at epoch %d step %llu: state saved to %s (continue with --resume %s)\n",
                     s.epoch, (unsigned long long)s.step, last_path, last_path);
-            return 130;
+            break; /* to the cleanup below, then exit 130 */
         }
         double tl = s.train_count ? s.train_nll / (double)s.train_count : NAN;
         double vl = NAN;
@@ -820,8 +820,7 @@ int main(int argc, char **argv)
         if (time_up && !o.quiet) fprintf(stderr, PROG ": time limit reached\n");
     }
     if (logf) fclose(logf);
-    if (nan_stop) return 1;
-    if (!o.quiet) {
+    if (!nan_stop && !interrupted && !o.quiet) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         char el[32];
@@ -852,5 +851,5 @@ int main(int argc, char **argv)
     if (o.resume_path) lstm_modelfile_close(&rf);
     if (valid && valid != train) lstm_dataset_free(valid);
     lstm_dataset_free(train);
-    return 0;
+    return interrupted ? 130 : nan_stop ? 1 : 0;
 }
