@@ -2,6 +2,7 @@
 #include "dataset.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -125,6 +126,19 @@ fail:
     if (fd > 0) close(fd);
     lstm_dataset_free(d);
     return rc;
+}
+
+const char *lstm_dataset_open_message(int rc, uint32_t kind, const char *name, char *buf, size_t cap)
+{
+    char kb[5];
+    if (rc == LSTM_E_KIND)
+        snprintf(buf, cap, "%s: got %s (%s), expected windows (WIND): %s", name,
+                 kind == LSTM_KIND_TOKS ? "a token stream" : "another kind of stream", lstm_kind_name(kind, kb),
+                 kind == LSTM_KIND_TOKS ? "pipe it through lstm-window" : "make windows with lstm-tok | lstm-window");
+    else if (rc == LSTM_E_IO) snprintf(buf, cap, "%s: %s", name, strerror(errno));
+    else if (rc == LSTM_E_EMPTY) snprintf(buf, cap, "%s: empty input (no stream)", name);
+    else snprintf(buf, cap, "%s: %s", name, lstm_strerror(rc));
+    return buf;
 }
 
 void lstm_dataset_free(lstm_dataset *d)

@@ -20,6 +20,9 @@ typedef struct lstm_dataset lstm_dataset;
  * windows), LSTM_E_FORMAT (windows of varying length, ids out of range), LSTM_E_NOMEM. */
 int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind /* found */);
 void lstm_dataset_free(lstm_dataset *d);
+/* The one-line message (without the program name) for lstm_dataset_open's error rc on name, with a hint
+ * for a stream of the wrong kind (token stream: "pipe it through lstm-window"); errno for LSTM_E_IO. */
+const char *lstm_dataset_open_message(int rc, uint32_t kind, const char *name, char *buf, size_t cap);
 const lstm_meta *lstm_dataset_meta(const lstm_dataset *d);
 uint64_t lstm_dataset_count(const lstm_dataset *d); /* windows */
 uint32_t lstm_dataset_T(const lstm_dataset *d);

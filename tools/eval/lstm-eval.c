@@ -196,15 +196,7 @@ int main(int argc, char **argv)
     lstm_dataset *d;
     uint32_t kind;
     rc = lstm_dataset_open(&d, path, (size_t)2048 << 20, &kind);
-    if (rc == LSTM_E_KIND) {
-        char kb[5];
-        die(1, "%s: got %s (%s), expected windows (WIND): %s", name,
-            kind == LSTM_KIND_TOKS ? "a token stream" : "another kind of stream", lstm_kind_name(kind, kb),
-            kind == LSTM_KIND_TOKS ? "pipe it through lstm-window" : "make windows with lstm-tok -m MODEL | lstm-window");
-    }
-    if (rc == LSTM_E_IO) die(1, "%s: %s", name, strerror(errno));
-    if (rc == LSTM_E_EMPTY) die(1, "%s: empty input (no stream)", name);
-    if (rc) die(1, "%s: %s", name, lstm_strerror(rc));
+    if (rc) die(1, "%s", lstm_dataset_open_message(rc, kind, name, msg, sizeof msg));
     size_t bl;
     const uint8_t *blob = lstm_meta_get(lstm_dataset_meta(d), "tokenizer", &bl);
     if (!lstm_lm_same_tokenizer(&lm, blob, bl))

@@ -504,15 +504,8 @@ int main(int argc, char **argv)
     lstm_dataset *train;
     uint32_t kind;
     int rc = lstm_dataset_open(&train, o.train_path, (size_t)o.mem_budget_mb << 20, &kind);
-    if (rc == LSTM_E_KIND) {
-        char kb[5];
-        die(1, "%s: got %s (%s), expected windows (WIND): %s", tname,
-            kind == LSTM_KIND_TOKS ? "a token stream" : "another kind of stream", lstm_kind_name(kind, kb),
-            kind == LSTM_KIND_TOKS ? "pipe it through lstm-window" : "make windows with lstm-tok | lstm-window");
-    }
-    if (rc == LSTM_E_IO) die(1, "%s: %s", tname, strerror(errno));
-    if (rc == LSTM_E_EMPTY) die(1, "%s: empty input (no stream)", tname);
-    if (rc) die(1, "%s: %s", tname, lstm_strerror(rc));
+    char msg[4400];
+    if (rc) die(1, "%s", lstm_dataset_open_message(rc, kind, tname, msg, sizeof msg));
     size_t tok_len;
     const uint8_t *tok_blob = lstm_meta_get(lstm_dataset_meta(train), "tokenizer", &tok_len);
     if (!tok_blob) die(1, "%s: the stream carries no tokenizer", tname);
@@ -593,8 +586,7 @@ int main(int argc, char **argv)
     const char *vname = o.valid_path;
     if (o.valid_path) {
         rc = lstm_dataset_open(&valid, o.valid_path, (size_t)o.mem_budget_mb << 20, &kind);
-        if (rc == LSTM_E_KIND) die(1, "%s: expected windows (WIND)", vname);
-        if (rc) die(1, "%s: %s", vname, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
+        if (rc) die(1, "%s", lstm_dataset_open_message(rc, kind, vname, msg, sizeof msg));
         size_t vl;
         const uint8_t *vb = lstm_meta_get(lstm_dataset_meta(valid), "tokenizer", &vl);
         if (!vb || vl != tok_len || memcmp(vb, tok_blob, tok_len))
