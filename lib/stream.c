@@ -556,6 +556,14 @@ void lstm_reader_free(lstm_reader *r)
     free(r);
 }
 
+const char *lstm_kind_desc(uint32_t kind)
+{
+    if (kind == LSTM_KIND_TOKS) return "a token stream";
+    if (kind == LSTM_KIND_WIND) return "windows";
+    if (kind == LSTM_KIND_VOCB) return "a vocabulary file";
+    return "an unknown kind";
+}
+
 const char *lstm_kind_name(uint32_t kind, char buf[5])
 {
     for (int i = 0; i < 4; i++) {

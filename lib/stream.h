@@ -107,6 +107,8 @@ int lstm_reader_next(lstm_reader *r, uint8_t *tag, const uint8_t **payload, uint
 /* Compressed bytes consumed so far (for progress). */
 uint64_t lstm_reader_bytes_in(const lstm_reader *r);
 void lstm_reader_free(lstm_reader *r);
+/* What a kind is, for messages: "a token stream", "windows", "a vocabulary file", "an unknown kind". */
+const char *lstm_kind_desc(uint32_t kind);
 /* "TOKS" etc. into buf (5 bytes); non-printable bytes shown as '?'. */
 const char *lstm_kind_name(uint32_t kind, char buf[5]);
 

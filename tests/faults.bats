@@ -70,6 +70,8 @@ epoch_of() { "$DUMP" "$1" | awk -F= '$1 == "  epoch" { print $2 }'; }
     e0=$(epoch_of m.ckpt.last)
     echo "# epoch: $ms ms; after 10 kills: epoch $e0 reached; temps seen: $partial partial, $whole whole" >&3
     # what a kill inside a save leaves, made on purpose: a cut temp (never opens) and a whole one
+    # (a temp left by the last kill above is removed first, so the count below is exact)
+    rm -f m.ckpt*.tmp.*
     head -c 3000 m.ckpt.last > m.ckpt.last.tmp.Zz9Zz9
     cp m.ckpt m.ckpt.tmp.Qq1Qq1
     run check_ckpts m.ckpt*

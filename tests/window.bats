@@ -81,7 +81,7 @@ cont | </s> h <pad> <pad> -> h </s> <pad> <pad>"
     "$WIN" -L 5 --cross-docs "$T/docs.tok" > w.win
     run "$DUMP" --header w.win
     assert_success
-    assert_output --partial 'kind: WIND (window stream), version 1'
+    assert_output --partial 'kind: WIND (windows), version 1'
     assert_output --partial 'window_length: 5'
     assert_output --partial 'window_stride: 5'
     assert_output --partial 'cross_docs: 1'

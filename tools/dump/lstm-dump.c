@@ -35,14 +35,6 @@ static void usage(FILE *f)
             "  lstm-tok < chats.csv | lstm-window -L 15 | lstm-dump -n 3\n");
 }
 
-static const char *kind_desc(uint32_t k)
-{
-    if (k == LSTM_KIND_TOKS) return "token stream";
-    if (k == LSTM_KIND_WIND) return "window stream";
-    if (k == LSTM_KIND_VOCB) return "vocabulary file";
-    return "unknown kind";
-}
-
 static int printable(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -205,7 +197,7 @@ int main(int argc, char **argv)
     char kb[5];
     if (!text_only) {
         printf("stream: %s\n", iname);
-        printf("kind: %s (%s), version %u\n", lstm_kind_name(lstm_reader_kind(r), kb), kind_desc(lstm_reader_kind(r)),
+        printf("kind: %s (%s), version %u\n", lstm_kind_name(lstm_reader_kind(r), kb), lstm_kind_desc(lstm_reader_kind(r)),
                lstm_reader_version(r));
         printf("metadata:\n");
         for (size_t i = 0; i < m->n; i++) {

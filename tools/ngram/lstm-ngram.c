@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "numparse.h"
 #include "fileio.h"
 #include "ngram.h"
 #include "stream.h"
@@ -88,11 +89,11 @@ static double now(void)
 
 static long parse_num(const char *s, const char *flag, long lo, long hi)
 {
-    char *e;
-    errno = 0;
-    long v = strtol(s, &e, 10);
-    if (errno || e == s || *e || v < lo || v > hi)
-        die(2, "%s: expected an integer from %ld to %ld, got '%s'", flag, lo, hi, s);
+    long v;
+    if (lstm_parse_long(s, lo, hi, &v)) {
+        fprintf(stderr, PROG ": %s: expected an integer from %ld to %ld, got '%s'\n", flag, lo, hi, s);
+        exit(2);
+    }
     return v;
 }
 
@@ -109,14 +110,6 @@ typedef struct {
     uint64_t docs;
 } tokin;
 
-static const char *kind_desc(uint32_t k)
-{
-    if (k == LSTM_KIND_TOKS) return "a token stream";
-    if (k == LSTM_KIND_WIND) return "windows";
-    if (k == LSTM_KIND_VOCB) return "a vocabulary file";
-    return "an unknown kind";
-}
-
 static void tokin_open(tokin *t, const char *path)
 {
     memset(t, 0, sizeof *t);
@@ -131,7 +124,7 @@ static void tokin_open(tokin *t, const char *path)
     uint32_t kind = lstm_reader_kind(t->r);
     if (kind != LSTM_KIND_TOKS) {
         char k[5];
-        die(1, "%s: got %s (%s), expected a token stream (TOKS): make one with lstm-tok", t->name, kind_desc(kind),
+        die(1, "%s: got %s (%s), expected a token stream (TOKS): make one with lstm-tok", t->name, lstm_kind_desc(kind),
             lstm_kind_name(kind, k));
     }
     const lstm_meta *m = lstm_reader_meta(t->r);

@@ -13,6 +13,7 @@
 
 #include "decode.h"
 #include "lm.h"
+#include "numparse.h"
 #include "rng.h"
 
 #define PROG "lstm-sample"
@@ -93,19 +94,15 @@ typedef struct {
 
 static double parse_double(const char *s, const char *flag, double lo, double hi)
 {
-    char *e;
-    errno = 0;
-    double v = strtod(s, &e);
-    if (errno || e == s || *e || !(v >= lo && v <= hi)) die(2, "%s: expected a number from %g to %g, got '%s'", flag, lo, hi, s);
+    double v;
+    if (lstm_parse_double(s, lo, hi, &v)) die(2, "%s: expected a number from %g to %g, got '%s'", flag, lo, hi, s);
     return v;
 }
 
 static long parse_long(const char *s, const char *flag, long lo, long hi)
 {
-    char *e;
-    errno = 0;
-    long v = strtol(s, &e, 10);
-    if (errno || e == s || *e || v < lo || v > hi) die(2, "%s: expected an integer from %ld to %ld, got '%s'", flag, lo, hi, s);
+    long v;
+    if (lstm_parse_long(s, lo, hi, &v)) die(2, "%s: expected an integer from %ld to %ld, got '%s'", flag, lo, hi, s);
     return v;
 }
 

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "numparse.h"
 #include "csv.h"
 #include "fileio.h"
 #include "stream.h"
@@ -154,11 +155,8 @@ static void usage(FILE *f)
 
 static long parse_num(const char *s, const char *flag, long lo, long hi)
 {
-    char *e;
     long v;
-    errno = 0;
-    v = strtol(s, &e, 10);
-    if (errno || e == s || *e || v < lo || v > hi) {
+    if (lstm_parse_long(s, lo, hi, &v)) {
         fprintf(stderr, PROG ": %s: expected an integer from %ld to %ld, got '%s'\n", flag, lo, hi, s);
         exit(2);
     }

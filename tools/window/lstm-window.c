@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "numparse.h"
 #include "fileio.h"
 #include "stream.h"
 
@@ -48,14 +49,6 @@ static void usage(FILE *f)
             "Example:\n"
             "  lstm-tok < chats.csv | lstm-window -L 15 | lstm-train -o chat.ckpt\n"
             "  lstm-tok --split space --unk-token '<unk>' ptb.train.txt | lstm-window -L 20 --cross-docs > train.win\n");
-}
-
-static const char *kind_desc(uint32_t k)
-{
-    if (k == LSTM_KIND_TOKS) return "a token stream";
-    if (k == LSTM_KIND_WIND) return "windows";
-    if (k == LSTM_KIND_VOCB) return "a vocabulary file";
-    return "an unknown kind";
 }
 
 /* The cutter holds the tokens of the current text (document, or the whole stream with --cross-docs)
@@ -159,10 +152,8 @@ static int end_text(cutter *c)
 
 static long parse_num(const char *s, const char *flag, long lo, long hi)
 {
-    char *e;
-    errno = 0;
-    long v = strtol(s, &e, 10);
-    if (errno || e == s || *e || v < lo || v > hi) {
+    long v;
+    if (lstm_parse_long(s, lo, hi, &v)) {
         fprintf(stderr, PROG ": %s: expected an integer from %ld to %ld, got '%s'\n", flag, lo, hi, s);
         exit(2);
     }
@@ -227,7 +218,7 @@ int main(int argc, char **argv)
     if (lstm_reader_kind(r) != LSTM_KIND_TOKS) {
         char k[5];
         fprintf(stderr, PROG ": %s: got %s (%s), expected a token stream (TOKS): make one with lstm-tok\n", iname,
-                kind_desc(lstm_reader_kind(r)), lstm_kind_name(lstm_reader_kind(r), k));
+                lstm_kind_desc(lstm_reader_kind(r)), lstm_kind_name(lstm_reader_kind(r), k));
         lstm_reader_free(r);
         return 1;
     }
