@@ -70,7 +70,6 @@ params_sum() { "$DUMP" "$1" | awk '$1 == "params" { print $NF }'; }
     "$TRAIN" -q $SMALL --reset-state --epochs 1 -o r.ckpt "$T/cyc.win"
     run --separate-stderr "$TRAIN" $SMALL --epochs 1 -o l.ckpt "$T/cyc_last.win"
     assert_success
-    assert_output --partial ''
     [[ "$stderr" == *"windows of 10 (last-token)"* ]]
 }
 
@@ -116,6 +115,7 @@ params_sum() { "$DUMP" "$1" | awk '$1 == "params" { print $NF }'; }
 @test "resume: 2 epochs equal 1 epoch + resume 1, bit for bit" {
     "$TRAIN" -q $SMALL --epochs 2 -o full.ckpt "$T/cyc.win"
     "$TRAIN" -q $SMALL --epochs 1 -o half.ckpt "$T/cyc.win"
+    one=$(params_sum half.ckpt.last)
     "$TRAIN" -q --resume half.ckpt.last --epochs 2 --threads 1 "$T/cyc.win"
     a=$(params_sum full.ckpt.last) b=$(params_sum half.ckpt.last)
     [ -n "$a" ]
@@ -123,8 +123,8 @@ params_sum() { "$DUMP" "$1" | awk '$1 == "params" { print $NF }'; }
     # optimizer moments too
     assert_equal "$("$DUMP" half.ckpt.last | awk '$1 == "optim.v" { print $NF }')" \
                  "$("$DUMP" full.ckpt.last | awk '$1 == "optim.v" { print $NF }')"
-    # and the trained model differs from the one-epoch model
-    [ "$(params_sum half.ckpt)" != "$(params_sum full.ckpt)" ] || [ "$(params_sum full.ckpt)" = "$a" ]
+    # and the resumed epoch did train: the weights moved from the one-epoch state
+    [ "$one" != "$a" ]
 }
 
 @test "resume refuses windows made with another tokenizer" {
