@@ -116,6 +116,19 @@ check_probs() {
     assert_success
     check_probs "$output"
     printf '%s\n' "$output" | cut -f1 | while read -r w; do [[ "$w" != *" "* && -n "$w" ]]; done
+    # --beam-words: a one-hypothesis beam still gives whole words extending the prefix; a wider one
+    # finds no fewer words
+    run --separate-stderr "$S" -m "$T/chars.ckpt" --suggest 10 -q --beam-words 1 "i need he"
+    assert_success
+    n1=${#lines[@]}
+    [ "$n1" -ge 1 ]
+    printf '%s\n' "$output" | cut -f1 | while read -r w; do [[ "$w" == he* ]]; done
+    run --separate-stderr "$S" -m "$T/chars.ckpt" --suggest 10 -q --beam-words 16 "i need he"
+    assert_success
+    [ "${#lines[@]}" -ge "$n1" ]
+    run --separate-stderr "$S" -m "$T/chars.ckpt" --beam-words 0 "i need he"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-sample: --beam-words: expected an integer from 1 to 64, got '0'"
 }
 
 @test "--ban: banned words are never suggested nor generated" {

@@ -213,3 +213,44 @@ params_sum() { "$DUMP" "$1" | awk '$1 == "params" { print $NF }'; }
     run "$TRAIN" -q --resume m.ckpt.last --epochs 2 again.win
     assert_success
 }
+
+# Prints the values of one tensor of a checkpoint (formats/checkpoint.md), one per line.
+tensor_values() {
+    python3 - "$1" "$2" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+n, off = struct.unpack_from("<I", d, 24)[0], struct.unpack_from("<Q", d, 32)[0]
+for _ in range(n):
+    typ, nl = d[off], d[off + 1]
+    name = d[off + 2:off + 2 + nl].decode(); off += 2 + nl
+    nd = d[off]; off += 1 + 8 * nd
+    o, nb = struct.unpack_from("<QQ", d, off); off += 16
+    if name == sys.argv[2]:
+        print("\n".join("%.9g" % v for v in struct.unpack_from("<%df" % (nb // 4), d, o)))
+PY
+}
+
+@test "--schedule cosine with --warmup, --schedule step, --forget-bias and --weight-decay reach the model" {
+    # cosine: a linear warm-up to lr over 5 steps, then down to 0 at the end of the last epoch
+    "$TRAIN" -q $SMALL --optim sgd --lr 2 --schedule cosine --warmup 5 --epochs 2 --log-every 1 --log cos.tsv "$T/cyc.win"
+    awk -F'\t' '$1 == "step" { n++; lr[n] = $6 } END {
+        if (n < 20 || lr[1] != 0.4 || lr[5] != 2) exit 1            # steps 0..4: 2 * (s + 1) / 5
+        for (i = 6; i <= n; i++) if (lr[i] > lr[i - 1]) exit 1       # then never rises
+        if (lr[n] > 0.01 || lr[int(n / 2) + 3] > 1.2 || lr[int(n / 2) + 3] < 0.8) exit 1 }' cos.tsv
+    # step: constant through --decay-after epochs, then divided by --lr-decay each epoch
+    "$TRAIN" -q $SMALL --optim sgd --lr 1 --decay-after 1 --lr-decay 4 --epochs 3 --log-every 1 --log step.tsv -f "$T/cyc.win"
+    assert_equal "$(awk -F'\t' '$1 == "step" { print $2, $6 }' step.tsv | sort -u | tr '\n' ' ')" "1 1 2 0.25 3 0.0625 "
+    # the forget-gate block of b_ih (rows H..2H-1 of i, f, g, o) starts at --forget-bias; the others at 0
+    "$TRAIN" -q $SMALL --optim sgd --lr 1e-12 --forget-bias 3 --epochs 1 -f -o fb.ckpt "$T/cyc.win"
+    # (an lr of 1e-12 moves them by less than 1e-6)
+    tensor_values fb.ckpt l1.b_ih | awk '{ x = $1 + 0; printf "%.6f\n", (x > -1e-6 && x < 1e-6) ? 0 : x }' > fb.txt
+    assert_equal "$(awk 'NR > 16 && NR <= 32' fb.txt | sort -u)" "3.000000"
+    assert_equal "$(awk 'NR <= 16 || NR > 32' fb.txt | sort -u)" "0.000000"
+    assert_equal "$(wc -l < fb.txt)" 64
+    # weight decay pulls the weights toward 0
+    "$TRAIN" -q $SMALL --optim adamw --epochs 1 -f -o wd0.ckpt "$T/cyc.win"
+    "$TRAIN" -q $SMALL --optim adamw --weight-decay 5 --epochs 1 -f -o wd5.ckpt "$T/cyc.win"
+    n0=$(tensor_values wd0.ckpt l0.w_hh | awk '{ s += $1 * $1 } END { print s }')
+    n5=$(tensor_values wd5.ckpt l0.w_hh | awk '{ s += $1 * $1 } END { print s }')
+    awk -v a="$n0" -v b="$n5" 'BEGIN { exit !(b < 0.9 * a) }'
+}

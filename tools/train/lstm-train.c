@@ -76,7 +76,7 @@ static void usage(FILE *f)
             "      --lr LR            learning rate (default 0.002 for adam/adamw, 20 for sgd)\n"
             "      --weight-decay W   L2 (sgd, adam) or decoupled (adamw) weight decay (default 0)\n"
             "      --clip C           clip the global gradient norm at C, 0 = off (default 0.25)\n"
-            "      --schedule S       const, step, plateau (default) or cosine\n"
+            "      --schedule S       const, step, plateau (default) or cosine (to 0 over --epochs)\n"
             "      --lr-decay F       step/plateau: divide the learning rate by F (default 4 plateau, 2 step)\n"
             "      --decay-after K    step schedule: constant for K epochs, then / F each epoch (implies step)\n"
             "      --warmup N         linear warm-up over N steps (default 0)\n"
@@ -679,6 +679,7 @@ int main(int argc, char **argv)
     for (; s.epoch <= o.epochs && !stop_early && !nan_stop && !interrupted && !time_up; s.epoch++) {
         uint64_t shuffle = stateful ? 0 : (o.seed + 1) * 1000003ull + (uint64_t)s.epoch;
         if ((rc = lstm_batcher_init(&bt, train, 0, n_train, B, stateful, shuffle))) die(1, "%s: %s", tname, lstm_strerror(rc));
+        s.sched.total = (long)bt.steps * o.epochs; /* cosine: lr0 down to 0 over all --epochs */
         if (s.step == 0) {
             lstm_state_zero(&st);
             s.train_nll = 0;
