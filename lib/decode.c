@@ -356,9 +356,11 @@ int lstm_beam_run(lstm_beam *b, const lstm_beam_opts *o, const lstm_state *st0, 
             memcpy(x, b->logits + (size_t)h * V, sizeof *x * (size_t)V);
             if (step) memcpy(b->hist + nprompt, b->seq + (size_t)h * T, sizeof *b->hist * (size_t)step);
             penalise(x, b->seen, b->hist, nprompt + (size_t)step, V, o->repetition_penalty);
-            if (o->banned)
+            const uint8_t *ban = o->banned;
+            if (o->held && o->held(o->ctx, b->hist, nprompt + (size_t)step, nprompt)) ban = o->banned_held;
+            if (ban)
                 for (int i = 0; i < V; i++)
-                    if (o->banned[i]) x[i] = -INFINITY;
+                    if (ban[i]) x[i] = -INFINITY;
             float mx = -INFINITY;
             for (int i = 0; i < V; i++)
                 if (x[i] > mx) mx = x[i];
@@ -411,8 +413,13 @@ int lstm_beam_run(lstm_beam *b, const lstm_beam_opts *o, const lstm_state *st0, 
         if ((rc = lstm_infer_step(&b->inf, &b->st, b->feed, b->logits))) return rc;
     }
     /* Hypotheses still live at the length limit compete with the ended ones. */
-    for (int h = 0; h < b->nlive && live_len > 0; h++)
+    for (int h = 0; h < b->nlive && live_len > 0; h++) {
+        if (o->held) {
+            memcpy(b->hist + nprompt, b->seq + (size_t)h * T, sizeof *b->hist * (size_t)live_len);
+            if (o->held(o->ctx, b->hist, nprompt + (size_t)live_len, nprompt)) continue;
+        }
         consider(b, b->seq + (size_t)h * T, live_len, b->score[h], o->alpha, &best_logp);
+    }
     if (b->best_len == 0) return LSTM_E_EMPTY;
     memcpy(out, b->best, sizeof *out * (size_t)b->best_len);
     if (logp) *logp = best_logp;

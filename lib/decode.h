@@ -100,6 +100,13 @@ typedef struct {
     float repetition_penalty; /* 1 = none */
     const uint8_t *banned;    /* (V) or NULL */
     uint32_t eos;             /* the id that ends a hypothesis */
+    /* Optional bans that depend on the text so far (e.g. a banned word of several pieces): when
+     * held(ctx, hist, n, nprompt) returns 1 for a hypothesis whose history (prompt + its ids) is
+     * hist[0..n), its next id is drawn with banned_held (V) instead of banned, and a hypothesis still
+     * held at the length limit is not an answer. NULL = none. */
+    int (*held)(void *ctx, const uint32_t *hist, size_t n, size_t nprompt);
+    void *ctx;
+    const uint8_t *banned_held;
 } lstm_beam_opts;
 
 /* Searches from the one-lane state st0 whose next-token logits are logits0 (V). prompt (nprompt <=

@@ -426,6 +426,26 @@ static int is_banned_word(const lstm_suggester *g, const char *w, size_t n)
     return 0;
 }
 
+int lstm_suggester_word_banned(const lstm_suggester *g, const uint32_t *ids, size_t n, size_t from)
+{
+    if (g->nban == 0 || n <= from) return 0;
+    const uint8_t *wf = g->lm->wf;
+    size_t j = n;
+    while (j > 0 && (wf[ids[j - 1]] & LSTM_W_CONT)) j--;
+    if (j > 0 && (wf[ids[j - 1]] & LSTM_W_FIRST) && !(wf[ids[j - 1]] & LSTM_W_CONT)) j--;
+    if (j == n || !(wf[ids[j]] & LSTM_W_FIRST)) return 0;
+    char w[LSTM_WORD_MAX];
+    size_t len = 0;
+    for (size_t i = j; i < n; i++) {
+        size_t pn;
+        const char *pt = wtext(g->lm, ids[i], &pn);
+        if (len + pn >= sizeof w) return 0; /* longer than any word the suggester knows */
+        memcpy(w + len, pt, pn);
+        len += pn;
+    }
+    return is_banned_word(g, w, len);
+}
+
 /* -1 / 0 / 1: text sorts before the words extending prefix, extends it, sorts after them. */
 static int cmp_prefix(const char *s, size_t n, const char *p, size_t pn)
 {
@@ -536,6 +556,12 @@ static void copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl)
     }
 }
 
+/* "help'" or "e-" is not a whole word: a joiner continues it. */
+static int ends_with_joiner(const char *t, size_t n)
+{
+    return t[n - 1] == '\'' || t[n - 1] == '-' || (n >= 3 && !memcmp(t + n - 3, "\xE2\x80\x99", 3));
+}
+
 /* Consistent with the prefix: one of text, prefix extends the other. */
 static int consistent(const char *t, size_t n, const char *p, size_t pn) { return !memcmp(t, p, n < pn ? n : pn); }
 
@@ -596,7 +622,7 @@ static int suggest_beam(lstm_suggester *g, const lstm_state *st0, const float *l
             double lse = log_norm(x, V);
             const char *ht = g->htext + (size_t)h * LSTM_WORD_MAX;
             size_t hn = g->hlen[h];
-            if (step > 0 && hn >= plen && hn > 0) { /* the word may end here */
+            if (step > 0 && hn >= plen && hn > 0 && !ends_with_joiner(ht, hn)) { /* the word may end here */
                 double pb = 0;
                 for (uint32_t i = 0; i < g->nbound; i++) pb += exp((double)x[g->bound[i]] - lse);
                 if (pb > 0 && !is_banned_word(g, ht, hn)) add_found(g, ht, hn, g->hlp[h] + log(pb));

@@ -144,6 +144,12 @@ int lstm_suggester_ban_word(lstm_suggester *g, const char *w, size_t n);
 int lstm_suggest(lstm_suggester *g, const lstm_state *st, const float *logits, const char *prefix, size_t plen,
                  int k, lstm_suggestion *out, double *mass);
 
+/* Generation-side bans for words of several pieces: 1 when the word that ids[0..n) ends with (its
+ * first piece and the continuing ones after it) is a banned word and has a piece at index >= from
+ * (a generated one), else 0. The caller then keeps the word from ending: no id that ends a word
+ * (lstm_lm.wf & LSTM_W_BOUND, EOS included) may come next. */
+int lstm_suggester_word_banned(const lstm_suggester *g, const uint32_t *ids, size_t n, size_t from);
+
 /* Word models: the rank (0-based) of word id among the words extending prefix by the logits, stopping
  * at limit (returns limit when it ranks there or lower, or id does not extend prefix). For keystroke
  * simulation: ranks ties by lower id, as lstm_suggest does. */

@@ -160,7 +160,7 @@ extern "C" const char *lstm_spm_piece(const lstm_spm *s, int id, size_t *len) {
 
 extern "C" int lstm_spm_is_control(const lstm_spm *s, int id) {
     try {
-        return s->sp.IsControl(id) || s->sp.IsUnused(id);
+        return s->sp.IsControl(id) || s->sp.IsUnused(id) || s->sp.IsUnknown(id);
     } catch (...) {
         return 0;
     }

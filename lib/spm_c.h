@@ -27,7 +27,7 @@ int lstm_spm_size(const lstm_spm *s);
 int lstm_spm_unk_id(const lstm_spm *s);
 /* The piece text of id (NULL if out of range); valid as long as s. */
 const char *lstm_spm_piece(const lstm_spm *s, int id, size_t *len);
-/* 1 if id is a control or unused piece (never produced by encoding; decodes to nothing). */
+/* 1 if id is a control, unused or unknown piece (never produced by encoding with byte fallback). */
 int lstm_spm_is_control(const lstm_spm *s, int id);
 int lstm_spm_is_byte(const lstm_spm *s, int id);
 

@@ -14,6 +14,8 @@ setup_file() {
     "$B/lstm-train" --hidden 32 --epochs 3 -q -o "$T/chat.ckpt" "$T/chat.win"
     "$B/lstm-tok" -q --chars "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 16 > "$T/chars.win"
     "$B/lstm-train" --hidden 32 --epochs 2 -q -o "$T/chars.ckpt" "$T/chars.win"
+    "$B/lstm-tok" -q --bpe --vocab-size 400 "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 12 > "$T/bpe.win"
+    "$B/lstm-train" --hidden 32 --epochs 3 -q -o "$T/bpe.ckpt" "$T/bpe.win"
     # a plain text model (no speakers)
     sed -n '2,$p' "$FIX/eval_chat.csv" | cut -d, -f3- | tr -d '"' > "$T/plain.txt"
     "$B/lstm-tok" -q "$T/plain.txt" | "$B/lstm-window" -q -L 8 --cross-docs > "$T/plain.win"
@@ -131,6 +133,44 @@ check_probs() {
     assert_equal "$stderr" "lstm-sample: --beam-words: expected an integer from 1 to 64, got '0'"
 }
 
+@test "BPE model: whole words from pieces, joined output, unknown text as bytes, bans of several pieces" {
+    run --separate-stderr "$S" -m "$T/bpe.ckpt" --suggest 8 -q "i need hel"
+    assert_success
+    [ "${#lines[@]}" -ge 2 ]
+    assert_line --regexp '^help	'
+    # words extending the prefix, with no space, piece marker or trailing joiner
+    printf '%s\n' "$output" | cut -f1 | while read -r w; do [[ "$w" == hel* && "$w" != *" "* && "$w" != *"▁"* && "$w" != *[\'-] ]]; done
+    run --separate-stderr "$S" -m "$T/bpe.ckpt" --complete --greedy "zqxj wibble ☃"
+    assert_success
+    run --separate-stderr "$S" -m "$T/bpe.ckpt" --complete --seed 2 --max-new 30 "hi"
+    assert_success
+    [[ "$output" != *"▁"* && "$output" != *"<unk>"* && "$output" != *"<0x"* ]]
+    # every word generated with seeds 1..8 and beams 1..8 banned: none comes back in the same runs
+    # (a completion continues the prompt: "hi" + "ve" is the word "hive")
+    for s in 1 2 3 4 5 6 7 8; do
+        echo "hi$("$S" -m "$T/bpe.ckpt" --complete --seed $s --max-new 30 "hi")"
+        echo "hi$("$S" -m "$T/bpe.ckpt" --complete --beam $s --max-new 30 "hi")"
+    done > gen.txt
+    # words: space-separated, trailing punctuation dropped; "a.b" is not one word
+    words() { tr -s ' ' '\n' | sed 's/[.,?!:;"]*$//' | grep -v -e '^$' -e '[.,?!:;"]' | sort -u; }
+    # (not the prompt word "hi"; an undertrained model also emits byte pieces that are not UTF-8,
+    # shown as U+FFFD: not words)
+    words < gen.txt | grep -v -x -e hi -e $'.*\xEF\xBF\xBD.*' > ban.txt
+    [ "$(wc -l < ban.txt)" -ge 5 ]
+    # some of them take several pieces
+    "$LSTM_BIN/lstm-tok" -q -m "$T/bpe.ckpt" --format text ban.txt | "$LSTM_BIN/lstm-dump" --ids | awk '$4 == "tokens" && $3 > 2 { m++ } END { exit m < 2 }'
+    for s in 1 2 3 4 5 6 7 8; do
+        echo "hi$("$S" -m "$T/bpe.ckpt" --complete --seed $s --max-new 30 --ban ban.txt "hi")"
+        echo "hi$("$S" -m "$T/bpe.ckpt" --complete --beam $s --max-new 30 --ban ban.txt "hi")"
+    done > gen2.txt
+    [ "$(cat gen2.txt | wc -w)" -ge 20 ]
+    assert_equal "$(words < gen2.txt | comm -12 - ban.txt)" ""
+    # beam search with nothing to generate
+    run --separate-stderr "$S" -m "$T/bpe.ckpt" --complete --beam 3 --max-new 0 "hi"
+    assert_success
+    assert_output ""
+}
+
 @test "--ban: banned words are never suggested nor generated" {
     "$S" -m "$T/chat.ckpt" --suggest 3 "hi i need help with my " | cut -f1 > top.txt
     run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 3 --ban top.txt "hi i need help with my "
@@ -203,10 +243,12 @@ assert [s["word"] for s in o["suggestions"]][:1] in (["help"], ["hello"])' "$out
         '{"text":"","k":3,"speaker":"agent"}' \
         '{"text":"x ","speaker":"nobody"}' \
         '{"text":"hi ","mode":"complete","temperature":0.5,"top_k":3,"top_p":0.9,"greedy":false,"beam":0,"repetition_penalty":1.2}' \
-        '' > req.txt
+        '' \
+        '{"text":"hi ","mode":"complete","beam":2,"top_p":0.9}' \
+        '{"text":"hi ","mode":"complete","beam":2,"max_new":0}' > req.txt
     run --separate-stderr "$S" -m "$T/chat.ckpt" --serve < req.txt
     assert_success
-    [ "${#lines[@]}" -eq 12 ]
+    [ "${#lines[@]}" -eq 14 ]
     run python3 - "$output" <<'PY'
 import json, sys
 r = [json.loads(l) for l in sys.argv[1].split("\n")]
@@ -221,6 +263,8 @@ assert len(r[8]["suggestions"]) == 3
 assert r[9]["error"].startswith("unknown speaker")
 assert r[10]["mode"] == "complete"
 assert r[11]["mode"] == "suggest" and len(r[11]["suggestions"]) == 5
+assert r[12] == {"error": "beam excludes greedy, top_k and top_p"}
+assert r[13] == {"mode": "complete", "completion": "", "tokens": 0}
 ps = [s["p"] for s in r[11]["suggestions"]]
 assert ps == sorted(ps, reverse=True) and sum(ps) <= 1 + 1e-9
 PY

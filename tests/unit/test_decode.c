@@ -279,7 +279,7 @@ static void test_beam(void)
         }
         lstm_beam bm;
         CHECK_EQ_INT(lstm_beam_init(&bm, &m, 1, T, 2), 0);
-        lstm_beam_opts bo = {1.0f, pen, so.banned, 3};
+        lstm_beam_opts bo = {.alpha = 1.0f, .repetition_penalty = pen, .banned = so.banned, .eos = 3};
         uint32_t out[T];
         int n = lstm_beam_run(&bm, &bo, &st0, lg0, prompt, 2, out, NULL);
         CHECK_EQ_INT(n, ng);
@@ -304,7 +304,7 @@ static void test_beam(void)
     }
     lstm_beam bm;
     CHECK_EQ_INT(lstm_beam_init(&bm, &m, 125, N, 0), 0);
-    lstm_beam_opts bo = {0.0f, 1.0f, NULL, 99};
+    lstm_beam_opts bo = {.alpha = 0.0f, .repetition_penalty = 1.0f, .eos = 99};
     uint32_t out[N];
     double lp;
     CHECK_EQ_INT(lstm_beam_run(&bm, &bo, &st0, lg0, NULL, 0, out, &lp), N);
@@ -322,7 +322,7 @@ static void test_beam(void)
      * theirs, and a hypothesis that ended ends with eos. */
     double lp1, lp4;
     uint32_t o1[T], o4[T];
-    lstm_beam_opts bn = {1.0f, 1.0f, NULL, 3};
+    lstm_beam_opts bn = {.alpha = 1.0f, .repetition_penalty = 1.0f, .eos = 3};
     CHECK_EQ_INT(lstm_beam_init(&bm, &m, 1, T, 0), 0);
     int n1 = lstm_beam_run(&bm, &bn, &st0, lg0, NULL, 0, o1, &lp1);
     lstm_beam_free(&bm);

@@ -115,6 +115,7 @@ typedef struct {
     lstm_sampler smp;
     uint8_t *banned;    /* (V) never generated */
     uint8_t *gen_ban;   /* (V) banned + specials that generation never emits */
+    uint8_t *gen_ban_end; /* (V) gen_ban + every id that ends a word: after a banned word of several pieces */
     lstm_ids ids, out;  /* reused per request */
     char *buf;          /* reused text scratch */
     size_t bufcap;
@@ -195,6 +196,12 @@ static int do_suggest(engine *e, const req_t *r, const char *text, size_t len, s
 
 #define MAX_NEW 10000
 
+/* lstm_beam_opts.held: the hypothesis ends inside a banned word of several pieces. */
+static int word_held(void *ctx, const uint32_t *hist, size_t n, size_t nprompt)
+{
+    return lstm_suggester_word_banned(ctx, hist, n, nprompt);
+}
+
 /* Continuation of text: its ids in e->gen (EOS dropped), count in *ngen; 0 or -1 (e->err set). */
 static int do_complete(engine *e, const req_t *r, const char *text, size_t len, int *ngen)
 {
@@ -208,6 +215,7 @@ static int do_complete(engine *e, const req_t *r, const char *text, size_t len, 
     size_t np = e->ids.n > CTX_CAP ? CTX_CAP : e->ids.n;
     memcpy(e->hist, e->ids.v + e->ids.n - np, np * sizeof *e->hist);
     int n = 0;
+    if (r->max_new == 0) return 0;
     if (r->beam > 0) {
         if (r->beam != e->beam_W || r->max_new != e->beam_T) {
             if (e->beam_W) lstm_beam_free(&e->beam);
@@ -219,7 +227,7 @@ static int do_complete(engine *e, const req_t *r, const char *text, size_t len, 
             e->beam_W = r->beam;
             e->beam_T = r->max_new;
         }
-        lstm_beam_opts bo = {r->alpha, r->so.repetition_penalty, e->gen_ban, LSTM_EOS_ID};
+        lstm_beam_opts bo = {r->alpha, r->so.repetition_penalty, e->gen_ban, LSTM_EOS_ID, word_held, &e->sug, e->gen_ban_end};
         n = lstm_beam_run(&e->beam, &bo, &e->sess.st, e->sess.logits, e->hist, np, e->gen, NULL);
         if (n < 0) {
             e->err = n == LSTM_E_EMPTY ? "every token is banned" : lstm_strerror(n);
@@ -239,6 +247,7 @@ static int do_complete(engine *e, const req_t *r, const char *text, size_t len, 
     memcpy(e->lg, e->sess.logits, (size_t)e->lm.V * sizeof(float));
     size_t nh = np;
     while (n < r->max_new) {
+        so.banned = lstm_suggester_word_banned(&e->sug, e->hist, nh, np) ? e->gen_ban_end : e->gen_ban;
         int64_t id = lstm_sampler_pick(&e->smp, &so, e->lg, e->hist, nh, &rng, NULL);
         if (id == LSTM_E_EMPTY) {
             e->err = "every token is banned";
@@ -254,6 +263,8 @@ static int do_complete(engine *e, const req_t *r, const char *text, size_t len, 
             return -1;
         }
     }
+    /* stopped by --max-new inside a banned word: drop its generated pieces */
+    while (n > 0 && lstm_suggester_word_banned(&e->sug, e->hist, np + (size_t)n, np)) n--;
     *ngen = n;
     return 0;
 }
@@ -348,6 +359,7 @@ static json_t *handle_json(engine *e, const req_t *d, const char *line, size_t l
     req_t r = *d;
     const char *text = NULL, *bad = NULL;
     size_t tlen = 0;
+    int sampling = 0; /* the request names greedy, top_k or top_p */
     if (!json_is_object(j)) {
         res = json_pack("{s:s}", "error", "a request is a JSON object or a line of plain text");
         goto done;
@@ -379,6 +391,7 @@ static json_t *handle_json(engine *e, const req_t *d, const char *line, size_t l
         } else if (!strcmp(key, "top_k")) {
             if (!isint) { bad = "top_k must be an integer"; break; }
             r.so.top_k = x > 1e9 ? 1000000000 : (int)x;
+            sampling = 1;
         } else if (!strcmp(key, "beam")) {
             if (!isint) { bad = "beam must be an integer"; break; }
             r.beam = x > 1000 ? 1000 : (int)x;
@@ -391,12 +404,13 @@ static json_t *handle_json(engine *e, const req_t *d, const char *line, size_t l
         } else if (!strcmp(key, "top_p")) {
             if (!isnum) { bad = "top_p must be a number"; break; }
             r.so.top_p = (float)x;
+            sampling = 1;
         } else if (!strcmp(key, "repetition_penalty")) {
             if (!isnum) { bad = "repetition_penalty must be a number"; break; }
             r.so.repetition_penalty = (float)x;
         } else if (!strcmp(key, "greedy")) {
             if (!json_is_boolean(v)) { bad = "greedy must be true or false"; break; }
-            if (json_is_true(v)) r.so.temperature = 0;
+            if (json_is_true(v)) r.so.temperature = 0, sampling = 1;
         } else {
             snprintf(msg, sizeof msg, "unknown field \"%.100s\"", key);
             bad = msg;
@@ -404,6 +418,7 @@ static json_t *handle_json(engine *e, const req_t *d, const char *line, size_t l
         }
     }
     if (!bad && !text) bad = "missing field \"text\"";
+    if (!bad && r.beam > 0 && sampling) bad = "beam excludes greedy, top_k and top_p";
     if (!bad) check_sampling(&r, &bad);
     if (bad) res = json_pack("{s:s}", "error", bad);
     else res = r.mode ? reply_complete(e, &r, text, tlen) : reply_suggest(e, &r, text, tlen);
@@ -497,10 +512,11 @@ static void engine_init(engine *e, const opts_t *o)
     int V = e->lm.V, rc;
     e->banned = calloc((size_t)V, 1);
     e->gen_ban = calloc((size_t)V, 1);
+    e->gen_ban_end = calloc((size_t)V, 1);
     e->lg = malloc(sizeof *e->lg * (size_t)V);
     e->gen = malloc(sizeof *e->gen * MAX_NEW);
     e->hist = malloc(sizeof *e->hist * (CTX_CAP + MAX_NEW));
-    if (!e->banned || !e->gen_ban || !e->lg || !e->gen || !e->hist) die(1, "out of memory");
+    if (!e->banned || !e->gen_ban || !e->gen_ban_end || !e->lg || !e->gen || !e->hist) die(1, "out of memory");
     if ((rc = lstm_session_init(&e->sess, &e->lm, CTX_CAP)) || (rc = lstm_sampler_init(&e->smp, V)) ||
         (rc = lstm_infer_alloc(&e->inf1, e->lm.m, 1)) || (rc = lstm_state_alloc(&e->st1, e->lm.m, 1)))
         die(1, "%s", lstm_strerror(rc));
@@ -521,6 +537,7 @@ static void engine_init(engine *e, const opts_t *o)
     memcpy(e->gen_ban, e->banned, (size_t)V);
     for (int i = 0; i < V; i++)
         if ((e->lm.flags[i] & (LSTM_PIECE_SPECIAL | LSTM_PIECE_SPEAKER)) && i != LSTM_EOS_ID) e->gen_ban[i] = 1;
+    for (int i = 0; i < V; i++) e->gen_ban_end[i] = e->gen_ban[i] || (e->lm.wf[i] & LSTM_W_BOUND);
 }
 
 static void engine_free(engine *e)
@@ -535,6 +552,7 @@ static void engine_free(engine *e)
     lstm_ids_free(&e->out);
     free(e->banned);
     free(e->gen_ban);
+    free(e->gen_ban_end);
     free(e->lg);
     free(e->gen);
     free(e->hist);
