@@ -96,7 +96,8 @@ int lstm_lm_open(lstm_lm *lm, const char *path)
         if (f & (LSTM_PIECE_SPECIAL | LSTM_PIECE_SPEAKER)) w = LSTM_W_BOUND;
         else if (lm->kind == LSTM_TOK_WORDS || lm->kind == LSTM_TOK_SPACE) w = punct ? LSTM_W_PUNCT | LSTM_W_BOUND : LSTM_W_FIRST | LSTM_W_BOUND;
         else if (lm->kind == LSTM_TOK_BPE) {
-            if (f & LSTM_PIECE_WORD_START) w = LSTM_W_BOUND | (n == 0 || punct ? (punct ? LSTM_W_PUNCT : 0) : LSTM_W_FIRST);
+            /* a bare U+2581 (n == 0) starts a word spelt by the pieces after it */
+            if (f & LSTM_PIECE_WORD_START) w = LSTM_W_BOUND | (punct ? LSTM_W_PUNCT : LSTM_W_FIRST);
             else w = punct ? LSTM_W_BOUND | LSTM_W_PUNCT : LSTM_W_CONT;
         } else { /* chars */
             if (f & LSTM_PIECE_SPACE) w = LSTM_W_BOUND;
@@ -635,7 +636,7 @@ static int suggest_beam(lstm_suggester *g, const lstm_state *st0, const float *l
                 if (!(lm->wf[id] & need) || (g->banned && g->banned[id])) continue;
                 size_t pn;
                 const char *pt = wtext(lm, (uint32_t)id, &pn);
-                if (pn == 0 || hn + pn >= LSTM_WORD_MAX) continue;
+                if ((pn == 0 && step > 0) || hn + pn >= LSTM_WORD_MAX) continue;
                 if (plen > hn && !consistent(pt, pn, prefix + hn, plen - hn)) continue;
                 g->work[id] = xv;
             }

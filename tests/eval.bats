@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # lstm-eval: metrics on a tiny chat model built once from tests/fixtures/eval_chat.csv, cross-checked
-# against lstm-train's own validation loss, the modes, keystroke savings and the bad inputs.
+# against lstm-train's own validation loss, the modes, keystroke savings (word, BPE and character
+# models, replayed through lstm-sample --suggest) and the bad inputs.
 
 bats_require_minimum_version 1.5.0
 
@@ -20,6 +21,11 @@ setup_file() {
     "$B/lstm-tok" -q --chars "$T/valid.csv" | "$B/lstm-window" -q -L 8 > "$T/other.win"
     "$B/lstm-tok" -q --chars "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 16 > "$T/chars.win"
     "$B/lstm-train" --hidden 32 --epochs 2 -q -o "$T/chars.ckpt" "$T/chars.win"
+    # a BPE model of the whole fixture (SentencePiece needs ~310 ids here: 256 byte pieces + characters)
+    "$B/lstm-tok" -q --bpe --vocab-size 320 --threads 1 --vocab-out "$T/bpe.vocab" "$FIX/eval_chat.csv" > /dev/null
+    "$B/lstm-tok" -q -m "$T/bpe.vocab" "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 16 > "$T/bpe.win"
+    "$B/lstm-tok" -q -m "$T/bpe.vocab" "$T/valid.csv" | "$B/lstm-window" -q -L 8 > "$T/bpe_valid.win"
+    "$B/lstm-train" --hidden 32 --epochs 10 --threads 1 -q -o "$T/bpe.ckpt" "$T/bpe.win"
     "$B/lstm-tok" -q -m "$T/chat.vocab" "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 8 --last > "$T/last.win"
     echo "just some text" > "$T/notes.txt"
     head -c 5000 "$T/chat.ckpt" > "$T/cut.ckpt"
@@ -39,6 +45,7 @@ jget() { python3 -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; pr
     assert_success
     assert_output --partial "lstm-tok -m chat.ckpt < test.csv | lstm-window -L 15 | lstm-eval -m chat.ckpt"
     assert_output --partial "keystrokes"
+    assert_output --partial "so its real length is unknown"
     run --separate-stderr "$EVAL" --version
     assert_success
     assert_output "lstm-eval 1.0"
@@ -138,6 +145,106 @@ import json, sys
 a, b = (json.loads(x) for x in sys.argv[1:])
 assert a["tokenizer"] == "chars" and a["typed_words"] > 0
 assert b["keystrokes_saved"] >= a["keystrokes_saved"]' "$a" "$b"
+}
+
+@test "BPE model: per-word perplexity over the word model's words; keystrokes typed over the same words" {
+    w=$("$EVAL" -m "$T/chat.ckpt" --json --keystrokes -k 5 "$T/valid.win")
+    b=$("$EVAL" -m "$T/bpe.ckpt" --json "$T/bpe_valid.win")
+    k=$("$EVAL" -m "$T/bpe.ckpt" --json --keystrokes -k 5 "$T/bpe_valid.win")
+    run python3 - "$w" "$b" "$k" <<'PY'
+import json, math, sys
+w, b, k = (json.loads(x) for x in sys.argv[1:])
+assert b["tokenizer"] == "bpe" and b["tokens"] > w["tokens"]
+assert b["words"] == w["words"] == k["words"], (b["words"], w["words"])
+assert abs(math.exp(b["nll"] * b["tokens"] / b["words"]) - b["word_perplexity"]) < 1e-6 * b["word_perplexity"]
+# the same words are typed ("▁ n e e d" is one word too), whatever the tokenizer
+assert k["typed_words"] == w["typed_words"] and k["keystrokes_without"] == w["keystrokes_without"], (k, w)
+assert 0 < k["keystrokes_saved"] < 1 and 0 < k["acceptance_rate"] <= 1, k
+assert abs(k["keystrokes_saved"] - (1 - k["keystrokes_with"] / k["keystrokes_without"])) < 1e-9
+PY
+    assert_success
+}
+
+@test "--beam-words: no effect on word models; for BPE and character models width 8 saves no less than 1" {
+    a=$("$EVAL" -m "$T/chat.ckpt" --json --keystrokes -k 3 "$T/valid.win")
+    b=$("$EVAL" -m "$T/chat.ckpt" --json --keystrokes -k 3 --beam-words 1 "$T/valid.win")
+    assert_equal "$b" "$a"
+    for m in bpe chars; do
+        one=$("$EVAL" -m "$T/$m.ckpt" --json --keystrokes -k 5 --beam-words 1 "$T/$m.win")
+        eight=$("$EVAL" -m "$T/$m.ckpt" --json --keystrokes -k 5 --beam-words 8 "$T/$m.win")
+        run python3 -c '
+import json, sys
+a, b = (json.loads(x) for x in sys.argv[1:])
+assert a["keystrokes_without"] == b["keystrokes_without"]
+assert b["keystrokes_with"] <= a["keystrokes_with"], (a["keystrokes_with"], b["keystrokes_with"])' "$one" "$eight"
+        assert_success
+    done
+}
+
+@test "--threads 1 and --threads 2 give identical results" {
+    for args in "chat.ckpt valid.win" "chat.ckpt --keystrokes valid.win" "bpe.ckpt --keystrokes bpe.win" "chars.ckpt --keystrokes chars.win"; do
+        set -- $args
+        a=$(cd "$T" && "$EVAL" --json --threads 1 -m "$@")
+        b=$(cd "$T" && "$EVAL" --json --threads 2 -m "$@")
+        assert_equal "$b" "$a"
+    done
+}
+
+@test "--keystrokes-trace: one line per typed word, adding up to the totals; an existing file is refused" {
+    for m in chat:valid bpe:bpe chars:chars; do
+        j=$("$EVAL" -m "$T/${m%%:*}.ckpt" --json -k 3 --keystrokes-trace "${m%%:*}.trace" "$T/${m##*:}.win")
+        run python3 - "$j" "${m%%:*}.trace" <<'PY'
+import json, sys
+o = json.loads(sys.argv[1])
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[2])]
+assert len(rows) == o["typed_words"] > 0, (len(rows), o["typed_words"])
+saved = 0
+for w, n, k, acc in rows:
+    n, k = int(n), int(k)
+    assert k == (int(acc) + 1 if acc != "-" else n + 1) and (acc == "-" or int(acc) < n), (w, n, k, acc)
+    saved += n + 1 - k
+# punctuation costs the same with and without suggestions: the words account for all the savings
+assert saved == o["keystrokes_without"] - o["keystrokes_with"], (saved, o)
+assert sum(acc != "-" for *_, acc in rows) == round(o["acceptance_rate"] * len(rows))
+PY
+        assert_success
+    done
+    echo keep > kept.trace
+    run --separate-stderr "$EVAL" -m "$T/chat.ckpt" --keystrokes-trace kept.trace "$T/valid.win"
+    assert_failure 1
+    assert_equal "$stderr" "lstm-eval: kept.trace: file exists (remove it or give another file)"
+    assert_equal "$(cat kept.trace)" "keep"
+}
+
+@test "BPE and character keystrokes: what lstm-sample --suggest 3 shows for each typed prefix" {
+    # Replays the first turn ("hi, i need help with my order") through lstm-sample, one call per typed
+    # prefix, and checks each word is accepted after as many characters as lstm-eval's trace says.
+    for m in bpe chars; do
+        "$EVAL" -m "$T/$m.ckpt" -k 3 --keystrokes-trace "$m.trace" "$T/$m.win" > /dev/null
+        run python3 - "$LSTM_BIN/lstm-sample" "$T/$m.ckpt" "$m.trace" <<'PY'
+import subprocess, sys
+sample, ckpt, trace = sys.argv[1:]
+text = "hi, i need help with my order"
+rows = [l.rstrip("\n").split("\t") for l in open(trace)][:7]
+assert [r[0] for r in rows] == ["hi", "i", "need", "help", "with", "my", "order"], rows
+pos, bad, hits = 0, [], 0
+for w, n, keys, acc in rows:
+    i = text.index(w, pos)
+    ctx, pos = text[:i], i + len(w)
+    got = "-"
+    for j in range(len(w)):
+        out = subprocess.run([sample, "-m", ckpt, "-q", "--suggest", "3", "--", ctx + w[:j]],
+                             capture_output=True, text=True, check=True).stdout
+        if w in [l.split("\t")[0] for l in out.splitlines()]:
+            got = str(j)
+            break
+    hits += got != "-"
+    if got != acc: bad.append((w, "eval", acc, "sample", got))
+assert not bad, bad
+assert hits > 0, "no word accepted: the replay would check nothing"
+PY
+        assert_success
+    done
 }
 
 @test "a stream from another tokenizer is refused" {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dataset.h"
@@ -18,8 +19,11 @@
 #define PROG "lstm-eval"
 #define VERSION "1.0"
 
+static const char *trace_path; /* --keystrokes-trace file we created: removed when we fail */
+
 static void die(int code, const char *fmt, ...)
 {
+    if (trace_path) unlink(trace_path);
     va_list ap;
     va_start(ap, fmt);
     fputs(PROG ": ", stderr);
@@ -45,6 +49,8 @@ static void usage(FILE *f)
             "      --keystrokes     simulate a user typing the text with K suggestions shown before each word and\n"
             "                       after each typed character; report keystrokes saved and acceptance rate\n"
             "      --beam-words N   BPE / character models: beam width for assembling words (default 8)\n"
+            "      --keystrokes-trace FILE  --keystrokes, and one line per typed word into FILE (a new file):\n"
+            "                       word, characters, keystrokes, characters typed before accepting it (- if none)\n"
             "      --json           one JSON object instead of text\n"
             "      --threads N      BLAS threads (default: all cores)\n"
             "  -h, --help           this help\n"
@@ -56,8 +62,11 @@ static void usage(FILE *f)
             "\n"
             "Keystrokes: a word of n characters costs n + 1 keystrokes typed (the +1 is the space after it);\n"
             "accepting a suggestion after typing j characters costs j + 1 (the click or tab; the space after an\n"
-            "accepted word is inserted for free). Punctuation is typed, never suggested; an unknown word (<unk>)\n"
-            "is typed in full. Saved = 1 - keystrokes with suggestions / keystrokes without.\n"
+            "accepted word is inserted for free). The suggestions are those of lstm-sample --suggest K with the same\n"
+            "--beam-words for the text so far: for BPE and character models the word beam runs again after each\n"
+            "typed character, constrained to the typed prefix. Punctuation is typed, never suggested. An unknown\n"
+            "word (<unk>) counts as 5 characters typed in full plus the space: the stream does not keep its text,\n"
+            "so its real length is unknown. Saved = 1 - keystrokes with suggestions / keystrokes without.\n"
             "\n"
             "Example:\n"
             "  lstm-tok -m chat.ckpt < test.csv | lstm-window -L 15 | " PROG " -m chat.ckpt\n");
@@ -107,28 +116,46 @@ static size_t cp_bytes(const char *s, size_t n, size_t j)
     return i;
 }
 
-/* A word typed against a fixed list of candidates (bpe / chars: the words the beam found). */
-static void type_word_list(keys_t *ks, const char *w, size_t n, const lstm_suggestion *c, int nc, int K)
+/* Books a typed word of len characters, accepted after typing j of them (j < 0: typed in full), and
+ * traces it. A suggestion list is shown before each typed character up to the accepting one. */
+static void book_word(keys_t *ks, FILE *trace, const char *w, size_t n, size_t len, long j)
 {
-    size_t len = cp_count(w, n);
     ks->words++;
     ks->without += (double)len + 1;
+    ks->with += j >= 0 ? (double)j + 1 : (double)len + 1;
+    ks->accepted += j >= 0;
+    ks->shown += j >= 0 ? j + 1 : (long)len;
+    if (!trace) return;
+    if (j >= 0) fprintf(trace, "%.*s\t%zu\t%ld\t%ld\n", (int)n, w, len, j + 1, j);
+    else fprintf(trace, "%.*s\t%zu\t%zu\t-\n", (int)n, w, len, len + 1);
+}
+
+/* BPE / chars: the word w (normalised text, n bytes) typed with, before each character, exactly the
+ * K suggestions lstm-sample --suggest K shows for the text so far: lstm_suggest from the state st and
+ * logits lg at the word start, with the typed characters as the (normalised) prefix. A word outside
+ * the beam at the word start can still be suggested once its first characters are typed. */
+static int type_word_beam(keys_t *ks, FILE *trace, lstm_suggester *g, const lstm_lm *lm, const lstm_state *st,
+                          const float *lg, const char *w, size_t n, int K, lstm_suggestion *out /* (K) */)
+{
+    size_t len = cp_count(w, n);
+    char prefix[4 * LSTM_WORD_MAX];
     for (size_t j = 0; j < len; j++) {
-        size_t b = cp_bytes(w, n, j);
-        int shown = 0, hit = 0;
-        for (int i = 0; i < nc && shown < K; i++) {
-            if (c[i].len < b || memcmp(c[i].word, w, b)) continue;
-            shown++;
-            if (c[i].len == n && !memcmp(c[i].word, w, n)) hit = 1;
+        size_t plen = 0;
+        if (j > 0) {
+            int rc = lstm_lm_normalize(lm, w, cp_bytes(w, n, j), prefix, sizeof prefix, &plen);
+            if (rc) return rc;
         }
-        ks->shown++;
-        if (hit) {
-            ks->accepted++;
-            ks->with += (double)j + 1;
-            return;
-        }
+        prefix[plen] = 0;
+        int nc = lstm_suggest(g, st, lg, prefix, plen, K, out, NULL);
+        if (nc < 0) return nc;
+        for (int i = 0; i < nc; i++)
+            if (out[i].len == n && !memcmp(out[i].word, w, n)) {
+                book_word(ks, trace, w, n, len, (long)j);
+                return 0;
+            }
     }
-    ks->with += (double)len + 1;
+    book_word(ks, trace, w, n, len, -1);
+    return 0;
 }
 
 static void type_plain(keys_t *ks, size_t chars, int word)
@@ -140,13 +167,14 @@ static void type_plain(keys_t *ks, size_t chars, int word)
 
 int main(int argc, char **argv)
 {
-    const char *model = NULL, *path = NULL;
+    const char *model = NULL, *path = NULL, *tpath = NULL;
     int K = 5, B = 10, reset = 0, json = 0, keystrokes = 0, threads = 0, beam_words = 8;
-    enum { O_BATCH = 256, O_RESET, O_JSON, O_KEYS, O_THREADS, O_BEAMW };
+    enum { O_BATCH = 256, O_RESET, O_JSON, O_KEYS, O_THREADS, O_BEAMW, O_TRACE };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"top", required_argument, 0, 'k'},
         {"batch", required_argument, 0, O_BATCH}, {"reset-state", no_argument, 0, O_RESET},
         {"keystrokes", no_argument, 0, O_KEYS}, {"beam-words", required_argument, 0, O_BEAMW},
+        {"keystrokes-trace", required_argument, 0, O_TRACE},
         {"json", no_argument, 0, O_JSON}, {"threads", required_argument, 0, O_THREADS},
         {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     int ch;
@@ -172,6 +200,10 @@ int main(int argc, char **argv)
         case O_RESET: reset = 1; break;
         case O_JSON: json = 1; break;
         case O_KEYS: keystrokes = 1; break;
+        case O_TRACE:
+            tpath = optarg;
+            keystrokes = 1;
+            break;
         case 'h': usage(stdout); return 0;
         case 'V': printf(PROG " " VERSION "\n"); return 0;
         default: fprintf(stderr, PROG ": try '" PROG " --help'\n"); return 2;
@@ -207,6 +239,14 @@ int main(int argc, char **argv)
     int stateful = !reset && Kt == T;
     if (keystrokes) B = 1;
     int V = lm.V;
+    FILE *trace = NULL;
+    if (tpath) {
+        /* a new file, never an existing one overwritten (devices and pipes are fine) */
+        struct stat sb;
+        if (!stat(tpath, &sb) && S_ISREG(sb.st_mode)) die(1, "%s: file exists (remove it or give another file)", tpath);
+        if (!(trace = fopen(tpath, "w"))) die(1, "%s: %s", tpath, strerror(errno));
+        if (!stat(tpath, &sb) && S_ISREG(sb.st_mode)) trace_path = tpath;
+    }
 
     lstm_model *m = (lstm_model *)lm.m;
     lstm_acts acts;
@@ -222,19 +262,20 @@ int main(int argc, char **argv)
     int word_model = lm.kind == LSTM_TOK_WORDS || lm.kind == LSTM_TOK_SPACE;
     lstm_suggester g;
     lstm_infer inf;
-    float *lg1 = NULL;
-    lstm_suggestion *cands = NULL;
-    int ncand = 0, KC = K > 64 ? K : 64;
+    lstm_state wst;               /* bpe / chars: the one-lane state at the start of the current word */
+    float *lg1 = NULL, *wlg = NULL; /* (V) logits now, (V) logits at the word start */
+    lstm_suggestion *cands = NULL;  /* (K) */
     char word[LSTM_WORD_MAX];
     size_t wlen = 0;
     int in_word = 0;
     if (keystrokes) {
-        if ((rc = lstm_suggester_init(&g, &lm, KC, beam_words, NULL))) die(1, "%s", lstm_strerror(rc));
+        if ((rc = lstm_suggester_init(&g, &lm, K, beam_words, NULL))) die(1, "%s", lstm_strerror(rc));
         if (!word_model) {
-            if ((rc = lstm_infer_alloc(&inf, m, 1))) die(1, "%s", lstm_strerror(rc));
+            if ((rc = lstm_infer_alloc(&inf, m, 1)) || (rc = lstm_state_alloc(&wst, m, 1))) die(1, "%s", lstm_strerror(rc));
             lg1 = malloc(sizeof *lg1 * (size_t)V);
-            cands = malloc(sizeof *cands * (size_t)KC);
-            if (!lg1 || !cands) die(1, "out of memory");
+            wlg = malloc(sizeof *wlg * (size_t)V);
+            cands = malloc(sizeof *cands * (size_t)K);
+            if (!lg1 || !wlg || !cands) die(1, "out of memory");
         }
     }
 
@@ -274,14 +315,19 @@ int main(int argc, char **argv)
                     wlen += pn;
                     continue;
                 }
-                if (in_word) type_word_list(&ks, word, wlen, cands, ncand, K);
+                if (in_word && wlen && (rc = type_word_beam(&ks, trace, &g, &lm, &wst, wlg, word, wlen, K, cands)))
+                    die(1, "%s", lstm_strerror(rc));
                 in_word = 0;
+                /* (a bare U+2581 piece is FIRST too: it starts a word spelt by the pieces after it) */
                 int starts = (w & LSTM_W_FIRST) && (lm.kind != LSTM_TOK_CHARS || (lm.wf[x] & LSTM_W_BOUND) ||
                                                     x == LSTM_PAD_ID) &&
                              pn < LSTM_WORD_MAX;
                 if (starts) {
-                    ncand = lstm_suggest(&g, &st, lg1, "", 0, KC, cands, NULL);
-                    if (ncand < 0) die(1, "%s", lstm_strerror(ncand));
+                    /* the suggestions for this word all start from here, whatever is typed */
+                    size_t LH = (size_t)st.L * st.H;
+                    memcpy(wst.h, st.h, sizeof *wst.h * LH);
+                    memcpy(wst.c, st.c, sizeof *wst.c * LH);
+                    memcpy(wlg, lg1, sizeof *wlg * (size_t)V);
                     memcpy(word, pt, pn);
                     wlen = pn;
                     in_word = 1;
@@ -306,24 +352,20 @@ int main(int argc, char **argv)
                 /* word models: every word token is a word; the prefix filter runs on the logits */
                 size_t pn = lm.toff[y + 1] - lm.toff[y];
                 const char *pt = lm.text + lm.toff[y];
-                if (y == LSTM_UNK_ID) type_plain(&ks, 5, 1);
-                else if (lm.wf[y] & LSTM_W_PUNCT) type_plain(&ks, cp_count(pt, pn), 0);
+                if (y == LSTM_UNK_ID) {
+                    type_plain(&ks, 5, 1);
+                    if (trace) fprintf(trace, "<unk>\t5\t6\t-\n");
+                } else if (lm.wf[y] & LSTM_W_PUNCT) type_plain(&ks, cp_count(pt, pn), 0);
                 else if (lm.wf[y] & LSTM_W_FIRST) {
                     size_t len = cp_count(pt, pn), j;
-                    ks.words++;
-                    ks.without += (double)len + 1;
-                    for (j = 0; j < len; j++) {
-                        ks.shown++;
+                    for (j = 0; j < len; j++)
                         if (lstm_suggest_rank(&g, lg, pt, cp_bytes(pt, pn, j), y, K) < K) break;
-                    }
-                    if (j < len) {
-                        ks.accepted++;
-                        ks.with += (double)j + 1;
-                    } else ks.with += (double)len + 1;
+                    book_word(&ks, trace, pt, pn, len, j < len ? (long)j : -1);
                 }
             }
     }
-    if (in_word) type_word_list(&ks, word, wlen, cands, ncand, K);
+    if (in_word && wlen && (rc = type_word_beam(&ks, trace, &g, &lm, &wst, wlg, word, wlen, K, cands)))
+        die(1, "%s", lstm_strerror(rc));
     lstm_batcher_free(&bt);
     if (s.tokens == 0) die(1, "%s: no target tokens to evaluate", name);
 
@@ -367,11 +409,17 @@ int main(int argc, char **argv)
                    saved, ks.with, ks.without, K, acc, ks.accepted, ks.words);
     }
     if (fflush(stdout) || ferror(stdout)) die(1, "stdout: %s", strerror(errno));
+    if (trace && (ferror(trace) | fclose(trace))) die(1, "%s: %s", tpath, strerror(errno));
+    trace_path = NULL;
     if (keystrokes) {
         lstm_suggester_free(&g);
-        if (!word_model) lstm_infer_free(&inf);
+        if (!word_model) {
+            lstm_infer_free(&inf);
+            lstm_state_free(&wst);
+        }
     }
     free(lg1);
+    free(wlg);
     free(cands);
     free(in);
     free(tg);
