@@ -17,6 +17,15 @@ setup_file() {
     awk 'BEGIN { srand(5); for (i = 0; i < 12000; i++) { n = 5 + int(rand() * 8); s = int(rand() * 50);
                  for (j = 0; j < n; j++) printf "w%d ", (s + j) % 50; printf "\n" } }' > "$T/big.txt"
     "$TOK" --split space "$T/big.txt" | "$WIN" -L 10 > "$T/big.win"
+    # Validation text in the cyc language, under cyc's vocabulary: a small set, and a large one with a
+    # tiny training set (validation takes most of each epoch, for interrupting it).
+    awk 'BEGIN { srand(4); for (i = 0; i < 100; i++) { n = 5 + int(rand() * 8); s = int(rand() * 20);
+                 for (j = 0; j < n; j++) printf "w%d ", (s + j) % 20; printf "\n" } }' |
+        "$TOK" -m "$T/cyc.vocab" | "$WIN" -L 10 > "$T/valid.win"
+    awk 'BEGIN { srand(6); for (i = 0; i < 30000; i++) { n = 5 + int(rand() * 8); s = int(rand() * 20);
+                 for (j = 0; j < n; j++) printf "w%d ", (s + j) % 20; printf "\n" } }' |
+        "$TOK" -m "$T/cyc.vocab" | "$WIN" -L 10 > "$T/bigvalid.win"
+    head -60 "$T/cyc.txt" | "$TOK" -m "$T/cyc.vocab" | "$WIN" -L 10 > "$T/tiny.win"
     export SMALL="--hidden 16 --emb 16 --layers 2 --threads 1"
 }
 
@@ -253,4 +262,166 @@ PY
     n0=$(tensor_values wd0.ckpt l0.w_hh | awk '{ s += $1 * $1 } END { print s }')
     n5=$(tensor_values wd5.ckpt l0.w_hh | awk '{ s += $1 * $1 } END { print s }')
     awk -v a="$n0" -v b="$n5" 'BEGIN { exit !(b < 0.9 * a) }'
+}
+
+@test "resume without --valid reopens the saved validation file and keeps the best model" {
+    cp "$T/valid.win" v.win
+    "$TRAIN" -q $SMALL --epochs 2 --lr 0.01 --valid v.win -o m.ckpt "$T/cyc.win"
+    best=$(params_sum m.ckpt)
+    # saved absolute, so a resume from another directory finds it
+    assert_equal "$("$DUMP" m.ckpt.last | sed -n 's/^ *valid=//p')" "$(realpath v.win)"
+    mkdir sub
+    # a huge lr makes the next epochs worse: without validation data, -o would take them
+    run --separate-stderr bash -c "cd sub && '$TRAIN' --resume ../m.ckpt.last --lr 1 --schedule const --epochs 4 \
+        --patience 0 --threads 1 '$T/cyc.win'"
+    assert_success
+    [[ "$stderr" != *"no validation data"* ]]
+    [[ "$stderr" == *"epoch 3/4: train loss"*"| valid loss"*"epoch 4/4: train loss"*"| valid loss"* ]]
+    [[ "$stderr" == *"best valid ppl "*" (epoch 2) saved to ../m.ckpt; "* ]]
+    assert_equal "$(params_sum m.ckpt)" "$best"
+    # a file that no longer opens is a clear error
+    abs=$(realpath v.win)
+    rm v.win
+    run --separate-stderr "$TRAIN" -q --resume m.ckpt.last --epochs 5 "$T/cyc.win"
+    assert_failure 1
+    assert_equal "$stderr" "lstm-train: $abs: No such file or directory (the validation windows of m.ckpt.last: give --valid FILE or --valid-frac F)"
+    # ...and --valid-frac instead replaces it; a checkpoint without --valid has no such key
+    run --separate-stderr "$TRAIN" --resume m.ckpt.last --valid-frac 0.1 --epochs 5 "$T/cyc.win"
+    assert_success
+    [[ "$stderr" == *"cyc.win: 689 windows of 10"*"epoch 5/5: "*"| valid loss"* ]]
+    assert_equal "$("$DUMP" m.ckpt.last | grep -c '^ *valid=')" 0
+}
+
+@test "resume: model-shape flags, --init-scale, --forget-bias and --seed cannot change" {
+    "$TRAIN" -q $SMALL --epochs 1 -o m.ckpt "$T/cyc.win"
+    shape="(the checkpoint's model is lstm 2x16, emb 16, tied)"
+    for args in "--hidden 32:--hidden" "--hid 32:--hidden" "--layers 3:--layers" "--cell gru:--cell" \
+                "--no-tie:--no-tie" "--emb 8 --hidden 16:--emb"; do
+        run --separate-stderr "$TRAIN" -q --resume m.ckpt.last ${args%%:*} --epochs 2 "$T/cyc.win"
+        assert_failure 2
+        assert_equal "$stderr" "lstm-train: ${args##*:} cannot change when resuming $shape"
+    done
+    run --separate-stderr "$TRAIN" -q --resume m.ckpt.last --init-scale 0.5 "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --init-scale cannot change when resuming (the checkpoint's model was initialised with --init-scale 0.1)"
+    run --separate-stderr "$TRAIN" -q --resume m.ckpt.last --forget-bias 2 "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --forget-bias cannot change when resuming (the checkpoint's model was initialised with --forget-bias 1)"
+    run --separate-stderr "$TRAIN" -q --resume m.ckpt.last --seed 9 "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --seed cannot change when resuming (the checkpoint continues the random stream of --seed 1)"
+    # the same values again are fine (the same command line plus --resume)
+    run --separate-stderr "$TRAIN" -q --resume m.ckpt.last $SMALL --tie --cell lstm --init-scale 0.1 --forget-bias 1 \
+        --seed 1 --epochs 2 "$T/cyc.win"
+    assert_success
+}
+
+@test "resume: --warmup, --dropout, --reset-state and --valid-frac given again take the new value" {
+    "$TRAIN" -q $SMALL --epochs 1 -o m.ckpt "$T/cyc.win"
+    g=$("$DUMP" m.ckpt.last | sed -n 's/^ *global_step=//p')
+    run --separate-stderr "$TRAIN" --resume m.ckpt.last --warmup 100 --dropout 0.5 --reset-state --valid-frac 0.5 \
+        --epochs 2 --log-every 1 --log w.tsv "$T/cyc.win"
+    assert_success
+    # half of the 765 windows held out, and the new dropout
+    [[ "$stderr" == *"cyc.win: 383 windows of 10"*"dropout 0.5,"* ]]
+    # the warm-up counts global steps: the first resumed step (global step g) runs at lr * (g + 1) / 100
+    assert_equal "$(awk -F'\t' '$1 == "step" { print $6; exit }' w.tsv)" "$(awk -v g="$g" 'BEGIN { printf "%.6g", 0.002 * (g + 1) / 100 }')"
+    run "$DUMP" m.ckpt.last
+    assert_output --partial 'dropout=0.5'
+    assert_output --partial 'reset_state=1'
+    assert_output --partial 'warmup=100'
+    assert_output --partial 'valid_frac=0.5'
+}
+
+@test "a NaN stop names the lr of the failing step" {
+    "$TRAIN" -q $SMALL --optim sgd --lr 1 --epochs 1 -o good.ckpt "$T/cyc.win"
+    g=$("$DUMP" good.ckpt.last | sed -n 's/^ *global_step=//p')
+    # with a warm-up the lr changes every step, so the previous step's lr would show
+    run --separate-stderr "$TRAIN" -q --resume good.ckpt.last --lr 1e30 --clip 0 --warmup 1000 --epochs 3 "$T/cyc.win"
+    assert_failure 1
+    step=$(sed -n 's/.* is NaN\/Inf at epoch 2 step \([0-9]*\) (lr .*/\1/p' <<< "$stderr")
+    [ -n "$step" ]
+    lr=$(awk -v s="$((g + step))" 'BEGIN { printf "%g", 1e30 * (s + 1) / 1000 }')
+    [[ "$stderr" == *" at epoch 2 step $step (lr $lr): stopping; good.ckpt kept the last good model (try a lower --lr or --clip)" ]]
+}
+
+@test "a NaN validation loss at the end of an epoch stops without saving over the good checkpoints" {
+    "$TRAIN" -q $SMALL --epochs 1 -o m.ckpt "$T/cyc.win"
+    # one step per epoch at a huge lr: the step's own loss is finite, its update is not
+    "$TRAIN" -q --resume m.ckpt.last --batch 1000 --lr 1e30 --clip 0 --schedule const --epochs 2 "$T/cyc.win"
+    best=$(params_sum m.ckpt) last=$(params_sum m.ckpt.last)
+    run --separate-stderr "$TRAIN" -q --resume m.ckpt.last --epochs 3 "$T/cyc.win"
+    assert_failure 1
+    assert_equal "$stderr" 'lstm-train: validation loss is NaN/Inf at the end of epoch 3 (lr 1e+30): stopping; m.ckpt kept the last good model (try a lower --lr or --clip)'
+    assert_equal "$(params_sum m.ckpt)" "$best"
+    assert_equal "$(params_sum m.ckpt.last)" "$last"
+}
+
+@test "SIGINT during validation exits 130 with the state saved, and the resumed run equals an uninterrupted one" {
+    "$TRAIN" -q $SMALL --batch 1 --epochs 2 --valid "$T/bigvalid.win" -o straight.ckpt "$T/tiny.win"
+    "$TRAIN" -q $SMALL --batch 1 --epochs 2 --valid "$T/bigvalid.win" -o cut.ckpt "$T/tiny.win" 2> cut.err &
+    pid=$!
+    # epoch 1 is saved; epoch 2's steps take milliseconds, its validation most of a second
+    for i in $(seq 1 400); do [ -f cut.ckpt.last ] && break; sleep 0.02; done
+    sleep 0.2
+    kill -INT $pid
+    status=0
+    wait $pid || status=$?
+    assert_equal "$status" 130
+    grep -Eq '^lstm-train: interrupted (at|after) epoch 2.*: state saved to cut.ckpt.last \(continue with --resume cut.ckpt.last\)$' cut.err
+    "$TRAIN" -q --resume cut.ckpt.last --threads 1 "$T/tiny.win"
+    assert_equal "$(params_sum cut.ckpt.last)" "$(params_sum straight.ckpt.last)"
+    assert_equal "$(params_sum cut.ckpt)" "$(params_sum straight.ckpt)"
+}
+
+@test "--patience stops early and -o keeps the epoch with the best validation loss" {
+    "$TRAIN" -q $SMALL --epochs 2 --lr 0.01 -o m.ckpt "$T/cyc.win"
+    best=$(params_sum m.ckpt)
+    # a huge lr makes every later epoch worse on the held-out windows
+    run --separate-stderr "$TRAIN" --resume m.ckpt.last --lr 1 --schedule const --epochs 10 --patience 2 --threads 1 \
+        --log e.tsv "$T/cyc.win"
+    assert_success
+    [[ "$stderr" == *"no validation improvement for 2 epochs: stopping early"*"best valid ppl "*" (epoch 2) saved to m.ckpt; "* ]]
+    assert_equal "$(awk -F'\t' '$1 == "epoch" { printf "%s ", $2 }' e.tsv)" "3 4 "
+    assert_equal "$(params_sum m.ckpt)" "$best"
+    run "$DUMP" m.ckpt.last
+    assert_output --partial 'best_epoch=2'
+    assert_output --partial 'epoch=5'
+}
+
+@test "--no-tie writes an out.w tensor, --tie none" {
+    "$TRAIN" -q $SMALL --no-tie --epochs 1 -o untied.ckpt "$T/cyc.win"
+    "$TRAIN" -q $SMALL --tie --epochs 1 -o tied.ckpt "$T/cyc.win"
+    run "$DUMP" untied.ckpt
+    assert_output --regexp $'\n  out\\.w +f32 \\(24x16\\)'
+    assert_output --partial 'tie=0'
+    run "$DUMP" tied.ckpt
+    refute_output --partial 'out.w'
+    assert_output --partial 'tie=1'
+}
+
+@test "gru and rnn learn the cyc language" {
+    for cell in gru rnn; do
+        "$TRAIN" -q $SMALL --cell $cell --epochs 3 --lr 0.01 --dropout 0 -o $cell.ckpt --log $cell.tsv "$T/cyc.win"
+        # the last epoch's train loss well below the first's (about 2.8 -> 1.1 for gru, 0.6 for rnn)
+        awk -F'\t' '$1 == "epoch" { l[++n] = $7 } END { exit !(n == 3 && l[3] < 0.6 * l[1]) }' $cell.tsv
+    done
+}
+
+@test "the per-epoch line has train and valid loss and ppl, lr, tok/s and the elapsed time" {
+    run --separate-stderr "$TRAIN" $SMALL --epochs 2 "$T/cyc.win"
+    assert_success
+    n='[0-9]+\.[0-9]'
+    [[ "$(sed -n 2p <<< "$stderr")" =~ ^lstm-train:\ epoch\ 1/2:\ train\ loss\ ${n}{4}\ ppl\ ${n}{2}\ \|\ valid\ loss\ ${n}{4}\ ppl\ ${n}{2}(\ \*)?\ \|\ lr\ 0\.002\ \|\ [0-9]+\ tok/s\ \|\ ${n}s$ ]]
+    [[ "$(sed -n 3p <<< "$stderr")" =~ ^lstm-train:\ epoch\ 2/2:\ train\ loss ]]
+    run --separate-stderr "$TRAIN" $SMALL --epochs 1 --valid-frac 0 -o nv.ckpt "$T/cyc.win"
+    [[ "$(sed -n 2p <<< "$stderr")" =~ ^lstm-train:\ epoch\ 1/1:\ train\ loss\ ${n}{4}\ ppl\ ${n}{2}\ \|\ lr\ 0\.002\ \|\ [0-9]+\ tok/s\ \|\ ${n}s$ ]]
+}
+
+@test "a progress line with the ETA appears only when stderr is a terminal" {
+    run script -qec "'$TRAIN' $SMALL --epochs 1 -o p.ckpt '$T/cyc.win'" /dev/null
+    assert_success
+    assert_output --regexp $'\rlstm-train: epoch 1/1 +[0-9.]+% loss [0-9.]+ ppl [0-9.]+ lr 0.002 [0-9]+ tok/s ETA [0-9.]+s'
+    run --separate-stderr "$TRAIN" $SMALL --epochs 1 -f -o p.ckpt "$T/cyc.win"
+    [[ "$stderr" != *ETA* ]]
 }

@@ -1,5 +1,6 @@
 /* lstm-train: train an LSTM / GRU / RNN language model on a window stream and write a checkpoint. */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <glob.h>
 #include <math.h>
@@ -88,8 +89,13 @@ static void usage(FILE *f)
             "Run\n"
             "  -o, --output FILE      checkpoint (default model.ckpt)\n"
             "  -f, --force            overwrite an existing checkpoint\n"
-            "      --resume FILE      continue exactly from a checkpoint (FILE or FILE.last); the saved\n"
-            "                         flags are used, except those given again (--epochs, --lr, --clip, ...)\n"
+            "      --resume FILE      continue exactly from a checkpoint (FILE or FILE.last) with its saved flags\n"
+            "                         and validation data (the --valid file is opened again). Given again, these\n"
+            "                         take the new value: --epochs --patience --lr --clip --weight-decay --schedule\n"
+            "                         --lr-decay --decay-after --warmup --dropout --valid, and at an epoch boundary\n"
+            "                         --batch --reset-state --valid-frac; as do -o --log --log-every --threads\n"
+            "                         --time-limit --mem-budget -q. The model's --cell --layers --hidden --emb\n"
+            "                         --tie/--no-tie --init-scale --forget-bias, --optim and --seed cannot change\n"
             "      --seed N           random seed (default 1)\n"
             "      --threads N        BLAS threads (default: all cores)\n"
             "      --log FILE.tsv     per-epoch and periodic per-step metrics\n"
@@ -106,8 +112,14 @@ static void usage(FILE *f)
 
 /* ------------------------------------------------------------------ options */
 
+enum { O_VALID = 256, O_VFRAC, O_MEM, O_CELL, O_LAYERS, O_HIDDEN, O_EMB, O_TIE, O_NOTIE, O_DROP, O_INIT, O_FB,
+       O_OPTIM, O_LR, O_WD, O_CLIP, O_SCHED, O_DECAY, O_AFTER, O_WARM, O_BATCH, O_EPOCHS, O_PAT, O_RESET,
+       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_END };
+
 typedef struct {
     const char *train_path, *valid_path, *out_path, *resume_path, *log_path;
+    const char *valid_saved; /* valid_path as saved in the training state (absolute), or NULL */
+    unsigned char seen[O_END - O_VALID]; /* long options given on the command line, by O_* - O_VALID */
     double valid_frac;
     long mem_budget_mb;
     lstm_model_config cfg;
@@ -162,9 +174,6 @@ static void parse_args(opts_t *o, int argc, char **argv)
     o->seed = 1;
     o->log_every = 100;
     o->out_path = NULL;
-    enum { O_VALID = 256, O_VFRAC, O_MEM, O_CELL, O_LAYERS, O_HIDDEN, O_EMB, O_TIE, O_NOTIE, O_DROP, O_INIT, O_FB,
-           O_OPTIM, O_LR, O_WD, O_CLIP, O_SCHED, O_DECAY, O_AFTER, O_WARM, O_BATCH, O_EPOCHS, O_PAT, O_RESET,
-           O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY };
     static const struct option lo[] = {
         {"valid", required_argument, 0, O_VALID}, {"valid-frac", required_argument, 0, O_VFRAC},
         {"mem-budget", required_argument, 0, O_MEM}, {"cell", required_argument, 0, O_CELL},
@@ -185,6 +194,7 @@ static void parse_args(opts_t *o, int argc, char **argv)
         {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "o:fqhV", lo, NULL)) != -1) {
+        if (ch >= O_VALID && ch < O_END) o->seen[ch - O_VALID] = 1;
         switch (ch) {
         case O_VALID: o->valid_path = optarg; break;
         case O_VFRAC: o->valid_frac = parse_double(optarg, "--valid-frac", 0, 0.9); break;
@@ -256,16 +266,8 @@ static void parse_args(opts_t *o, int argc, char **argv)
     }
 }
 
-/* Whether the user wrote --name or --name=value (getopt has already validated the values). */
-static int flag_given(int argc, char **argv, const char *name)
-{
-    size_t n = strlen(name);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--")) break;
-        if (!strncmp(argv[i], name, n) && (argv[i][n] == 0 || argv[i][n] == '=')) return 1;
-    }
-    return 0;
-}
+/* Whether a long option was given (in any spelling getopt accepts: --name, --name=V, an abbreviation). */
+static int given_opt(const opts_t *o, int opt) { return o->seen[opt - O_VALID]; }
 
 /* ------------------------------------------------------------------ training state */
 
@@ -283,9 +285,11 @@ typedef struct {
     uint64_t train_count;
 } tstate;
 
+/* Key=value lines of the `train` entry (formats/checkpoint.md). The validation file is saved only when
+ * there is one, so a checkpoint without it (older, or trained with --valid-frac) reads the same way. */
 static void state_format(char *buf, size_t cap, const opts_t *o, const tstate *s)
 {
-    snprintf(buf, cap,
+    int n = snprintf(buf, cap,
              "epoch=%d\nstep=%llu\nglobal_step=%llu\nrng=%llu\nbest_valid=%.17g\nbest_epoch=%d\ntokens=%llu\n"
              "train_nll=%.17g\ntrain_count=%llu\n"
              "sched_lr=%.17g\nsched_best=%.17g\nsched_bad=%d\nearly_best=%.17g\nearly_bad=%d\n"
@@ -296,6 +300,7 @@ static void state_format(char *buf, size_t cap, const opts_t *o, const tstate *s
              (unsigned long long)s->train_count, s->sched.plateau_lr, s->sched.best, s->sched.bad, s->early.best,
              s->early.bad, optim_name(o->optim), o->lr, o->weight_decay, o->clip, sched_name(o->schedule), o->lr_decay,
              o->decay_after, o->warmup, o->batch, o->epochs, o->patience, o->reset_state, o->seed, o->valid_frac);
+    if (o->valid_saved && n >= 0 && (size_t)n < cap) snprintf(buf + n, cap - (size_t)n, "valid=%s\n", o->valid_saved);
 }
 
 static int kv_num(const char *t, size_t n, const char *key, double *out)
@@ -315,9 +320,9 @@ static int kv_u64(const char *t, size_t n, const char *key, uint64_t *out)
     return errno || *e || e == v ? -1 : 0;
 }
 
-/* Restore the training flags and state saved in a checkpoint; the command line may change --epochs,
- * --patience, --time-limit, --threads, --log and the output. */
-static int state_parse(const char *t, size_t n, opts_t *o, tstate *s, int epochs_set, int patience_set)
+/* Restore the training flags and state saved in a checkpoint; main() then applies the flags given again
+ * (--epochs and --patience here). */
+static int state_parse(const char *t, size_t n, opts_t *o, tstate *s)
 {
     double d[12];
     uint64_t u[8];
@@ -350,11 +355,11 @@ static int state_parse(const char *t, size_t n, opts_t *o, tstate *s, int epochs
     o->reset_state = (int)x;
     if (kv_u64(t, n, "seed", &u[7])) return -1;
     o->seed = u[7];
-    if (!epochs_set) {
+    if (!given_opt(o, O_EPOCHS)) {
         if (kv_num(t, n, "epochs", &x)) return -1;
         o->epochs = (int)x;
     }
-    if (!patience_set) {
+    if (!given_opt(o, O_PAT)) {
         if (kv_num(t, n, "patience", &x)) return -1;
         o->patience = (int)x;
     }
@@ -392,7 +397,9 @@ static void apply_resets(lstm_state *st, const uint8_t *reset, int B)
         if (reset[b]) lstm_state_reset_row(st, b);
 }
 
-/* Mean NLL over windows [begin, end) with state carried as in training; NAN on error (rc set). */
+/* Mean NLL over windows [begin, end) with state carried as in training; NAN on error (rc set). Returns
+ * early on SIGINT / SIGTERM (the caller then discards the value). Uses w->st, so the carried training
+ * state is lost. */
 static double evaluate(work_t *w, lstm_dataset *d, uint64_t begin, uint64_t end, int stateful, int *rc)
 {
     lstm_batcher b;
@@ -401,7 +408,7 @@ static double evaluate(work_t *w, lstm_dataset *d, uint64_t begin, uint64_t end,
     double nll = 0;
     long total = 0;
     lstm_state_zero(w->st);
-    for (uint64_t s = 0; s < b.steps; s++) {
+    for (uint64_t s = 0; s < b.steps && !stop_requested; s++) {
         long cnt = lstm_batcher_get(&b, s, w->in, w->tg, w->reset);
         if (cnt < 0) { *rc = (int)cnt; break; }
         apply_resets(w->st, w->reset, w->B);
@@ -465,12 +472,72 @@ static void check_model_fits(const lstm_model_config *c)
 
 static double safe_ppl(double loss) { return loss < 700 ? exp(loss) : INFINITY; }
 
+static int params_finite(const lstm_model *m)
+{
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(m->params[i])) return 0;
+    return 1;
+}
+
+/* With --resume, the flags given again: those of the schedule and the data take the new value; those
+ * fixed by the checkpoint's model (its shape, its initialisation, the random stream) must match it. */
+static void apply_resume_flags(opts_t *o, const opts_t *given, const lstm_model_config *c, const tstate *s)
+{
+    char model[128];
+    snprintf(model, sizeof model, "the checkpoint's model is %s %dx%d, emb %d, %s", lstm_cell_name(c->cell), c->L, c->H,
+             c->E, c->tie ? "tied" : "untied");
+    static const struct { int opt; const char *name; } shape[] = {
+        {O_CELL, "--cell"}, {O_LAYERS, "--layers"}, {O_HIDDEN, "--hidden"}, {O_EMB, "--emb"}, {O_TIE, "--tie"},
+        {O_NOTIE, "--no-tie"}};
+    const lstm_model_config *g = &given->cfg;
+    for (size_t i = 0; i < sizeof shape / sizeof *shape; i++) {
+        int k = shape[i].opt, differs = k == O_CELL ? g->cell != c->cell : k == O_LAYERS ? g->L != c->L
+                                      : k == O_HIDDEN ? g->H != c->H : k == O_EMB ? g->E != c->E : g->tie != c->tie;
+        if (given_opt(given, k) && differs) die(2, "%s cannot change when resuming (%s)", shape[i].name, model);
+    }
+    if (given_opt(given, O_INIT) && g->init_scale != c->init_scale)
+        die(2, "--init-scale cannot change when resuming (the checkpoint's model was initialised with --init-scale %g)",
+            (double)c->init_scale);
+    if (given_opt(given, O_FB) && g->forget_bias != c->forget_bias)
+        die(2, "--forget-bias cannot change when resuming (the checkpoint's model was initialised with --forget-bias %g)",
+            (double)c->forget_bias);
+    if (given_opt(given, O_SEED) && given->seed != o->seed)
+        die(2, "--seed cannot change when resuming (the checkpoint continues the random stream of --seed %llu)",
+            (unsigned long long)o->seed);
+    if (given_opt(given, O_OPTIM) && given->optim != o->optim)
+        die(2, "--optim: the checkpoint was trained with %s; resuming with another optimizer is not supported",
+            optim_name(o->optim));
+    /* These change what a step does, so only at an epoch boundary (the saved state is mid-epoch). */
+    if (given_opt(given, O_BATCH) && given->batch != o->batch && s->step > 0)
+        die(2, "--batch: cannot change the batch in the middle of an epoch");
+    if (given_opt(given, O_RESET) && given->reset_state != o->reset_state && s->step > 0)
+        die(2, "--reset-state: cannot change in the middle of an epoch");
+    double vfrac = given_opt(given, O_VFRAC) ? given->valid_frac : given_opt(given, O_VALID) ? 0 : o->valid_frac;
+    if (vfrac != o->valid_frac && s->step > 0)
+        die(2, "%s: cannot change the held-out windows in the middle of an epoch (the checkpoint holds out %g)",
+            given_opt(given, O_VFRAC) ? "--valid-frac" : "--valid", o->valid_frac);
+
+    o->cfg = *c;
+    if (given_opt(given, O_DROP)) o->cfg.dropout = g->dropout; /* used in training only */
+    if (given_opt(given, O_LR)) o->lr = given->lr;
+    if (given_opt(given, O_CLIP)) o->clip = given->clip;
+    if (given_opt(given, O_WD)) o->weight_decay = given->weight_decay;
+    if (given_opt(given, O_DECAY)) o->lr_decay = given->lr_decay;
+    if (given_opt(given, O_AFTER)) o->decay_after = given->decay_after;
+    if (given_opt(given, O_SCHED) || given_opt(given, O_AFTER)) o->schedule = given->schedule;
+    if (given_opt(given, O_WARM)) o->warmup = given->warmup;
+    if (given_opt(given, O_BATCH)) o->batch = given->batch;
+    if (given_opt(given, O_RESET)) o->reset_state = given->reset_state;
+    /* Validation data: a new --valid or --valid-frac replaces the saved choice; else the saved file is reopened. */
+    if (given_opt(given, O_VALID) || given_opt(given, O_VFRAC)) o->valid_path = given->valid_path;
+    o->valid_frac = vfrac;
+}
+
 int main(int argc, char **argv)
 {
     opts_t o, given;
     parse_args(&o, argc, argv);
     given = o;
-    int epochs_set = flag_given(argc, argv, "--epochs"), patience_set = flag_given(argc, argv, "--patience");
 
     /* Output paths: checked before any work so a long run cannot fail at the end. */
     char out_path[4096], last_path[4200];
@@ -518,28 +585,22 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof s);
     lstm_modelfile rf;
     memset(&rf, 0, sizeof rf);
+    char saved_valid[PATH_MAX + 1], valid_abs[PATH_MAX + 1];
+    int valid_from_ckpt = 0;
     if (o.resume_path) {
         rc = lstm_modelfile_open(&rf, o.resume_path);
         if (rc) die(1, "%s: %s", o.resume_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
         if (rf.tokenizer_len != tok_len || memcmp(rf.tokenizer, tok_blob, tok_len) != 0)
             die(1, "%s: tokenizer does not match the checkpoint %s's: tokenize with lstm-tok -m %s", tname, o.resume_path,
                 o.resume_path);
-        if (!rf.train || state_parse(rf.train, rf.train_len, &o, &s, epochs_set, patience_set))
+        if (!rf.train || state_parse(rf.train, rf.train_len, &o, &s))
             die(1, "%s: no training state to resume from", o.resume_path);
-        /* Optimisation flags given on the command line override the saved ones. */
-        if (flag_given(argc, argv, "--lr")) o.lr = given.lr;
-        if (flag_given(argc, argv, "--clip")) o.clip = given.clip;
-        if (flag_given(argc, argv, "--weight-decay")) o.weight_decay = given.weight_decay;
-        if (flag_given(argc, argv, "--lr-decay")) o.lr_decay = given.lr_decay;
-        if (flag_given(argc, argv, "--decay-after")) o.decay_after = given.decay_after;
-        if (flag_given(argc, argv, "--schedule") || flag_given(argc, argv, "--decay-after")) o.schedule = given.schedule;
-        if (flag_given(argc, argv, "--optim") && given.optim != o.optim)
-            die(2, "--optim: the checkpoint was trained with %s; resuming with another optimizer is not supported",
-                optim_name(o.optim));
-        if (flag_given(argc, argv, "--batch") && given.batch != o.batch && s.step > 0)
-            die(2, "--batch: cannot change the batch in the middle of an epoch");
-        if (flag_given(argc, argv, "--batch")) o.batch = given.batch;
-        o.cfg = rf.model.cfg;
+        if (!given_opt(&o, O_VALID) && !given_opt(&o, O_VFRAC) &&
+            !lstm_kv_get(rf.train, rf.train_len, "valid", saved_valid, sizeof saved_valid)) {
+            o.valid_path = saved_valid;
+            valid_from_ckpt = 1;
+        }
+        apply_resume_flags(&o, &given, &rf.model.cfg, &s);
         check_model_fits(&o.cfg);
         if ((rc = lstm_model_create(&model, &o.cfg))) die(1, "model: %s", lstm_strerror(rc));
         memcpy(model.params, rf.model.params, model.n_params * sizeof(float));
@@ -563,7 +624,7 @@ int main(int argc, char **argv)
     s.sched.warmup = o.warmup;
     s.sched.patience = 0;
     if (o.resume_path) {
-        if (!flag_given(argc, argv, "--lr")) s.sched.plateau_lr = sched_saved.plateau_lr; /* a new --lr restarts it */
+        if (!given_opt(&o, O_LR)) s.sched.plateau_lr = sched_saved.plateau_lr; /* a new --lr restarts it */
         s.sched.best = sched_saved.best;
         s.sched.bad = sched_saved.bad;
     }
@@ -583,13 +644,21 @@ int main(int argc, char **argv)
     const char *vname = o.valid_path;
     if (o.valid_path) {
         rc = lstm_dataset_open(&valid, o.valid_path, (size_t)o.mem_budget_mb << 20, &kind);
+        if (rc && valid_from_ckpt)
+            die(1, "%s (the validation windows of %s: give --valid FILE or --valid-frac F)",
+                lstm_dataset_open_message(rc, kind, vname, msg, sizeof msg), o.resume_path);
         if (rc) die(1, "%s", lstm_dataset_open_message(rc, kind, vname, msg, sizeof msg));
+        /* Saved absolute, so that a resume from another directory finds it again. */
+        o.valid_saved = realpath(o.valid_path, valid_abs) ? valid_abs : o.valid_path;
+        if (strchr(o.valid_saved, '\n') || strlen(o.valid_saved) > PATH_MAX)
+            die(2, "--valid: a path with a newline or longer than %d bytes cannot be saved for --resume", PATH_MAX);
         size_t vl;
         const uint8_t *vb = lstm_meta_get(lstm_dataset_meta(valid), "tokenizer", &vl);
         if (!vb || vl != tok_len || memcmp(vb, tok_blob, tok_len))
             die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m <vocab or checkpoint>", vname, tname);
         if ((int)lstm_dataset_T(valid) != T) die(1, "%s: window length %u differs from %s's %d", vname, lstm_dataset_T(valid), tname, T);
         v_end = lstm_dataset_count(valid);
+        if (v_end == 0) die(1, "%s: no windows to validate on", vname);
     } else if (o.valid_frac > 0) {
         uint64_t nv = (uint64_t)((double)n_all * o.valid_frac);
         if (nv >= 1 && n_all - nv >= 1) {
@@ -671,7 +740,7 @@ int main(int argc, char **argv)
                 o.cfg.E, o.cfg.tie ? " tied" : "", (double)o.cfg.dropout, lstm_model_num_weights(&model),
                 optim_name(o.optim), o.lr, B, valid ? "" : ", no validation data");
 
-    char tkv[2048];
+    char tkv[2048 + PATH_MAX];
     double t0 = now(), train_time = 0;
     int stop_early = 0, nan_stop = 0, interrupted = 0, time_up = 0;
     lstm_batcher bt;
@@ -688,8 +757,11 @@ int main(int argc, char **argv)
         double te0 = now(), last_print = 0;
         uint64_t ep_tokens = 0, log_count = 0;
         double log_nll = 0, gnorm = 0;
-        double lr = 0;
-        for (; s.step < bt.steps; s.step++) {
+        double lr = lstm_sched_lr(&s.sched, s.epoch, (long)s.global_step); /* of the step in progress */
+        uint64_t steps = bt.steps;
+        for (; s.step < steps; s.step++) {
+            /* Checked before each step, so a signal leaves s.step at the next step to run. */
+            if (stop_requested) break;
             long cnt = lstm_batcher_get(&bt, s.step, in, tg, reset);
             if (cnt < 0) die(1, "%s: %s", tname, lstm_strerror((int)cnt));
             apply_resets(&st, reset, B);
@@ -702,6 +774,7 @@ int main(int argc, char **argv)
             if ((rc = lstm_model_backward(&model, &acts, NULL))) die(1, "backward: %s", lstm_strerror(rc));
             if (logf && (s.global_step + 1) % (uint64_t)o.log_every == 0) lstm_optim_tensor_norms(tnorms, &model);
             gnorm = lstm_optim_clip(model.grads, model.n_params, o.clip);
+            lr = lstm_sched_lr(&s.sched, s.epoch, (long)s.global_step);
             if (!isfinite(loss) || !isfinite(gnorm)) {
                 nan_stop = 1;
                 fprintf(stderr, "%s" PROG ": %s at epoch %d step %llu (lr %g): stopping; %s kept the last good model "
@@ -709,7 +782,6 @@ int main(int argc, char **argv)
                         "loss is NaN/Inf", s.epoch, (unsigned long long)s.step, lr, out_path);
                 break;
             }
-            lr = lstm_sched_lr(&s.sched, s.epoch, (long)s.global_step);
             lstm_optim_step(&opt, model.params, model.grads, (float)lr);
             s.global_step++;
             s.tokens += (uint64_t)c;
@@ -738,29 +810,42 @@ int main(int argc, char **argv)
                 fprintf(stderr, "\r" PROG ": epoch %d/%d %5.1f%% loss %.3f ppl %.1f lr %.3g %.0f tok/s ETA %s   ", s.epoch,
                         o.epochs, 100 * frac, l, safe_ppl(l), lr, rate, eta);
             }
-            if (stop_requested) { interrupted = 1; s.step++; break; }
-            if (o.time_limit > 0 && train_time + tnow - te0 >= o.time_limit) { time_up = 1; s.step = bt.steps; break; }
+            if (o.time_limit > 0 && train_time + tnow - te0 >= o.time_limit) { time_up = 1; s.step = steps; break; }
         }
         lstm_batcher_free(&bt);
         double ep_time = now() - te0;
         train_time += ep_time;
         if (nan_stop) break;
         if (tty && !o.quiet) fputs("\r\033[K", stderr);
-        if (interrupted) {
-            /* Mid-epoch: save everything needed to continue exactly where we are. */
+        double tl = s.train_count ? s.train_nll / (double)s.train_count : NAN;
+        double vl = NAN;
+        if (valid && !stop_requested) {
+            vl = evaluate(&w, valid, v_begin, v_end, stateful, &rc);
+            if (rc) die(1, "%s: %s", vname, lstm_strerror(rc));
+        }
+        /* The last step's update can overflow without its own loss showing it: never save such a model. */
+        int valid_bad = valid && !stop_requested && !isfinite(vl);
+        if (valid_bad || !params_finite(&model)) {
+            nan_stop = 1;
+            char when[64];
+            if (s.step < steps) snprintf(when, sizeof when, "at epoch %d step %llu", s.epoch, (unsigned long long)s.step);
+            else snprintf(when, sizeof when, "at the end of epoch %d", s.epoch);
+            fprintf(stderr, PROG ": %s %s (lr %g): stopping; %s kept the last good model (try a lower --lr or --clip)\n",
+                    valid_bad ? "validation loss is NaN/Inf" : "parameters are NaN/Inf", when, lr, out_path);
+            break;
+        }
+        if (stop_requested) {
+            /* In the steps or the validation: save everything needed to continue exactly here (a resumed
+             * run redoes the validation). Once the steps are done the carried state is not needed, and
+             * the validation has overwritten it. */
+            interrupted = 1;
             state_format(tkv, sizeof tkv, &o, &s);
-            lstm_modelfile_save_args a = {&model, tok_blob, tok_len, tkv, &opt, &st, provenance};
+            lstm_modelfile_save_args a = {&model, tok_blob, tok_len, tkv, &opt, s.step < steps ? &st : NULL, provenance};
             rc = lstm_modelfile_save(last_path, 1, &a);
             if (rc) die(1, "%s: %s", last_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
             fprintf(stderr, PROG ": interrupted at epoch %d step %llu: state saved to %s (continue with --resume %s)\n",
                     s.epoch, (unsigned long long)s.step, last_path, last_path);
             break; /* to the cleanup below, then exit 130 */
-        }
-        double tl = s.train_count ? s.train_nll / (double)s.train_count : NAN;
-        double vl = NAN;
-        if (valid) {
-            vl = evaluate(&w, valid, v_begin, v_end, stateful, &rc);
-            if (rc) die(1, "%s: %s", vname, lstm_strerror(rc));
         }
         int completed = s.epoch;
         s.step = 0;
@@ -808,6 +893,12 @@ int main(int argc, char **argv)
         if (stop_early && !o.quiet)
             fprintf(stderr, PROG ": no validation improvement for %d epochs: stopping early\n", o.patience);
         if (time_up && !o.quiet) fprintf(stderr, PROG ": time limit reached\n");
+        if (stop_requested) {
+            /* During the epoch-end saves (or just after the validation): the epoch is saved whole. */
+            interrupted = 1;
+            fprintf(stderr, PROG ": interrupted after epoch %d: state saved to %s (continue with --resume %s)\n",
+                    completed, last_path, last_path);
+        }
     }
     if (logf) fclose(logf);
     if (!nan_stop && !interrupted && !o.quiet) {
@@ -841,5 +932,6 @@ int main(int argc, char **argv)
     if (o.resume_path) lstm_modelfile_close(&rf);
     if (valid && valid != train) lstm_dataset_free(valid);
     lstm_dataset_free(train);
-    return interrupted ? 130 : nan_stop ? 1 : 0;
+    /* A signal after the last check finds everything saved: still report the interruption. */
+    return nan_stop ? 1 : interrupted || stop_requested ? 130 : 0;
 }
