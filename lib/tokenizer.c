@@ -2,6 +2,7 @@
 #include "tokenizer.h"
 #include "checkpoint.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -908,6 +909,14 @@ static int bpe_run(lstm_tokenizer *t, const uint32_t *ids, size_t i, size_t j, s
     return e;
 }
 
+/* 1 if the piece of id (a word or space token) starts with an ASCII digit. */
+static int piece_starts_digit(const lstm_tokenizer *t, uint32_t id)
+{
+    size_t m;
+    const char *s = id >= base_id(t) && id < t->V ? lstm_tokenizer_piece(t, id, &m) : NULL;
+    return s && m > 0 && isdigit((unsigned char)s[0]);
+}
+
 int lstm_tokenizer_decode(lstm_tokenizer *t, const uint32_t *ids, size_t n, char **text, size_t *len)
 {
     sbuf b = {0};
@@ -965,9 +974,12 @@ int lstm_tokenizer_decode(lstm_tokenizer *t, const uint32_t *ids, size_t n, char
         if (t->kind == LSTM_TOK_CHARS) {
             e = sb_put(&b, s, m);
         } else {
-            if (!line_start && !glue && !attach_left(s, m)) e = sb_put(&b, " ", 1);
+            /* "6" ":" "30" and "3" "/" "5" are one time or date: no spaces around the separator */
+            int joins = m == 1 && (s[0] == ':' || s[0] == '/') && b.n > 0 && isdigit((unsigned char)b.p[b.n - 1]) &&
+                        i + 1 < n && piece_starts_digit(t, ids[i + 1]);
+            if (!line_start && !glue && !attach_left(s, m) && !joins) e = sb_put(&b, " ", 1);
             if (!e) e = sb_put(&b, s, m);
-            glue = attach_right(s, m);
+            glue = attach_right(s, m) || joins;
         }
         line_start = 0;
     }

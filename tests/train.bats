@@ -387,6 +387,12 @@ PY
     run "$DUMP" m.ckpt.last
     assert_output --partial 'best_epoch=2'
     assert_output --partial 'epoch=5'
+    # resumed into another -o that no epoch improves on: said so, and no file claimed
+    run --separate-stderr "$TRAIN" --resume m.ckpt.last --lr 1 --schedule const --epochs 7 --patience 0 --threads 1 \
+        -o other.ckpt "$T/cyc.win"
+    assert_success
+    [[ "$stderr" == *"best valid ppl "*" (epoch 2, before the resume) not beaten: other.ckpt not written; "* ]]
+    [ ! -e other.ckpt ] && [ -f other.ckpt.last ]
 }
 
 @test "--no-tie writes an out.w tensor, --tie none" {

@@ -129,6 +129,17 @@ static void test_words(void)
     lstm_tokenizer_free(t);
 }
 
+/* Times and dates are split by ICU ("6" ":" "30") and written back whole; a colon after a word is not. */
+static void test_numbers(void)
+{
+    static const char *const corpus[] = {"at 6:30 pm on 3/5, note: 10 / 2 ok", NULL};
+    lstm_tokenizer *t = built(LSTM_TOK_WORDS, 0, NULL, corpus, 0, 0);
+    expect_decode(t, "at 6:30 pm on 3/5, note: 10 / 2 ok", "at 6:30 pm on 3/5, note: 10/2 ok");
+    expect_decode(t, "note: 6 : 30", "note: 6:30");
+    expect_decode(t, "ok: 30", "ok: 30");
+    lstm_tokenizer_free(t);
+}
+
 static void test_vocab_order(void)
 {
     static const char *const corpus[] = {"b a c a b a d e", "zz yy", NULL};
@@ -452,6 +463,7 @@ static void test_bpe(void)
 int main(void)
 {
     test_words();
+    test_numbers();
     test_vocab_order();
     test_space();
     test_chars();

@@ -906,7 +906,10 @@ int main(int argc, char **argv)
         getrusage(RUSAGE_SELF, &ru);
         char el[32];
         fmt_dur(el, sizeof el, now() - t0);
-        if (valid && isfinite(s.best_valid))
+        if (valid && isfinite(s.best_valid) && access(out_path, F_OK) != 0) /* resumed into a new -o, never beaten */
+            fprintf(stderr, PROG ": best valid ppl %.2f (epoch %d, before the resume) not beaten: %s not written; %s\n",
+                    safe_ppl(s.best_valid), s.best_epoch, out_path, el);
+        else if (valid && isfinite(s.best_valid))
             fprintf(stderr, PROG ": best valid ppl %.2f (epoch %d) saved to %s; %s\n", safe_ppl(s.best_valid),
                     s.best_epoch, out_path, el);
         else
