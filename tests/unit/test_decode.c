@@ -336,6 +336,43 @@ static void test_beam(void)
         CHECK(n4 == T || o4[n4 - 1] == 3);
         for (int i = 0; i + 1 < n4; i++) CHECK(o4[i] != 3);
     }
+    /* Length normalisation: an exhaustive beam (125 >= every candidate over 3 steps) returns the
+     * sequence with the best logp / len^alpha among all that end with eos (or reach 3 ids), for each
+     * alpha; and alpha changes the answer on this model. */
+    {
+        int nlen[3] = {0, 0, 0}, k = 0;
+        for (int ai = 0; ai < 3; ai++) {
+            float alpha = (float)ai; /* 0, 1, 2 */
+            double bscore = -INFINITY;
+            uint32_t want[N];
+            int wlen = 0;
+            for (int len = 1; len <= N; len++) {
+                int count = len == 1 ? 5 : len == 2 ? 25 : 125;
+                for (int a = 0; a < count; a++) {
+                    uint32_t sq[N] = {0, 0, 0};
+                    for (int i = len - 1, x = a; i >= 0; i--, x /= 5) sq[i] = (uint32_t)(x % 5);
+                    int ok = 1;
+                    for (int i = 0; i + 1 < len; i++) ok &= sq[i] != 3;
+                    if (!ok || (len < N && sq[len - 1] != 3)) continue;
+                    double sc = seq_logp(&m, &st0, lg0, sq, len) / pow((double)len, alpha);
+                    if (sc > bscore) {
+                        bscore = sc;
+                        memcpy(want, sq, sizeof sq);
+                        wlen = len;
+                    }
+                }
+            }
+            lstm_beam_opts ba = {.alpha = alpha, .repetition_penalty = 1.0f, .eos = 3};
+            CHECK_EQ_INT(lstm_beam_init(&bm, &m, 125, N, 0), 0);
+            int got = lstm_beam_run(&bm, &ba, &st0, lg0, NULL, 0, out, NULL);
+            lstm_beam_free(&bm);
+            CHECK_EQ_INT(got, wlen);
+            CHECK(got == wlen && !memcmp(out, want, sizeof *out * (size_t)wlen));
+            nlen[ai] = wlen;
+            k += wlen != nlen[0];
+        }
+        CHECK(k > 0); /* some alpha picks a sequence of another length than alpha 0 */
+    }
     /* bad arguments */
     CHECK_EQ_INT(lstm_beam_init(&bm, &m, 0, T, 0), LSTM_E_ARG);
 
