@@ -256,7 +256,8 @@ int lstm_session_init(lstm_session *s, const lstm_lm *lm, size_t cap)
     int rc;
     s->lm = lm;
     s->cap = cap < 1 ? 1 : cap;
-    if ((rc = lstm_infer_alloc(&s->inf, m, 1)) || (rc = lstm_state_alloc(&s->st, m, 1))) {
+    if ((rc = lstm_infer_alloc(&s->inf, m, 1)) || (rc = lstm_infer_alloc(&s->seq, m, LSTM_SESSION_CHUNK)) ||
+        (rc = lstm_state_alloc(&s->st, m, 1))) {
         lstm_session_free(s);
         return rc;
     }
@@ -274,6 +275,7 @@ int lstm_session_init(lstm_session *s, const lstm_lm *lm, size_t cap)
 void lstm_session_free(lstm_session *s)
 {
     lstm_infer_free(&s->inf);
+    lstm_infer_free(&s->seq);
     lstm_state_free(&s->st);
     free(s->logits);
     free(s->ids);
@@ -300,13 +302,20 @@ int lstm_session_feed(lstm_session *s, const uint32_t *ids, size_t n)
         memcpy(s->st.c, s->cs + (c - 1) * LH, LH * sizeof(float));
     }
     s->n = c;
-    for (size_t i = c; i < n; i++) {
-        int rc = lstm_infer_step(&s->inf, &s->st, &ids[i], i + 1 == n ? s->logits : NULL);
+    for (size_t i = c; i < n;) {
+        /* several new ids: layer by layer, the input projections of a chunk in one GEMM */
+        size_t k = n - i < LSTM_SESSION_CHUNK ? n - i : LSTM_SESSION_CHUNK;
+        float *lg = i + k == n ? s->logits : NULL;
+        int rc = k == 1 ? lstm_infer_step(&s->inf, &s->st, &ids[i], lg)
+                        : lstm_infer_seq(&s->seq, &s->st, &ids[i], (int)k, s->hs + i * LH, s->cs + i * LH, lg);
         if (rc) return rc;
-        s->ids[i] = ids[i];
-        memcpy(s->hs + i * LH, s->st.h, LH * sizeof(float));
-        memcpy(s->cs + i * LH, s->st.c, LH * sizeof(float));
-        s->n = i + 1;
+        if (k == 1) {
+            memcpy(s->hs + i * LH, s->st.h, LH * sizeof(float));
+            memcpy(s->cs + i * LH, s->st.c, LH * sizeof(float));
+        }
+        memcpy(s->ids + i, ids + i, k * sizeof *ids);
+        i += k;
+        s->n = i;
     }
     return 0;
 }

@@ -76,6 +76,7 @@ int lstm_lm_starts_word(const lstm_lm *lm, uint32_t prev, uint32_t id);
 typedef struct {
     const lstm_lm *lm;
     lstm_infer inf;
+    lstm_infer seq;     /* one lane over up to LSTM_SESSION_CHUNK prompt tokens at a time */
     lstm_state st;
     float *logits;      /* (V) after lstm_session_feed: the next-token logits */
     uint32_t *ids;      /* (cap) the prompt read last */
@@ -83,6 +84,7 @@ typedef struct {
     size_t n, cap;
 } lstm_session;
 
+#define LSTM_SESSION_CHUNK 64
 int lstm_session_init(lstm_session *s, const lstm_lm *lm, size_t cap);
 void lstm_session_free(lstm_session *s);
 /* Runs the prompt ids (n >= 1) and leaves its final state in s->st and the next-token logits in

@@ -494,6 +494,42 @@ static void project(float *Y, const float *X, const float *W, int B, int N, int 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, K, 1.0f, X, K, W, K, beta, Y, N);
 }
 
+int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int T, float *hs, float *cs,
+                   float *logits)
+{
+    const lstm_model *m = inf->m;
+    const lstm_model_config *c = &m->cfg;
+    int E = c->E, H = c->H, GH = m->G * H, L = c->L;
+    if (T < 1 || T > inf->B || !st || st->B != 1 || st->L != L || st->H != H) return LSTM_E_ARG;
+    const float *P = m->params;
+    const float *emb = P + m->tensors[0].offset;
+    for (int t = 0; t < T; t++) {
+        if (tokens[t] >= (uint32_t)c->V) return LSTM_E_RANGE;
+        memcpy(inf->x + (size_t)t * E, emb + (size_t)tokens[t] * E, (size_t)E * sizeof(float));
+    }
+    size_t LH = (size_t)L * H;
+    for (int l = 0; l < L; l++) {
+        lstm_layer_w w;
+        layer_w(m, P, l, &w);
+        int in = l == 0 ? E : H;
+        /* xg (T,GH) = x (T,in) W_ih^T: then x is free to take this layer's outputs, the next one's input */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, GH, in, 1.0f, inf->x, in, w.w_ih, in, 0.0f, inf->xg, GH);
+        float *h = st->h + (size_t)l * H, *cc = st->c + (size_t)l * H;
+        for (int t = 0; t < T; t++) {
+            project(inf->hg, h, w.w_hh, 1, GH, H, 0.0f);
+            lstm_cell_step(c->cell, h, cc, inf->xg + (size_t)t * GH, inf->hg, w.b_ih, w.b_hh, 1, H);
+            memcpy(inf->x + (size_t)t * H, h, (size_t)H * sizeof(float));
+            if (hs) memcpy(hs + (size_t)t * LH + (size_t)l * H, h, (size_t)H * sizeof(float));
+            if (cs) memcpy(cs + (size_t)t * LH + (size_t)l * H, cc, (size_t)H * sizeof(float));
+        }
+    }
+    if (logits) {
+        memcpy(logits, P + out_b_offset(m), (size_t)c->V * sizeof(float));
+        project(logits, st->h + (size_t)(L - 1) * H, P + out_w_offset(m), 1, c->V, H, 1.0f);
+    }
+    return 0;
+}
+
 int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, float *logits)
 {
     const lstm_model *m = inf->m;

@@ -170,5 +170,12 @@ void lstm_infer_free(lstm_infer *inf);
  * NULL (prompt tokens whose prediction nobody reads skip the output layer). Returns 0 or LSTM_E_RANGE. */
 int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens /* (B) */,
                     float *logits /* (B,V) */);
+/* One lane over T consecutive tokens (1 <= T <= inf->B: the buffers of a B-lane infer hold T steps
+ * of one lane), layer by layer: each layer's input projections of all T steps in one GEMM, then the
+ * recurrent step per token. st (one lane) is updated to the state after the last token; hs, cs (T,L*H)
+ * get the state after each token unless NULL; logits (V) are those after the last token unless NULL.
+ * The same result as T calls of lstm_infer_step up to float rounding. 0, LSTM_E_ARG or LSTM_E_RANGE. */
+int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens /* (T) */, int T,
+                   float *hs /* (T,L*H) */, float *cs /* (T,L*H) */, float *logits /* (V) */);
 
 #endif

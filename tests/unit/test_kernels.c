@@ -422,6 +422,46 @@ static void test_infer(int cell, int B)
     lstm_model_free(&m);
 }
 
+/* One lane over T tokens at once (lstm_infer_seq) equals T single steps: every per-token state, the
+ * final state and the last logits; T above the buffers' lanes and bad ids are refused. */
+static void test_infer_seq(int cell)
+{
+    lstm_model_config c;
+    make_cfg(&c, cell, 0, 0.0f);
+    c.E = c.H + 3; /* input width differs from the hidden width */
+    lstm_model m;
+    CHECK_EQ_INT(lstm_model_create(&m, &c), 0);
+    lstm_model_init_params(&m, &R);
+    enum { T = 7 };
+    size_t LH = (size_t)c.L * c.H;
+    lstm_state s1, s2;
+    lstm_state_alloc(&s1, &m, 1), lstm_state_alloc(&s2, &m, 1);
+    fill(s1.h, LH, 0.3f), fill(s1.c, LH, 0.3f);
+    memcpy(s2.h, s1.h, LH * sizeof(float));
+    memcpy(s2.c, s1.c, LH * sizeof(float));
+    uint32_t in[T];
+    random_tokens(in, T, c.V, 1);
+    lstm_infer one, seq;
+    CHECK_EQ_INT(lstm_infer_alloc(&one, &m, 1), 0);
+    CHECK_EQ_INT(lstm_infer_alloc(&seq, &m, T), 0);
+    float *lg1 = falloc((size_t)c.V), *lg2 = falloc((size_t)c.V), *hs = falloc(T * LH), *cs = falloc(T * LH);
+    CHECK_EQ_INT(lstm_infer_seq(&seq, &s2, in, T, hs, cs, lg2), 0);
+    for (int t = 0; t < T; t++) {
+        CHECK_EQ_INT(lstm_infer_step(&one, &s1, &in[t], t == T - 1 ? lg1 : NULL), 0);
+        CHECK_CLOSE(hs + t * LH, s1.h, LH, 1e-5);
+        if (cell == LSTM_CELL_LSTM) CHECK_CLOSE(cs + t * LH, s1.c, LH, 1e-5);
+    }
+    CHECK_CLOSE(s2.h, s1.h, LH, 1e-5);
+    CHECK_CLOSE(lg2, lg1, (size_t)c.V, 1e-5);
+    CHECK_EQ_INT(lstm_infer_seq(&seq, &s2, in, T + 1, NULL, NULL, NULL), LSTM_E_ARG);
+    in[3] = (uint32_t)c.V;
+    CHECK_EQ_INT(lstm_infer_seq(&seq, &s2, in, T, NULL, NULL, NULL), LSTM_E_RANGE);
+    free(lg1), free(lg2), free(hs), free(cs);
+    lstm_infer_free(&one), lstm_infer_free(&seq);
+    lstm_state_free(&s1), lstm_state_free(&s2);
+    lstm_model_free(&m);
+}
+
 static void test_layout_and_view(void)
 {
     lstm_model_config c;
@@ -647,6 +687,7 @@ int main(void)
         test_stateful_carry(cell);
         test_infer(cell, 1);
         test_infer(cell, 3);
+        test_infer_seq(cell);
     }
     test_out_kernels();
     test_accumulate();
