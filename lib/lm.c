@@ -14,6 +14,7 @@
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
 
+#include "cells.h"
 #include "checkpoint.h"
 #include "decode.h"
 #include "stream.h"
@@ -487,13 +488,16 @@ static void prefix_range(const lstm_suggester *g, const char *p, size_t pn, uint
     *hi = a;
 }
 
-static double log_norm(const float *x, int V)
+/* log sum exp of x (V), with tmp (V) as scratch for the vectorized exponentials. */
+static double log_norm(const float *x, int V, float *tmp)
 {
     float mx = -INFINITY;
     for (int i = 0; i < V; i++)
         if (x[i] > mx) mx = x[i];
+    for (int i = 0; i < V; i++) tmp[i] = x[i] - mx;
+    lstm_vexp(tmp, tmp, (size_t)V);
     double s = 0;
-    for (int i = 0; i < V; i++) s += expf(x[i] - mx);
+    for (int i = 0; i < V; i++) s += tmp[i];
     return (double)mx + log(s);
 }
 
@@ -502,7 +506,7 @@ static int suggest_words(lstm_suggester *g, const float *logits, const char *pre
 {
     const lstm_lm *lm = g->lm;
     int V = lm->V, n = 0;
-    double lse = log_norm(logits, V);
+    double lse = log_norm(logits, V, g->work); /* (work is filled again below) */
     uint32_t lo = 0, hi = g->nsorted;
     if (plen) prefix_range(g, prefix, plen, &lo, &hi);
     int want = k + (int)g->nban; /* banned words are dropped after selection */
@@ -629,7 +633,7 @@ static int suggest_beam(lstm_suggester *g, const lstm_state *st0, const float *l
         int nc = 0;
         for (int h = 0; h < nlive; h++) {
             const float *x = g->logits + (size_t)h * V;
-            double lse = log_norm(x, V);
+            double lse = log_norm(x, V, g->work); /* (work is filled again below) */
             const char *ht = g->htext + (size_t)h * LSTM_WORD_MAX;
             size_t hn = g->hlen[h];
             if (step > 0 && hn >= plen && hn > 0 && !ends_with_joiner(ht, hn)) { /* the word may end here */
