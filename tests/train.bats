@@ -358,12 +358,18 @@ PY
 }
 
 @test "SIGINT during validation exits 130 with the state saved, and the resumed run equals an uninterrupted one" {
+    t0=$(date +%s.%N)
     "$TRAIN" -q $SMALL --batch 1 --epochs 2 --valid "$T/bigvalid.win" -o straight.ckpt "$T/tiny.win"
+    # an epoch's steps take milliseconds and its validation the rest: the uninterrupted run's time sets
+    # the waits (a sanitizer build is ten times slower)
+    epoch=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", (b - a) / 2 }')
     "$TRAIN" -q $SMALL --batch 1 --epochs 2 --valid "$T/bigvalid.win" -o cut.ckpt "$T/tiny.win" 2> cut.err &
     pid=$!
-    # epoch 1 is saved; epoch 2's steps take milliseconds, its validation most of a second
-    for i in $(seq 1 400); do [ -f cut.ckpt.last ] && break; sleep 0.02; done
-    sleep 0.2
+    # epoch 1 is saved (.last is written after -o); then a quarter into epoch 2's validation
+    n=$(awk -v e="$epoch" 'BEGIN { printf "%d", 50 * (4 * e + 10) }')
+    for i in $(seq 1 "$n"); do [ -f cut.ckpt.last ] && break; sleep 0.02; done
+    [ -f cut.ckpt.last ]
+    sleep "$(awk -v e="$epoch" 'BEGIN { printf "%.3f", e / 4 }')"
     kill -INT $pid
     status=0
     wait $pid || status=$?
