@@ -494,6 +494,27 @@ static void project(float *Y, const float *X, const float *W, int B, int N, int 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, K, 1.0f, X, K, W, K, beta, Y, N);
 }
 
+/* x (n,E) = the embeddings of tokens (n); LSTM_E_RANGE for an id outside the vocabulary. */
+static int embed(const lstm_model *m, float *x, const uint32_t *tokens, int n)
+{
+    int E = m->cfg.E;
+    const float *emb = m->params + m->tensors[0].offset;
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] >= (uint32_t)m->cfg.V) return LSTM_E_RANGE;
+        memcpy(x + (size_t)i * E, emb + (size_t)tokens[i] * E, (size_t)E * sizeof(float));
+    }
+    return 0;
+}
+
+/* logits (B,V) = h (B,H) W_out^T + b_out. */
+static void out_logits(const lstm_model *m, float *logits, const float *h, int B)
+{
+    int V = m->cfg.V;
+    const float *bias = m->params + out_b_offset(m);
+    for (int b = 0; b < B; b++) memcpy(logits + (size_t)b * V, bias, (size_t)V * sizeof(float));
+    project(logits, h, m->params + out_w_offset(m), B, V, m->cfg.H, 1.0f);
+}
+
 int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int T, float *hs, float *cs,
                    float *logits)
 {
@@ -502,11 +523,8 @@ int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int 
     int E = c->E, H = c->H, GH = m->G * H, L = c->L;
     if (T < 1 || T > inf->B || !st || st->B != 1 || st->L != L || st->H != H) return LSTM_E_ARG;
     const float *P = m->params;
-    const float *emb = P + m->tensors[0].offset;
-    for (int t = 0; t < T; t++) {
-        if (tokens[t] >= (uint32_t)c->V) return LSTM_E_RANGE;
-        memcpy(inf->x + (size_t)t * E, emb + (size_t)tokens[t] * E, (size_t)E * sizeof(float));
-    }
+    int rc = embed(m, inf->x, tokens, T);
+    if (rc) return rc;
     size_t LH = (size_t)L * H;
     for (int l = 0; l < L; l++) {
         lstm_layer_w w;
@@ -523,10 +541,7 @@ int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int 
             if (cs) memcpy(cs + (size_t)t * LH + (size_t)l * H, cc, (size_t)H * sizeof(float));
         }
     }
-    if (logits) {
-        memcpy(logits, P + out_b_offset(m), (size_t)c->V * sizeof(float));
-        project(logits, st->h + (size_t)(L - 1) * H, P + out_w_offset(m), 1, c->V, H, 1.0f);
-    }
+    if (logits) out_logits(m, logits, st->h + (size_t)(L - 1) * H, 1);
     return 0;
 }
 
@@ -537,11 +552,8 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, flo
     int B = inf->B, E = c->E, H = c->H, GH = m->G * H;
     if (!st || st->B != B || st->L != c->L || st->H != H) return LSTM_E_ARG;
     const float *P = m->params;
-    const float *emb = P + m->tensors[0].offset;
-    for (int b = 0; b < B; b++) {
-        if (tokens[b] >= (uint32_t)c->V) return LSTM_E_RANGE;
-        memcpy(inf->x + (size_t)b * E, emb + (size_t)tokens[b] * E, (size_t)E * sizeof(float));
-    }
+    int rc = embed(m, inf->x, tokens, B);
+    if (rc) return rc;
     size_t BH = (size_t)B * H;
     for (int l = 0; l < c->L; l++) {
         lstm_layer_w w;
@@ -551,10 +563,6 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, flo
         project(inf->hg, st->h + l * BH, w.w_hh, B, GH, H, 0.0f);
         lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, w.b_ih, w.b_hh, B, H);
     }
-    if (logits) {
-        const float *bias = P + out_b_offset(m);
-        for (int b = 0; b < B; b++) memcpy(logits + (size_t)b * c->V, bias, (size_t)c->V * sizeof(float));
-        project(logits, st->h + (c->L - 1) * BH, P + out_w_offset(m), B, c->V, H, 1.0f);
-    }
+    if (logits) out_logits(m, logits, st->h + (c->L - 1) * BH, B);
     return 0;
 }
