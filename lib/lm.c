@@ -573,7 +573,10 @@ static void copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl)
 /* "help'" or "e-" is not a whole word: a joiner continues it. */
 static int ends_with_joiner(const char *t, size_t n)
 {
-    return t[n - 1] == '\'' || t[n - 1] == '-' || (n >= 3 && !memcmp(t + n - 3, "\xE2\x80\x99", 3));
+    size_t i = n - 1;
+    while (i > 0 && ((unsigned char)t[i] & 0xC0) == 0x80) i--; /* back to the last code point's lead byte */
+    uint32_t cp;
+    return lstm_utf8_decode(t + i, n - i, &cp) && joiner(cp);
 }
 
 /* Consistent with the prefix: one of text, prefix extends the other. */
