@@ -382,6 +382,7 @@ static struct {
     int remaining; /* workers yet to finish the current job */
     gemm_args job;
     int job_nt;
+    unsigned first_gen[LSTM_GEMM_MAX_THREADS]; /* the generation current when worker t was created */
     float *abuf[LSTM_GEMM_MAX_THREADS], *bbuf[LSTM_GEMM_MAX_THREADS];
     pthread_t tid[LSTM_GEMM_MAX_THREADS];
 } pool = {.call = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER,
@@ -391,7 +392,9 @@ static void *worker(void *arg)
 {
     int t = (int)(intptr_t)arg;
     pthread_mutex_lock(&pool.mu);
-    unsigned seen = pool.gen;
+    /* Not pool.gen as found here: a job published between pthread_create and this lock would then be
+     * taken as done, and the caller would wait for this worker forever. */
+    unsigned seen = pool.first_gen[t];
     for (;;) {
         while (pool.gen == seen) pthread_cond_wait(&pool.go, &pool.mu);
         seen = pool.gen;
@@ -420,6 +423,9 @@ static int ensure_threads(int n)
         }
         if (t > 0) {
             /* workers never take the process's signals (SIGINT belongs to the tool's main thread) */
+            pthread_mutex_lock(&pool.mu);
+            pool.first_gen[t] = pool.gen;
+            pthread_mutex_unlock(&pool.mu);
             sigset_t all, old;
             sigfillset(&all);
             pthread_sigmask(SIG_SETMASK, &all, &old);
