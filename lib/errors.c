@@ -25,6 +25,7 @@ const char *lstm_strerror(int err)
     case LSTM_E_TOOBIG: return "size exceeds limit";
     case LSTM_E_INTERNAL: return "internal error";
     case LSTM_E_EXISTS: return "file exists (use -f to overwrite)";
+    case LSTM_E_BUSY: return "in use by another process";
     }
     return "unknown error";
 }
