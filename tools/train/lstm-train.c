@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,11 +27,28 @@
 #define VERSION "1.0"
 
 static volatile sig_atomic_t stop_requested;
+static unsigned stop_grace = 30; /* seconds a stop may take before the process leaves anyway */
 
+static void say(const char *msg) { ssize_t r = write(2, msg, strlen(msg)); (void)r; }
+
+/* The first signal asks for a clean stop (finish the step, save the state); a second one, or the
+ * grace period running out (a save that cannot finish, a stuck step), leaves at once, removing the
+ * temp files being written: the checkpoints already on disk stay whole. */
 static void on_signal(int sig)
 {
-    if (stop_requested) _exit(130); /* second Ctrl-C: leave now */
+    if (sig == SIGALRM) {
+        say("\n" PROG ": did not stop within the grace period after the signal: leaving now, without saving\n");
+        lstm_out_unlink_pending();
+        _exit(130);
+    }
+    if (stop_requested) {
+        say("\n" PROG ": second signal: leaving now; the last saved checkpoints are kept, the save in progress is "
+            "discarded\n");
+        lstm_out_unlink_pending();
+        _exit(130);
+    }
     stop_requested = sig;
+    alarm(stop_grace);
 }
 
 static void die(int code, const char *fmt, ...)
@@ -426,24 +444,6 @@ static double evaluate(work_t *w, lstm_dataset *d, uint64_t begin, uint64_t end,
 
 /* ------------------------------------------------------------------ output */
 
-/* A writer killed between creating its temp file and the rename (kill -9, power loss) leaves
- * FILE.tmp.XXXXXX behind. A partial one never passes for a checkpoint (size and checksum are checked),
- * but remove those of our outputs so they do not pile up; keep the file being resumed from. */
-static void remove_stale_temps(const char *path, const char *keep)
-{
-    char pat[8300], *q = pat;
-    for (const char *p = path; *p && q < pat + sizeof pat - 16; p++) {
-        if (strchr("*?[\\", *p)) *q++ = '\\';
-        *q++ = *p;
-    }
-    strcpy(q, ".tmp.??????");
-    glob_t g;
-    if (glob(pat, GLOB_NOSORT, NULL, &g) != 0) return;
-    for (size_t i = 0; i < g.gl_pathc; i++)
-        if (!keep || strcmp(g.gl_pathv[i], keep)) unlink(g.gl_pathv[i]);
-    globfree(&g);
-}
-
 static void fmt_dur(char *buf, size_t cap, double s)
 {
     long t = (long)(s + 0.5);
@@ -468,6 +468,14 @@ static void check_model_fits(const lstm_model_config *c)
     int nt;
     size_t np = lstm_model_layout(c, t, &nt);
     check_fits(16.0 * (double)np, "the model's parameters, gradients and optimizer state", "lower --hidden, --emb or --layers");
+}
+
+/* What a stopped run leaves: the best model only if one was written. */
+static const char *kept_msg(char *buf, size_t cap, const char *out_path, int saved)
+{
+    if (saved) snprintf(buf, cap, "%s keeps the last good model", out_path);
+    else snprintf(buf, cap, "no model was saved");
+    return buf;
 }
 
 static double safe_ppl(double loss) { return loss < 700 ? exp(loss) : INFINITY; }
@@ -533,11 +541,21 @@ static void apply_resume_flags(opts_t *o, const opts_t *given, const lstm_model_
     o->valid_frac = vfrac;
 }
 
+static lstm_lock out_lock = {-1, NULL};
+static void release_lock(void) { lstm_lock_release(&out_lock); }
+
 int main(int argc, char **argv)
 {
     opts_t o, given;
+    if (lstm_reserve_std_fds()) die(1, "cannot open /dev/null for a closed standard stream");
     parse_args(&o, argc, argv);
     given = o;
+    const char *grace = getenv("LSTM_STOP_GRACE");
+    if (grace) {
+        long g;
+        if (lstm_parse_long(grace, 1, 86400, &g)) die(2, "LSTM_STOP_GRACE: expected seconds from 1 to 86400, got '%s'", grace);
+        stop_grace = (unsigned)g;
+    }
 
     /* Output paths: checked before any work so a long run cannot fail at the end. */
     char out_path[4096], last_path[4200];
@@ -549,6 +567,42 @@ int main(int argc, char **argv)
         o.force = 1; /* resuming continues the same run */
     } else snprintf(out_path, sizeof out_path, "model.ckpt");
     snprintf(last_path, sizeof last_path, "%s.last", out_path);
+    if (!strcmp(out_path, "-"))
+        die(2, "-o -: a checkpoint and its .last training state need real files (give -o FILE)");
+    {
+        struct stat st;
+        if (!strncmp(out_path, "/dev/", 5) || !strncmp(out_path, "/proc/", 6) ||
+            (stat(out_path, &st) == 0 && !S_ISREG(st.st_mode)))
+            die(2, "%s: a checkpoint and its .last training state need real files (give -o FILE)", out_path);
+    }
+    /* No two outputs and no output and input may name one file. */
+    {
+        const char *ins[3] = {o.train_path, o.valid_path, o.resume_path};
+        const char *ouns[3] = {out_path, last_path, o.log_path};
+        const char *onames[3] = {"-o", "-o's .last", "--log"}, *inames[3] = {"the training input", "--valid", "--resume"};
+        for (int i = 0; i < 3; i++) {
+            for (int j = i + 1; j < 3; j++)
+                if (lstm_same_file(ouns[i], ouns[j])) die(2, "%s and %s name the same file (%s)", onames[i], onames[j], ouns[j]);
+            for (int j = 0; j < 3; j++) {
+                if (j == 2 && i < 2) continue; /* resuming writes its own run's checkpoints again */
+                if (lstm_same_file(ouns[i], ins[j]))
+                    die(2, "%s names %s (%s): it would be overwritten", onames[i], inames[j], ouns[i]);
+            }
+        }
+    }
+    if (o.log_path && !o.force && !o.resume_path && !access(o.log_path, F_OK)) {
+        struct stat st;
+        if (stat(o.log_path, &st) == 0 && S_ISREG(st.st_mode))
+            die(1, "%s: file exists (use -f to overwrite, or --log another file)", o.log_path);
+    }
+    {
+        long holder;
+        int lrc = lstm_lock_take(&out_lock, out_path, &holder);
+        if (lrc == LSTM_E_BUSY && holder > 0) die(1, "%s: another process (pid %ld) is training into it", out_path, holder);
+        if (lrc == LSTM_E_BUSY) die(1, "%s: another process is training into it", out_path);
+        if (lrc) die(1, "%s.lock: %s", out_path, lrc == LSTM_E_IO ? strerror(errno) : lstm_strerror(lrc));
+        atexit(release_lock);
+    }
     if (!o.force && !access(out_path, F_OK)) die(1, "%s: file exists (use -f to overwrite, or -o another file)", out_path);
     /* ...including that they can be created at all (a missing directory, a read-only one): a temp file
      * beside each, removed at once. */
@@ -672,6 +726,11 @@ int main(int argc, char **argv)
     int K = (int)lstm_dataset_K(train);
     int stateful = !o.reset_state && K == T;
     int B = o.batch;
+    if ((uint64_t)B > n_train) { /* more lanes than windows would only allocate empty lanes */
+        if (!o.quiet) fprintf(stderr, PROG ": --batch %d is more than the %llu training windows: using %llu\n", B,
+                              (unsigned long long)n_train, (unsigned long long)n_train);
+        B = o.batch = (int)n_train;
+    }
 
     /* ---- work buffers ---- */
     lstm_acts acts;
@@ -726,9 +785,11 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
 
-    remove_stale_temps(out_path, o.resume_path);
-    remove_stale_temps(last_path, o.resume_path);
+    lstm_out_remove_stale(out_path, o.resume_path);
+    lstm_out_remove_stale(last_path, o.resume_path);
 
     int tty = isatty(2);
     if (!o.quiet)
@@ -743,6 +804,8 @@ int main(int argc, char **argv)
     char tkv[2048 + PATH_MAX];
     double t0 = now(), train_time = 0;
     int stop_early = 0, nan_stop = 0, interrupted = 0, time_up = 0;
+    int saved_out = o.resume_path && access(out_path, F_OK) == 0; /* a best model of this run is on disk */
+    char kept[4200];
     lstm_batcher bt;
     memset(&bt, 0, sizeof bt);
     for (; s.epoch <= o.epochs && !stop_early && !nan_stop && !interrupted && !time_up; s.epoch++) {
@@ -777,9 +840,9 @@ int main(int argc, char **argv)
             lr = lstm_sched_lr(&s.sched, s.epoch, (long)s.global_step);
             if (!isfinite(loss) || !isfinite(gnorm)) {
                 nan_stop = 1;
-                fprintf(stderr, "%s" PROG ": %s at epoch %d step %llu (lr %g): stopping; %s kept the last good model "
-                        "(try a lower --lr or --clip)\n", tty ? "\n" : "", isfinite(loss) ? "gradient norm is NaN/Inf" :
-                        "loss is NaN/Inf", s.epoch, (unsigned long long)s.step, lr, out_path);
+                fprintf(stderr, "%s" PROG ": %s at epoch %d step %llu (lr %g): stopping; %s (try a lower --lr or --clip)\n",
+                        tty ? "\n" : "", isfinite(loss) ? "gradient norm is NaN/Inf" : "loss is NaN/Inf", s.epoch,
+                        (unsigned long long)s.step, lr, kept_msg(kept, sizeof kept, out_path, saved_out));
                 break;
             }
             lstm_optim_step(&opt, model.params, model.grads, (float)lr);
@@ -806,7 +869,10 @@ int main(int argc, char **argv)
                 double frac = (double)(s.step + 1) / (double)bt.steps, rate = (double)ep_tokens / (tnow - te0);
                 double l = s.train_nll / (double)s.train_count;
                 char eta[32];
-                fmt_dur(eta, sizeof eta, (tnow - te0) / frac * (1 - frac));
+                double left = (tnow - te0) / frac * (1 - frac);
+                if (o.time_limit > 0 && left > o.time_limit - (train_time + tnow - te0))
+                    left = o.time_limit - (train_time + tnow - te0); /* the run ends at the limit */
+                fmt_dur(eta, sizeof eta, left > 0 ? left : 0);
                 fprintf(stderr, "\r" PROG ": epoch %d/%d %5.1f%% loss %.3f ppl %.1f lr %.3g %.0f tok/s ETA %s   ", s.epoch,
                         o.epochs, 100 * frac, l, safe_ppl(l), lr, rate, eta);
             }
@@ -817,6 +883,8 @@ int main(int argc, char **argv)
         train_time += ep_time;
         if (nan_stop) break;
         if (tty && !o.quiet) fputs("\r\033[K", stderr);
+        if (s.train_count == 0 && !stop_requested)
+            die(1, "%s: every target of the training windows is padding: nothing to train on, no model saved", tname);
         double tl = s.train_count ? s.train_nll / (double)s.train_count : NAN;
         double vl = NAN;
         if (valid && !stop_requested) {
@@ -830,8 +898,9 @@ int main(int argc, char **argv)
             char when[64];
             if (s.step < steps) snprintf(when, sizeof when, "at epoch %d step %llu", s.epoch, (unsigned long long)s.step);
             else snprintf(when, sizeof when, "at the end of epoch %d", s.epoch);
-            fprintf(stderr, PROG ": %s %s (lr %g): stopping; %s kept the last good model (try a lower --lr or --clip)\n",
-                    valid_bad ? "validation loss is NaN/Inf" : "parameters are NaN/Inf", when, lr, out_path);
+            fprintf(stderr, PROG ": %s %s (lr %g): stopping; %s (try a lower --lr or --clip)\n",
+                    valid_bad ? "validation loss is NaN/Inf" : "parameters are NaN/Inf", when, lr,
+                    kept_msg(kept, sizeof kept, out_path, saved_out));
             break;
         }
         if (stop_requested) {
@@ -868,6 +937,7 @@ int main(int argc, char **argv)
         if (!valid || improved) {
             rc = lstm_modelfile_save(out_path, 1, &a);
             if (rc) die(1, "%s: %s", out_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
+            saved_out = 1;
         }
         rc = lstm_modelfile_save(last_path, 1, &a);
         if (rc) die(1, "%s: %s", last_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
@@ -888,7 +958,7 @@ int main(int argc, char **argv)
                     safe_ppl(vl), gnorm, rate);
             for (int i = 0; i < model.n_tensors; i++) fputs("\t", logf);
             fputc('\n', logf);
-            fflush(logf);
+            if (fflush(logf) != 0 || ferror(logf)) die(1, "%s: %s", o.log_path, strerror(errno));
         }
         if (stop_early && !o.quiet)
             fprintf(stderr, PROG ": no validation improvement for %d epochs: stopping early\n", o.patience);
@@ -900,7 +970,7 @@ int main(int argc, char **argv)
                     completed, last_path, last_path);
         }
     }
-    if (logf) fclose(logf);
+    if (logf && (ferror(logf) | fclose(logf)) != 0) die(1, "%s: %s", o.log_path, strerror(errno));
     if (!nan_stop && !interrupted && !o.quiet) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
