@@ -185,3 +185,46 @@ EOF
     assert_failure 1
     assert_equal "$stderr" "lstm-window: $u/locked.tok: Permission denied"
 }
+
+# Outputs that are not regular files are written in place, never renamed over or unlinked; a symlink
+# is followed and its target replaced. The device tests need root to be able to fail (as a user,
+# rename over /dev/null is refused by permissions anyway).
+@test "output paths: /dev/null, /dev/stdout, a FIFO and a symlink, for lstm-tok, lstm-window and lstm-ngram" {
+    cd "$BATS_TEST_TMPDIR"
+    for cmd in "lstm-tok --split space -f -o /dev/null $D/text.txt" "lstm-tok --split space -o /dev/null $D/text.txt" \
+               "lstm-window -L 8 -f -o /dev/null $D/text.tok" "lstm-window -L 8 -o /dev/null $D/text.tok" \
+               "lstm-ngram train -n 2 -o /dev/null $D/text.tok"; do
+        run --separate-stderr $cmd
+        assert_success
+        [ -c /dev/null ] || { echo "/dev/null replaced by: $cmd"; ls -l /dev/null; return 1; }
+    done
+    ls /dev/ | grep -q 'null\.tmp' && { echo "temp left in /dev"; return 1; }
+    # /dev/stdout into a pipe, and into a regular file the shell opened (the file is not replaced)
+    same_tokens() { [ "$(lstm-dump --text "$1")" = "$(lstm-dump --text "$D/text.tok")" ] && [ -n "$(lstm-dump --text "$1")" ]; }
+    lstm-tok --split space -o /dev/stdout "$D/text.txt" | cat > piped.tok
+    same_tokens piped.tok
+    : > redirected.tok
+    ino=$(stat -c %i redirected.tok)
+    lstm-tok --split space -o /dev/stdout "$D/text.txt" > redirected.tok
+    [ "$(stat -c %i redirected.tok)" = "$ino" ]
+    same_tokens redirected.tok
+    # a FIFO: written in place, still a FIFO afterwards
+    mkfifo pipe.tok
+    cat pipe.tok > fromfifo.tok &
+    lstm-tok --split space -o pipe.tok "$D/text.txt"
+    wait
+    [ -p pipe.tok ]
+    same_tokens fromfifo.tok
+    # a symlink: the target is replaced (with -f, as it exists), the link stays a link
+    echo old > target.tok
+    ln -s target.tok link.tok
+    run --separate-stderr lstm-tok --split space -o link.tok "$D/text.txt"
+    assert_failure 1
+    lstm-tok --split space -f -o link.tok "$D/text.txt"
+    [ -L link.tok ]
+    same_tokens target.tok
+    # a dangling symlink: its target is created
+    ln -s made.win dangling.win
+    lstm-window -L 8 -o dangling.win "$D/text.tok"
+    [ -L dangling.win ] && [ -f made.win ]
+}
