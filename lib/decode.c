@@ -9,6 +9,7 @@
 
 double lstm_softmax(float *p, const float *x, int n, float temperature)
 {
+    if (!(temperature >= LSTM_TEMP_MIN)) temperature = LSTM_TEMP_MIN;
     float inv = 1.0f / temperature, mx = -INFINITY;
     for (int i = 0; i < n; i++)
         if (x[i] > mx) mx = x[i];
@@ -157,7 +158,7 @@ static int kept(lstm_sampler *s, const lstm_sampler_opts *o, int *ids, float *p,
 {
     int V = s->V, n;
     const float *x = s->work;
-    if (o->temperature <= 0) {
+    if (!(o->temperature >= LSTM_TEMP_MIN)) { /* greedy */
         if (lstm_topk(x, V, 1, ids) != 1) return LSTM_E_EMPTY;
         p[0] = 1.0f;
         return 1;

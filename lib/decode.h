@@ -12,8 +12,14 @@
 #include "model.h"
 #include "rng.h"
 
-/* p (n) = softmax(x / temperature) (temperature > 0); p may alias x. Returns log(sum exp(x/temp)),
- * the log-normaliser (so log p_i = x_i / temp - returned value). */
+/* Temperatures below this are greedy: 1/T overflows float for T < ~3e-39, and well before that
+ * x/T rounds every non-maximal candidate to probability 0 anyway (logits differing by 0.01 are
+ * already e^-100 apart at 1e-4). */
+#define LSTM_TEMP_MIN 1e-4f
+
+/* p (n) = softmax(x / temperature); p may alias x. A temperature below LSTM_TEMP_MIN (zero, negative
+ * or NaN included) is taken as LSTM_TEMP_MIN. Returns log(sum exp(x/temp)), the log-normaliser (so
+ * log p_i = x_i / temp - returned value). */
 double lstm_softmax(float *p, const float *x, int n, float temperature);
 
 /* Indices of the k largest x (k clipped to n), sorted by decreasing x, ties by lower index, into
@@ -25,7 +31,7 @@ int lstm_topk(const float *x, int n, int k, int *idx /* (k) */);
 void lstm_repetition_penalty(float *logits /* (V) */, int V, const uint32_t *hist, size_t n, float penalty);
 
 typedef struct {
-    float temperature;        /* <= 0: greedy (argmax) */
+    float temperature;        /* < LSTM_TEMP_MIN (0 included): greedy (argmax) */
     int top_k;                /* keep the k most likely ids; 0 = all */
     float top_p;              /* keep the smallest most-likely set with mass >= top_p; >= 1 = all */
     float repetition_penalty; /* 1 = none */

@@ -163,8 +163,20 @@ const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap
         snprintf(buf, cap, "%s: not a checkpoint (%s): give -m the model written by lstm-train", path, lstm_lm_describe_file(path));
     else if (rc == LSTM_E_TRUNCATED) snprintf(buf, cap, "%s: truncated checkpoint (shorter than its header says)", path);
     else if (rc == LSTM_E_CORRUPT) snprintf(buf, cap, "%s: corrupted checkpoint (checksum mismatch)", path);
+    else if (rc == LSTM_E_NAN) snprintf(buf, cap, "%s: weights are NaN/Inf: the training that wrote it diverged", path);
     else snprintf(buf, cap, "%s: not a usable checkpoint: %s", path, lstm_strerror(rc));
     return buf;
+}
+
+const char *lstm_lm_open_error(const lstm_lm *lm, int rc, const char *path, char *buf, size_t cap)
+{
+    if (rc == LSTM_E_NAN && lm->f.bad_tensor[0]) {
+        const char *t = lm->f.bad_tensor;
+        const char *what = !strncmp(t, "optim.", 6) || !strncmp(t, "state.", 6) ? "training state is" : "weights are";
+        snprintf(buf, cap, "%s: %s NaN/Inf (tensor %s): the training that wrote it diverged", path, what, t);
+        return buf;
+    }
+    return lstm_lm_open_message(rc, path, buf, cap);
 }
 
 int lstm_lm_same_tokenizer(const lstm_lm *lm, const uint8_t *blob, size_t len)

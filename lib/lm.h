@@ -36,13 +36,16 @@ typedef struct {
 } lstm_lm;
 
 /* Opens a checkpoint: lstm_modelfile_open's codes (LSTM_E_MAGIC for a file that is not a checkpoint,
- * LSTM_E_TRUNCATED, LSTM_E_CORRUPT, LSTM_E_FORMAT) and the tokenizer's, plus LSTM_E_VOCAB when the
- * tokenizer and the model disagree on the vocabulary size. */
+ * LSTM_E_TRUNCATED, LSTM_E_CORRUPT, LSTM_E_FORMAT, LSTM_E_NAN for NaN/Inf weights with lm->f.bad_tensor
+ * naming the tensor) and the tokenizer's, plus LSTM_E_VOCAB when the tokenizer and the model disagree
+ * on the vocabulary size. */
 int lstm_lm_open(lstm_lm *lm, const char *path);
 void lstm_lm_close(lstm_lm *lm);
 
 /* The one-line message for lstm_lm_open's error rc on path (without the program name), into buf. */
 const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap);
+/* The same, after a failed lstm_lm_open(lm, path): also names the tensor of LSTM_E_NAN. */
+const char *lstm_lm_open_error(const lstm_lm *lm, int rc, const char *path, char *buf, size_t cap);
 
 /* What a file that is not a checkpoint looks like: "a window stream (WIND)", "a token stream (TOKS)",
  * "another lstm stream", "an empty file", "a text file", or "not a checkpoint" (static strings). */

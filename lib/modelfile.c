@@ -102,6 +102,33 @@ static const lstm_ck_entry *find_type(const lstm_ck *ck, const char *name, int t
     return e && e->type == type ? e : NULL;
 }
 
+/* 1 when every float of x (n) is finite (exponent bits not all ones), tested on the bits so that no
+ * floating-point mode can hide a NaN. */
+static int all_finite(const float *x, size_t n)
+{
+    uint32_t any = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, x + i, 4);
+        any |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
+    }
+    return !any;
+}
+
+/* The first tensor of the open file f with a NaN or Inf, or NULL. */
+static const char *first_nonfinite(const lstm_modelfile *f)
+{
+    const lstm_model *m = &f->model;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!all_finite(m->params + m->tensors[i].offset, m->tensors[i].size)) return m->tensors[i].name;
+    size_t ns = f->state_h ? (size_t)m->cfg.L * (size_t)f->state_B * (size_t)m->cfg.H : 0;
+    if (f->optim_m && !all_finite(f->optim_m, m->n_params)) return "optim.m";
+    if (f->optim_v && !all_finite(f->optim_v, m->n_params)) return "optim.v";
+    if (f->state_h && !all_finite(f->state_h, ns)) return "state.h";
+    if (f->state_c && !all_finite(f->state_c, ns)) return "state.c";
+    return NULL;
+}
+
 int lstm_modelfile_open(lstm_modelfile *f, const char *path)
 {
     memset(f, 0, sizeof *f);
@@ -147,6 +174,14 @@ int lstm_modelfile_open(lstm_modelfile *f, const char *path)
         f->state_h = sh->data;
         f->state_c = sc->data;
         f->state_B = (int)sh->dims[1];
+    }
+    const char *bad = first_nonfinite(f);
+    if (bad) {
+        char name[sizeof f->bad_tensor];
+        snprintf(name, sizeof name, "%s", bad);
+        lstm_modelfile_close(f);
+        memcpy(f->bad_tensor, name, sizeof name);
+        return LSTM_E_NAN;
     }
     return LSTM_OK;
 fail:

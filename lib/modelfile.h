@@ -36,10 +36,14 @@ typedef struct {
     int state_B;
     const char *provenance;
     size_t provenance_len;
+    char bad_tensor[32];       /* after LSTM_E_NAN: the first tensor holding a NaN or Inf */
 } lstm_modelfile;
 
 /* Opens and verifies (checksum, bounds), parses the config and checks that every tensor is present
- * with the shape the config implies: LSTM_E_FORMAT otherwise (plus lstm_ck_open's codes). */
+ * with the shape the config implies: LSTM_E_FORMAT otherwise (plus lstm_ck_open's codes). Every float
+ * it carries (parameters, optimizer moments, carried state) must be finite: LSTM_E_NAN otherwise, with
+ * the tensor's name in f->bad_tensor (the one field a failed open leaves set; a checksum proves the
+ * bytes are the ones written, not that the training that wrote them had not diverged). */
 int lstm_modelfile_open(lstm_modelfile *f, const char *path);
 void lstm_modelfile_close(lstm_modelfile *f);
 

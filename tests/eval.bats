@@ -29,6 +29,10 @@ setup_file() {
     "$B/lstm-tok" -q -m "$T/chat.vocab" "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 8 --last > "$T/last.win"
     echo "just some text" > "$T/notes.txt"
     head -c 5000 "$T/chat.ckpt" > "$T/cut.ckpt"
+    # the same model with NaN / Inf weights and a valid checksum (what a diverged training leaves)
+    local TB="${LSTM_TESTBIN:-$BATS_TEST_DIRNAME/../build/tests}"
+    "$TB/test_modelfile" poison "$T/chat.ckpt" "$T/nan.ckpt" all nan
+    "$TB/test_modelfile" poison "$T/chat.ckpt" "$T/inf.ckpt" l0.w_hh inf
 }
 
 setup() {
@@ -278,4 +282,35 @@ PY
     run --separate-stderr "$EVAL" -m "$T/chat.ckpt" < /dev/null
     assert_failure 1
     assert_equal "$stderr" "lstm-eval: stdin: empty input (no stream)"
+}
+
+@test "a checkpoint with NaN or Inf weights (valid checksum) is refused, naming the tensor" {
+    run --separate-stderr "$EVAL" -m "$T/nan.ckpt" "$T/valid.win"
+    assert_failure 1
+    assert_output ""
+    assert_equal "$stderr" "lstm-eval: $T/nan.ckpt: weights are NaN/Inf (tensor emb): the training that wrote it diverged"
+    run --separate-stderr "$EVAL" -m "$T/inf.ckpt" --json "$T/valid.win"
+    assert_failure 1
+    assert_output ""
+    assert_equal "$stderr" "lstm-eval: $T/inf.ckpt: weights are NaN/Inf (tensor l0.w_hh): the training that wrote it diverged"
+}
+
+@test "closed standard streams: a closed stdin reads as empty, a closed stdout as /dev/null" {
+    run --separate-stderr bash -c '"$EVAL" -m "$T/chat.ckpt" <&-'
+    assert_failure 1
+    assert_equal "$stderr" "lstm-eval: stdin: empty input (no stream)"
+    run --separate-stderr bash -c '"$EVAL" -m "$T/chat.ckpt" "$T/valid.win" >&-'
+    assert_success
+    assert_equal "$stderr" ""
+}
+
+@test "progress on stderr only when it is a terminal: a \\r line with the percent done, cleared at the end" {
+    run --separate-stderr "$EVAL" -m "$T/chat.ckpt" "$T/valid.win"
+    assert_success
+    assert_equal "$stderr" ""
+    # script(1) gives the tool a terminal (stdout and stderr both go to it)
+    run script -qec '"$EVAL" -m "$T/chat.ckpt" "$T/valid.win"' /dev/null
+    assert_success
+    assert_output --partial $'\r'"lstm-eval: $T/valid.win:   0% (0 of "
+    assert_output --regexp $'batches\\) *\r +\rperplexity [0-9.]+ \\(nll'
 }

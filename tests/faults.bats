@@ -36,6 +36,7 @@ check_ckpts() {
     for f in "$@"; do
         [ -e "$f" ] || continue
         case "$f" in
+        *.lock) ;; # the trainer's lock (holds a pid; left by kill -9, harmless: flock is released by the kernel)
         *.tmp.*) if "$DUMP" "$f" > /dev/null 2>&1; then whole=$((whole + 1)); else partial=$((partial + 1)); fi ;;
         *) "$DUMP" "$f" > /dev/null || { echo "not whole: $f" >&2; return 1; } ;;
         esac

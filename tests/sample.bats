@@ -22,6 +22,10 @@ setup_file() {
     "$B/lstm-train" --hidden 32 --epochs 2 -q -o "$T/plain.ckpt" "$T/plain.win"
     echo "just some text" > "$T/notes.txt"
     head -c 5000 "$T/chat.ckpt" > "$T/cut.ckpt"
+    # the same model with NaN / Inf weights and a valid checksum (what a diverged training leaves)
+    local TB="${LSTM_TESTBIN:-$BATS_TEST_DIRNAME/../build/tests}"
+    "$TB/test_modelfile" poison "$T/chat.ckpt" "$T/nan.ckpt" all nan
+    "$TB/test_modelfile" poison "$T/chat.ckpt" "$T/inf.ckpt" l0.b_hh inf
 }
 
 setup() {
@@ -293,4 +297,82 @@ PY
     run --separate-stderr "$S" -m "$T/cut.ckpt" hello
     assert_failure 1
     assert_equal "$stderr" "lstm-sample: $T/cut.ckpt: truncated checkpoint (shorter than its header says)"
+}
+
+@test "a checkpoint with NaN or Inf weights (valid checksum) is refused at load, naming the tensor" {
+    run --separate-stderr "$S" -m "$T/nan.ckpt" --complete hello
+    assert_failure 1
+    assert_output ""
+    assert_equal "$stderr" "lstm-sample: $T/nan.ckpt: weights are NaN/Inf (tensor emb): the training that wrote it diverged"
+    run --separate-stderr "$S" -m "$T/inf.ckpt" --serve <<< 'hello'
+    assert_failure 1
+    assert_output ""
+    assert_equal "$stderr" "lstm-sample: $T/inf.ckpt: weights are NaN/Inf (tensor l0.b_hh): the training that wrote it diverged"
+}
+
+@test "temperatures below 1e-4 are greedy (1e-40 used to overflow 1/T), on the command line and in --serve" {
+    run --separate-stderr "$S" --help
+    assert_output --partial "sampling temperature (default 1; 0 or below 1e-4 = greedy)"
+    # (this tiny model's greedy choice is to end the turn at once; 1e-40 used to pick the last id, always)
+    g=$("$S" -m "$T/chat.ckpt" --complete --greedy --max-new 8 "hi i need")
+    for t in 1e-40 1e-38 0.00005; do
+        run --separate-stderr "$S" -m "$T/chat.ckpt" --complete --temperature $t --max-new 8 --seed 5 "hi i need"
+        assert_success
+        assert_output "$g"
+    done
+    printf '%s\n' '{"text":"hi i need","mode":"complete","max_new":8,"greedy":true}' \
+        '{"text":"hi i need","mode":"complete","max_new":8,"temperature":1e-40,"seed":5}' \
+        '{"text":"hi i need","mode":"complete","max_new":8,"temperature":1e-30,"seed":6}' > req.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve < req.txt
+    assert_success
+    [ "${#lines[@]}" -eq 3 ]
+    assert_equal "${lines[1]}" "${lines[0]}"
+    assert_equal "${lines[2]}" "${lines[0]}"
+}
+
+@test "--ban refuses a file that is not text, naming the line" {
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --ban "$T/chat.ckpt" hello
+    assert_failure 1
+    assert_output ""
+    assert_equal "$stderr" "lstm-sample: $T/chat.ckpt: line 1: not a text file (invalid UTF-8): --ban takes words, one per line"
+    printf 'help\nmy\0word\n' > nul.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --ban nul.txt hello
+    assert_failure 1
+    assert_equal "$stderr" "lstm-sample: nul.txt: line 2: not a text file (a NUL byte): --ban takes words, one per line"
+    printf 'help\ncafé\ncaf\xe9\n' > latin1.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --ban latin1.txt hello
+    assert_failure 1
+    assert_equal "$stderr" "lstm-sample: latin1.txt: line 3: not a text file (invalid UTF-8): --ban takes words, one per line"
+    # UTF-8 text with a byte order mark is text: the first word is banned without it
+    top=$("$S" -m "$T/chat.ckpt" --suggest 1 "hi i need help with my " | cut -f1)
+    printf '\xef\xbb\xbf%s\n' "$top" > bom.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 3 --ban bom.txt "hi i need help with my "
+    assert_success
+    refute_line --regexp "^$top	"
+}
+
+@test "--serve: a field given twice is an error; errors do not name jansson's flags; a BOM before the first line is skipped" {
+    printf '\xef\xbb\xbf{"text":"hi i need","k":2}\n' > req.txt
+    printf '%s\n' '{"text":"hi i need","k":2,"k":3}' \
+        '{"text":"hi","text":"i need","k":2}' \
+        '{"text":"a\u0000b"}' \
+        '{"text":"hi i need","k":2}' >> req.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve < req.txt
+    assert_success
+    [ "${#lines[@]}" -eq 5 ]
+    assert_equal "${lines[1]}" '{"error":"malformed JSON: duplicate field near '"'"'\"k\"'"'"'"}'
+    assert_equal "${lines[2]}" '{"error":"malformed JSON: duplicate field near '"'"'\"text\"'"'"'"}'
+    assert_equal "${lines[3]}" '{"error":"malformed JSON: \\u0000 is not allowed in a string near '"'"'\"a\\u0000b\"'"'"'"}'
+    refute_output --partial "JSON_"
+    assert_equal "${lines[0]}" "${lines[4]}"
+    assert_line --index 0 --regexp '^\{"mode":"suggest","suggestions":\[\{"word":'
+}
+
+@test "closed standard streams: stdin reads as empty, stdout as /dev/null, never one of our files" {
+    run --separate-stderr bash -c '"$S" -m "$T/chat.ckpt" --suggest 2 --ban /dev/null <&-'
+    assert_success
+    [ "${#lines[@]}" -eq 2 ]
+    run --separate-stderr bash -c '"$S" -m "$T/chat.ckpt" --suggest 2 hello >&-'
+    assert_success
+    assert_equal "$stderr" "lstm-sample: completing 'hello': probabilities renormalised over the words that extend it"
 }

@@ -199,6 +199,29 @@ static void test_sampling(void)
     uint64_t before = a.s;
     CHECK_EQ_INT(lstm_sampler_pick(&s, &o, x, NULL, 0, &a, &prob), 0);
     CHECK(prob == 1.0f && a.s == before); /* greedy draws nothing */
+    /* Temperatures below LSTM_TEMP_MIN are greedy too: 1/T would overflow float (1e-40) or make
+     * x/T overflow (1e-38), giving NaN probabilities that picked the last candidate. */
+    const float tiny[] = {1e-40f, 1e-38f, 1e-30f, 5e-5f, -1.0f, NAN};
+    for (size_t t = 0; t < sizeof tiny / sizeof *tiny; t++) {
+        o.temperature = tiny[t];
+        before = a.s;
+        prob = -1;
+        CHECK_EQ_INT(lstm_sampler_pick(&s, &o, x, NULL, 0, &a, &prob), 0);
+        CHECK(prob == 1.0f && a.s == before);
+        int ids[4];
+        float pd[4];
+        CHECK_EQ_INT(lstm_sampler_dist(&s, &o, x, NULL, 0, ids, pd), 1);
+        CHECK(ids[0] == 0 && pd[0] == 1.0f);
+        float q[4];
+        double lse = lstm_softmax(q, x, 4, tiny[t]);
+        CHECK(isfinite(lse) && q[0] == 1.0f && q[1] == 0.0f && q[3] == 0.0f);
+    }
+    /* just above the threshold it still samples (a tie of two ids splits evenly) */
+    const float tie[4] = {2.0f, 2.0f, 0.0f, -1.0f};
+    o.temperature = 2e-4f;
+    long ct[4] = {0};
+    for (int i = 0; i < 1000; i++) ct[lstm_sampler_pick(&s, &o, tie, NULL, 0, &a, NULL)]++;
+    CHECK(ct[0] > 400 && ct[1] > 400 && ct[2] == 0 && ct[3] == 0);
     lstm_sampler_free(&s);
 }
 

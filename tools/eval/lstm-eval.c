@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dataset.h"
 #include "decode.h"
+#include "fileio.h"
 #include "lm.h"
 #include "utf8.h"
 
@@ -21,8 +23,41 @@
 
 static const char *trace_path; /* --keystrokes-trace file we created: removed when we fail */
 
+/* ---- progress on stderr, only when it is a terminal: one \r line, at most twice a second ---- */
+static int prog_on;   /* stderr is a tty */
+static int prog_len;  /* width of the line shown now (0 = none) */
+static double prog_last = -1;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void progress_clear(void)
+{
+    if (prog_len) fprintf(stderr, "\r%*s\r", prog_len, "");
+    prog_len = 0;
+}
+
+static void progress(uint64_t done, uint64_t total, const char *name)
+{
+    if (!prog_on || total == 0) return;
+    double t = now_s();
+    if (prog_last >= 0 && t - prog_last < 0.5) return;
+    prog_last = t;
+    int n = fprintf(stderr, "\r" PROG ": %s: %3.0f%% (%llu of %llu batches)", name, 100.0 * (double)done / (double)total,
+                    (unsigned long long)done, (unsigned long long)total);
+    n = n > 0 ? n - 1 : 0;
+    if (n < prog_len) fprintf(stderr, "%*s", prog_len - n, ""); /* a shorter line leaves no tail */
+    if (n > prog_len) prog_len = n;
+    fflush(stderr);
+}
+
 static void die(int code, const char *fmt, ...)
 {
+    progress_clear();
     if (trace_path) unlink(trace_path);
     va_list ap;
     va_start(ap, fmt);
@@ -58,7 +93,8 @@ static void usage(FILE *f)
             "\n"
             "Perplexity is exp(mean NLL per target token). Per-word perplexity is exp(total NLL / words), words\n"
             "being the whitespace-separated words of the text plus one per end of line or turn (EOS), so models\n"
-            "with different tokenizers can be compared on the same text.\n"
+            "with different tokenizers can be compared on the same text. When stderr is a terminal, the percent\n"
+            "done is shown there while evaluating (never when stderr is a file or a pipe).\n"
             "\n"
             "Keystrokes: a word of n characters costs n + 1 keystrokes typed (the +1 is the space after it);\n"
             "accepting a suggestion after typing j characters costs j + 1 (the click or tab; the space after an\n"
@@ -167,6 +203,7 @@ static void type_plain(keys_t *ks, size_t chars, int word)
 
 int main(int argc, char **argv)
 {
+    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     const char *model = NULL, *path = NULL, *tpath = NULL;
     int K = 5, B = 10, reset = 0, json = 0, keystrokes = 0, threads = 0, beam_words = 8;
     enum { O_BATCH = 256, O_RESET, O_JSON, O_KEYS, O_THREADS, O_BEAMW, O_TRACE };
@@ -223,7 +260,7 @@ int main(int argc, char **argv)
     lstm_lm lm;
     char msg[1024];
     int rc = lstm_lm_open(&lm, model);
-    if (rc) die(1, "%s", lstm_lm_open_message(rc, model, msg, sizeof msg));
+    if (rc) die(1, "%s", lstm_lm_open_error(&lm, rc, model, msg, sizeof msg));
 
     lstm_dataset *d;
     uint32_t kind;
@@ -282,7 +319,9 @@ int main(int argc, char **argv)
     lstm_batcher bt;
     if ((rc = lstm_batcher_init(&bt, d, 0, nwin, B, stateful || keystrokes ? stateful : 0, 0))) die(1, "%s: %s", name, lstm_strerror(rc));
     lstm_state_zero(&st);
+    prog_on = isatty(2);
     for (uint64_t step = 0; step < bt.steps; step++) {
+        progress(step, bt.steps, name);
         long cnt = lstm_batcher_get(&bt, step, in, tg, rs);
         if (cnt < 0) die(1, "%s: %s", name, lstm_strerror((int)cnt));
         if (stateful) {
@@ -366,6 +405,7 @@ int main(int argc, char **argv)
     }
     if (in_word && wlen && (rc = type_word_beam(&ks, trace, &g, &lm, &wst, wlg, word, wlen, K, cands)))
         die(1, "%s", lstm_strerror(rc));
+    progress_clear();
     lstm_batcher_free(&bt);
     if (s.tokens == 0) die(1, "%s: no target tokens to evaluate", name);
 

@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include "decode.h"
+#include "fileio.h"
 #include "lm.h"
 #include "numparse.h"
 #include "rng.h"
+#include "utf8.h"
 
 #define PROG "lstm-sample"
 #define VERSION "1.0"
@@ -50,7 +52,7 @@ static void usage(FILE *f)
             "  -c, --complete            continue TEXT until the end of the turn/line or --max-new tokens\n"
             "  -n, --max-new N           tokens to generate at most (default 30)\n"
             "      --greedy              always the most likely token\n"
-            "  -t, --temperature T       sampling temperature (default 1; 0 = greedy)\n"
+            "  -t, --temperature T       sampling temperature (default 1; 0 or below 1e-4 = greedy)\n"
             "      --top-k K             sample among the K most likely tokens (default 0 = all)\n"
             "      --top-p P             sample from the smallest set with mass >= P (default 1 = all)\n"
             "      --beam N              beam search with N hypotheses (length-normalised, see --length-alpha)\n"
@@ -345,14 +347,30 @@ static int check_sampling(const req_t *r, const char **msg)
     return 0;
 }
 
+/* jansson's parse error in our words: its texts for these name its own flags ("without
+ * JSON_ALLOW_NUL"), which mean nothing to a client. "near '...'" is kept: it shows where. */
+static void json_error_message(const json_error_t *jerr, char *buf, size_t cap)
+{
+    const char *near = strstr(jerr->text, " near ");
+    const char *what = NULL;
+    switch (json_error_code(jerr)) {
+    case json_error_duplicate_key: what = "duplicate field"; break;
+    case json_error_null_character: what = "\\u0000 is not allowed in a string"; break;
+    default: what = strstr(jerr->text, "JSON_") ? "invalid JSON" : NULL;
+    }
+    if (what) snprintf(buf, cap, "malformed JSON: %s%s", what, near ? near : "");
+    else snprintf(buf, cap, "malformed JSON: %s", jerr->text);
+}
+
 /* A JSON request line: fields override the defaults. */
 static json_t *handle_json(engine *e, const req_t *d, const char *line, size_t len)
 {
     json_error_t jerr;
-    json_t *j = json_loadb(line, len, 0, &jerr);
+    /* A field given twice is an error (jansson would keep the last one), like an unknown field. */
+    json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     char msg[300];
     if (!j) {
-        snprintf(msg, sizeof msg, "malformed JSON: %s", jerr.text);
+        json_error_message(&jerr, msg, sizeof msg);
         return json_pack("{s:s}", "error", msg);
     }
     json_t *res = NULL;
@@ -420,6 +438,7 @@ static json_t *handle_json(engine *e, const req_t *d, const char *line, size_t l
     if (!bad && !text) bad = "missing field \"text\"";
     if (!bad && r.beam > 0 && sampling) bad = "beam excludes greedy, top_k and top_p";
     if (!bad) check_sampling(&r, &bad);
+    if (r.so.temperature < LSTM_TEMP_MIN) r.so.temperature = 0; /* greedy, as --temperature */
     if (bad) res = json_pack("{s:s}", "error", bad);
     else res = r.mode ? reply_complete(e, &r, text, tlen) : reply_suggest(e, &r, text, tlen);
 done:
@@ -442,15 +461,20 @@ static int serve(engine *e, const opts_t *o)
     char *out = malloc(1 << 16);
     size_t outcap = 1 << 16;
     if (!out) die(1, "out of memory");
+    int first = 1;
     while ((n = getline(&line, &cap, stdin)) >= 0) {
         double t0 = o->timing ? now_us() : 0;
+        char *req = line;
         size_t len = (size_t)n;
-        if (len && line[len - 1] == '\n') len--;
-        if (len && line[len - 1] == '\r') len--;
+        if (len && req[len - 1] == '\n') len--;
+        if (len && req[len - 1] == '\r') len--;
+        /* A UTF-8 byte order mark (Windows editors, PowerShell pipes) is not part of the first request. */
+        if (first && len >= 3 && !memcmp(req, "\xEF\xBB\xBF", 3)) req += 3, len -= 3;
+        first = 0;
         size_t i = 0;
-        while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
-        json_t *res = i < len && (line[i] == '{' || line[i] == '[') ? handle_json(e, &o->d, line, len)
-                                               : reply_suggest(e, &(req_t){0, o->d.k, o->d.speaker, o->d.max_new, o->d.beam, o->d.alpha, o->d.so, o->d.seed}, line, len);
+        while (i < len && (req[i] == ' ' || req[i] == '\t')) i++;
+        json_t *res = i < len && (req[i] == '{' || req[i] == '[') ? handle_json(e, &o->d, req, len)
+                                               : reply_suggest(e, &(req_t){0, o->d.k, o->d.speaker, o->d.max_new, o->d.beam, o->d.alpha, o->d.so, o->d.seed}, req, len);
         if (!res) res = json_pack("{s:s}", "error", "output is not valid UTF-8");
         size_t m = json_dumpb(res, out, outcap, JSON_COMPACT);
         if (m > outcap) {
@@ -478,7 +502,7 @@ static void open_model(engine *e, const char *path)
 {
     char msg[1024];
     int rc = lstm_lm_open(&e->lm, path);
-    if (rc) die(1, "%s", lstm_lm_open_message(rc, path, msg, sizeof msg));
+    if (rc) die(1, "%s", lstm_lm_open_error(&e->lm, rc, path, msg, sizeof msg));
 }
 
 static void load_bans(engine *e, const char *path)
@@ -488,7 +512,15 @@ static void load_bans(engine *e, const char *path)
     char *line = NULL, norm[4 * LSTM_WORD_MAX];
     size_t cap = 0, nn;
     ssize_t n;
+    unsigned long lineno = 0;
     while ((n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        /* A binary file would ban garbage silently (a NUL even cuts the word short): refuse it. */
+        if (memchr(line, 0, (size_t)n))
+            die(1, "%s: line %lu: not a text file (a NUL byte): --ban takes words, one per line", path, lineno);
+        if (lstm_utf8_valid_prefix(line, (size_t)n) != (size_t)n)
+            die(1, "%s: line %lu: not a text file (invalid UTF-8): --ban takes words, one per line", path, lineno);
+        if (lineno == 1 && n >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) memmove(line, line + 3, (size_t)(n -= 3));
         while (n > 0 && strchr(" \t\r\n", line[n - 1])) n--;
         size_t a = 0;
         while (a < (size_t)n && strchr(" \t", line[a])) a++;
@@ -562,6 +594,7 @@ static void engine_free(engine *e)
 
 int main(int argc, char **argv)
 {
+    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     opts_t o;
     memset(&o, 0, sizeof o);
     o.d.k = 5;
@@ -613,7 +646,8 @@ int main(int argc, char **argv)
     }
     if (!o.model) die(2, "no model: give -m MODEL.ckpt (see --help)");
     if (suggest_set && complete_set) die(2, "--suggest and --complete exclude each other");
-    if (greedy) o.d.so.temperature = 0;
+    /* Below LSTM_TEMP_MIN sampling is greedy in all but name (and 1/T overflows float below ~3e-39). */
+    if (greedy || o.d.so.temperature < LSTM_TEMP_MIN) o.d.so.temperature = 0;
     if (o.d.beam && (greedy || o.d.so.top_k || o.d.so.top_p < 1)) die(2, "--beam excludes --greedy, --top-k and --top-p");
     if (o.serve && optind < argc) die(2, "--serve reads requests from stdin: no TEXT arguments");
     o.d.mode = complete_set;

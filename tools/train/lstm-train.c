@@ -473,7 +473,7 @@ static void check_model_fits(const lstm_model_config *c)
 /* What a stopped run leaves: the best model only if one was written. */
 static const char *kept_msg(char *buf, size_t cap, const char *out_path, int saved)
 {
-    if (saved) snprintf(buf, cap, "%s keeps the last good model", out_path);
+    if (saved) snprintf(buf, cap, "%s kept the last good model", out_path);
     else snprintf(buf, cap, "no model was saved");
     return buf;
 }
@@ -643,6 +643,8 @@ int main(int argc, char **argv)
     int valid_from_ckpt = 0;
     if (o.resume_path) {
         rc = lstm_modelfile_open(&rf, o.resume_path);
+        if (rc == LSTM_E_NAN)
+            die(1, "%s: weights are NaN/Inf (tensor %s): the training that wrote it diverged", o.resume_path, rf.bad_tensor);
         if (rc) die(1, "%s: %s", o.resume_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
         if (rf.tokenizer_len != tok_len || memcmp(rf.tokenizer, tok_blob, tok_len) != 0)
             die(1, "%s: tokenizer does not match the checkpoint %s's: tokenize with lstm-tok -m %s", tname, o.resume_path,
