@@ -266,6 +266,7 @@ int lstm_ck_write(const char *path, int force, const lstm_ck_entry *e, size_t n)
 struct lstm_ck {
     const uint8_t *map;
     size_t size;
+    int heap; /* map is a malloc'ed copy (read from a pipe), not a mapping */
     lstm_ck_entry *e;
     char *names;
     size_t n;
@@ -274,11 +275,14 @@ struct lstm_ck {
 void lstm_ck_close(lstm_ck *ck)
 {
     if (!ck) return;
-    if (ck->map) munmap((void *)ck->map, ck->size);
+    if (ck->map && ck->heap) free((void *)ck->map);
+    else if (ck->map) munmap((void *)ck->map, ck->size);
     free(ck->e);
     free(ck->names);
     free(ck);
 }
+
+int lstm_ck_is_magic(const void *p, size_t n) { return n >= 8 && memcmp(p, MAGIC, 8) == 0; }
 
 int lstm_ck_is_checkpoint(const char *path)
 {
@@ -348,26 +352,69 @@ static int parse(lstm_ck *ck)
     return LSTM_OK;
 }
 
+/* A pipe cannot be mapped: read it whole (after the prefix already taken from it) into memory. */
+static int read_all(int fd, const uint8_t *prefix, size_t plen, uint8_t **data, size_t *size)
+{
+    size_t n = plen, cap = plen > 65536 ? plen : 65536;
+    uint8_t *b = malloc(cap);
+    if (!b) return LSTM_E_NOMEM;
+    if (plen) memcpy(b, prefix, plen);
+    for (;;) {
+        if (n == cap) {
+            uint8_t *nb = cap <= SIZE_MAX / 2 ? realloc(b, cap * 2) : NULL;
+            if (!nb) { free(b); return LSTM_E_NOMEM; }
+            b = nb;
+            cap *= 2;
+        }
+        ssize_t k = read(fd, b + n, cap - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) { free(b); return LSTM_E_IO; }
+        if (k == 0) break;
+        n += (size_t)k;
+    }
+    *data = b;
+    *size = n;
+    return LSTM_OK;
+}
+
+int lstm_ck_open_fd(lstm_ck **out, int fd, const void *prefix, size_t plen)
+{
+    *out = NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) return LSTM_E_IO;
+    if (S_ISDIR(st.st_mode)) { errno = EISDIR; return LSTM_E_IO; }
+    lstm_ck *ck = calloc(1, sizeof *ck);
+    if (!ck) return LSTM_E_NOMEM;
+    if (S_ISREG(st.st_mode) && plen == 0) {
+        if (st.st_size == 0) { free(ck); return LSTM_E_EMPTY; }
+        ck->size = (size_t)st.st_size;
+        void *m = mmap(NULL, ck->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        if (m == MAP_FAILED) { free(ck); return LSTM_E_IO; }
+        ck->map = m;
+    } else {
+        uint8_t *b;
+        int rc = read_all(fd, prefix, plen, &b, &ck->size);
+        if (rc) { free(ck); return rc; }
+        ck->map = b;
+        ck->heap = 1;
+        if (ck->size == 0) { lstm_ck_close(ck); return LSTM_E_EMPTY; }
+    }
+    int rc = parse(ck);
+    if (rc) { lstm_ck_close(ck); return rc; }
+    *out = ck;
+    return LSTM_OK;
+}
+
 int lstm_ck_open(lstm_ck **out, const char *path)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return LSTM_E_IO;
-    struct stat st;
-    if (fstat(fd, &st) != 0) { close(fd); return LSTM_E_IO; }
-    if (!S_ISREG(st.st_mode)) { close(fd); errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL; return LSTM_E_IO; }
-    if (st.st_size == 0) { close(fd); return LSTM_E_EMPTY; }
-    lstm_ck *ck = calloc(1, sizeof *ck);
-    if (!ck) { close(fd); return LSTM_E_NOMEM; }
-    ck->size = (size_t)st.st_size;
-    void *m = mmap(NULL, ck->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    int rc = lstm_ck_open_fd(out, fd, NULL, 0);
+    int e = errno;
     close(fd);
-    if (m == MAP_FAILED) { free(ck); return LSTM_E_IO; }
-    ck->map = m;
-    int rc = parse(ck);
-    if (rc) { lstm_ck_close(ck); return rc; }
-    *out = ck;
-    return LSTM_OK;
+    errno = e;
+    return rc;
 }
 
 size_t lstm_ck_count(const lstm_ck *ck) { return ck->n; }

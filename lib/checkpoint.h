@@ -27,8 +27,15 @@ int lstm_ck_write(const char *path, int force, const lstm_ck_entry *e, size_t n)
 
 typedef struct lstm_ck lstm_ck;
 /* Maps path read-only and verifies it completely: LSTM_E_MAGIC, LSTM_E_VERSION, LSTM_E_TRUNCATED,
- * LSTM_E_CORRUPT (checksum), LSTM_E_FORMAT (any size, offset or name out of bounds). */
+ * LSTM_E_CORRUPT (checksum), LSTM_E_FORMAT (any size, offset or name out of bounds). A path that is
+ * not a regular file (a pipe, <(...)) is read into memory instead of mapped. */
 int lstm_ck_open(lstm_ck **out, const char *path);
+/* The same on an open fd (not closed; read to its end unless mapped). prefix/plen: bytes the caller
+ * has already read from fd (a pipe peeked at for its magic): the checkpoint is prefix + the rest of
+ * fd, read into memory. plen 0 on a regular file maps it. */
+int lstm_ck_open_fd(lstm_ck **out, int fd, const void *prefix, size_t plen);
+/* 1 if p (n bytes) starts with the checkpoint magic (n >= 8). */
+int lstm_ck_is_magic(const void *p, size_t n);
 size_t lstm_ck_count(const lstm_ck *ck);
 const lstm_ck_entry *lstm_ck_at(const lstm_ck *ck, size_t i);
 const lstm_ck_entry *lstm_ck_find(const lstm_ck *ck, const char *name); /* NULL if absent */

@@ -9,6 +9,11 @@
 
 #include "fileio.h"
 #include "rng.h"
+#include "tokenizer.h"
+
+/* The two sizes behind the last LSTM_E_VOCAB of lstm_dataset_open on this thread, for its message. */
+static _Thread_local uint64_t vocab_meta;
+static _Thread_local uint32_t vocab_tok;
 
 struct lstm_dataset {
     char *path; /* for re-reading; NULL when loaded from stdin */
@@ -68,6 +73,11 @@ int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, u
     if (lstm_meta_get_u64(lstm_reader_meta(r), "window_length", &T) || T == 0 || T > 1000000 ||
         lstm_meta_get_u64(lstm_reader_meta(r), "vocab_size", &V) || V < 4 || V > UINT32_MAX || !tgt)
         goto fail;
+    /* vocab_size bounds every id and sizes the model: it must be the tokenizer's */
+    rc = lstm_tokenizer_meta_check(lstm_reader_meta(r), &vocab_meta, &vocab_tok);
+    if (rc == LSTM_E_NOTFOUND) rc = LSTM_OK;
+    else if (rc && rc != LSTM_E_VOCAB) rc = LSTM_E_FORMAT; /* a blob header that is not one */
+    if (rc) goto fail;
     d->T = (uint32_t)T;
     d->K = tl == 4 && memcmp(tgt, "last", 4) == 0 ? 1 : d->T;
     d->V = (uint32_t)V;
@@ -137,6 +147,9 @@ const char *lstm_dataset_open_message(int rc, uint32_t kind, const char *name, c
                  kind == LSTM_KIND_TOKS ? "pipe it through lstm-window" : "make windows with lstm-tok | lstm-window");
     else if (rc == LSTM_E_IO) snprintf(buf, cap, "%s: %s", name, strerror(errno));
     else if (rc == LSTM_E_EMPTY) snprintf(buf, cap, "%s: empty input (no stream)", name);
+    else if (rc == LSTM_E_VOCAB)
+        snprintf(buf, cap, "%s: vocab_size %llu in the metadata differs from the tokenizer's %u ids", name,
+                 (unsigned long long)vocab_meta, vocab_tok);
     else snprintf(buf, cap, "%s: %s", name, lstm_strerror(rc));
     return buf;
 }

@@ -17,7 +17,8 @@ typedef struct lstm_dataset lstm_dataset;
 /* path NULL or "-" = stdin (always loaded). mem_budget: bytes of window data above which a regular
  * file is streamed instead of loaded (0 = no limit). *kind receives the stream's kind (for the
  * message on LSTM_E_KIND). Errors: the stream's codes, LSTM_E_KIND (not
- * windows), LSTM_E_FORMAT (windows of varying length, ids out of range), LSTM_E_NOMEM. */
+ * windows), LSTM_E_FORMAT (windows of varying length, ids out of range), LSTM_E_VOCAB (vocab_size in
+ * the metadata differs from the tokenizer's), LSTM_E_NOMEM. */
 int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind /* found */);
 void lstm_dataset_free(lstm_dataset *d);
 /* The one-line message (without the program name) for lstm_dataset_open's error rc on name, with a hint

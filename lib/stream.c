@@ -453,7 +453,9 @@ static int diagnose(lstm_reader *r, int err)
     return err;
 }
 
-int lstm_reader_open(lstm_reader **out, int fd, size_t bufsize)
+int lstm_reader_open(lstm_reader **out, int fd, size_t bufsize) { return lstm_reader_open_prefix(out, fd, bufsize, NULL, 0); }
+
+int lstm_reader_open_prefix(lstm_reader **out, int fd, size_t bufsize, const void *prefix, size_t plen)
 {
     *out = NULL;
     lstm_reader *r = calloc(1, sizeof *r);
@@ -461,6 +463,7 @@ int lstm_reader_open(lstm_reader **out, int fd, size_t bufsize)
     r->fd = fd;
     lstm_meta_init(&r->meta);
     r->ibuf_cap = bufsize ? bufsize : ZSTD_DStreamInSize();
+    if (r->ibuf_cap < plen) r->ibuf_cap = plen;
     r->cb_cap = bufsize ? (bufsize < 64 ? 64 : bufsize) : (size_t)1 << 17;
     r->ibuf = malloc(r->ibuf_cap);
     r->cb = malloc(r->cb_cap);
@@ -469,6 +472,11 @@ int lstm_reader_open(lstm_reader **out, int fd, size_t bufsize)
     if (!r->ibuf || !r->cb || !r->dctx) goto fail;
     ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_windowLogMax, 27); /* refuse frames asking for > 128 MiB windows */
     r->in = (ZSTD_inBuffer){r->ibuf, 0, 0};
+    if (plen) { /* bytes the caller already read from fd: they come first */
+        memcpy(r->ibuf, prefix, plen);
+        r->in.size = plen;
+        r->bytes_in = plen;
+    }
 
     rc = need(r, HEADER_SIZE);
     if (rc == LSTM_E_TRUNCATED && r->end - r->start < 8 && memcmp(r->cb + r->start, MAGIC, r->end - r->start) != 0)

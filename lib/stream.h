@@ -97,6 +97,9 @@ typedef struct lstm_reader lstm_reader;
  * tests pass tiny sizes so records straddle buffer edges. Reads and checks the header at once:
  * LSTM_E_MAGIC, LSTM_E_VERSION, LSTM_E_TRUNCATED, LSTM_E_CORRUPT, LSTM_E_FORMAT. */
 int lstm_reader_open(lstm_reader **out, int fd, size_t bufsize);
+/* The same when the caller has already read the first plen bytes of fd (to peek at a pipe's magic):
+ * the stream is prefix followed by the rest of fd. */
+int lstm_reader_open_prefix(lstm_reader **out, int fd, size_t bufsize, const void *prefix, size_t plen);
 uint32_t lstm_reader_kind(const lstm_reader *r);
 uint32_t lstm_reader_version(const lstm_reader *r);
 const lstm_meta *lstm_reader_meta(const lstm_reader *r);

@@ -312,6 +312,22 @@ static int repair_count(lstm_tokenizer *t, const char **text, size_t *len)
     return 0;
 }
 
+/* No piece may hold NUL (a blob with one is refused by every reader), so NUL reads as a space: alone
+ * it separates tokens, as the other control characters do between words, and it never ends up inside
+ * a piece (NUL + a combining mark, UTF-16 text read as UTF-8). */
+static int map_nul(lstm_tokenizer *t, const char **text, size_t *len)
+{
+    int e;
+    if (!*len || !memchr(*text, '\0', *len)) return 0;
+    if (*text != t->san) { /* t->san is ours to change; the caller's text is not */
+        if ((e = grow((void **)&t->san, &t->sancap, *len + 1, 1))) return e;
+        memcpy(t->san, *text, *len);
+        *text = t->san;
+    }
+    for (char *p = t->san; (p = memchr(p, '\0', *len - (size_t)(p - t->san))); p++) *p = ' ';
+    return 0;
+}
+
 /* text (valid UTF-8) -> t->u16 -> normalised t->n16; returns its length in *n. */
 static int to_normal_utf16(lstm_tokenizer *t, const UNormalizer2 *norm, const char *text, size_t len, int32_t *n)
 {
@@ -388,7 +404,7 @@ static int is_space_byte(unsigned char c) { return c == ' ' || c == '\t' || c ==
 static int segment(lstm_tokenizer *t, const char *text, size_t len, emit_fn emit, lstm_ids *out)
 {
     int e;
-    if ((e = repair_count(t, &text, &len))) return e;
+    if ((e = repair_count(t, &text, &len)) || (e = map_nul(t, &text, &len))) return e;
     if (t->kind == LSTM_TOK_SPACE) {
         size_t i = 0;
         while (i < len) {
@@ -1155,6 +1171,42 @@ fail:
     return e;
 }
 
+int lstm_tokenizer_blob_check(const uint8_t *blob, size_t len)
+{
+    lstm_tokenizer *t;
+    int e = lstm_tokenizer_load(&t, blob, len);
+    lstm_tokenizer_free(t);
+    return e;
+}
+
+int lstm_tokenizer_blob_vocab_size(const uint8_t *blob, size_t len, uint32_t *V)
+{
+    *V = 0;
+    if (!blob || len < 4 || memcmp(blob, BLOB_MAGIC, 4)) return LSTM_E_MAGIC;
+    if (len < 20) return LSTM_E_FORMAT;
+    if (lstm_get_u32(blob + 4) != LSTM_TOKENIZER_VERSION) return LSTM_E_VERSION;
+    *V = lstm_get_u32(blob + 16);
+    return 0;
+}
+
+int lstm_tokenizer_meta_check(const lstm_meta *m, uint64_t *meta_V, uint32_t *tok_V)
+{
+    size_t n;
+    const uint8_t *b = lstm_meta_get(m, "tokenizer", &n);
+    uint64_t mv = 0;
+    uint32_t tv = 0;
+    int e, ke;
+    if (meta_V) *meta_V = 0;
+    if (tok_V) *tok_V = 0;
+    if (!b) return LSTM_E_NOTFOUND;
+    if ((e = lstm_tokenizer_blob_vocab_size(b, n, &tv))) return e;
+    ke = lstm_meta_get_u64(m, "vocab_size", &mv);
+    if (meta_V) *meta_V = mv;
+    if (tok_V) *tok_V = tv;
+    if (ke == LSTM_E_FORMAT || (ke == 0 && mv != tv)) return LSTM_E_VOCAB;
+    return 0;
+}
+
 int lstm_tokenizer_dup(lstm_tokenizer **out, const lstm_tokenizer *t)
 {
     uint8_t *b;
@@ -1206,8 +1258,10 @@ int lstm_tokenizer_from_meta(lstm_tokenizer **out, const lstm_meta *m)
 {
     size_t n;
     const uint8_t *b = lstm_meta_get(m, "tokenizer", &n);
+    int e;
     *out = NULL;
     if (!b) return LSTM_E_NOTFOUND;
+    if ((e = lstm_tokenizer_meta_check(m, NULL, NULL)) == LSTM_E_VOCAB) return e;
     return lstm_tokenizer_load(out, b, n);
 }
 
@@ -1258,6 +1312,19 @@ int lstm_tokenizer_load_file(lstm_tokenizer **out, const char *path)
     }
     if ((e = lstm_reader_open(&r, fd, 0))) goto out;
     e = lstm_tokenizer_from_meta(out, lstm_reader_meta(r));
+    /* read through to the end record, as every other reader does: a cut, unfinished or
+     * concatenated stream gets the same verdict here as in lstm-window or lstm-dump */
+    for (int k = 1; k == 1;) {
+        uint8_t tag;
+        const uint8_t *p;
+        uint32_t len;
+        k = lstm_reader_next(r, &tag, &p, &len);
+        if (k < 0) e = k; /* the stream's own fault comes first */
+    }
+    if (e && *out) {
+        lstm_tokenizer_free(*out);
+        *out = NULL;
+    }
     lstm_reader_free(r);
 out:
     close(fd);

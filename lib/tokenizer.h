@@ -124,16 +124,29 @@ unsigned lstm_tokenizer_piece_flags(const lstm_tokenizer *t, uint32_t id);
 int lstm_tokenizer_serialize(const lstm_tokenizer *t, uint8_t **blob, size_t *len); /* malloc'ed */
 /* Bounds-checked: LSTM_E_MAGIC, LSTM_E_VERSION, LSTM_E_FORMAT (or LSTM_E_SPM for a bad model). */
 int lstm_tokenizer_load(lstm_tokenizer **out, const uint8_t *blob, size_t len);
+/* The verdict every reader gives a blob (lstm_tokenizer_load): 0 if it would be accepted, else the
+ * code it would be refused with. Writers call it before writing a blob (lstm-tok, lstm-window when it
+ * copies its input's tokenizer, lstm-train), so that nothing is written that a reader rejects. */
+int lstm_tokenizer_blob_check(const uint8_t *blob, size_t len);
+/* The total ids a blob declares, from its header only (LSTM_E_MAGIC, LSTM_E_VERSION, LSTM_E_FORMAT). */
+int lstm_tokenizer_blob_vocab_size(const uint8_t *blob, size_t len, uint32_t *V);
+/* Stream metadata: LSTM_E_VOCAB if "vocab_size" is not a number or differs from the ids the
+ * "tokenizer" blob declares (*meta_V and *tok_V, either may be NULL, receive both), LSTM_E_NOTFOUND
+ * if there is no "tokenizer", the blob's header error, else 0. The blob's body is not checked here. */
+int lstm_tokenizer_meta_check(const lstm_meta *m, uint64_t *meta_V, uint32_t *tok_V);
 /* 1 if a and b give the same ids for every input (same blob), 0 if not. */
 int lstm_tokenizer_equal(const lstm_tokenizer *a, const lstm_tokenizer *b);
 
 /* Sets "tokenizer" (the blob), "tokenizer_kind", "vocab_size", "pad_id", "unk_id", "bos_id", "eos_id". */
 int lstm_tokenizer_meta_set(const lstm_tokenizer *t, lstm_meta *m);
-/* Loads the tokenizer from stream metadata (LSTM_E_NOTFOUND if there is no "tokenizer" key). */
+/* Loads the tokenizer from stream metadata (LSTM_E_NOTFOUND if there is no "tokenizer" key,
+ * LSTM_E_VOCAB if "vocab_size" disagrees with it: see lstm_tokenizer_meta_check). */
 int lstm_tokenizer_from_meta(lstm_tokenizer **out, const lstm_meta *m);
 /* Writes a vocab file (a VOCB stream: lstm_tokenizer_meta_set keys + extra, no records) to fd. */
 int lstm_tokenizer_write_vocab(const lstm_tokenizer *t, int fd, const lstm_meta *extra);
-/* Loads a tokenizer from a vocab file or from the metadata of any stream (TOKS, WIND, ...).
+/* Loads a tokenizer from a vocab file or from the metadata of any stream (TOKS, WIND, ...), reading
+ * the stream through to its end record: a truncated, unfinished or concatenated stream is refused
+ * with the reader's code (LSTM_E_TRUNCATED, LSTM_E_FORMAT, ...), as every other reader refuses it.
  * A file that is not a zstd stream gives LSTM_E_MAGIC (hook: checkpoints are recognised here later). */
 int lstm_tokenizer_load_file(lstm_tokenizer **out, const char *path);
 

@@ -192,7 +192,7 @@ limited() { if [ -n "$LIMIT" ]; then (trap '' XFSZ; exec prlimit --fsize="$LIMIT
         assert_equal "$stderr" 'lstm-sample: f.ckpt: corrupted checkpoint (checksum mismatch)'
         run --separate-stderr "$DUMP" f.ckpt
         assert_failure 1
-        assert_equal "$stderr" 'lstm-dump: f.ckpt: corrupted data (checksum mismatch)'
+        assert_equal "$stderr" 'lstm-dump: f.ckpt: corrupted checkpoint (checksum mismatch)'
         [ ! -e x.ckpt ]
     done
     # a flipped bit in the version field is named as such

@@ -213,3 +213,21 @@ setup() {
     assert_success
     assert_output --regexp '^stdin: perplexity .* 40 tokens, 4-gram, per-document'
 }
+
+@test "train: -o naming the training stream or an --eval stream is refused; a closed stdin is an error" {
+    cp "$T/train.tok" in.tok
+    run --separate-stderr "$NG" train -f -o in.tok in.tok
+    assert_failure 2
+    [ "$stderr" = "lstm-ngram: in.tok: -o names the training stream" ]
+    cmp in.tok "$T/train.tok"
+    cp "$T/test.tok" t.tok
+    run --separate-stderr "$NG" train -f -o t.tok --eval t.tok in.tok
+    assert_failure 2
+    [ "$stderr" = "lstm-ngram: t.tok: -o names a stream given with --eval" ]
+    cmp t.tok "$T/test.tok"
+    closed_stdin() { "$@" <&-; }
+    run --separate-stderr closed_stdin "$NG" train -o m.ngram
+    assert_failure 1
+    [ "$stderr" = "lstm-ngram: stdin: Bad file descriptor" ]
+    [ ! -e m.ngram ]
+}

@@ -361,7 +361,7 @@ lstm-tok: 2 documents, 15 tokens, vocabulary 13 (words)" ]
 @test "NUL bytes do not cut a line" {
     run --separate-stderr "$TOK" --split space -v -o out.tok "$T/nul.txt"
     assert_success
-    [ "$stderr" = "lstm-tok: 2 documents, 7 tokens, vocabulary 9 (space)" ]
+    [ "$stderr" = "lstm-tok: 2 documents, 8 tokens, vocabulary 10 (space)" ]
     run --separate-stderr "$TOK" -v -o out2.tok "$T/nul.txt"
     assert_success
     [ "$stderr" = "lstm-tok: 2 documents, 8 tokens, vocabulary 10 (words)" ]
@@ -389,4 +389,87 @@ lstm-tok: 2 documents, 15 tokens, vocabulary 13 (words)" ]
     exec 7>&-
     [ "$status" -eq 130 ]
     [ "$(ls -A)" = in.fifo ]
+}
+
+# ---- issue 18: outputs over outputs or inputs, closed standard fds, NUL, -m verdicts
+
+# run captures stdout: these put the command's own stdout where the test needs it
+closed_stdout() { "$@" >&-; }
+closed_stdin() { "$@" <&-; }
+to_full() { "$@" > /dev/full; }
+
+@test "two outputs naming one file, or an output naming an input, are refused before any work" {
+    printf 'hello world\n' > in.txt
+    run --separate-stderr "$TOK" --vocab-out X -o X in.txt
+    assert_failure 2
+    [ "$stderr" = "lstm-tok: X: -o and --vocab-out name the same file" ]
+    [ ! -e X ]
+    run --separate-stderr "$TOK" -f -o in.txt in.txt
+    assert_failure 2
+    [ "$stderr" = "lstm-tok: in.txt: -o names an input file" ]
+    [ "$(cat in.txt)" = "hello world" ]
+    ln in.txt hard.txt
+    run --separate-stderr "$TOK" -f --vocab-out hard.txt -o out.tok in.txt
+    assert_failure 2
+    [ "$stderr" = "lstm-tok: hard.txt: --vocab-out names an input file" ]
+    "$TOK" --vocab-out v.vocab -o /dev/null in.txt
+    run --separate-stderr "$TOK" -f -m v.vocab -o v.vocab in.txt
+    assert_failure 2
+    [ "$stderr" = "lstm-tok: v.vocab: -o names the input given with -m" ]
+    [ ! -e out.tok ]
+}
+
+@test "a closed stdin or stdout is an error, never an empty input or a lost stream" {
+    run --separate-stderr closed_stdin "$TOK" -o x.tok
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: stdin: Bad file descriptor" ]
+    [ ! -e x.tok ]
+    run --separate-stderr closed_stdout "$TOK" "$FIX/tok_small.txt"
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: stdout: Bad file descriptor" ]
+    # a file input with stdin closed: the output's temp must not become fd 0
+    run --separate-stderr closed_stdin "$TOK" -v -o y.tok "$FIX/tok_small.txt"
+    assert_success
+    [ "$stderr" = "lstm-tok: 3 documents, 28 tokens, vocabulary 26 (words)" ]
+}
+
+@test "NUL never reaches a vocabulary entry: every reader accepts the tokenizer written" {
+    # NUL inside a space token; NUL + a combining mark for words and chars; UTF-16 text
+    printf 'a\000b c\n\000\314\201d\n' > nulmark.txt
+    printf 'hello world\n' | iconv -t UTF-16 > u16.txt
+    for mode in "--split space" --words --chars; do
+        for f in nulmark.txt u16.txt; do
+            "$TOK" -q $mode -f -o out.tok --vocab-out out.vocab "$f"
+            run --separate-stderr "$LSTM_BIN/lstm-dump" --vocab out.tok
+            assert_success
+            [ -z "$stderr" ]
+            run --separate-stderr "$TOK" -m out.vocab -o again.tok -f "$f"
+            assert_success
+            [ "$("$LSTM_BIN/lstm-dump" --ids out.tok | grep ids:)" = "$("$LSTM_BIN/lstm-dump" --ids again.tok | grep ids:)" ]
+        done
+    done
+    "$TOK" -q --split space -f -o sp.tok nulmark.txt
+    run "$LSTM_BIN/lstm-dump" --vocab sp.tok
+    assert_line --index 4 $'4\ta'
+    assert_line --index 5 $'5\tb'
+}
+
+@test "-m gives a stream the same verdict as every other reader: whole, one stream, nothing after it" {
+    "$TOK" --vocab-out v.vocab -o whole.tok "$FIX/tok_small.txt"
+    size=$(stat -c %s v.vocab)
+    head -c $((size - 4)) v.vocab > cut.vocab
+    cat whole.tok whole.tok > two.tok
+    { cat whole.tok; printf 'junk'; } > trail.tok
+    run --separate-stderr "$TOK" -m cut.vocab -o out.tok "$FIX/tok_small.txt"
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: cut.vocab: truncated stream (no end record)" ]
+    run --separate-stderr "$TOK" -m two.tok -o out.tok "$FIX/tok_small.txt"
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: two.tok: malformed data" ]
+    run --separate-stderr "$TOK" -m trail.tok -o out.tok "$FIX/tok_small.txt"
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: trail.tok: corrupted data (checksum mismatch)" ]
+    [ ! -e out.tok ]
+    run --separate-stderr "$TOK" -m whole.tok -o out.tok "$FIX/tok_small.txt"
+    assert_success
 }

@@ -198,3 +198,114 @@ h"
     assert_failure 1
     assert_equal "$stderr" 'lstm-dump: cut.tok: truncated stream (no end record)'
 }
+
+# ---- issue 18: outputs over inputs, closed standard fds, vocab_size, lstm-dump on pipes and full disks
+
+# run captures stdout: these put the command's own stdout where the test needs it
+closed_stdout() { "$@" >&-; }
+closed_stdin() { "$@" <&-; }
+to_full() { "$@" > /dev/full; }
+
+# Rewrites the vocab_size value of a stream (decompressed, edited, recompressed) as as many 9s.
+set_vocab_size() {
+    zstd -q -dc "$1" | python3 -c '
+import sys
+d = sys.stdin.buffer.read()
+i = d.index(b"\x0avocab_size") + 11
+n = int.from_bytes(d[i:i + 4], "little")
+sys.stdout.buffer.write(d[:i + 4] + b"9" * n + d[i + 4 + n:])' | zstd -q --check -c > "$2"
+}
+
+@test "-o naming the input is refused before any work" {
+    cp "$T/docs.tok" in.tok
+    run --separate-stderr "$WIN" -f -o in.tok in.tok
+    assert_failure 2
+    [ "$stderr" = "lstm-window: in.tok: -o names the input file" ]
+    cmp in.tok "$T/docs.tok"
+    ln -s in.tok link.tok
+    run --separate-stderr "$WIN" -f -o link.tok in.tok
+    assert_failure 2
+    [ "$stderr" = "lstm-window: link.tok: -o names the input file" ]
+}
+
+@test "a closed stdin or stdout is an error; a closed stdin does not swallow the output" {
+    run --separate-stderr closed_stdin "$WIN" -o out.win
+    assert_failure 1
+    [ "$stderr" = "lstm-window: stdin: Bad file descriptor" ]
+    run --separate-stderr closed_stdout "$WIN" "$T/docs.tok"
+    assert_failure 1
+    [ "$stderr" = "lstm-window: stdout: Bad file descriptor" ]
+    run --separate-stderr closed_stdin "$WIN" -L 2 -o out.win "$T/docs.tok"
+    assert_success
+    run --separate-stderr "$DUMP" out.win
+    assert_success
+    assert_line 'end: 5 records, whole'
+    run --separate-stderr closed_stdout "$DUMP" out.win
+    assert_failure 1
+    [ "$stderr" = "lstm-dump: stdout: Bad file descriptor" ]
+    run --separate-stderr closed_stdin "$DUMP"
+    assert_failure 1
+    [ "$stderr" = "lstm-dump: stdin: Bad file descriptor" ]
+}
+
+@test "a vocab_size that disagrees with the tokenizer is refused by lstm-window and by window readers" {
+    set_vocab_size "$T/docs.tok" bad.tok
+    run --separate-stderr "$WIN" -o out.win bad.tok
+    assert_failure 1
+    [ "$stderr" = "lstm-window: bad.tok: vocab_size 99 in the metadata differs from the tokenizer's 12 ids" ]
+    [ ! -e out.win ]
+    run --separate-stderr "$TOK" -m bad.tok -o again.tok "$T/docs.txt"
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: bad.tok: vocab_size in the metadata differs from the tokenizer's vocabulary" ]
+    "$WIN" -L 2 "$T/docs.tok" > good.win
+    set_vocab_size good.win bad.win
+    run --separate-stderr "$LSTM_BIN/lstm-train" -q --hidden 4 --epochs 1 -o m.ckpt bad.win
+    assert_failure 1
+    [ "$stderr" = "lstm-train: bad.win: vocab_size 99 in the metadata differs from the tokenizer's 12 ids" ]
+    [ ! -e m.ckpt ]
+}
+
+@test "lstm-dump reads a pipe once: streams and checkpoints through <(...) and FIFOs" {
+    run --separate-stderr "$DUMP" <(cat "$T/docs.tok")
+    assert_success
+    assert_line 'end: 3 records, whole'
+    mkfifo f.fifo
+    cat "$T/docs.tok" > f.fifo &
+    run --separate-stderr "$DUMP" --text f.fifo
+    assert_success
+    assert_output $'a b c d e\nf g\nh'
+    "$WIN" -L 2 "$T/docs.tok" > d.win
+    "$LSTM_BIN/lstm-train" -q --hidden 4 --threads 1 --epochs 1 -o m.ckpt d.win
+    "$DUMP" m.ckpt > want.txt
+    run --separate-stderr "$DUMP" <(cat m.ckpt)
+    assert_success
+    [ "$(sed 1d want.txt)" = "$(echo "$output" | sed 1d)" ]
+    run --separate-stderr "$DUMP" --vocab < m.ckpt
+    assert_success
+    assert_line --index 4 $'4\ta'
+    cat m.ckpt | "$DUMP" --vocab > piped.txt
+    [ "$(cat piped.txt)" = "$output" ]
+}
+
+@test "lstm-dump: a cut checkpoint is called a truncated checkpoint" {
+    "$WIN" -L 2 "$T/docs.tok" > d.win
+    "$LSTM_BIN/lstm-train" -q --hidden 4 --threads 1 --epochs 1 -o m.ckpt d.win
+    head -c 200 m.ckpt > cut.ckpt
+    run --separate-stderr "$DUMP" cut.ckpt
+    assert_failure 1
+    [ "$stderr" = "lstm-dump: cut.ckpt: truncated checkpoint (shorter than its header says)" ]
+}
+
+@test "lstm-dump: every mode reports a write error on a full disk" {
+    "$WIN" -L 2 "$T/docs.tok" > d.win
+    "$LSTM_BIN/lstm-train" -q --hidden 4 --threads 1 --epochs 1 -o m.ckpt d.win
+    for args in "" "--text" "--vocab" "--ids" "--header" "-n 1"; do
+        for f in "$T/docs.tok" d.win m.ckpt; do
+            run --separate-stderr "$DUMP" $args "$f"
+            assert_success
+            run --separate-stderr to_full "$DUMP" $args "$f"
+            assert_failure 1
+            [ "$stderr" = "lstm-dump: stdout: No space left on device" ]
+        done
+    done
+}

@@ -1,10 +1,13 @@
 /* lstm-dump: print any lstm stream (token stream, windows, vocabulary file) as text, so every
  * intermediate file of the pipeline can be read by a person. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "fileio.h"
@@ -13,6 +16,10 @@
 
 #define PROG "lstm-dump"
 #define VERSION "1.0"
+
+/* Whether a standard fd was closed when we started (lstm_reserve_std_fds then puts /dev/null there):
+ * reading a closed stdin or writing a closed stdout is an error, not an empty input or a discarded output. */
+static int std_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 
 static void usage(FILE *f)
 {
@@ -42,13 +49,29 @@ static int printable(const uint8_t *p, size_t n)
     return 1;
 }
 
-/* A checkpoint: its entries (name, type, shape, size, XXH64 of the data) and its text entries. */
-static int dump_checkpoint(const char *path, int vocab)
+/* Every mode ends here: data that did not reach stdout (a full disk, a closed pipe) is an error. */
+static int finish_output(void)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    fprintf(stderr, PROG ": stdout: %s\n", errno ? strerror(errno) : "write error");
+    return 1;
+}
+
+/* A checkpoint: its entries (name, type, shape, size, XXH64 of the data) and its text entries.
+ * prefix/plen: its first bytes, already read from fd (a pipe). */
+static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size_t plen, int vocab)
 {
     lstm_ck *ck;
-    int rc = lstm_ck_open(&ck, path);
+    int rc = lstm_ck_open_fd(&ck, fd, prefix, plen);
+    if (fd > 0) close(fd);
     if (rc) {
-        fprintf(stderr, PROG ": %s: %s\n", path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
+        fprintf(stderr, PROG ": %s: %s\n", path,
+                rc == LSTM_E_IO ? strerror(errno)
+                : rc == LSTM_E_TRUNCATED ? "truncated checkpoint (shorter than its header says)"
+                : rc == LSTM_E_CORRUPT ? "corrupted checkpoint (checksum mismatch)"
+                : rc == LSTM_E_FORMAT ? "malformed checkpoint"
+                : lstm_strerror(rc));
         return 1;
     }
     const lstm_ck_entry *t = lstm_ck_find(ck, "tokenizer");
@@ -62,7 +85,7 @@ static int dump_checkpoint(const char *path, int vocab)
         }
         lstm_tokenizer_free(tok);
         lstm_ck_close(ck);
-        return 0;
+        return finish_output();
     }
     printf("checkpoint: %s\nentries:\n", path);
     for (size_t i = 0; i < lstm_ck_count(ck); i++) {
@@ -90,7 +113,7 @@ static int dump_checkpoint(const char *path, int vocab)
     }
     lstm_tokenizer_free(tok);
     lstm_ck_close(ck);
-    return fflush(stdout) ? 1 : 0;
+    return finish_output();
 }
 
 static void print_ids(const char *label, const uint32_t *ids, size_t n)
@@ -135,6 +158,8 @@ int main(int argc, char **argv)
                                          {"vocab", no_argument, 0, 'b'},       {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},     {0, 0, 0, 0}};
     int ch;
+    int in_closed = std_closed(0), out_closed = std_closed(1);
+    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     while ((ch = getopt_long(argc, argv, "n:hV", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': {
@@ -162,14 +187,35 @@ int main(int argc, char **argv)
     }
     const char *ipath = optind < argc ? argv[optind] : NULL;
     const char *iname = ipath && strcmp(ipath, "-") ? ipath : "stdin";
-    if (ipath && lstm_ck_is_checkpoint(ipath)) return dump_checkpoint(ipath, vocab);
+    if (out_closed || (in_closed && (!ipath || !strcmp(ipath, "-")))) {
+        fprintf(stderr, PROG ": %s: %s\n", out_closed ? "stdout" : "stdin", strerror(EBADF));
+        return 1;
+    }
     int fd = lstm_in_open(ipath);
     if (fd < 0) {
         fprintf(stderr, PROG ": %s: %s\n", iname, strerror(errno));
         return 1;
     }
+    /* The input is opened once and its first bytes tell a checkpoint from a stream: a pipe or FIFO
+     * cannot be opened again. A regular file is rewound; from a pipe, the bytes are handed on. */
+    uint8_t head[8];
+    size_t hn = 0, plen;
+    struct stat st;
+    while (hn < sizeof head) {
+        ssize_t k = read(fd, head + hn, sizeof head - hn);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            fprintf(stderr, PROG ": %s: %s\n", iname, strerror(errno));
+            return 1;
+        }
+        if (k == 0) break;
+        hn += (size_t)k;
+    }
+    plen = hn;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(fd, -(off_t)hn, SEEK_CUR) >= 0) plen = 0;
+    if (lstm_ck_is_magic(head, hn)) return dump_checkpoint(fd, iname, head, plen, vocab);
     lstm_reader *r;
-    int rc = lstm_reader_open(&r, fd, 0);
+    int rc = lstm_reader_open_prefix(&r, fd, 0, head, plen);
     if (rc) {
         fprintf(stderr, PROG ": %s: %s\n", iname, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
         return 1;
@@ -191,7 +237,7 @@ int main(int argc, char **argv)
         }
         lstm_tokenizer_free(tok);
         lstm_reader_free(r);
-        return 0;
+        return finish_output();
     }
 
     char kb[5];
@@ -294,6 +340,5 @@ int main(int argc, char **argv)
 done:
     lstm_tokenizer_free(tok);
     lstm_reader_free(r);
-    if (fflush(stdout) != 0) return 1;
-    return 0;
+    return finish_output();
 }

@@ -2,12 +2,14 @@
  * hidden states across different inputs (hidden-state collapse), and the repetition rate of
  * generated text. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "lm.h"
 #include "model.h"
 #include "tokenizer.h"
@@ -42,6 +44,10 @@ static void usage(FILE *f)
             "  lstm-inspect gates -m ptb.ckpt \"the company said it expects profits to rise . </s> the\"\n"
             "  lstm-sample -m chat.ckpt --complete \"sure,\" --temperature 1.2 | lstm-inspect repeat\n");
 }
+
+/* Whether a standard fd was closed when we started (lstm_reserve_std_fds then puts /dev/null there):
+ * reading a closed stdin or writing a closed stdout is an error, not an empty input or a discarded output. */
+static int std_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 
 static void die(int code, const char *msg, const char *arg)
 {
@@ -238,6 +244,8 @@ static int cmd_repeat(FILE *in, int N)
 
 int main(int argc, char **argv)
 {
+    int in_closed = std_closed(0), out_closed = std_closed(1);
+    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) { printf(PROG " " VERSION "\n"); return 0; }
@@ -269,6 +277,8 @@ int main(int argc, char **argv)
         default: fprintf(stderr, PROG ": try '" PROG " --help'\n"); return 2;
         }
     }
+    if (out_closed) die(1, strerror(EBADF), "stdout");
+    if (optind >= argc && strcmp(cmd, "gates") && in_closed) die(1, strerror(EBADF), "stdin");
     if (!strcmp(cmd, "repeat")) {
         FILE *in = optind < argc ? fopen(argv[optind], "r") : stdin;
         if (!in) die(1, strerror(errno), argv[optind]);

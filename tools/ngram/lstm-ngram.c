@@ -1,6 +1,7 @@
 /* lstm-ngram: the interpolated modified Kneser-Ney n-gram baseline: train a model on a token stream,
  * evaluate it (perplexity, NLL, top-1) on token streams (lib/ngram.h, formats/ngram.md). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -110,11 +111,17 @@ typedef struct {
     uint64_t docs;
 } tokin;
 
+/* Whether a standard fd was closed when we started (lstm_reserve_std_fds then puts /dev/null there):
+ * reading a closed stdin or writing a closed stdout is an error, not an empty input or a discarded output. */
+static int std_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
+static int in_closed, out_closed;
+
 static void tokin_open(tokin *t, const char *path)
 {
     memset(t, 0, sizeof *t);
     t->name = path && strcmp(path, "-") ? path : "stdin";
     if (!path || strcmp(path, "-") == 0) {
+        if (in_closed) die(1, "stdin: %s", strerror(EBADF));
         if (isatty(0)) die(2, "reading a token stream from a terminal: give a file or a pipe (see --help)");
     }
     t->fd = lstm_in_open(path);
@@ -282,9 +289,14 @@ static int cmd_train(int argc, char **argv)
     int to_stdout = !opath && !nevals;
     if (to_stdout && isatty(1)) die(2, "refusing to write binary data to a terminal: use -o FILE or a pipe");
     if (opath && strcmp(opath, "-") == 0 && nevals) die(2, "--eval prints on stdout: write the model with -o FILE");
+    if (out_closed && (to_stdout || nevals || (opath && !strcmp(opath, "-")))) die(1, "stdout: %s", strerror(EBADF));
     for (int i = 0; i < nevals; i++)
         if ((!ipath || !strcmp(ipath, "-")) && !strcmp(evals[i], "-"))
             die(2, "--eval -: stdin is already the training stream");
+    /* the model written over an input would destroy it: refuse before training */
+    if (opath && ipath && lstm_same_file(opath, ipath)) die(2, "%s: -o names the training stream", opath);
+    for (int i = 0; i < nevals; i++)
+        if (opath && lstm_same_file(opath, evals[i])) die(2, "%s: -o names a stream given with --eval", opath);
 
     tokin t;
     tokin_open(&t, ipath);
@@ -373,6 +385,7 @@ static int cmd_eval(int argc, char **argv)
         }
     }
     if (!mpath) die(2, "eval: -m MODEL is required");
+    if (out_closed) die(1, "stdout: %s", strerror(EBADF));
     int nin = argc - optind, nstdin = 0;
     for (int i = optind; i < argc; i++) nstdin += strcmp(argv[i], "-") == 0;
     if (nstdin > 1 || (nstdin && !strcmp(mpath, "-"))) die(2, "eval: stdin can be read once");
@@ -394,6 +407,10 @@ static int cmd_eval(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    in_closed = std_closed(0);
+    out_closed = std_closed(1); /* eval and train --eval print on stdout, train writes the model there */
+    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -1,5 +1,6 @@
 /* lstm-tok: text or chat CSV -> token stream (formats/tokens.md), building or reusing a vocabulary. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -54,7 +55,12 @@ static struct {
     size_t prevlen;
     uint64_t docs, tokens, replaced;
     const char *iname; /* current input name for messages */
+    const char *opath; /* -o, NULL for stdout */
 } A;
+
+/* Whether a standard fd was closed when we started (lstm_reserve_std_fds then puts /dev/null there):
+ * reading a closed stdin or writing a closed stdout is an error, not an empty input or a discarded output. */
+static int std_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 
 static void on_signal(int sig)
 {
@@ -638,11 +644,19 @@ static int bpe_write(int threads)
 
 /* ------------------------------------------------------------------ main */
 
+static int out_error(const char *path, int e);
+
+/* The tokenizer goes into the metadata only if every reader will accept it back. */
 static int open_writer(void)
 {
     int e = lstm_tokenizer_meta_set(A.tok, &A.meta);
-    if (!e) e = lstm_writer_open(&A.w, A.out.fd, LSTM_KIND_TOKS, &A.meta, NULL);
-    return e;
+    if (!e) {
+        size_t n;
+        const uint8_t *b = lstm_meta_get(&A.meta, "tokenizer", &n);
+        if (lstm_tokenizer_blob_check(b, n)) return fail("the tokenizer built would be refused by its readers (a bug: please report it)");
+        e = lstm_writer_open(&A.w, A.out.fd, LSTM_KIND_TOKS, &A.meta, NULL);
+    }
+    return e ? out_error(A.opath, e) : 0;
 }
 
 static int out_error(const char *path, int e)
@@ -671,6 +685,8 @@ int main(int argc, char **argv)
         {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
     int nkind = 0;
 
+    int in_closed = std_closed(0), out_closed = std_closed(1);
+    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     lstm_meta_init(&A.meta);
     opterr = 0; /* getopt's own messages would start with the full argv[0] */
     while ((ch = getopt_long(argc, argv, ":m:o:fqvhV", opts, NULL)) != -1) {
@@ -744,6 +760,31 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": refusing to write binary data to a terminal: use -o FILE or a pipe\n");
         return 2;
     }
+    /* an output over another output or over an input would lose data: refuse before any work */
+    if (opath && vpath && lstm_same_file(opath, vpath)) {
+        fprintf(stderr, PROG ": %s: -o and --vocab-out name the same file\n", vpath);
+        return 2;
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *op = k ? vpath : opath, *flag = k ? "--vocab-out" : "-o";
+        if (!op) continue;
+        if (mpath && lstm_same_file(op, mpath)) {
+            fprintf(stderr, PROG ": %s: %s names the input given with -m\n", op, flag);
+            return 2;
+        }
+        for (int i = optind; i < argc; i++)
+            if (lstm_same_file(op, argv[i])) {
+                fprintf(stderr, PROG ": %s: %s names an input file\n", op, flag);
+                return 2;
+            }
+    }
+    A.opath = opath;
+    if (out_closed && (!opath || !strcmp(opath, "-"))) return fail("stdout: %s", strerror(EBADF));
+    if (in_closed) {
+        int reads_stdin = optind == argc || (mpath && !strcmp(mpath, "-"));
+        for (int i = optind; i < argc; i++) reads_stdin |= !strcmp(argv[i], "-");
+        if (reads_stdin) return fail("stdin: %s", strerror(EBADF));
+    }
 
     /* the tokenizer: given (-m) or to be built from the input */
     if (mpath) {
@@ -778,6 +819,8 @@ int main(int argc, char **argv)
             A.mode = MODE_BPE;
         } else if (e == LSTM_E_NOTFOUND && access(mpath, F_OK) == 0) {
             return fail("%s: no tokenizer in the stream's metadata", mpath);
+        } else if (e == LSTM_E_VOCAB) {
+            return fail("%s: vocab_size in the metadata differs from the tokenizer's vocabulary", mpath);
         } else if (e) {
             return fail("%s: %s", mpath, e == LSTM_E_NOTFOUND ? strerror(ENOENT) : e == LSTM_E_IO ? strerror(errno) : lstm_strerror(e));
         } else {
@@ -800,7 +843,7 @@ int main(int argc, char **argv)
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    if (A.mode == MODE_FIXED && (e = open_writer())) return out_error(opath, e);
+    if (A.mode == MODE_FIXED && open_writer()) return 1;
 
     if (optind == argc) {
         if (run_input(NULL, format, paragraphs)) return 1;
@@ -834,9 +877,9 @@ int main(int argc, char **argv)
             return fail("--vocab-size %ld leaves no room for a vocabulary after the special ids and speaker tags", vocab_size);
         if (e == LSTM_E_SPM) return fail("--bpe: SentencePiece training failed: %s", msg[0] ? msg : "unknown error");
         if (e) return fail("building the vocabulary: %s", lstm_strerror(e));
-        if ((e = open_writer())) {
+        if (open_writer()) {
             free(remap);
-            return out_error(opath, e);
+            return 1;
         }
         if (A.mode == MODE_COUNT) {
             size_t p = 0;

@@ -22,6 +22,7 @@
 #include "numparse.h"
 #include "optim.h"
 #include "rng.h"
+#include "tokenizer.h"
 
 #define PROG "lstm-train"
 #define VERSION "1.0"
@@ -627,6 +628,9 @@ int main(int argc, char **argv)
     size_t tok_len;
     const uint8_t *tok_blob = lstm_meta_get(lstm_dataset_meta(train), "tokenizer", &tok_len);
     if (!tok_blob) die(1, "%s: the stream carries no tokenizer", tname);
+    /* Never write a checkpoint that lstm-eval and lstm-sample would refuse. */
+    if ((rc = lstm_tokenizer_blob_check(tok_blob, tok_len)))
+        die(1, "%s: the stream's tokenizer is invalid (%s): tokenize the text again with lstm-tok", tname, lstm_strerror(rc));
     uint64_t n_all = lstm_dataset_count(train);
     if (n_all == 0) die(1, "%s: no windows to train on", tname);
     int T = (int)lstm_dataset_T(train);

@@ -1,5 +1,6 @@
 /* lstm-window: cut a token stream into training windows (formats/windows.md). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "numparse.h"
 #include "fileio.h"
 #include "stream.h"
+#include "tokenizer.h"
 
 #define PROG "lstm-window"
 #define VERSION "1.0"
@@ -17,6 +19,10 @@
 
 static lstm_out out;
 static volatile sig_atomic_t tmp_ready;
+
+/* Whether a standard fd was closed when we started (lstm_reserve_std_fds then puts /dev/null there):
+ * reading a closed stdin or writing a closed stdout is an error, not an empty input or a discarded output. */
+static int std_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 
 static void on_signal(int sig)
 {
@@ -173,6 +179,8 @@ int main(int argc, char **argv)
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     int ch;
+    int in_closed = std_closed(0), out_closed = std_closed(1);
+    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     while ((ch = getopt_long(argc, argv, "L:s:o:fqvhV", opts, NULL)) != -1) {
         switch (ch) {
         case 'L': T = parse_num(optarg, "-L", 1, MAX_T); break;
@@ -204,6 +212,19 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (opath && ipath && lstm_same_file(opath, ipath)) {
+        fprintf(stderr, PROG ": %s: -o names the input file\n", opath);
+        return 2;
+    }
+
+    if (out_closed && (!opath || !strcmp(opath, "-"))) {
+        fprintf(stderr, PROG ": stdout: %s\n", strerror(EBADF));
+        return 1;
+    }
+    if (in_closed && (!ipath || !strcmp(ipath, "-"))) {
+        fprintf(stderr, PROG ": stdin: %s\n", strerror(EBADF));
+        return 1;
+    }
     int fd = lstm_in_open(ipath);
     if (fd < 0) {
         fprintf(stderr, PROG ": %s: %s\n", iname, strerror(errno));
@@ -228,6 +249,26 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s: no vocab_size in the stream's metadata\n", iname);
         lstm_reader_free(r);
         return 1;
+    }
+    /* The tokenizer is copied into the output: it must be one every reader accepts, and agree with
+     * vocab_size (which bounds the ids checked below). */
+    {
+        uint64_t mv;
+        uint32_t tv;
+        size_t bl;
+        const uint8_t *blob = lstm_meta_get(im, "tokenizer", &bl);
+        int tc = lstm_tokenizer_meta_check(im, &mv, &tv);
+        if (tc == LSTM_E_VOCAB)
+            fprintf(stderr, PROG ": %s: vocab_size %llu in the metadata differs from the tokenizer's %u ids\n", iname,
+                    (unsigned long long)mv, tv);
+        else if (tc == LSTM_E_NOTFOUND) /* ids only: vocab_size alone bounds them */
+            tc = 0;
+        else if (tc || (tc = lstm_tokenizer_blob_check(blob, bl)))
+            fprintf(stderr, PROG ": %s: tokenizer: %s\n", iname, lstm_strerror(tc));
+        if (tc) {
+            lstm_reader_free(r);
+            return 1;
+        }
     }
     lstm_meta m;
     lstm_meta_init(&m);
