@@ -100,7 +100,7 @@ unit: $(UNITS)
 	@set -e; for t in $(UNITS); do echo "unit: $$t"; $$t; done
 
 bats: build-all $(UNITS)
-	LSTM_BIN=$(CURDIR)/$(BUILD)/bin LSTM_TESTBIN=$(CURDIR)/$(BUILD)/tests TORCH_PY=$(TORCH_PY) bats --print-output-on-failure $(BATS)
+	LSTM_SAN=$(SAN) LSTM_BIN=$(CURDIR)/$(BUILD)/bin LSTM_TESTBIN=$(CURDIR)/$(BUILD)/tests TORCH_PY=$(TORCH_PY) bats --print-output-on-failure $(BATS)
 
 demo: all
 	@$(MAKE) --no-print-directory -C examples/chat demo BIN=$(CURDIR)/$(BUILD)/bin

@@ -120,7 +120,7 @@ EOF
 1|lstm-train: adir: Is a directory|lstm-train -o x.ckpt adir
 1|lstm-train: nodir/x.ckpt: No such file or directory|lstm-train -o nodir/x.ckpt text.win
 1|lstm-train: other.win: tokenizer does not match the checkpoint m.ckpt's: tokenize with lstm-tok -m m.ckpt|lstm-train --resume m.ckpt -o x.ckpt other.win
-1|~^lstm-train: activations for batch 1000 x 100000 need about [0-9]+ MB, more than this machine's [0-9]+ MB allow: lower --batch or make shorter windows \(lstm-window -L\)$|lstm-train -q --batch 1000 -o x.ckpt hugeL.win
+1|~^lstm-train: activations for batch 2 x 100000 need about [0-9]+ MB, more than this machine's [0-9]+ MB allow: lower --batch or make shorter windows \(lstm-window -L\)$|lstm-train -q --batch 1000 --layers 1 --hidden 4096 -o x.ckpt hugeL.win
 1|~^lstm-train: the model's parameters, gradients and optimizer state need about [0-9]+ MB, more than this machine's [0-9]+ MB allow: lower --hidden, --emb or --layers$|lstm-train -q --hidden 16384 --layers 8 -o x.ckpt text.win
 EOF
     [ ! -e x.ckpt ] && [ ! -e x.ckpt.last ]

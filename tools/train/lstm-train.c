@@ -596,14 +596,6 @@ int main(int argc, char **argv)
         if (stat(o.log_path, &st) == 0 && S_ISREG(st.st_mode))
             die(1, "%s: file exists (use -f to overwrite, or --log another file)", o.log_path);
     }
-    {
-        long holder;
-        int lrc = lstm_lock_take(&out_lock, out_path, &holder);
-        if (lrc == LSTM_E_BUSY && holder > 0) die(1, "%s: another process (pid %ld) is training into it", out_path, holder);
-        if (lrc == LSTM_E_BUSY) die(1, "%s: another process is training into it", out_path);
-        if (lrc) die(1, "%s.lock: %s", out_path, lrc == LSTM_E_IO ? strerror(errno) : lstm_strerror(lrc));
-        atexit(release_lock);
-    }
     if (!o.force && !access(out_path, F_OK)) die(1, "%s: file exists (use -f to overwrite, or -o another file)", out_path);
     /* ...including that they can be created at all (a missing directory, a read-only one): a temp file
      * beside each, removed at once. */
@@ -613,6 +605,14 @@ int main(int argc, char **argv)
         int prc = lstm_out_open(&probe, outs[i], 1);
         if (prc) die(1, "%s: %s", outs[i], prc == LSTM_E_IO ? strerror(errno) : lstm_strerror(prc));
         lstm_out_abort(&probe);
+    }
+    {
+        long holder;
+        int lrc = lstm_lock_take(&out_lock, out_path, &holder);
+        if (lrc == LSTM_E_BUSY && holder > 0) die(1, "%s: another process (pid %ld) is training into it", out_path, holder);
+        if (lrc == LSTM_E_BUSY) die(1, "%s: another process is training into it", out_path);
+        if (lrc) die(1, "%s.lock: %s", out_path, lrc == LSTM_E_IO ? strerror(errno) : lstm_strerror(lrc));
+        atexit(release_lock);
     }
 
     lstm_set_threads(o.threads);
