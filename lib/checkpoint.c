@@ -372,6 +372,14 @@ static int read_all(int fd, const uint8_t *prefix, size_t plen, uint8_t **data, 
         if (k == 0) break;
         n += (size_t)k;
     }
+    /* Tensors are 64-byte aligned in the file and read in place: so must the buffer be, like a mapping. */
+    if ((uintptr_t)b % 64) {
+        uint8_t *ab = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
+        if (!ab) { free(b); return LSTM_E_NOMEM; }
+        memcpy(ab, b, n);
+        free(b);
+        b = ab;
+    }
     *data = b;
     *size = n;
     return LSTM_OK;

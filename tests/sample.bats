@@ -376,3 +376,11 @@ PY
     assert_success
     assert_equal "$stderr" "lstm-sample: completing 'hello': probabilities renormalised over the words that extend it"
 }
+
+@test "a checkpoint through a pipe is read into memory: the same suggestions as from the file" {
+    want=$("$LSTM_BIN/lstm-sample" -m "$T/chat.ckpt" --suggest 3 "i need help with my ")
+    [ -n "$want" ]
+    run --separate-stderr "$LSTM_BIN/lstm-sample" -m <(cat "$T/chat.ckpt") --suggest 3 "i need help with my "
+    assert_success
+    assert_equal "$output" "$want"
+}
