@@ -309,3 +309,12 @@ sys.stdout.buffer.write(d[:i + 4] + b"9" * n + d[i + 4 + n:])' | zstd -q --check
         done
     done
 }
+
+@test "lstm-window and lstm-dump with no file on a terminal refuse instead of waiting for binary input" {
+    run script -qec "$LSTM_BIN/lstm-window -L 5 -o $BATS_TEST_TMPDIR/x.win" /dev/null < /dev/null
+    assert_failure 2
+    assert_output --partial "lstm-window: reading a token stream from a terminal: give a file or a pipe (see --help)"
+    run script -qec "$LSTM_BIN/lstm-dump" /dev/null < /dev/null
+    assert_failure 2
+    assert_output --partial "lstm-dump: reading a stream or checkpoint from a terminal: give a file or a pipe (see --help)"
+}

@@ -225,6 +225,10 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": stdin: %s\n", strerror(EBADF));
         return 1;
     }
+    if ((!ipath || !strcmp(ipath, "-")) && isatty(0)) {
+        fprintf(stderr, PROG ": reading a token stream from a terminal: give a file or a pipe (see --help)\n");
+        return 2;
+    }
     int fd = lstm_in_open(ipath);
     if (fd < 0) {
         fprintf(stderr, PROG ": %s: %s\n", iname, strerror(errno));
