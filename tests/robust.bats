@@ -81,7 +81,7 @@ setup() {
 }
 
 @test "two trainers on one -o: the second is refused naming the first's pid; the first finishes and saves" {
-    "$TRAIN" -q --hidden 64 --layers 1 --epochs 3 --threads 1 -o same.ckpt "$T/big.win" 2>first.err &
+    "$TRAIN" -q --hidden 32 --layers 1 --epochs 2 --threads 1 -o same.ckpt "$T/big.win" 2>first.err &
     pid=$!
     for _ in $(seq 100); do [ -s same.ckpt.lock ] && break; sleep 0.05; done
     run --separate-stderr "$TRAIN" -q --hidden 8 --layers 1 --epochs 1 -f -o same.ckpt "$T/wide.win"
