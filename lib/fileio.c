@@ -83,6 +83,18 @@ static char *resolve_target(const char *path, int *special)
     return cur;
 }
 
+int lstm_out_in_place(const char *path)
+{
+    if (!path || !strcmp(path, "-")) return 0;
+    if (named_fd(path) >= 0) return 1;
+    int special;
+    char *target = resolve_target(path, &special);
+    struct stat st;
+    int in_place = special || (target && stat(target, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+    free(target);
+    return in_place;
+}
+
 int lstm_out_open(lstm_out *o, const char *path, int force)
 {
     o->fd = 1;
@@ -314,10 +326,12 @@ int lstm_same_file(const char *a, const char *b)
     return same;
 }
 
-int lstm_reserve_std_fds(void)
+int lstm_reserve_std_fds(int *closed)
 {
+    if (closed) *closed = 0;
     for (int fd = 0; fd <= 2; fd++) {
         if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        if (closed) *closed |= 1 << fd;
         int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
         if (n < 0) return LSTM_E_IO;
         if (n != fd) { /* a lower fd was closed too and took it: the loop fills that one first */

@@ -45,8 +45,14 @@ void lstm_lock_release(lstm_lock *l);
 int lstm_same_file(const char *a, const char *b);
 
 /* Open /dev/null on any of fds 0, 1, 2 that is closed, so that a file opened later never becomes a
- * standard stream (`tool -o x <&-` would read its own output). Call first in main. */
-int lstm_reserve_std_fds(void);
+ * standard stream (`tool -o x <&-` would read its own output). Call first in main. *closed (if not
+ * NULL) gets bit fd set for each fd that was closed, so a tool can still refuse to read a closed stdin
+ * or write data to a closed stdout. */
+int lstm_reserve_std_fds(int *closed);
+
+/* Whether lstm_out_open writes path in place (a device, FIFO, socket, /dev/stdout, /proc/self/fd/N, or
+ * a symlink to one) rather than through a temp file and a rename. */
+int lstm_out_in_place(const char *path);
 
 /* path NULL or "-" = stdin (fd 0). Returns an fd, or LSTM_E_IO with errno set. */
 int lstm_in_open(const char *path);

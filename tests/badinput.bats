@@ -123,7 +123,8 @@ EOF
 1|~^lstm-train: activations for batch 2 x 100000 need about [0-9]+ MB, more than this machine's [0-9]+ MB allow: lower --batch or make shorter windows \(lstm-window -L\)$|lstm-train -q --batch 1000 --layers 1 --hidden 4096 -o x.ckpt hugeL.win
 1|~^lstm-train: the model's parameters, gradients and optimizer state need about [0-9]+ MB, more than this machine's [0-9]+ MB allow: lower --hidden, --emb or --layers$|lstm-train -q --hidden 16384 --layers 8 -o x.ckpt text.win
 EOF
-    [ ! -e x.ckpt ] && [ ! -e x.ckpt.last ]
+    [ ! -e x.ckpt ]
+    [ ! -e x.ckpt.last ]
 }
 
 @test "lstm-eval: flags, wrong kind, vocabulary mismatch, bad models" {
@@ -200,7 +201,12 @@ EOF
     done
     ls /dev/ | grep -q 'null\.tmp' && { echo "temp left in /dev"; return 1; }
     # /dev/stdout into a pipe, and into a regular file the shell opened (the file is not replaced)
-    same_tokens() { [ "$(lstm-dump --text "$1")" = "$(lstm-dump --text "$D/text.tok")" ] && [ -n "$(lstm-dump --text "$1")" ]; }
+    same_tokens() {
+        local got
+        got=$(lstm-dump --text "$1")
+        [ -n "$got" ]
+        [ "$got" = "$(lstm-dump --text "$D/text.tok")" ]
+    }
     lstm-tok --split space -o /dev/stdout "$D/text.txt" | cat > piped.tok
     same_tokens piped.tok
     : > redirected.tok
@@ -226,5 +232,6 @@ EOF
     # a dangling symlink: its target is created
     ln -s made.win dangling.win
     lstm-window -L 8 -o dangling.win "$D/text.tok"
-    [ -L dangling.win ] && [ -f made.win ]
+    [ -L dangling.win ]
+    [ -f made.win ]
 }

@@ -140,13 +140,21 @@ limited() { if [ -n "$LIMIT" ]; then (trap '' XFSZ; exec prlimit --fsize="$LIMIT
 @test "a broken pipe downstream: killed by SIGPIPE (141), stderr empty" {
     "$TOK" --split space "$T/huge.txt" > huge.tok
     "$TOK" --split space "$T/huge.txt" 2> err | head -c 100 > /dev/null
-    [ "${PIPESTATUS[0]}" -eq 141 ] && [ ! -s err ]
+    st=${PIPESTATUS[0]}
+    [ "$st" -eq 141 ]
+    [ ! -s err ]
     "$WIN" -L 5 huge.tok 2> err | head -c 100 > /dev/null
-    [ "${PIPESTATUS[0]}" -eq 141 ] && [ ! -s err ]
+    st=${PIPESTATUS[0]}
+    [ "$st" -eq 141 ]
+    [ ! -s err ]
     "$DUMP" --ids huge.tok 2> err | head -n 1 > /dev/null
-    [ "${PIPESTATUS[0]}" -eq 141 ] && [ ! -s err ]
+    st=${PIPESTATUS[0]}
+    [ "$st" -eq 141 ]
+    [ ! -s err ]
     yes 'w1 w2 w3' | head -n 20000 | "$SAMPLE" -m "$T/m.ckpt" --serve 2> err | head -n 1 > /dev/null
-    [ "${PIPESTATUS[2]}" -eq 141 ] && [ ! -s err ]
+    st=${PIPESTATUS[2]}
+    [ "$st" -eq 141 ]
+    [ ! -s err ]
 }
 
 @test "an upstream stage dying mid-stream: lstm-window, lstm-train and lstm-eval report truncation, exit 1" {
@@ -158,7 +166,8 @@ limited() { if [ -n "$LIMIT" ]; then (trap '' XFSZ; exec prlimit --fsize="$LIMIT
     run --separate-stderr bash -c '{ head -c 20000 "$T/mid.win"; kill -9 $BASHPID; } | "$TRAIN" -q $SMALL -o t.ckpt'
     assert_failure 1
     assert_equal "$stderr" 'lstm-train: stdin: truncated stream (no end record)'
-    [ ! -e t.ckpt ] && [ ! -e t.ckpt.last ]
+    [ ! -e t.ckpt ]
+    [ ! -e t.ckpt.last ]
     run --separate-stderr bash -c '{ head -c 20000 "$T/mid.win"; kill -9 $BASHPID; } | "$EVAL" -m "$T/m.ckpt"'
     assert_failure 1
     assert_equal "$stderr" 'lstm-eval: stdin: truncated stream (no end record)'

@@ -77,7 +77,9 @@ setup() {
     run --separate-stderr "$TRAIN" -q --hidden 8 --layers 1 --epochs 1 -o /dev/null "$T/wide.win"
     assert_failure 2
     assert_equal "$stderr" "lstm-train: /dev/null: a checkpoint and its .last training state need real files (give -o FILE)"
-    [ ! -e ./-.last ] && [ ! -e /dev/null.last ] && [ -c /dev/null ]
+    [ ! -e ./-.last ]
+    [ ! -e /dev/null.last ]
+    [ -c /dev/null ]
 }
 
 @test "two trainers on one -o: the second is refused naming the first's pid; the first finishes and saves" {
@@ -88,7 +90,9 @@ setup() {
     assert_failure 1
     assert_equal "$stderr" "lstm-train: same.ckpt: another process (pid $pid) is training into it"
     wait "$pid"
-    [ -s same.ckpt ] && [ -s same.ckpt.last ] && [ ! -e same.ckpt.lock ]
+    [ -s same.ckpt ]
+    [ -s same.ckpt.last ]
+    [ ! -e same.ckpt.lock ]
     [ ! -s first.err ]
 }
 

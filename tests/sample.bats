@@ -101,7 +101,8 @@ check_probs() {
     run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 1000 ""
     assert_success
     n=${#lines[@]}
-    [ "$n" -gt 10 ] && [ "$n" -lt 200 ]
+    [ "$n" -gt 10 ]
+    [ "$n" -lt 200 ]
     check_probs "$output"
     run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 3 "qwxz blorf zzyzx "
     assert_success

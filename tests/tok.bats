@@ -337,7 +337,8 @@ setup() {
     run --separate-stderr "$TOK" -o out3.tok "$T/chat_nospeaker.csv"
     assert_failure 1
     [ "$stderr" = "lstm-tok: $T/chat_nospeaker.csv:2: empty speaker name" ]
-    [ ! -e out2.tok ] && [ ! -e out3.tok ]
+    [ ! -e out2.tok ]
+    [ ! -e out3.tok ]
 }
 
 @test "invalid UTF-8 is replaced, counted, and warned about once" {

@@ -58,7 +58,8 @@ params_sum() { "$DUMP" "$1" | awk '$1 == "params" { print $NF }'; }
     [ -n "$ppl" ]
     awk -v p="$ppl" 'BEGIN { exit !(p < 1.6) }'
     [[ "$stderr" == *"saved to model.ckpt"* ]]
-    [ -f model.ckpt ] && [ -f model.ckpt.last ]
+    [ -f model.ckpt ]
+    [ -f model.ckpt.last ]
 }
 
 @test "the default output is not overwritten without -f" {
@@ -398,7 +399,8 @@ PY
         -o other.ckpt "$T/cyc.win"
     assert_success
     [[ "$stderr" == *"best valid ppl "*" (epoch 2, before the resume) not beaten: other.ckpt not written; "* ]]
-    [ ! -e other.ckpt ] && [ -f other.ckpt.last ]
+    [ ! -e other.ckpt ]
+    [ -f other.ckpt.last ]
 }
 
 @test "--no-tie writes an out.w tensor, --tie none" {

@@ -17,9 +17,6 @@
 #define PROG "lstm-dump"
 #define VERSION "1.0"
 
-/* Whether a standard fd was closed when we started (lstm_reserve_std_fds then puts /dev/null there):
- * reading a closed stdin or writing a closed stdout is an error, not an empty input or a discarded output. */
-static int std_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 
 static void usage(FILE *f)
 {
@@ -158,8 +155,9 @@ int main(int argc, char **argv)
                                          {"vocab", no_argument, 0, 'b'},       {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},     {0, 0, 0, 0}};
     int ch;
-    int in_closed = std_closed(0), out_closed = std_closed(1);
-    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    int closed;
+    lstm_reserve_std_fds(&closed); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    int in_closed = closed & 1, out_closed = closed & 2;
     while ((ch = getopt_long(argc, argv, "n:hV", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': {

@@ -203,7 +203,7 @@ static void type_plain(keys_t *ks, size_t chars, int word)
 
 int main(int argc, char **argv)
 {
-    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    lstm_reserve_std_fds(NULL); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     const char *model = NULL, *path = NULL, *tpath = NULL;
     int K = 5, B = 10, reset = 0, json = 0, keystrokes = 0, threads = 0, beam_words = 8;
     enum { O_BATCH = 256, O_RESET, O_JSON, O_KEYS, O_THREADS, O_BEAMW, O_TRACE };

@@ -45,9 +45,6 @@ static void usage(FILE *f)
             "  lstm-sample -m chat.ckpt --complete \"sure,\" --temperature 1.2 | lstm-inspect repeat\n");
 }
 
-/* Whether a standard fd was closed when we started (lstm_reserve_std_fds then puts /dev/null there):
- * reading a closed stdin or writing a closed stdout is an error, not an empty input or a discarded output. */
-static int std_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 
 static void die(int code, const char *msg, const char *arg)
 {
@@ -244,8 +241,9 @@ static int cmd_repeat(FILE *in, int N)
 
 int main(int argc, char **argv)
 {
-    int in_closed = std_closed(0), out_closed = std_closed(1);
-    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    int closed;
+    lstm_reserve_std_fds(&closed); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    int in_closed = closed & 1, out_closed = closed & 2;
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) { printf(PROG " " VERSION "\n"); return 0; }

@@ -111,9 +111,6 @@ typedef struct {
     uint64_t docs;
 } tokin;
 
-/* Whether a standard fd was closed when we started (lstm_reserve_std_fds then puts /dev/null there):
- * reading a closed stdin or writing a closed stdout is an error, not an empty input or a discarded output. */
-static int std_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 static int in_closed, out_closed;
 
 static void tokin_open(tokin *t, const char *path)
@@ -407,9 +404,10 @@ static int cmd_eval(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    in_closed = std_closed(0);
-    out_closed = std_closed(1); /* eval and train --eval print on stdout, train writes the model there */
-    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    int closed; /* eval and train --eval print on stdout, train writes the model there */
+    lstm_reserve_std_fds(&closed); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    in_closed = closed & 1;
+    out_closed = closed & 2;
 
     if (argc < 2) {
         usage(stderr);

@@ -594,7 +594,7 @@ static void engine_free(engine *e)
 
 int main(int argc, char **argv)
 {
-    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    lstm_reserve_std_fds(NULL); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     opts_t o;
     memset(&o, 0, sizeof o);
     o.d.k = 5;

@@ -58,9 +58,6 @@ static struct {
     const char *opath; /* -o, NULL for stdout */
 } A;
 
-/* Whether a standard fd was closed when we started (lstm_reserve_std_fds then puts /dev/null there):
- * reading a closed stdin or writing a closed stdout is an error, not an empty input or a discarded output. */
-static int std_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 
 static void on_signal(int sig)
 {
@@ -685,8 +682,9 @@ int main(int argc, char **argv)
         {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
     int nkind = 0;
 
-    int in_closed = std_closed(0), out_closed = std_closed(1);
-    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    int closed;
+    lstm_reserve_std_fds(&closed); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    int in_closed = closed & 1, out_closed = closed & 2;
     lstm_meta_init(&A.meta);
     opterr = 0; /* getopt's own messages would start with the full argv[0] */
     while ((ch = getopt_long(argc, argv, ":m:o:fqvhV", opts, NULL)) != -1) {

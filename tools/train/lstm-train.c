@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
-#include <glob.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -10,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -548,7 +546,7 @@ static void release_lock(void) { lstm_lock_release(&out_lock); }
 int main(int argc, char **argv)
 {
     opts_t o, given;
-    if (lstm_reserve_std_fds()) die(1, "cannot open /dev/null for a closed standard stream");
+    if (lstm_reserve_std_fds(NULL)) die(1, "cannot open /dev/null for a closed standard stream");
     parse_args(&o, argc, argv);
     given = o;
     const char *grace = getenv("LSTM_STOP_GRACE");
@@ -570,12 +568,8 @@ int main(int argc, char **argv)
     snprintf(last_path, sizeof last_path, "%s.last", out_path);
     if (!strcmp(out_path, "-"))
         die(2, "-o -: a checkpoint and its .last training state need real files (give -o FILE)");
-    {
-        struct stat st;
-        if (!strncmp(out_path, "/dev/", 5) || !strncmp(out_path, "/proc/", 6) ||
-            (stat(out_path, &st) == 0 && !S_ISREG(st.st_mode)))
-            die(2, "%s: a checkpoint and its .last training state need real files (give -o FILE)", out_path);
-    }
+    if (lstm_out_in_place(out_path))
+        die(2, "%s: a checkpoint and its .last training state need real files (give -o FILE)", out_path);
     /* No two outputs and no output and input may name one file. */
     {
         const char *ins[3] = {o.train_path, o.valid_path, o.resume_path};
@@ -591,11 +585,8 @@ int main(int argc, char **argv)
             }
         }
     }
-    if (o.log_path && !o.force && !o.resume_path && !access(o.log_path, F_OK)) {
-        struct stat st;
-        if (stat(o.log_path, &st) == 0 && S_ISREG(st.st_mode))
-            die(1, "%s: file exists (use -f to overwrite, or --log another file)", o.log_path);
-    }
+    if (o.log_path && !o.force && !o.resume_path && !lstm_out_in_place(o.log_path) && !access(o.log_path, F_OK))
+        die(1, "%s: file exists (use -f to overwrite, or --log another file)", o.log_path);
     if (!o.force && !access(out_path, F_OK)) die(1, "%s: file exists (use -f to overwrite, or -o another file)", out_path);
     /* ...including that they can be created at all (a missing directory, a read-only one): a temp file
      * beside each, removed at once. */

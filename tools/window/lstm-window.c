@@ -20,9 +20,6 @@
 static lstm_out out;
 static volatile sig_atomic_t tmp_ready;
 
-/* Whether a standard fd was closed when we started (lstm_reserve_std_fds then puts /dev/null there):
- * reading a closed stdin or writing a closed stdout is an error, not an empty input or a discarded output. */
-static int std_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 
 static void on_signal(int sig)
 {
@@ -179,8 +176,9 @@ int main(int argc, char **argv)
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     int ch;
-    int in_closed = std_closed(0), out_closed = std_closed(1);
-    lstm_reserve_std_fds(); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    int closed;
+    lstm_reserve_std_fds(&closed); /* before any open: a closed 0, 1 or 2 must not become one of our files */
+    int in_closed = closed & 1, out_closed = closed & 2;
     while ((ch = getopt_long(argc, argv, "L:s:o:fqvhV", opts, NULL)) != -1) {
         switch (ch) {
         case 'L': T = parse_num(optarg, "-L", 1, MAX_T); break;
