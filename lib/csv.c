@@ -13,6 +13,7 @@ struct lstm_csv {
     char *buf;
     size_t bufsize, pos, fill;
     int eof, err;
+    char delim; /* field separator: ',' unless set */
     char *data; /* field bytes of the current record, each field NUL-terminated */
     size_t dlen, dcap;
     size_t *off; /* (nf) start of each field in data */
@@ -39,7 +40,15 @@ int lstm_csv_open(lstm_csv **out, lstm_csv_read_fn read, void *ctx, size_t bufsi
     c->read = read;
     c->ctx = ctx;
     c->line = 1;
+    c->delim = ',';
     *out = c;
+    return 0;
+}
+
+int lstm_csv_set_delimiter(lstm_csv *c, char delim)
+{
+    if (delim == '"' || delim == '\n' || delim == '\r' || delim == '\0') return LSTM_E_ARG;
+    c->delim = delim;
     return 0;
 }
 
@@ -159,7 +168,7 @@ int lstm_csv_next(lstm_csv *c)
                 st = ST_QUOTED;
                 continue;
             }
-            if (ch == ',') {
+            if (ch == (unsigned char)c->delim) {
                 any = 1;
                 if ((e = end_field(c)) || (e = begin_field(c))) goto fail;
                 st = ST_START;

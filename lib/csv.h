@@ -18,6 +18,9 @@ typedef struct lstm_csv lstm_csv;
  * and CRLF pairs straddle buffer edges. */
 int lstm_csv_open(lstm_csv **out, lstm_csv_read_fn read, void *ctx, size_t bufsize);
 void lstm_csv_free(lstm_csv *c);
+/* The field separator (',' by default; '\t' for TSV, ';' ...), set before the first record.
+ * LSTM_E_ARG for a quote, CR, LF or NUL. */
+int lstm_csv_set_delimiter(lstm_csv *c, char delim);
 
 /* 1 and a record, 0 at the end of input, or a negative code: LSTM_E_CSV (unterminated quoted field),
  * LSTM_E_IO, LSTM_E_NOMEM, LSTM_E_TOOBIG. Empty lines are skipped. After an error the same code is

@@ -1,5 +1,6 @@
 // spm_c.cc: the project's only C++ file: wraps SentencePiece's C++ API behind extern "C" functions
 // that never throw and never print.
+#include <cstdio>
 #include "spm_c.h"
 
 #include <sentencepiece_processor.h>
@@ -112,7 +113,17 @@ extern "C" int lstm_spm_train(const char *const *sents, const size_t *lens, size
         auto st = sentencepiece::SentencePieceTrainer::Train(kw, &it, &out);
         sentencepiece::logging::SetMinLogLevel(old);
         if (!st.ok()) {
-            copy_msg(msg, msgcap, st.ToString());
+            /* "Vocabulary size is smaller than required_chars. 46 vs 268.": the input needs more
+             * pieces (byte fallback, <unk> and its characters) than vocab_size */
+            std::string t = st.ToString();
+            size_t at = t.find("smaller than required_chars.");
+            int have = 0, need = 0;
+            if (at != std::string::npos &&
+                std::sscanf(t.c_str() + at + 28, " %d vs %d", &have, &need) == 2 && need > 0) {
+                copy_msg(msg, msgcap, std::to_string(need));
+                return LSTM_E_RANGE;
+            }
+            copy_msg(msg, msgcap, t);
             return LSTM_E_SPM;
         }
         uint8_t *p = static_cast<uint8_t *>(std::malloc(out.size() ? out.size() : 1));

@@ -19,7 +19,9 @@ void lstm_spm_free(lstm_spm *s);
 /* Trains a BPE model with byte fallback (so no input is ever unknown) on n sentences; the only
  * reserved piece is <unk> at id 0 (no <s>, </s>, <pad>). case_fold selects the nmt_nfkc_cf
  * normalization instead of nmt_nfkc. On success *model (malloc'ed) holds the serialized model.
- * msg (if not NULL) receives SentencePiece's error text on failure. */
+ * msg (if not NULL) receives SentencePiece's error text on failure (LSTM_E_SPM), or, when vocab_size
+ * is below what the input needs (256 byte pieces, <unk> and its characters: LSTM_E_RANGE), that
+ * smallest vocab_size as a decimal number. */
 int lstm_spm_train(const char *const *sents, const size_t *lens, size_t n, int vocab_size, int case_fold,
                    int threads, uint8_t **model, size_t *model_len, char *msg, size_t msgcap);
 

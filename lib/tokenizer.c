@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -733,7 +734,8 @@ int lstm_tokenizer_build(lstm_tokenizer *t, const lstm_tokenizer_build_opts *o, 
             size_t vs = o->vocab_size ? o->vocab_size : BPE_DEFAULT_VOCAB;
             uint8_t *model;
             size_t mlen;
-            if (vs <= base + 1 || vs - base > INT32_MAX) {
+            char need[512] = "";
+            if (vs > base && vs - base > INT32_MAX) {
                 e = LSTM_E_RANGE;
                 goto out;
             }
@@ -741,8 +743,15 @@ int lstm_tokenizer_build(lstm_tokenizer *t, const lstm_tokenizer_build_opts *o, 
                 e = LSTM_E_EMPTY;
                 goto out;
             }
-            e = lstm_spm_train(o->sents, o->lens, o->nsents, (int)(vs - base), !t->keep_case, o->threads, &model,
-                               &mlen, o->msg, o->msgcap);
+            /* a size at or below the special ids still goes to SentencePiece, which names the
+             * smallest size that works for this input */
+            e = lstm_spm_train(o->sents, o->lens, o->nsents, vs > base + 1 ? (int)(vs - base) : 2, !t->keep_case,
+                               o->threads, &model, &mlen, need, sizeof need);
+            if (e == LSTM_E_RANGE) {
+                if (o->msg && o->msgcap) snprintf(o->msg, o->msgcap, "%zu", (size_t)base + strtoul(need, NULL, 10));
+                goto out;
+            }
+            if (e == LSTM_E_SPM && o->msg && o->msgcap) snprintf(o->msg, o->msgcap, "%s", need);
             if (e) goto out;
             e = lstm_spm_load(&t->spm, model, mlen);
             if (e) {

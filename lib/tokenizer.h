@@ -70,7 +70,8 @@ typedef struct {
     const size_t *lens;       /* (nsents) */
     size_t nsents;
     int threads;        /* SentencePiece training threads, 0 = 1 */
-    char *msg;          /* optional: SentencePiece's error text on LSTM_E_SPM */
+    char *msg;          /* optional: SentencePiece's error text on LSTM_E_SPM; bpe: on LSTM_E_RANGE,
+                           the smallest vocab_size that works for this input, in decimal */
     size_t msgcap;
 } lstm_tokenizer_build_opts;
 

@@ -61,7 +61,7 @@ setup() {
     [ "$stderr" = "lstm-tok: --vocab-size: expected an integer from 5 to 268435456, got '3'" ]
     run --separate-stderr "$TOK" --format xml
     assert_failure 2
-    [ "$stderr" = "lstm-tok: --format: expected text or csv, got 'xml'" ]
+    [ "$stderr" = "lstm-tok: --format: expected text, csv, tsv or jsonl, got 'xml'" ]
     run --separate-stderr "$TOK" --split tabs
     assert_failure 2
     [ "$stderr" = "lstm-tok: --split: expected space, words, chars or bpe, got 'tabs'" ]
@@ -173,11 +173,24 @@ setup() {
     [[ "$stderr" =~ "(bpe)" ]]
 }
 
-@test "--bpe with a vocabulary too small for the characters" {
+@test "--bpe with a vocabulary too small for the characters names the smallest size that works" {
     run --separate-stderr "$TOK" --bpe --vocab-size 20 -o out.tok "$FIX/tok_small.txt"
     assert_failure 1
-    [[ "$stderr" =~ ^"lstm-tok: --bpe: SentencePiece training failed: " ]]
+    [[ "$stderr" =~ ^"lstm-tok: --vocab-size 20 is too small for --bpe on this input: the smallest that works is "([0-9]+)" (the special ids and speaker tags, 256 byte-fallback pieces and the input's characters)"$ ]]
+    min=${BASH_REMATCH[1]}
+    [[ "$stderr" != *character_coverage* ]]
     [ ! -e out.tok ]
+    # the size it names works, one less does not
+    run --separate-stderr "$TOK" --bpe --vocab-size "$min" -o out.tok "$FIX/tok_small.txt"
+    assert_success
+    [ -s out.tok ]
+    run --separate-stderr "$TOK" --bpe --vocab-size $((min - 1)) -o out2.tok "$FIX/tok_small.txt"
+    assert_failure 1
+    [[ "$stderr" == *"the smallest that works is $min "* ]]
+    # a size below the special ids is told the same
+    run --separate-stderr "$TOK" --bpe --vocab-size 5 -o out.tok -f "$FIX/chat_small.csv"
+    assert_failure 1
+    [[ "$stderr" =~ ^"lstm-tok: --vocab-size 5 is too small for --bpe on this input: the smallest that works is "[0-9]+" " ]]
 }
 
 @test "--bpe on empty input has nothing to train on" {
@@ -291,7 +304,7 @@ setup() {
     [[ "$stderr" =~ ^"lstm-tok: 7 documents, " ]]
     run --separate-stderr "$TOK" --format csv -o b.tok "$FIX/tok_small.txt"
     assert_failure 1
-    [ "$stderr" = "lstm-tok: $FIX/tok_small.txt:1: no text column in the CSV header (expected text, utterance or message)" ]
+    [ "$stderr" = "lstm-tok: $FIX/tok_small.txt:1: no text column in the CSV header (columns: The cat sat on the mat.): expected text, utterance, message or content, or name it with --text-col" ]
 }
 
 @test "--paragraphs: blank-line separated documents" {
@@ -323,14 +336,14 @@ setup() {
 @test "CSV header without a speaker or text column, short rows, empty speakers" {
     run --separate-stderr "$TOK" -o out.tok "$T/chat_notext.csv"
     assert_failure 1
-    [ "$stderr" = "lstm-tok: $T/chat_notext.csv:1: no text column in the CSV header (expected text, utterance or message)" ]
+    [ "$stderr" = "lstm-tok: $T/chat_notext.csv:1: no text column in the CSV header (columns: conversation_id, speaker, comment): expected text, utterance, message or content, or name it with --text-col" ]
     printf 'speaker,text\n' > nospk.csv
     run --separate-stderr "$TOK" --format csv -o out.tok nospk.csv
     assert_success
     printf 'name,text\nx,y\n' > nospk2.csv
     run --separate-stderr "$TOK" --format csv -o out1.tok nospk2.csv
-    assert_failure 1
-    [ "$stderr" = "lstm-tok: nospk2.csv:1: no speaker column in the CSV header (expected speaker, role or author)" ]
+    assert_success
+    [ "$("$LSTM_BIN/lstm-dump" --text out1.tok)" = "y" ] # no speakers: the rows are text documents
     run --separate-stderr "$TOK" -o out2.tok "$T/chat_short.csv"
     assert_failure 1
     [ "$stderr" = "lstm-tok: $T/chat_short.csv:3: 2 fields, the header has 3" ]
@@ -473,4 +486,151 @@ to_full() { "$@" > /dev/full; }
     [ ! -e out.tok ]
     run --separate-stderr "$TOK" -m whole.tok -o out.tok "$FIX/tok_small.txt"
     assert_success
+}
+
+# ---- chat input people actually have
+
+# The chat fixture rewritten in other layouts (python's csv and json modules write them).
+make_layouts() {
+    /usr/bin/python3 - "$FIX/chat_small.csv" <<'PY'
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline='')))
+def w(name, header, cols, delim=',', head=True):
+    with open(name, 'w', newline='') as f:
+        out = csv.writer(f, delimiter=delim, lineterminator='\n')
+        if head: out.writerow(header)
+        for r in rows: out.writerow([r[c] for c in cols])
+w('chat.tsv', ['conversation_id', 'turn', 'speaker', 'text'], ['conversation_id', 'turn', 'speaker', 'text'], '\t')
+w('renamed.csv', ['body', 'who', 'n', 'thread'], ['text', 'speaker', 'turn', 'conversation_id'])
+w('roles.csv', ['conversation', 'role', 'content'], ['conversation_id', 'speaker', 'text'])
+w('nohead.csv', [], ['text', 'conversation_id', 'speaker'], ';', False)
+with open('chat.jsonl', 'w') as f:
+    convs = {}
+    for r in rows: convs.setdefault(r['conversation_id'], []).append({'role': r['speaker'], 'content': r['text']})
+    for c in convs.values(): f.write(json.dumps({'messages': c}) + '\n')
+PY
+}
+
+@test "one chat as CSV, TSV, named or numbered columns, headerless, role/content and JSON Lines: the same tokens" {
+    make_layouts
+    "$TOK" -o ref.tok "$FIX/chat_small.csv"
+    "$LSTM_BIN/lstm-dump" --text ref.tok > ref.txt
+    [ "$(grep -c . ref.txt)" -ge 3 ]
+    check() { # $1 = name, rest = lstm-tok arguments
+        local name=$1; shift
+        run --separate-stderr "$TOK" -o "$name.tok" "$@"
+        assert_success
+        [ -z "$stderr" ]
+        "$LSTM_BIN/lstm-dump" --text "$name.tok" > "$name.txt"
+        diff ref.txt "$name.txt"
+    }
+    check tsv-sniffed chat.tsv
+    check tsv-format --format tsv chat.tsv
+    check tsv-delim --delimiter tab chat.tsv
+    check renamed --text-col body --speaker-col who --conv-col thread renamed.csv
+    check numbered --text-col 1 --speaker-col 2 --conv-col 4 renamed.csv
+    check roles roles.csv
+    check nohead --no-header --delimiter ';' --text-col 1 --conv-col 2 --speaker-col 3 nohead.csv
+    check jsonl-sniffed chat.jsonl
+    check jsonl-format --format jsonl chat.jsonl
+    cat chat.jsonl | check jsonl-stdin
+}
+
+@test "the header of a CSV with unknown columns gets a warning naming them, and how to read it" {
+    printf 'id,user,body\n1,ann,hello there\n2,bob,hi ann\n' > odd.csv
+    run --separate-stderr "$TOK" -o out.tok odd.csv
+    assert_success
+    [ "$stderr" = "lstm-tok: warning: odd.csv:1 looks like the header of a CSV file with columns id, user, body, none of them a known text column: reading it as plain text; name the columns with --text-col (and --speaker-col, --conv-col), or say --format text" ]
+    printf 'id\tuser\tbody\n1\tann\thello there\n' > odd.tsv
+    run --separate-stderr "$TOK" -o out2.tok odd.tsv
+    assert_success
+    [[ "$stderr" == *"odd.tsv:1 looks like the header of a TSV file with columns id, user, body,"* ]]
+    # said -q or --format text, no warning; prose with commas is not a header
+    run --separate-stderr "$TOK" -q -o out3.tok odd.csv
+    [ -z "$stderr" ]
+    run --separate-stderr "$TOK" --format text -o out4.tok odd.csv
+    [ -z "$stderr" ]
+    printf 'well, thanks,bye\nsee you\n' > prose.txt
+    run --separate-stderr "$TOK" -o out5.tok prose.txt
+    assert_success
+    [ -z "$stderr" ]
+    # the columns named, the same file is chat
+    run --separate-stderr "$TOK" -v --text-col body --speaker-col user -o chat.tok odd.csv
+    assert_success
+    [ "$stderr" = "lstm-tok: 2 documents, 10 tokens, vocabulary 10 (words)" ]
+    [ "$("$LSTM_BIN/lstm-dump" --text chat.tok)" = "$(printf '<ann> hello there\n<bob> hi ann')" ]
+}
+
+@test "a CSV with a text column and no speaker column: each row is a text document" {
+    printf 'id,text,stars\n1,great little shop,5\n2,"slow, but fine",3\n' > reviews.csv
+    run --separate-stderr "$TOK" -v -o out.tok reviews.csv
+    assert_success
+    [ "$stderr" = "lstm-tok: 2 documents, 9 tokens, vocabulary 11 (words)" ]
+    [ "$("$LSTM_BIN/lstm-dump" --text out.tok)" = "$(printf 'great little shop\nslow, but fine')" ]
+    # a conversation column without speakers has no turns to group
+    run --separate-stderr "$TOK" --conv-col id --text-col text -o out2.tok reviews.csv
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: reviews.csv:1: a conversation column needs a speaker column (expected speaker, role or author, or name it with --speaker-col)" ]
+}
+
+@test "column flags: unknown names list the header, numbers past it, --no-header needs numbers, CSV flags need CSV" {
+    printf 'id,user,body\n1,ann,hello\n' > odd.csv
+    run --separate-stderr "$TOK" --text-col text -o out.tok odd.csv
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: odd.csv:1: --text-col: no column 'text' in the header (columns: id, user, body)" ]
+    run --separate-stderr "$TOK" --text-col 3 --speaker-col 4 -o out.tok odd.csv
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: odd.csv:1: --speaker-col 4: the header has 3 columns (id, user, body)" ]
+    [ ! -e out.tok ]
+    run --separate-stderr "$TOK" --text-col 3 --speaker-col 3 -o out.tok odd.csv
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: the text, speaker and conversation columns must be different columns" ]
+    run --separate-stderr "$TOK" --no-header --text-col body -o out.tok odd.csv
+    assert_failure 2
+    [ "$stderr" = "lstm-tok: --no-header: name the columns by number (--text-col N, and --speaker-col, --conv-col)" ]
+    run --separate-stderr "$TOK" --format text --text-col 2 -o out.tok odd.csv
+    assert_failure 2
+    [ "$stderr" = "lstm-tok: --delimiter, --text-col, --speaker-col, --conv-col and --no-header apply to CSV input, not --format text" ]
+    run --separate-stderr "$TOK" --text-col 0 -o out.tok odd.csv
+    assert_failure 2
+    [ "$stderr" = "lstm-tok: --text-col: columns are numbered from 1, got '0'" ]
+    run --separate-stderr "$TOK" --delimiter ab -o out.tok odd.csv
+    assert_failure 2
+    [ "$stderr" = "lstm-tok: --delimiter: expected one ASCII character other than a quote, or 'tab', got 'ab'" ]
+    # headerless rows shorter than the columns named
+    printf 'hello;ann\nbye\n' > short.csv
+    run --separate-stderr "$TOK" --no-header --delimiter ';' --text-col 1 --speaker-col 2 -o out.tok short.csv
+    assert_failure 1
+    [ "$stderr" = "lstm-tok: short.csv:2: 1 field, the columns named need 2" ]
+}
+
+@test "JSON Lines: bad lines are reported with their line number; null content and multi-part content" {
+    printf '%s\n' '{"messages":[{"role":"user","content":"hi there"},{"role":"assistant","content":[{"type":"text","text":"hello"},{"type":"image_url","image_url":{"url":"x"}}]},{"role":"tool","content":null}]}' \
+        '' '{"conversations":[{"from":"human","value":"ok bye"}]}' > good.jsonl
+    run --separate-stderr "$TOK" -v -o out.tok good.jsonl
+    assert_success
+    [ "$stderr" = "lstm-tok: 2 documents, 14 tokens, vocabulary 12 (words)" ]
+    [ "$("$LSTM_BIN/lstm-dump" --text out.tok)" = "$(printf '<user> hi there\n<assistant> hello\n<human> ok bye')" ]
+    printf '%s\n' '{"messages":[{"role":"user","content":"hi"}]}' '{"messages": [ {"role":"user",' > cut.jsonl
+    run --separate-stderr "$TOK" --format jsonl -o out2.tok cut.jsonl
+    assert_failure 1
+    [[ "$stderr" =~ ^"lstm-tok: cut.jsonl:2: malformed JSON: ".*" (column "[0-9]+")"$ ]]
+    [[ "$stderr" != *JSON_* ]]
+    [ ! -e out2.tok ]
+    printf '%s\n' '{"messages":[{"role":"user","content":"hi"}]}' '{"messages":[{"content":"no role"}]}' > norole.jsonl
+    run --separate-stderr "$TOK" -o out2.tok norole.jsonl
+    assert_failure 1
+    [ "$stderr" = 'lstm-tok: norole.jsonl:2: message 1: "role" must be a non-empty string' ]
+    printf '%s\n' '{"messages":[{"role":"user","content":7}]}' > badcontent.jsonl
+    run --separate-stderr "$TOK" --format jsonl -o out2.tok badcontent.jsonl
+    assert_failure 1
+    [ "$stderr" = 'lstm-tok: badcontent.jsonl:1: message 1: "content" must be a string, null or an array of text parts' ]
+    printf '%s\n' '{"messages":[]}' '[1, 2]' > notobj.jsonl
+    run --separate-stderr "$TOK" --format jsonl -o out2.tok notobj.jsonl
+    assert_failure 1
+    [ "$stderr" = 'lstm-tok: notobj.jsonl:2: expected an object with a "messages" array of {"role", "content"} objects' ]
+    printf '%s\n' '{"messages":[{"role":"user","content":"a","content":"b"}]}' > dup.jsonl
+    run --separate-stderr "$TOK" --format jsonl -o out2.tok dup.jsonl
+    assert_failure 1
+    [[ "$stderr" == "lstm-tok: dup.jsonl:1: malformed JSON: duplicate field"* ]]
 }

@@ -30,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     src s = {data + 1, size - 1, 0, CHUNK[(data[0] >> 3) & 3]};
     lstm_csv *c;
     if (lstm_csv_open(&c, rd, &s, BUF[data[0] & 7])) abort();
+    if (lstm_csv_set_delimiter(c, data[0] & 0x20 ? '\t' : ',')) abort(); /* CSV and TSV */
     int rc;
     uint64_t prev = 0;
     while ((rc = lstm_csv_next(c)) == 1) {

@@ -21,6 +21,8 @@ static ssize_t mem_read(void *ctx, void *buf, size_t cap)
 }
 
 /* Parses text and renders it as "f1|f2;f1|f2;" with the start line of each record "@line". */
+static char DELIM = ','; /* the separator render() sets */
+
 static int render(const char *text, size_t bufsize, size_t chunk, char *out, size_t cap, uint64_t *err_line)
 {
     mem m = {text, strlen(text), 0, chunk};
@@ -29,6 +31,7 @@ static int render(const char *text, size_t bufsize, size_t chunk, char *out, siz
     size_t o = 0;
     out[0] = '\0';
     if (lstm_csv_open(&c, mem_read, &m, bufsize)) return -100;
+    if (lstm_csv_set_delimiter(c, DELIM)) return -101;
     while ((k = lstm_csv_next(c)) == 1) {
         o += (size_t)snprintf(out + o, cap - o, "@%llu:", (unsigned long long)lstm_csv_line(c));
         for (size_t i = 0; i < lstm_csv_nfields(c); i++) {
@@ -110,6 +113,21 @@ int main(void)
         CHECK(memcmp(f, "a\0b", 3) == 0);
         CHECK(lstm_csv_field(c, 2, &n) == NULL);
         CHECK_EQ_INT(lstm_csv_next(c), 0);
+        lstm_csv_free(c);
+    }
+    /* another separator: commas are data, a quoted tab or newline is kept, CRLF still ends a record */
+    DELIM = '\t';
+    expect("speaker\ttext\r\nuser\thi, there\nagent\t\"a\tquoted\ntab\"\n", "@1:speaker|text;@2:user|hi, there;@3:agent|a\tquoted\ntab;");
+    DELIM = ';';
+    expect("a;b,c;\"d;e\"\n", "@1:a|b,c|d;e;");
+    DELIM = ',';
+    {
+        mem m = {"", 0, 0, 1};
+        lstm_csv *c;
+        CHECK_EQ_INT(lstm_csv_open(&c, mem_read, &m, 0), 0);
+        CHECK_EQ_INT(lstm_csv_set_delimiter(c, '"'), LSTM_E_ARG);
+        CHECK_EQ_INT(lstm_csv_set_delimiter(c, '\n'), LSTM_E_ARG);
+        CHECK_EQ_INT(lstm_csv_set_delimiter(c, '\t'), 0);
         lstm_csv_free(c);
     }
     CHECK_DONE("test_csv");

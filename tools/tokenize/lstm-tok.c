@@ -14,6 +14,7 @@
 #include "numparse.h"
 #include "csv.h"
 #include "fileio.h"
+#include "json.h"
 #include "stream.h"
 #include "tokenizer.h"
 #include "utf8.h"
@@ -24,7 +25,7 @@
 #define PEEK_MAX (1u << 20)
 #define ENCODE_BYTES_PER_THREAD (16u << 20) /* bytes looked at to find the first line when detecting CSV */
 
-enum { FMT_AUTO, FMT_TEXT, FMT_CSV };
+enum { FMT_AUTO, FMT_TEXT, FMT_CSV, FMT_JSONL };
 enum { MODE_FIXED, MODE_COUNT, MODE_BPE }; /* tokenizer given / vocabulary built here / bpe built here */
 
 /* Everything that must be released or removed on exit lives here, so every path can clean up. */
@@ -56,6 +57,7 @@ static struct {
     uint64_t docs, tokens, replaced;
     const char *iname; /* current input name for messages */
     const char *opath; /* -o, NULL for stdout */
+    int quiet;
 } A;
 
 
@@ -132,13 +134,21 @@ static void usage(FILE *f)
             "      --vocab-out FILE  also save the tokenizer as a vocab file\n"
             "\n"
             "Input:\n"
-            "      --format F        text or csv (default: csv when the first line is a header naming two\n"
-            "                        of the speaker|role|author, text|utterance|message and\n"
-            "                        conversation columns)\n"
+            "      --format F        text, csv, tsv or jsonl (default: csv or tsv when the first line is a\n"
+            "                        header naming two of the speaker|role|author, text|utterance|message|\n"
+            "                        content and conversation columns; jsonl when it is a {\"messages\": ...}\n"
+            "                        object; else text)\n"
+            "      --text-col COL    CSV: the text column, by header name or 1-based number\n"
+            "      --speaker-col COL CSV: the speaker column (without one, each row is a text document)\n"
+            "      --conv-col COL    CSV: the conversation column (consecutive rows with one value: a document)\n"
+            "      --delimiter C     CSV field separator, e.g. ';' or tab (default ',')\n"
+            "      --no-header       CSV: the first line is data (name the columns by number)\n"
             "      --paragraphs      text: documents are separated by blank lines (default: one per line)\n"
             "  CSV turns are grouped into one document per dialogue_id|conversation_id|conversation|\n"
             "  dialog_id value (each turn is a document without such a column); a turn is\n"
-            "  <speaker-tag> <s> tokens </s>. A text document is tokens </s>.\n"
+            "  <speaker-tag> <s> tokens </s>. A text document is tokens </s>. JSON Lines: one conversation\n"
+            "  per line, {\"messages\":[{\"role\":..,\"content\":..},...]} (or {\"conversations\":[{\"from\":..,\n"
+            "  \"value\":..}]}), one document per line.\n"
             "\n"
             "Output:\n"
             "  -o, --output FILE     write FILE instead of stdout\n"
@@ -153,7 +163,9 @@ static void usage(FILE *f)
             "Examples:\n"
             "  cat chats.csv | " PROG " | lstm-window -L 15 | lstm-train\n"
             "  " PROG " --vocab-out chat.vocab -o train.tok train.csv && " PROG " -m chat.vocab -o valid.tok valid.csv\n"
-            "  " PROG " --split space --unk-token '<unk>' ptb.train.txt | lstm-window -L 20 --cross-docs > train.win\n");
+            "  " PROG " --split space --unk-token '<unk>' ptb.train.txt | lstm-window -L 20 --cross-docs > train.win\n"
+            "  " PROG " --format tsv --text-col body --speaker-col author --conv-col thread -o chat.tok chats.tsv\n"
+            "  " PROG " -o chat.tok finetune.jsonl\n");
 }
 
 static long parse_num(const char *s, const char *flag, long lo, long hi)
@@ -386,27 +398,98 @@ static int name_in(const char *s, size_t n, const char *const *names)
 }
 
 static const char *const SPEAKER_COLS[] = {"speaker", "role", "author", NULL};
-static const char *const TEXT_COLS[] = {"text", "utterance", "message", NULL};
+static const char *const TEXT_COLS[] = {"text", "utterance", "message", "content", NULL};
 static const char *const CONV_COLS[] = {"dialogue_id", "conversation_id", "conversation", "dialog_id", NULL};
 
-/* Auto-detection: the first line is a header when at least two of its comma-separated fields (quotes
- * stripped) name known columns (speaker, text or conversation), so that a sentence such as
- * "text, as they say, is king" stays text. */
-static int looks_like_csv(const char *line, size_t len)
+/* A CSV column chosen on the command line: a header name or a 1-based number. */
+typedef struct {
+    const char *name; /* NULL: given by number, or not given */
+    long num;         /* 1-based; 0: not given */
+} colspec;
+
+/* How CSV input is read: its delimiter, the columns named on the command line, a header or not. */
+typedef struct {
+    char delim;
+    colspec text, speaker, conv;
+    int no_header;
+} csvopts;
+
+/* Field k of a delimited line (quotes and spaces around it stripped); 0 past the last field. */
+static int line_field(const char *line, size_t len, char delim, size_t k, const char **f, size_t *n)
 {
     size_t i = 0;
-    int known = 0;
-    while (i <= len) {
+    for (size_t at = 0;; at++) {
         size_t j = i;
-        while (j < len && line[j] != ',') j++;
-        const char *f = line + i;
-        size_t n = j - i;
-        while (n && (*f == ' ' || *f == '"')) f++, n--;
-        while (n && (f[n - 1] == ' ' || f[n - 1] == '"' || f[n - 1] == '\r')) n--;
-        known += name_in(f, n, SPEAKER_COLS) || name_in(f, n, TEXT_COLS) || name_in(f, n, CONV_COLS);
+        while (j < len && line[j] != delim) j++;
+        if (at == k) {
+            *f = line + i;
+            *n = j - i;
+            while (*n && (**f == ' ' || **f == '"')) (*f)++, (*n)--;
+            while (*n && ((*f)[*n - 1] == ' ' || (*f)[*n - 1] == '"' || (*f)[*n - 1] == '\r')) (*n)--;
+            return 1;
+        }
+        if (j >= len) return 0;
         i = j + 1;
     }
+}
+
+static size_t line_nfields(const char *line, size_t len, char delim)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++) n += line[i] == delim;
+    return n;
+}
+
+/* Auto-detection: the first line is a header when at least two of its fields (quotes stripped) name
+ * known columns (speaker, text or conversation), so that a sentence such as
+ * "text, as they say, is king" stays text. */
+static int looks_like_csv(const char *line, size_t len, char delim)
+{
+    const char *f;
+    size_t n;
+    int known = 0;
+    for (size_t k = 0; line_field(line, len, delim, k, &f, &n); k++)
+        known += name_in(f, n, SPEAKER_COLS) || name_in(f, n, TEXT_COLS) || name_in(f, n, CONV_COLS);
     return known >= 2;
+}
+
+/* A line of two or more column-name-like fields (a letter or '_' first, then letters, digits, '_',
+ * '-' or '.', at most 40 bytes, no spaces inside) followed by a line with at least as many separators:
+ * the header of a CSV whose columns are not known. *text_col is set when one of them names a text
+ * column. */
+static int looks_like_header(const char *line, size_t len, const char *next, size_t nlen, char delim, int *text_col)
+{
+    const char *f;
+    size_t n, k, nf = line_nfields(line, len, delim);
+    *text_col = 0;
+    if (nf < 2 || !next || line_nfields(next, nlen, delim) < nf) return 0;
+    for (k = 0; line_field(line, len, delim, k, &f, &n); k++) {
+        if (!n || n > 40 || !(((*f | 32) >= 'a' && (*f | 32) <= 'z') || *f == '_')) return 0;
+        for (size_t i = 1; i < n; i++) {
+            unsigned char c = (unsigned char)f[i];
+            if (!(((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')) return 0;
+        }
+        *text_col |= name_in(f, n, TEXT_COLS);
+    }
+    return 1;
+}
+
+/* "a, b, c": the header's fields for messages. */
+static const char *header_list(const char *line, size_t len, char delim)
+{
+    static char buf[400];
+    const char *f;
+    size_t n, p = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; line_field(line, len, delim, k, &f, &n) && p + 8 < sizeof buf; k++) {
+        int w = snprintf(buf + p, sizeof buf - p, "%s%.*s", k ? ", " : "", (int)(n > 40 ? 40 : n), f);
+        if (w < 0 || (size_t)w >= sizeof buf - p) {
+            snprintf(buf + p, sizeof buf - p, ", ...");
+            break;
+        }
+        p += (size_t)w;
+    }
+    return buf;
 }
 
 static int run_text(src *s, int paragraphs)
@@ -456,14 +539,62 @@ err:
     return fail("%s:%llu: %s", A.iname, (unsigned long long)lineno, e == LSTM_E_IO ? strerror(errno) : lstm_strerror(e));
 }
 
-static int run_csv(src *s)
+/* "a, b, c": the fields of the CSV record just read, for messages. */
+static const char *record_list(const lstm_csv *c)
+{
+    static char buf[400];
+    size_t p = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < lstm_csv_nfields(c); k++) {
+        size_t n;
+        const char *f = lstm_csv_field(c, k, &n);
+        if (k == 0 && n >= 3 && !memcmp(f, "\xEF\xBB\xBF", 3)) f += 3, n -= 3;
+        int w = snprintf(buf + p, sizeof buf - p, "%s%.*s", k ? ", " : "", (int)(n > 40 ? 40 : n), f);
+        if (w < 0 || (size_t)w >= sizeof buf - p) {
+            if (p + 6 < sizeof buf) snprintf(buf + p, sizeof buf - p, ", ...");
+            break;
+        }
+        p += (size_t)w;
+    }
+    return buf;
+}
+
+/* The column a colspec names in the header record (or by number); -1 if not given. *msg on error. */
+static long find_col(const lstm_csv *c, const colspec *cs, const char *flag, int header, char *msg, size_t cap)
+{
+    size_t nf = lstm_csv_nfields(c);
+    if (cs->num) {
+        if (header && (size_t)cs->num > nf) {
+            snprintf(msg, cap, "%s %ld: the header has %zu column%s (%s)", flag, cs->num, nf, nf == 1 ? "" : "s", record_list(c));
+            return -2;
+        }
+        return cs->num - 1;
+    }
+    if (!cs->name) return -1;
+    for (size_t k = 0; k < nf; k++) {
+        size_t n;
+        const char *f = lstm_csv_field(c, k, &n);
+        if (k == 0 && n >= 3 && !memcmp(f, "\xEF\xBB\xBF", 3)) f += 3, n -= 3;
+        while (n && (*f == ' ' || *f == '\t')) f++, n--;
+        while (n && (f[n - 1] == ' ' || f[n - 1] == '\t')) n--;
+        if (strlen(cs->name) == n && !strncasecmp(f, cs->name, n)) return (long)k;
+    }
+    snprintf(msg, cap, "%s: no column '%s' in the header (columns: %s)", flag, cs->name, record_list(c));
+    return -2;
+}
+
+static int run_csv(src *s, const csvopts *co)
 {
     lstm_csv *c;
     long sc = -1, tc = -1, cc = -1;
     size_t nf, need;
-    int k, e;
+    int k, e, have = 0; /* have: the first data record is already read (no header) */
     const char *msg = NULL;
-    if ((e = lstm_csv_open(&c, src_read, s, 0))) return fail("out of memory");
+    char cmsg[600];
+    if ((e = lstm_csv_open(&c, src_read, s, 0)) || (e = lstm_csv_set_delimiter(c, co->delim))) {
+        lstm_csv_free(c);
+        return fail("%s", lstm_strerror(e));
+    }
     k = lstm_csv_next(c);
     if (k < 0) goto csv_err;
     if (k == 0) { /* no header at all: an empty input */
@@ -471,31 +602,63 @@ static int run_csv(src *s)
         return 0;
     }
     nf = lstm_csv_nfields(c);
-    for (size_t i = 0; i < nf; i++) {
-        size_t n;
-        const char *f = lstm_csv_field(c, i, &n);
-        if (i == 0 && n >= 3 && !memcmp(f, "\xEF\xBB\xBF", 3)) f += 3, n -= 3;
-        if (sc < 0 && name_in(f, n, SPEAKER_COLS)) sc = (long)i;
-        else if (tc < 0 && name_in(f, n, TEXT_COLS)) tc = (long)i;
-        else if (cc < 0 && name_in(f, n, CONV_COLS)) cc = (long)i;
-    }
-    if (tc < 0 || sc < 0) {
+    if ((tc = find_col(c, &co->text, "--text-col", !co->no_header, cmsg, sizeof cmsg)) < -1 ||
+        (sc = find_col(c, &co->speaker, "--speaker-col", !co->no_header, cmsg, sizeof cmsg)) < -1 ||
+        (cc = find_col(c, &co->conv, "--conv-col", !co->no_header, cmsg, sizeof cmsg)) < -1) {
         unsigned long long line = (unsigned long long)lstm_csv_line(c);
         lstm_csv_free(c);
-        if (tc < 0) return fail("%s:%llu: no text column in the CSV header (expected text, utterance or message)", A.iname, line);
-        return fail("%s:%llu: no speaker column in the CSV header (expected speaker, role or author)", A.iname, line);
+        return fail("%s:%llu: %s", A.iname, line, cmsg);
+    }
+    if (co->no_header) {
+        have = 1;
+    } else {
+        for (size_t i = 0; i < nf; i++) { /* the columns not named on the command line, by their names */
+            size_t n;
+            const char *f = lstm_csv_field(c, i, &n);
+            if ((long)i == tc || (long)i == sc || (long)i == cc) continue;
+            if (i == 0 && n >= 3 && !memcmp(f, "\xEF\xBB\xBF", 3)) f += 3, n -= 3;
+            if (sc < 0 && !co->speaker.name && !co->speaker.num && name_in(f, n, SPEAKER_COLS)) sc = (long)i;
+            else if (tc < 0 && !co->text.name && !co->text.num && name_in(f, n, TEXT_COLS)) tc = (long)i;
+            else if (cc < 0 && !co->conv.name && !co->conv.num && name_in(f, n, CONV_COLS)) cc = (long)i;
+        }
+        if (tc < 0) {
+            unsigned long long line = (unsigned long long)lstm_csv_line(c);
+            fail("%s:%llu: no text column in the CSV header (columns: %s): expected text, utterance, message or "
+                 "content, or name it with --text-col",
+                 A.iname, line, record_list(c));
+            lstm_csv_free(c);
+            return 1;
+        }
+    }
+    if (tc < 0) {
+        lstm_csv_free(c);
+        return fail("--no-header: name the text column by number with --text-col");
+    }
+    if (sc < 0 && cc >= 0) {
+        unsigned long long line = (unsigned long long)lstm_csv_line(c);
+        lstm_csv_free(c);
+        return fail("%s:%llu: a conversation column needs a speaker column (expected speaker, role or author, or "
+                    "name it with --speaker-col)",
+                    A.iname, line);
+    }
+    if ((tc == sc && sc >= 0) || (tc == cc && cc >= 0) || (sc == cc && sc >= 0)) {
+        lstm_csv_free(c);
+        return fail("the text, speaker and conversation columns must be different columns");
     }
     need = (size_t)(sc > tc ? sc : tc);
     if (cc > (long)need) need = (size_t)cc;
     free(A.prevconv);
     A.prevconv = NULL;
-    while ((k = lstm_csv_next(c)) == 1) {
+    while (have || (k = lstm_csv_next(c)) == 1) {
         size_t slen, tlen, clen;
         const char *sp, *tx;
+        have = 0;
         if (lstm_csv_nfields(c) <= need) {
             unsigned long long line = (unsigned long long)lstm_csv_line(c);
             size_t got = lstm_csv_nfields(c);
             lstm_csv_free(c);
+            if (co->no_header)
+                return fail("%s:%llu: %zu field%s, the columns named need %zu", A.iname, line, got, got == 1 ? "" : "s", need + 1);
             return fail("%s:%llu: %zu field%s, the header has %zu", A.iname, line, got, got == 1 ? "" : "s", nf);
         }
         if (cc >= 0) {
@@ -513,8 +676,12 @@ static int run_csv(src *s)
                 A.prevlen = clen;
             }
         }
-        sp = lstm_csv_field(c, (size_t)sc, &slen);
         tx = lstm_csv_field(c, (size_t)tc, &tlen);
+        if (sc < 0) { /* no speakers: each row is a text document */
+            if ((e = add_text(NULL, 0, tx, tlen, &msg)) || (e = end_doc(1))) goto data_err;
+            continue;
+        }
+        sp = lstm_csv_field(c, (size_t)sc, &slen);
         if ((e = add_text(sp, slen, tx, tlen, &msg))) goto data_err;
         if (cc < 0 && (e = end_doc(0))) goto data_err;
     }
@@ -538,32 +705,178 @@ data_err : {
 }
 }
 
+/* The text of a chat message's content: a string, or an array of parts whose "text" strings are
+ * joined with newlines (the multi-part layout); NULL content is no text. 0, or -1 if malformed. */
+static int content_text(json_t *v, char **buf, size_t *cap, size_t *len)
+{
+    *len = 0;
+    if (json_is_null(v)) return 0;
+    if (json_is_string(v)) {
+        size_t n = json_string_length(v);
+        if (n + 1 > *cap) {
+            char *p = realloc(*buf, n + 1);
+            if (!p) return -2;
+            *buf = p;
+            *cap = n + 1;
+        }
+        memcpy(*buf, json_string_value(v), n);
+        *len = n;
+        return 0;
+    }
+    if (!json_is_array(v)) return -1;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *part = json_array_get(v, i), *t = json_is_object(part) ? json_object_get(part, "text") : part;
+        if (!json_is_string(t)) {
+            if (json_is_object(part) && !t) continue; /* an image or other non-text part */
+            return -1;
+        }
+        size_t n = json_string_length(t);
+        if (*len + n + 2 > *cap) {
+            size_t c = *cap ? *cap : 256;
+            while (c < *len + n + 2) c *= 2;
+            char *p = realloc(*buf, c);
+            if (!p) return -2;
+            *buf = p;
+            *cap = c;
+        }
+        if (*len) (*buf)[(*len)++] = '\n';
+        memcpy(*buf + *len, json_string_value(t), n);
+        *len += n;
+    }
+    return 0;
+}
+
+/* JSON Lines chat: one conversation per line, {"messages":[{"role":..,"content":..},...]}; also the
+ * {"conversations":[{"from":..,"value":..},...]} layout. Each line is one document. */
+static int run_jsonl(src *s)
+{
+    const char *line, *msg = NULL;
+    size_t len, cap = 0, tlen;
+    char *text = NULL, jmsg[300];
+    int k, e = 0;
+    uint64_t lineno = 0;
+    while ((k = src_line(s, &line, &len)) == 1) {
+        json_error_t jerr;
+        json_t *root, *msgs;
+        const char *rk = "role", *ck = "content";
+        lineno++;
+        if (lineno == 1 && len >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) line += 3, len -= 3;
+        if (blank(line, len)) continue;
+        if (!(root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr))) {
+            lstm_json_error_message(&jerr, jmsg, sizeof jmsg);
+            free(text);
+            return fail("%s:%llu: %s (column %d)", A.iname, (unsigned long long)lineno, jmsg, jerr.column);
+        }
+        msgs = json_is_object(root) ? json_object_get(root, "messages") : NULL;
+        if (!msgs && json_is_object(root) && (msgs = json_object_get(root, "conversations"))) rk = "from", ck = "value";
+        if (!json_is_array(msgs)) {
+            json_decref(root);
+            free(text);
+            return fail("%s:%llu: expected an object with a \"messages\" array of {\"role\", \"content\"} objects",
+                        A.iname, (unsigned long long)lineno);
+        }
+        int bad = 0;
+        for (size_t i = 0; i < json_array_size(msgs) && !bad && !e; i++) {
+            json_t *m = json_array_get(msgs, i), *r = json_is_object(m) ? json_object_get(m, rk) : NULL;
+            json_t *cv = json_is_object(m) ? json_object_get(m, ck) : NULL;
+            int c;
+            if (!json_is_string(r) || !json_string_length(r)) {
+                snprintf(jmsg, sizeof jmsg, "message %zu: \"%s\" must be a non-empty string", i + 1, rk);
+                bad = 1;
+                break;
+            }
+            c = cv ? content_text(cv, &text, &cap, &tlen) : -1;
+            if (c == -2) e = LSTM_E_NOMEM;
+            else if (c < 0) {
+                snprintf(jmsg, sizeof jmsg, "message %zu: \"%s\" must be a string, null or an array of text parts", i + 1, ck);
+                bad = 1;
+            } else if (!json_is_null(cv)) { /* null: e.g. a tool call, no text */
+                e = add_text(json_string_value(r), json_string_length(r), text ? text : "", tlen, &msg);
+            }
+        }
+        if (bad) {
+            json_decref(root);
+            free(text);
+            return fail("%s:%llu: %s", A.iname, (unsigned long long)lineno, jmsg);
+        }
+        json_decref(root);
+        if (!e) e = end_doc(0);
+        if (e) {
+            free(text);
+            if (e == LSTM_E_CSV) return fail("%s:%llu: %s", A.iname, (unsigned long long)lineno, msg);
+            if (e == LSTM_E_TOOBIG) return fail("%s:%llu: document too long (more than %u tokens)", A.iname, (unsigned long long)lineno, MAX_DOC_IDS);
+            return fail("%s:%llu: %s", A.iname, (unsigned long long)lineno, lstm_strerror(e));
+        }
+    }
+    free(text);
+    if (k < 0) return fail("%s: %s", A.iname, strerror(errno));
+    return 0;
+}
+
 /* Reads one input (NULL = stdin) in the given or detected format. */
-static int run_input(const char *path, int format, int paragraphs)
+static int has_sub(const char *s, size_t n, const char *sub)
+{
+    size_t k = strlen(sub);
+    for (size_t i = 0; i + k <= n; i++)
+        if (!memcmp(s + i, sub, k)) return 1;
+    return 0;
+}
+
+static int run_input(const char *path, int format, int paragraphs, const csvopts *given)
 {
     src s = {0};
+    csvopts co = *given;
     int rc;
     A.iname = path && strcmp(path, "-") ? path : "stdin";
     s.fd = lstm_in_open(path);
     if (s.fd < 0) return fail("%s: %s", A.iname, strerror(errno));
-    if (format == FMT_AUTO) { /* look at the first line */
+    if (format == FMT_AUTO) { /* look at the first two lines */
         for (;;) {
-            if (memchr(s.buf ? s.buf : "", '\n', s.fill) || s.eof || s.fill >= PEEK_MAX) break;
+            const char *nl = s.fill ? memchr(s.buf, '\n', s.fill) : NULL;
+            if ((nl && memchr(nl + 1, '\n', s.fill - (size_t)(nl + 1 - s.buf))) || s.eof || s.fill >= PEEK_MAX) break;
             if (src_more(&s) < 0) {
                 rc = fail("%s: %s", A.iname, strerror(errno));
                 goto out;
             }
         }
         {
-            size_t n = s.fill;
+            size_t n = s.fill, n2 = 0;
             const char *nl = s.fill ? memchr(s.buf, '\n', s.fill) : NULL;
-            const char *b = s.buf;
-            if (nl) n = (size_t)(nl - s.buf);
+            const char *b = s.buf, *b2 = NULL, *nl2;
+            static const char DELIMS[] = {',', '\t'};
+            int text_col;
+            if (nl) {
+                n = (size_t)(nl - s.buf);
+                b2 = nl + 1;
+                nl2 = memchr(b2, '\n', s.fill - (size_t)(b2 - s.buf));
+                n2 = nl2 ? (size_t)(nl2 - b2) : s.fill - (size_t)(b2 - s.buf);
+                if (!nl2 && !s.eof) b2 = NULL; /* a second line cut by PEEK_MAX says nothing */
+            }
             if (n >= 3 && !memcmp(b, "\xEF\xBB\xBF", 3)) b += 3, n -= 3;
-            format = n && looks_like_csv(b, n) ? FMT_CSV : FMT_TEXT;
+            format = FMT_TEXT;
+            while (n && (*b == ' ' || *b == '\t')) b++, n--;
+            if (n && *b == '{' && (has_sub(b, n, "\"messages\"") || has_sub(b, n, "\"conversations\"")))
+                format = FMT_JSONL;
+            for (size_t d = 0; d < sizeof DELIMS && format == FMT_TEXT && n; d++) {
+                if (looks_like_csv(b, n, DELIMS[d])) {
+                    format = FMT_CSV, co.delim = DELIMS[d];
+                } else if (looks_like_header(b, n, b2, n2, DELIMS[d], &text_col)) {
+                    if (text_col) {
+                        format = FMT_CSV, co.delim = DELIMS[d];
+                    } else {
+                        if (!A.quiet)
+                            fprintf(stderr,
+                                    PROG ": warning: %s:1 looks like the header of a %s file with columns %s, none of "
+                                    "them a known text column: reading it as plain text; name the columns with "
+                                    "--text-col (and --speaker-col, --conv-col), or say --format text\n",
+                                    A.iname, DELIMS[d] == ',' ? "CSV" : "TSV", header_list(b, n, DELIMS[d]));
+                        break;
+                    }
+                }
+            }
         }
     }
-    rc = format == FMT_CSV ? run_csv(&s) : run_text(&s, paragraphs);
+    rc = format == FMT_CSV ? run_csv(&s, &co) : format == FMT_JSONL ? run_jsonl(&s) : run_text(&s, paragraphs);
 out:
     if (s.fd > 0) close(s.fd);
     free(s.buf);
@@ -668,7 +981,10 @@ int main(int argc, char **argv)
     int threads = 2, ch, e, vocab_flags = 0;
     long vocab_size = 0, min_count = 0;
     const char *unk = NULL, *mpath = NULL, *vpath = NULL, *opath = NULL;
-    enum { O_WORDS = 256, O_SPLIT, O_UNK, O_BPE, O_CHARS, O_KEEP, O_VS, O_MC, O_VOUT, O_FMT, O_PARA, O_THR };
+    enum { O_WORDS = 256, O_SPLIT, O_UNK, O_BPE, O_CHARS, O_KEEP, O_VS, O_MC, O_VOUT, O_FMT, O_PARA, O_THR,
+           O_DELIM, O_TCOL, O_SCOL, O_CCOL, O_NOHDR };
+    csvopts co = {',', {0}, {0}, {0}, 0};
+    int csv_flags = 0, delim_given = 0;
     static const struct option opts[] = {
         {"words", no_argument, 0, O_WORDS},       {"split", required_argument, 0, O_SPLIT},
         {"unk-token", required_argument, 0, O_UNK}, {"bpe", no_argument, 0, O_BPE},
@@ -676,6 +992,9 @@ int main(int argc, char **argv)
         {"vocab-size", required_argument, 0, O_VS}, {"min-count", required_argument, 0, O_MC},
         {"vocab-out", required_argument, 0, O_VOUT}, {"format", required_argument, 0, O_FMT},
         {"paragraphs", no_argument, 0, O_PARA},   {"threads", required_argument, 0, O_THR},
+        {"delimiter", required_argument, 0, O_DELIM}, {"text-col", required_argument, 0, O_TCOL},
+        {"speaker-col", required_argument, 0, O_SCOL}, {"conv-col", required_argument, 0, O_CCOL},
+        {"no-header", no_argument, 0, O_NOHDR},
         {"model", required_argument, 0, 'm'},     {"output", required_argument, 0, 'o'},
         {"force", no_argument, 0, 'f'},           {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},         {"help", no_argument, 0, 'h'},
@@ -711,11 +1030,45 @@ int main(int argc, char **argv)
         case O_FMT:
             if (!strcmp(optarg, "text")) format = FMT_TEXT;
             else if (!strcmp(optarg, "csv")) format = FMT_CSV;
+            else if (!strcmp(optarg, "tsv")) format = FMT_CSV, co.delim = '\t', delim_given = 1;
+            else if (!strcmp(optarg, "jsonl")) format = FMT_JSONL;
             else {
-                fprintf(stderr, PROG ": --format: expected text or csv, got '%s'\n", optarg);
+                fprintf(stderr, PROG ": --format: expected text, csv, tsv or jsonl, got '%s'\n", optarg);
                 return 2;
             }
             break;
+        case O_DELIM:
+            if (!strcmp(optarg, "\\t") || !strcmp(optarg, "\t") || !strcmp(optarg, "tab")) co.delim = '\t';
+            else if (strlen(optarg) == 1 && optarg[0] > ' ' && optarg[0] < 127 && optarg[0] != '"') co.delim = optarg[0];
+            else {
+                fprintf(stderr, PROG ": --delimiter: expected one ASCII character other than a quote, or 'tab', got '%s'\n", optarg);
+                return 2;
+            }
+            delim_given = 1;
+            break;
+        case O_TCOL:
+        case O_SCOL:
+        case O_CCOL: {
+            colspec *cs = ch == O_TCOL ? &co.text : ch == O_SCOL ? &co.speaker : &co.conv;
+            const char *flag = ch == O_TCOL ? "--text-col" : ch == O_SCOL ? "--speaker-col" : "--conv-col";
+            long v;
+            if (!*optarg) {
+                fprintf(stderr, PROG ": %s: expected a column name or a 1-based number\n", flag);
+                return 2;
+            }
+            if (optarg[strspn(optarg, "0123456789")] == '\0') {
+                if (lstm_parse_long(optarg, 1, 1 << 20, &v)) {
+                    fprintf(stderr, PROG ": %s: columns are numbered from 1, got '%s'\n", flag, optarg);
+                    return 2;
+                }
+                cs->num = v, cs->name = NULL;
+            } else {
+                cs->name = optarg, cs->num = 0;
+            }
+            csv_flags++;
+            break;
+        }
+        case O_NOHDR: co.no_header = 1, csv_flags++; break;
         case O_PARA: paragraphs = 1; break;
         case O_THR: threads = (int)parse_num(optarg, "--threads", 1, 16); break;
         case 'm': mpath = optarg; break;
@@ -750,10 +1103,21 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": --min-count does not apply to --bpe\n");
         return 2;
     }
-    if (paragraphs && format == FMT_CSV) {
-        fprintf(stderr, PROG ": --paragraphs applies to text input, not --format csv\n");
+    if ((csv_flags || delim_given) && format == FMT_AUTO) format = FMT_CSV;
+    if ((csv_flags || delim_given) && format != FMT_CSV) {
+        fprintf(stderr, PROG ": --delimiter, --text-col, --speaker-col, --conv-col and --no-header apply to CSV input, not --format %s\n",
+                format == FMT_TEXT ? "text" : "jsonl");
         return 2;
     }
+    if (co.no_header && ((co.text.name || !co.text.num) || co.speaker.name || co.conv.name)) {
+        fprintf(stderr, PROG ": --no-header: name the columns by number (--text-col N, and --speaker-col, --conv-col)\n");
+        return 2;
+    }
+    if (paragraphs && (format == FMT_CSV || format == FMT_JSONL)) {
+        fprintf(stderr, PROG ": --paragraphs applies to text input, not --format %s\n", format == FMT_CSV ? "csv" : "jsonl");
+        return 2;
+    }
+    A.quiet = quiet;
     if ((!opath || !strcmp(opath, "-")) && isatty(1)) {
         fprintf(stderr, PROG ": refusing to write binary data to a terminal: use -o FILE or a pipe\n");
         return 2;
@@ -844,10 +1208,10 @@ int main(int argc, char **argv)
     if (A.mode == MODE_FIXED && open_writer()) return 1;
 
     if (optind == argc) {
-        if (run_input(NULL, format, paragraphs)) return 1;
+        if (run_input(NULL, format, paragraphs, &co)) return 1;
     }
     for (int i = optind; i < argc; i++)
-        if (run_input(argv[i], format, paragraphs)) return 1;
+        if (run_input(argv[i], format, paragraphs, &co)) return 1;
 
     if (A.mode != MODE_FIXED) { /* fix the ids, then write everything read */
         char msg[512] = "";
@@ -871,6 +1235,10 @@ int main(int argc, char **argv)
         e = lstm_tokenizer_build(A.tok, &bo, &remap, &nremap);
         free(sents);
         if (e == LSTM_E_EMPTY) return fail("--bpe: no text to train on");
+        if (e == LSTM_E_RANGE && A.mode == MODE_BPE && msg[0])
+            return fail("--vocab-size %ld is too small for --bpe on this input: the smallest that works is %s (the "
+                        "special ids and speaker tags, 256 byte-fallback pieces and the input's characters)",
+                        vocab_size ? vocab_size : 8000, msg);
         if (e == LSTM_E_RANGE)
             return fail("--vocab-size %ld leaves no room for a vocabulary after the special ids and speaker tags", vocab_size);
         if (e == LSTM_E_SPM) return fail("--bpe: SentencePiece training failed: %s", msg[0] ? msg : "unknown error");
