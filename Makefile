@@ -22,7 +22,7 @@ endif
 PREFIX ?= /usr/local
 PKGS = icu-uc sentencepiece libzstd openblas jansson
 DEBS = pkg-config libicu-dev libsentencepiece-dev sentencepiece libzstd-dev zstd libopenblas-dev \
-       libjansson-dev bats bats-support bats-assert bats-file python3-torch g++
+       libjansson-dev bats bats-support bats-assert bats-file python3-torch g++ gnuplot-nox
 TORCH_PY ?= /usr/bin/python3
 
 CC ?= cc

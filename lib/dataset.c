@@ -31,7 +31,7 @@ static int open_reader(const char *path, int *fd, lstm_reader **r, uint32_t *kin
 {
     *fd = lstm_in_open(path);
     if (*fd < 0) return LSTM_E_IO;
-    int rc = lstm_reader_open(r, *fd, 0);
+    int rc = lstm_reader_open_sniff(r, *fd, 0);
     if (rc) {
         if (*fd > 0) close(*fd);
         return rc;
@@ -142,9 +142,11 @@ const char *lstm_dataset_open_message(int rc, uint32_t kind, const char *name, c
 {
     char kb[5];
     if (rc == LSTM_E_KIND)
-        snprintf(buf, cap, "%s: got %s (%s), expected windows (WIND): %s", name,
-                 kind == LSTM_KIND_TOKS ? "a token stream" : "another kind of stream", lstm_kind_name(kind, kb),
+        snprintf(buf, cap, "%s: got %s (%s), expected windows (WIND): %s", name, lstm_kind_desc(kind),
+                 lstm_kind_name(kind, kb),
                  kind == LSTM_KIND_TOKS ? "pipe it through lstm-window" : "make windows with lstm-tok | lstm-window");
+    else if (rc == LSTM_E_TEXT)
+        snprintf(buf, cap, "%s: text/CSV, not windows: tokenize it with lstm-tok and cut it with lstm-window", name);
     else if (rc == LSTM_E_IO) snprintf(buf, cap, "%s: %s", name, strerror(errno));
     else if (rc == LSTM_E_EMPTY) snprintf(buf, cap, "%s: empty input (no stream)", name);
     else if (rc == LSTM_E_VOCAB)

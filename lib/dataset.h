@@ -16,13 +16,14 @@ typedef struct lstm_dataset lstm_dataset;
 
 /* path NULL or "-" = stdin (always loaded). mem_budget: bytes of window data above which a regular
  * file is streamed instead of loaded (0 = no limit). *kind receives the stream's kind (for the
- * message on LSTM_E_KIND). Errors: the stream's codes, LSTM_E_KIND (not
- * windows), LSTM_E_FORMAT (windows of varying length, ids out of range), LSTM_E_VOCAB (vocab_size in
- * the metadata differs from the tokenizer's), LSTM_E_NOMEM. */
+ * message on LSTM_E_KIND). Errors: the stream's codes, LSTM_E_TEXT (a text or CSV file, not a
+ * stream), LSTM_E_KIND (not windows), LSTM_E_FORMAT (windows of varying length, ids out of range),
+ * LSTM_E_VOCAB (vocab_size in the metadata differs from the tokenizer's), LSTM_E_NOMEM. */
 int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind /* found */);
 void lstm_dataset_free(lstm_dataset *d);
 /* The one-line message (without the program name) for lstm_dataset_open's error rc on name, with a hint
- * for a stream of the wrong kind (token stream: "pipe it through lstm-window"); errno for LSTM_E_IO. */
+ * for a stream of the wrong kind (token stream: "pipe it through lstm-window") or for text (LSTM_E_TEXT:
+ * a CSV or text file; tools add the pipeline that makes windows of it); errno for LSTM_E_IO. */
 const char *lstm_dataset_open_message(int rc, uint32_t kind, const char *name, char *buf, size_t cap);
 const lstm_meta *lstm_dataset_meta(const lstm_dataset *d);
 uint64_t lstm_dataset_count(const lstm_dataset *d); /* windows */

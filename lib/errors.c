@@ -26,6 +26,7 @@ const char *lstm_strerror(int err)
     case LSTM_E_INTERNAL: return "internal error";
     case LSTM_E_EXISTS: return "file exists (use -f to overwrite)";
     case LSTM_E_BUSY: return "in use by another process";
+    case LSTM_E_TEXT: return "text, not an lstm stream (tokenize it with lstm-tok)";
     }
     return "unknown error";
 }

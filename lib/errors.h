@@ -24,7 +24,8 @@ enum {
     LSTM_E_TOOBIG = -18,    /* a size exceeds a hard limit */
     LSTM_E_INTERNAL = -19,  /* a bug: an invariant did not hold */
     LSTM_E_EXISTS = -20,    /* output file exists and overwriting was not asked for */
-    LSTM_E_BUSY = -21       /* another process holds the lock on an output */
+    LSTM_E_BUSY = -21,      /* another process holds the lock on an output */
+    LSTM_E_TEXT = -22       /* text (a CSV or text file) where a stream is expected: see lstm_reader_open_sniff */
 };
 
 /* A static, lower-case, one-phrase description ("truncated stream (no end record)"). */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <unicode/ubrk.h>
 #include <unicode/uchar.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
@@ -17,6 +18,7 @@
 #include "cells.h"
 #include "checkpoint.h"
 #include "decode.h"
+#include "ngram.h"
 #include "stream.h"
 #include "utf8.h"
 
@@ -71,6 +73,10 @@ int lstm_lm_open(lstm_lm *lm, const char *path)
     lm->S = (int)lstm_tokenizer_num_speakers(lm->tok);
     lm->kind = lstm_tokenizer_kind(lm->tok);
     lm->keep_case = lm->f.tokenizer_len > 12 && (lm->f.tokenizer[12] & 1);
+    UErrorCode err = U_ZERO_ERROR;
+    lm->brk = ubrk_open(UBRK_WORD, "", NULL, 0, &err);
+    rc = LSTM_E_ICU;
+    if (U_FAILURE(err)) goto fail;
     rc = LSTM_E_NOMEM;
     lm->flags = malloc((size_t)lm->V);
     lm->wf = malloc((size_t)lm->V);
@@ -121,12 +127,15 @@ void lstm_lm_close(lstm_lm *lm)
 {
     if (lm->tok) lstm_tokenizer_free(lm->tok);
     if (lm->f.ck) lstm_modelfile_close(&lm->f);
+    if (lm->brk) ubrk_close(lm->brk);
     free(lm->flags);
     free(lm->wf);
     free(lm->text);
     free(lm->toff);
     memset(lm, 0, sizeof *lm);
 }
+
+#define NGRAM_WHAT "an n-gram model (lstm-ngram)"
 
 const char *lstm_lm_describe_file(const char *path)
 {
@@ -135,7 +144,10 @@ const char *lstm_lm_describe_file(const char *path)
     uint8_t b[512];
     ssize_t n = read(fd, b, sizeof b);
     const char *what = "not a checkpoint";
+    lstm_ngram *ng = NULL;
     if (n == 0) what = "an empty file";
+    /* lstm_ngram_load answers LSTM_E_MAGIC unless the bytes start with the n-gram magic */
+    else if (n >= 8 && lstm_ngram_load(&ng, b, 8) != LSTM_E_MAGIC) what = NGRAM_WHAT;
     else if (n >= 4 && b[0] == 0x28 && b[1] == 0xB5 && b[2] == 0x2F && b[3] == 0xFD) {
         lseek(fd, 0, SEEK_SET);
         lstm_reader *r;
@@ -152,6 +164,7 @@ const char *lstm_lm_describe_file(const char *path)
             if (b[i] == 0 || (b[i] < 32 && b[i] != '\n' && b[i] != '\r' && b[i] != '\t')) text = 0;
         if (text && lstm_utf8_valid_prefix((const char *)b, (size_t)n) + 4 >= (size_t)n) what = "a text file";
     }
+    if (ng) lstm_ngram_free(ng);
     close(fd);
     return what;
 }
@@ -159,8 +172,13 @@ const char *lstm_lm_describe_file(const char *path)
 const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap)
 {
     if (rc == LSTM_E_IO) snprintf(buf, cap, "%s: %s", path, strerror(errno));
-    else if (rc == LSTM_E_MAGIC)
-        snprintf(buf, cap, "%s: not a checkpoint (%s): give -m the model written by lstm-train", path, lstm_lm_describe_file(path));
+    else if (rc == LSTM_E_MAGIC) {
+        const char *what = lstm_lm_describe_file(path);
+        if (!strcmp(what, NGRAM_WHAT)) /* lstm-ngram samples nothing: it evaluates token streams */
+            snprintf(buf, cap, "%s: %s, not an LSTM checkpoint: give -m the model written by lstm-train "
+                     "(an n-gram model is evaluated with 'lstm-ngram eval -m %s TEST.tok')", path, what, path);
+        else snprintf(buf, cap, "%s: not a checkpoint (%s): give -m the model written by lstm-train", path, what);
+    }
     else if (rc == LSTM_E_TRUNCATED) snprintf(buf, cap, "%s: truncated checkpoint (shorter than its header says)", path);
     else if (rc == LSTM_E_CORRUPT) snprintf(buf, cap, "%s: corrupted checkpoint (checksum mismatch)", path);
     else if (rc == LSTM_E_NAN) snprintf(buf, cap, "%s: weights are NaN/Inf: the training that wrote it diverged", path);
@@ -202,20 +220,120 @@ int lstm_lm_prompt(lstm_lm *lm, const char *speaker, const char *text, size_t le
     return rc ? rc : lstm_tokenizer_encode(lm->tok, text, len, out);
 }
 
-size_t lstm_lm_partial_word(const char *text, size_t len)
+/* Bytes of text looked at to find the word being typed: more than the longest word suggested. */
+#define PARTIAL_WINDOW 600
+
+static int is_space_byte(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+/* A word-break segment of letters, digits, kana or ideographs (not punctuation, symbols, emoji, space). */
+static int wordlike(int32_t status) { return status >= UBRK_WORD_NONE_LIMIT; }
+
+/* The one code point of the UTF-16 segment s[a, b), or -1 if it has more. */
+static int32_t single_cp(const UChar *s, int32_t a, int32_t b)
 {
-    size_t i = len;
-    while (i > 0) {
-        size_t j = i - 1;
-        while (j > 0 && ((unsigned char)text[j] & 0xC0) == 0x80) j--;
+    UChar32 c;
+    U16_NEXT(s, a, b, c);
+    return a == b ? c : -1;
+}
+
+int lstm_lm_partial_word(lstm_lm *lm, const char *text, size_t len, size_t *start)
+{
+    *start = len;
+    /* Ending in whitespace: the next word is a new one (ICU would say the same, at no cost). */
+    if (len == 0 || is_space_byte((unsigned char)text[len - 1])) return 0;
+    /* Word boundaries always fall at ASCII whitespace, so the run after the last one is segmented
+     * alone (at most PARTIAL_WINDOW bytes of it, from a character start). */
+    size_t w = len;
+    while (w > 0 && !is_space_byte((unsigned char)text[w - 1]) && len - w < PARTIAL_WINDOW) w--;
+    while (w < len && ((unsigned char)text[w] & 0xC0) == 0x80) w++;
+    /* (n16 <= len - w: a UTF-16 unit per byte at most, an invalid byte becoming one U+FFFD) */
+    UChar u[PARTIAL_WINDOW];
+    uint16_t off[PARTIAL_WINDOW + 1]; /* (n16 + 1) byte offset (from w) of each UTF-16 unit */
+    int32_t n16 = 0;
+    for (size_t i = w; i < len;) {
         uint32_t cp;
-        if (!lstm_utf8_decode(text + j, i - j, &cp)) cp = 0xFFFD;
-        if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == '\v' || cp == '\f' || (cp < 128 && is_punct_cp(cp)))
-            break;
-        i = j;
+        size_t k = lstm_utf8_decode(text + i, len - i, &cp);
+        if (!k) cp = 0xFFFD, k = 1; /* as the tokenizer reads invalid UTF-8 */
+        off[n16] = (uint16_t)(i - w);
+        if (cp > 0xFFFF) {
+            u[n16++] = U16_LEAD(cp);
+            off[n16] = (uint16_t)(i - w);
+            u[n16++] = U16_TRAIL(cp);
+        } else u[n16++] = (UChar)cp;
+        i += k;
     }
-    /* A partial word cannot start with a joiner ("'s" after a quote is a new word only if typed so). */
-    return i;
+    off[n16] = (uint16_t)(len - w);
+    /* The segments of the run: starts a[], rule statuses st[]. */
+    int32_t a[PARTIAL_WINDOW + 1], st[PARTIAL_WINDOW];
+    int ns = 0;
+    UErrorCode err = U_ZERO_ERROR;
+    ubrk_setText(lm->brk, u, n16, &err);
+    if (U_FAILURE(err)) return LSTM_E_ICU;
+    for (int32_t p = ubrk_first(lm->brk), q = ubrk_next(lm->brk); q != UBRK_DONE; p = q, q = ubrk_next(lm->brk)) {
+        a[ns] = p;
+        st[ns++] = ubrk_getRuleStatus(lm->brk);
+    }
+    ubrk_setText(lm->brk, NULL, 0, &err); /* drop the pointer into our stack */
+    if (ns == 0) return 0;
+    a[ns] = n16;
+    int last = ns - 1;
+    /* "don'" is the start of "don't" (one segment once the next letter comes), not "don" + "'". */
+    if (!wordlike(st[last]) && last > 0 && wordlike(st[last - 1])) {
+        int32_t c = single_cp(u, a[last], a[last + 1]);
+        if (c == '\'' || c == 0x2019 || (c == '-' && lm->kind != LSTM_TOK_WORDS)) last--;
+        else return 0;
+    } else if (!wordlike(st[last])) {
+        return 0; /* punctuation, a symbol or an emoji: the next word is a new one */
+    }
+    int first = last;
+    if (lm->kind != LSTM_TOK_WORDS) {
+        /* BPE, character and space models spell "e-mail" and "don't" as one word (lstm_lm.wf): joined
+         * segments are one partial word... */
+        while (first >= 2 && wordlike(st[first - 2]) && !wordlike(st[first - 1])) {
+            int32_t c = single_cp(u, a[first - 1], a[first]);
+            if (c != '\'' && c != 0x2019 && c != '-') break;
+            first -= 2;
+        }
+    }
+    int32_t s16 = a[first];
+    if (lm->kind != LSTM_TOK_WORDS) {
+        /* ...and punctuation inside an ICU word ends theirs ("3.1", "a@b" -> "1", "b"). */
+        for (int32_t i = s16; i < n16;) {
+            UChar32 c;
+            int32_t j = i;
+            U16_NEXT(u, j, n16, c);
+            if (is_punct_cp((uint32_t)c)) s16 = j;
+            i = j;
+        }
+    }
+    *start = w + off[s16];
+    return 0;
+}
+
+const char *lstm_lm_speaker_names(const lstm_lm *lm, char *buf, size_t cap)
+{
+    size_t used = 0;
+    if (cap == 0) return buf;
+    buf[0] = 0;
+    for (int i = 0; i < lm->S; i++) {
+        size_t n;
+        const char *t = lstm_tokenizer_piece(lm->tok, LSTM_NUM_SPECIAL + (uint32_t)i, &n);
+        if (!t) continue;
+        if (n >= 2 && t[0] == '<' && t[n - 1] == '>') t++, n -= 2;
+        /* room for this name and, after it, the count of the rest */
+        char more[48];
+        int nm = i + 1 < lm->S ? snprintf(more, sizeof more, ", ... (%d more)", lm->S - i - 1) : 0;
+        if (used + (used ? 2 : 0) + n + (size_t)nm + 1 > cap) {
+            snprintf(more, sizeof more, "%s... (%d more)", used ? ", " : "", lm->S - i);
+            if (used + strlen(more) + 1 <= cap) memcpy(buf + used, more, strlen(more) + 1);
+            return buf;
+        }
+        if (used) memcpy(buf + used, ", ", 2), used += 2;
+        memcpy(buf + used, t, n);
+        used += n;
+        buf[used] = 0;
+    }
+    return buf;
 }
 
 int lstm_lm_normalize(const lstm_lm *lm, const char *s, size_t n, char *out, size_t cap, size_t *outn)

@@ -33,6 +33,7 @@ typedef struct {
     uint8_t *wf;       /* (V) LSTM_W_* : the piece's role in assembling words */
     char *text;        /* the pieces' contribution to a word's text: bpe "▁ab" -> "ab", "<0x41>" -> "A" */
     uint32_t *toff;    /* (V+1) offsets into text */
+    struct UBreakIterator *brk; /* ICU word breaks, for lstm_lm_partial_word */
 } lstm_lm;
 
 /* Opens a checkpoint: lstm_modelfile_open's codes (LSTM_E_MAGIC for a file that is not a checkpoint,
@@ -48,7 +49,9 @@ const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap
 const char *lstm_lm_open_error(const lstm_lm *lm, int rc, const char *path, char *buf, size_t cap);
 
 /* What a file that is not a checkpoint looks like: "a window stream (WIND)", "a token stream (TOKS)",
- * "another lstm stream", "an empty file", "a text file", or "not a checkpoint" (static strings). */
+ * "a vocabulary file (VOCB)", "an n-gram model (lstm-ngram)", "another lstm stream", "an empty file",
+ * "a text file", or "not a checkpoint" (static strings). lstm_lm_open_message tells an n-gram model's
+ * user what evaluates it. */
 const char *lstm_lm_describe_file(const char *path);
 
 /* 1 if the blob (e.g. a stream's "tokenizer" metadata) is the model's tokenizer. */
@@ -60,10 +63,20 @@ int lstm_lm_same_tokenizer(const lstm_lm *lm, const uint8_t *blob, size_t len);
  * empty prompt predicts the first word of a document). LSTM_E_NOTFOUND for an unknown speaker. */
 int lstm_lm_prompt(lstm_lm *lm, const char *speaker, const char *text, size_t len, lstm_ids *out);
 
-/* Where the partly typed word at the end of text starts: len when text is empty or ends with
- * whitespace or punctuation (the next word is a new one). The word is the trailing run of characters
- * other than whitespace and ASCII punctuation (apostrophe and hyphen count as letters). */
-size_t lstm_lm_partial_word(const char *text, size_t len);
+/* Where the partly typed word at the end of text starts, in *start: len when the text ends in
+ * whitespace, punctuation, a symbol or an emoji (a next-word request after the whole text). The
+ * boundary is ICU's, as the word tokenizer segments: the partial word is the last word-break segment
+ * when it is word-like (letters, digits, kana, ideographs), plus a trailing apostrophe ("don'" is
+ * the start of "don't"). For BPE, character and space models, whose words run through apostrophes
+ * and hyphens and stop at punctuation (lstm_lm.wf), segments joined by ' or - count as one ("e-ma")
+ * and the word starts after the last punctuation inside it ("3.1" -> "1"). Uses lm's break iterator:
+ * one lm per thread. 0 or LSTM_E_ICU. */
+int lstm_lm_partial_word(lstm_lm *lm, const char *text, size_t len, size_t *start);
+
+/* The speaker names of a chat model (its tags without the angle brackets: what lstm_lm_prompt
+ * takes), joined by ", ", into buf (cap bytes, NUL-terminated); "" without speakers. Names that do
+ * not fit are counted instead: "user, agent, ... (12 more)". Returns buf. */
+const char *lstm_lm_speaker_names(const lstm_lm *lm, char *buf, size_t cap);
 
 /* The typed prefix normalised as the tokenizer normalises text (NFKC, case-folded unless keep_case),
  * into out (cap bytes, NUL-terminated). LSTM_E_TOOBIG if it does not fit. */

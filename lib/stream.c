@@ -375,7 +375,17 @@ struct lstm_reader {
     lstm_meta meta;
     int state; /* 0 = reading records, else the sticky return value (0 after end is kept in done) */
     int done;
+    uint8_t head[256]; /* the first compressed bytes, for lstm_reader_open_sniff */
+    size_t head_n;
 };
+
+static void keep_head(lstm_reader *r, const uint8_t *p, size_t n)
+{
+    size_t k = sizeof r->head - r->head_n;
+    if (k > n) k = n;
+    memcpy(r->head + r->head_n, p, k);
+    r->head_n += k;
+}
 
 static int map_zstd_error(const lstm_reader *r, size_t ret)
 {
@@ -396,6 +406,7 @@ static int fill(lstm_reader *r)
             while (k < 0 && errno == EINTR);
             if (k < 0) return LSTM_E_IO;
             if (k == 0) r->eof = 1;
+            if (r->head_n < sizeof r->head) keep_head(r, r->ibuf, (size_t)k);
             r->in.size = (size_t)k;
             r->in.pos = 0;
             r->bytes_in += (uint64_t)k;
@@ -453,9 +464,43 @@ static int diagnose(lstm_reader *r, int err)
     return err;
 }
 
-int lstm_reader_open(lstm_reader **out, int fd, size_t bufsize) { return lstm_reader_open_prefix(out, fd, bufsize, NULL, 0); }
+static int reader_open(lstm_reader **out, int fd, size_t bufsize, const void *prefix, size_t plen, int sniff);
+
+int lstm_reader_open(lstm_reader **out, int fd, size_t bufsize) { return reader_open(out, fd, bufsize, NULL, 0, 0); }
+
+int lstm_reader_open_sniff(lstm_reader **out, int fd, size_t bufsize)
+{
+    return reader_open(out, fd, bufsize, NULL, 0, 1);
+}
 
 int lstm_reader_open_prefix(lstm_reader **out, int fd, size_t bufsize, const void *prefix, size_t plen)
+{
+    return reader_open(out, fd, bufsize, prefix, plen, 0);
+}
+
+int lstm_stream_looks_like_text(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    size_t high = 0, i = 0;
+    int utf8 = 1;
+    if (n == 0) return 0;
+    while (i < n) {
+        uint8_t c = b[i];
+        if ((c < 0x20 && (c < '\t' || c > '\r')) || c == 0x7f) return 0;
+        if (c < 0x80) { i++; continue; }
+        high++;
+        /* a well-formed UTF-8 sequence (lead C2..F4, then continuation bytes) advances past it */
+        size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        size_t j = 1;
+        while (len && j < len && i + j < n && (b[i + j] & 0xc0) == 0x80) j++;
+        if (!len || (j < len && i + j < n)) { utf8 = 0; i++; continue; }
+        high += j - 1;
+        i += j;
+    }
+    return utf8 || 3 * high <= n;
+}
+
+static int reader_open(lstm_reader **out, int fd, size_t bufsize, const void *prefix, size_t plen, int sniff)
 {
     *out = NULL;
     lstm_reader *r = calloc(1, sizeof *r);
@@ -476,6 +521,7 @@ int lstm_reader_open_prefix(lstm_reader **out, int fd, size_t bufsize, const voi
         memcpy(r->ibuf, prefix, plen);
         r->in.size = plen;
         r->bytes_in = plen;
+        keep_head(r, prefix, plen);
     }
 
     rc = need(r, HEADER_SIZE);
@@ -499,6 +545,12 @@ int lstm_reader_open_prefix(lstm_reader **out, int fd, size_t bufsize, const voi
     *out = r;
     return LSTM_OK;
 fail:
+    /* Not zstd, or ended before a byte of content (but not inside zstd's magic, 28 b5 2f fd, whose
+     * first byte is '('): a text file if its bytes say so. */
+    if (sniff && (rc == LSTM_E_MAGIC || (rc == LSTM_E_TRUNCATED && r->content_total == 0)) &&
+        !(r->head_n < 4 && memcmp(r->head, "\x28\xb5\x2f\xfd", r->head_n) == 0) &&
+        lstm_stream_looks_like_text(r->head, r->head_n))
+        rc = LSTM_E_TEXT;
     lstm_reader_free(r);
     return rc;
 }

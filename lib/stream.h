@@ -100,6 +100,16 @@ int lstm_reader_open(lstm_reader **out, int fd, size_t bufsize);
 /* The same when the caller has already read the first plen bytes of fd (to peek at a pipe's magic):
  * the stream is prefix followed by the rest of fd. */
 int lstm_reader_open_prefix(lstm_reader **out, int fd, size_t bufsize, const void *prefix, size_t plen);
+/* lstm_reader_open for a tool's input: a file that is not a stream (LSTM_E_MAGIC, or LSTM_E_TRUNCATED
+ * before any content) and whose first bytes look like text gives LSTM_E_TEXT instead, so the tool can
+ * say "pipe it through lstm-tok". The bytes looked at are the ones read for the magic: nothing more
+ * is read than lstm_reader_open reads. */
+int lstm_reader_open_sniff(lstm_reader **out, int fd, size_t bufsize);
+/* 1 if the first n bytes of an input look like text (a CSV or text file given where a stream is
+ * expected): n > 0, no control bytes other than tab, LF, VT, FF and CR, and either valid UTF-8 (a
+ * sequence cut at the end counts) or at most a third of the bytes >= 0x80 (text in a legacy 8-bit
+ * encoding, which lstm-tok reads with a warning). Stream and checkpoint magics (0x1a) never qualify. */
+int lstm_stream_looks_like_text(const void *p, size_t n);
 uint32_t lstm_reader_kind(const lstm_reader *r);
 uint32_t lstm_reader_version(const lstm_reader *r);
 const lstm_meta *lstm_reader_meta(const lstm_reader *r);

@@ -31,6 +31,9 @@ setup_file() {
     # a stream from the future: version 2 in an otherwise valid token stream
     zstd -qdc text.tok | { head -c 8; printf '\x02\x00\x00\x00'; tail -c +13; } | zstd -qc > future.tok
     printf 'w1 w2 w3 w\n' > prompt.txt
+    printf 'speaker,text\nuser,hello there\nagent,hi\n' > chats.csv
+    lstm-tok --split space --vocab-out text.vocab text.txt > /dev/null
+    lstm-ngram train -q -n 2 -o m.ngram text.tok
 }
 
 setup() {
@@ -39,10 +42,11 @@ setup() {
     cd "$D"
 }
 
-# Reads rows "status|stderr|command" from stdin (blank lines and # comments skipped).
+# Reads rows "status|stderr|command" from stdin (blank lines and # comments skipped); the argument, if
+# any, is another separator, for messages that contain '|'.
 check_table() {
-    local n=0 bad=0 st want cmd got
-    while IFS='|' read -r st want cmd; do
+    local n=0 bad=0 st want cmd got sep="${1:-|}"
+    while IFS="$sep" read -r st want cmd; do
         [[ -z "$st" || "$st" == \#* ]] && continue
         n=$((n + 1))
         run --separate-stderr timeout 20 bash -c "$cmd" < /dev/null # rows must not eat the table
@@ -68,7 +72,7 @@ check_table() {
 0||lstm-tok empty.txt > o.tok
 0||lstm-tok < /dev/null > o.tok
 1|lstm-tok: unbalanced.csv:2: unterminated quoted field|lstm-tok unbalanced.csv > o.tok
-1|lstm-tok: notext.csv:1: no text column in the CSV header (expected text, utterance or message)|lstm-tok --format csv notext.csv > o.tok
+1|lstm-tok: notext.csv:1: no text column in the CSV header (columns: speaker, message_x): expected text, utterance, message or content, or name it with --text-col|lstm-tok --format csv notext.csv > o.tok
 1|lstm-tok: missing.txt: No such file or directory|lstm-tok missing.txt > o.tok
 1|lstm-tok: adir: Is a directory|lstm-tok adir > o.tok
 1|lstm-tok: nodir/o.tok: No such file or directory|lstm-tok -o nodir/o.tok text.txt
@@ -86,7 +90,6 @@ EOF
 1|lstm-window: future.tok: unsupported format version|lstm-window future.tok > o.win
 1|lstm-window: empty.txt: empty input (no stream)|lstm-window empty.txt > o.win
 1|lstm-window: stdin: empty input (no stream)|lstm-window < /dev/null > o.win
-1|lstm-window: badutf8.txt: not an lstm stream (wrong magic)|lstm-window badutf8.txt > o.win
 1|lstm-window: m.ckpt: not an lstm stream (wrong magic)|lstm-window m.ckpt > o.win
 0||lstm-window empty.tok > o.win
 0||lstm-window -L 100000 text.tok > o.win
@@ -99,6 +102,41 @@ EOF
 1|lstm-window: adir: Is a directory|lstm-window adir > o.win
 1|lstm-window: nodir/o.win: No such file or directory|lstm-window -o nodir/o.win text.tok
 EOF
+}
+
+@test "text or CSV where a stream is expected: every reader names the tools that make one (file and stdin)" {
+    check_table '@' <<'EOF'
+1@lstm-window: chats.csv: a text/CSV file, not a token stream: pipe it through lstm-tok (lstm-tok chats.csv | lstm-window ...)@lstm-window -L 8 chats.csv > o.win
+1@lstm-window: stdin: text/CSV, not a token stream: pipe it through lstm-tok (... | lstm-tok | lstm-window ...)@cat chats.csv | lstm-window > o.win
+1@lstm-window: text.txt: a text/CSV file, not a token stream: pipe it through lstm-tok (lstm-tok text.txt | lstm-window ...)@lstm-window text.txt > o.win
+# text in a legacy 8-bit encoding is still text (lstm-tok reads it with a warning)
+1@lstm-window: badutf8.txt: a text/CSV file, not a token stream: pipe it through lstm-tok (lstm-tok badutf8.txt | lstm-window ...)@lstm-window badutf8.txt > o.win
+# shorter than a stream's magic, and in pieces through a pipe
+1@lstm-window: stdin: text/CSV, not a token stream: pipe it through lstm-tok (... | lstm-tok | lstm-window ...)@printf 'hi\n' | lstm-window > o.win
+1@lstm-window: stdin: text/CSV, not a token stream: pipe it through lstm-tok (... | lstm-tok | lstm-window ...)@{ printf s; sleep 0.2; printf 'peaker,text\n'; } | lstm-window > o.win
+# not text: a NUL, a stream cut inside zstd's magic (its first byte is '(')
+1@lstm-window: stdin: not an lstm stream (wrong magic)@lstm-window < nul.txt > o.win
+1@lstm-window: stdin: truncated stream (no end record)@head -c 1 text.tok | lstm-window > o.win
+1@lstm-train: chats.csv: a text/CSV file, not windows: tokenize it and cut it into windows (lstm-tok chats.csv | lstm-window -L 15 | lstm-train ...)@lstm-train -o x.ckpt chats.csv
+1@lstm-train: stdin: text/CSV, not windows: tokenize it and cut it into windows (... | lstm-tok | lstm-window -L 15 | lstm-train ...)@cat chats.csv | lstm-train -o x.ckpt
+1@lstm-train: chats.csv: a text/CSV file, not windows: tokenize it like the training data and cut it into windows (lstm-tok -m text.win chats.csv | lstm-window -L 8 > valid.win)@lstm-train -o x.ckpt --valid chats.csv text.win
+1@lstm-train: chats.csv: a text/CSV file, not windows: tokenize it like the training data and cut it into windows (lstm-tok -m <vocab or checkpoint> chats.csv | lstm-window -L 8 > valid.win)@lstm-train -o x.ckpt --valid chats.csv < text.win
+1@lstm-eval: chats.csv: a text/CSV file, not windows: tokenize it with the model's tokenizer and cut it into windows (lstm-tok -m m.ckpt chats.csv | lstm-window -L 15 | lstm-eval -m m.ckpt)@lstm-eval -m m.ckpt chats.csv
+1@lstm-eval: stdin: text/CSV, not windows: tokenize it with the model's tokenizer and cut it into windows (... | lstm-tok -m m.ckpt | lstm-window -L 15 | lstm-eval -m m.ckpt)@cat chats.csv | lstm-eval -m m.ckpt
+1@lstm-ngram: chats.csv: a text/CSV file, not a token stream: pipe it through lstm-tok (lstm-tok chats.csv | lstm-ngram train ...)@lstm-ngram train -o x.ngram chats.csv
+1@lstm-ngram: stdin: text/CSV, not a token stream: pipe it through lstm-tok (... | lstm-tok | lstm-ngram train ...)@cat chats.csv | lstm-ngram train -o x.ngram
+1@lstm-ngram: chats.csv: a text/CSV file, not a token stream: tokenize it like the training stream (lstm-tok -m text.tok chats.csv > test.tok)@lstm-ngram train -o x.ngram --eval chats.csv text.tok
+1@lstm-ngram: chats.csv: a text/CSV file, not a token stream: tokenize it like the training stream (lstm-tok -m <training stream or its vocab> chats.csv | lstm-ngram eval -m m.ngram)@lstm-ngram eval -m m.ngram chats.csv
+1@lstm-ngram: stdin: text/CSV, not a token stream: tokenize it like the training stream (... | lstm-tok -m <training stream or its vocab> | lstm-ngram eval -m m.ngram)@cat chats.csv | lstm-ngram eval -m m.ngram
+# a stream of the wrong kind names the tool that makes the right one
+1@lstm-train: text.vocab: got a vocabulary file (VOCB), expected windows (WIND): make windows with lstm-tok | lstm-window@lstm-train -o x.ckpt text.vocab
+1@lstm-eval: text.vocab: got a vocabulary file (VOCB), expected windows (WIND): make windows with lstm-tok | lstm-window@lstm-eval -m m.ckpt text.vocab
+1@lstm-train: stdin: got a token stream (TOKS), expected windows (WIND): pipe it through lstm-window@lstm-train -o x.ckpt < text.tok
+1@lstm-window: stdin: got windows (WIND), expected a token stream (TOKS): make one with lstm-tok@lstm-window < text.win > o.win
+1@lstm-ngram: text.win: got windows (WIND), expected a token stream (TOKS): make one with lstm-tok@lstm-ngram train -o x.ngram text.win
+EOF
+    run ls x.ckpt x.ckpt.last x.ngram
+    assert_failure
 }
 
 @test "lstm-train: absurd flags, wrong inputs, vocabulary mismatch, sizes beyond the machine" {
@@ -171,7 +209,7 @@ EOF
 1|lstm-dump: missing: No such file or directory|lstm-dump missing
 1|lstm-dump: adir: Is a directory|lstm-dump adir
 1|lstm-dump: empty.txt: empty input (no stream)|lstm-dump empty.txt
-1|lstm-dump: badutf8.txt: not an lstm stream (wrong magic)|lstm-dump badutf8.txt
+1|lstm-dump: badutf8.txt: a text/CSV file, not an lstm stream or checkpoint: lstm-dump shows what lstm-tok and the other tools write|lstm-dump badutf8.txt
 1|lstm-dump: future.tok: unsupported format version|lstm-dump future.tok
 2|lstm-dump: -n: expected a non-negative integer, got '-1'|lstm-dump -n -1 text.win
 EOF

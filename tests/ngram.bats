@@ -131,7 +131,7 @@ setup() {
 @test "bad inputs: text, windows, empty, missing, a stream as the model" {
     run --separate-stderr "$NG" train -o m.ngram "$T/abc.txt"
     assert_failure 1
-    assert_equal "$stderr" "lstm-ngram: $T/abc.txt: not an lstm stream (wrong magic)"
+    assert_equal "$stderr" "lstm-ngram: $T/abc.txt: a text/CSV file, not a token stream: pipe it through lstm-tok (lstm-tok $T/abc.txt | lstm-ngram train ...)"
     "$WIN" -L 3 "$T/train.tok" > w.win
     run --separate-stderr "$NG" train -o m.ngram w.win
     assert_failure 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# lstm-sample: suggestions (next word, completing a typed word, whole words from character pieces),
-# completion (greedy, sampling, beam), chat speakers, bans, the JSON server and the bad inputs, on
-# tiny models built once from tests/fixtures/eval_chat.csv.
+# lstm-sample: suggestions (next word, completing a typed word as ICU segments words, whole words from
+# character pieces), completion (greedy, sampling, beam), chat speakers (and lstm-dump naming them),
+# bans, the JSON server and the bad inputs (an n-gram model too), on tiny models built once from
+# tests/fixtures/eval_chat.csv.
 
 bats_require_minimum_version 1.5.0
 
@@ -10,7 +11,8 @@ setup_file() {
     export T="$BATS_FILE_TMPDIR"
     export S="$LSTM_BIN/lstm-sample"
     local B="$LSTM_BIN"
-    "$B/lstm-tok" -q "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 8 > "$T/chat.win"
+    "$B/lstm-tok" -q --vocab-out "$T/chat.vocab" -o "$T/chat.tok" "$FIX/eval_chat.csv"
+    "$B/lstm-window" -q -L 8 "$T/chat.tok" > "$T/chat.win"
     "$B/lstm-train" --hidden 32 --epochs 3 -q -o "$T/chat.ckpt" "$T/chat.win"
     "$B/lstm-tok" -q --chars "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 16 > "$T/chars.win"
     "$B/lstm-train" --hidden 32 --epochs 2 -q -o "$T/chars.ckpt" "$T/chars.win"
@@ -20,6 +22,8 @@ setup_file() {
     sed -n '2,$p' "$FIX/eval_chat.csv" | cut -d, -f3- | tr -d '"' > "$T/plain.txt"
     "$B/lstm-tok" -q "$T/plain.txt" | "$B/lstm-window" -q -L 8 --cross-docs > "$T/plain.win"
     "$B/lstm-train" --hidden 32 --epochs 2 -q -o "$T/plain.ckpt" "$T/plain.win"
+    # an n-gram model of the same tokens (not a checkpoint)
+    "$B/lstm-ngram" train -q -n 3 -o "$T/chat.ngram" "$T/chat.tok"
     echo "just some text" > "$T/notes.txt"
     head -c 5000 "$T/chat.ckpt" > "$T/cut.ckpt"
     # the same model with NaN / Inf weights and a valid checksum (what a diverged training leaves)
@@ -43,7 +47,10 @@ check_probs() {
 @test "--help and --version" {
     run --separate-stderr "$S" --help
     assert_success
-    assert_output --partial "echo 'hi, i need help with my' | lstm-sample -m chat.ckpt --suggest 5"
+    # next-word examples end the prompt with a space (without one they complete "my")
+    assert_output --partial "echo 'hi, i need help with my ' | lstm-sample -m chat.ckpt --suggest 5"
+    assert_output --partial "lstm-sample -m chat.ckpt --suggest 5 'i was charged twice for my '   (the next word)"
+    refute_output --partial "help with my' |"
     assert_output --partial "--serve"
     run --separate-stderr "$S" --version
     assert_output "lstm-sample 1.0"
@@ -64,7 +71,7 @@ check_probs() {
     assert_equal "$stderr" "lstm-sample: --beam excludes --greedy, --top-k and --top-p"
     run --separate-stderr "$S" -m "$T/chat.ckpt" --speaker nobody hello
     assert_failure 2
-    assert_equal "$stderr" "lstm-sample: --speaker: 'nobody' is not a speaker of this model"
+    assert_equal "$stderr" "lstm-sample: --speaker: 'nobody' is not a speaker of this model (speakers: user, agent)"
 }
 
 @test "--suggest K: K next words, sorted, probabilities sum to at most 1" {
@@ -228,6 +235,84 @@ check_probs() {
     assert_success
 }
 
+@test "a prompt ending in non-ASCII punctuation or an emoji asks for the next word after it" {
+    for p in "thanks…" "great 👍" "hi 🙂" "sure‼" "thanks!"; do
+        run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 3 "$p"
+        assert_success
+        assert_equal "$stderr" ""
+        assert_equal "${#lines[@]}" 3
+        check_probs "$output"
+        # the same words as after the text and a space (the tokens are the same)
+        assert_equal "$output" "$("$S" -m "$T/chat.ckpt" --suggest 3 "$p ")"
+    done
+    # BPE and character models too: next words, no typed prefix
+    for m in bpe chars; do
+        for p in "thanks…" "great 👍"; do
+            run --separate-stderr "$S" -m "$T/$m.ckpt" --suggest 3 --json "$p"
+            assert_success
+            refute_output --partial '"prefix"'
+            assert_output --regexp '^\{"mode":"suggest","suggestions":\[\{"word":'
+        done
+    done
+    # --serve decides the same way
+    printf '%s\n' 'thanks…' '{"text":"great 👍","k":2}' > req.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve < req.txt
+    assert_success
+    assert_equal "${#lines[@]}" 2
+    refute_output --partial '"prefix"'
+    assert_line --index 1 --regexp '^\{"mode":"suggest","suggestions":\[\{"word":"[^"]*","p":[0-9.e-]*\},\{"word":'
+}
+
+@test "the word being typed is the last ICU word segment: digits, e-mail addresses, a trailing apostrophe" {
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 3 "it is 45"
+    assert_success
+    assert_equal "$stderr" "lstm-sample: completing '45': probabilities renormalised over the words that extend it"
+    assert_line --regexp '^4512	'
+    # ICU keeps an address in one segment, as the word tokenizer does
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --suggest 3 "send it to anna@exa"
+    assert_success
+    assert_equal "$stderr" "lstm-sample: completing 'anna@exa': probabilities renormalised over the words that extend it"
+    assert_output "anna@example.com	1.000000"
+    # "don'" is typed on the way to "don't"; BPE words run through a hyphen and stop at a full stop
+    printf '%s\n' "{\"text\":\"i don'\"}" '{"text":"i don’"}' > req.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve < req.txt
+    assert_success
+    assert_line --index 0 '{"mode":"suggest","suggestions":[],"prefix":"don'"'"'","renormalized":true}'
+    assert_line --index 1 '{"mode":"suggest","suggestions":[],"prefix":"don’","renormalized":true}'
+    printf '%s\n' '{"text":"my e-ma","k":1}' '{"text":"it is 3.4","k":1}' > req.txt
+    run --separate-stderr "$S" -m "$T/bpe.ckpt" --serve < req.txt
+    assert_success
+    assert_line --index 0 --regexp '"prefix":"e-ma","renormalized":true\}$'
+    assert_line --index 1 --regexp '"prefix":"4","renormalized":true\}$'
+}
+
+@test "an unknown speaker: the error names the model's speakers; lstm-dump lists them for every kind of file" {
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --speaker bob --suggest 3 "hi "
+    assert_failure 2
+    assert_output ""
+    assert_equal "$stderr" "lstm-sample: --speaker: 'bob' is not a speaker of this model (speakers: user, agent)"
+    # --serve: the name as given, cut to 100 bytes at a character boundary (the reply stays UTF-8)
+    long="x$(printf 'é%.0s' $(seq 100))"
+    cut="x$(printf 'é%.0s' $(seq 49))"
+    printf '%s\n' '{"text":"x ","speaker":"bob"}' "{\"text\":\"x \",\"speaker\":\"$long\"}" > req.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve < req.txt
+    assert_success
+    assert_line --index 0 '{"error":"unknown speaker '"'"'bob'"'"' (speakers: user, agent)"}'
+    assert_line --index 1 '{"error":"unknown speaker '"'"''"$cut"'...'"'"' (speakers: user, agent)"}'
+    # a name lstm-dump prints is one --speaker takes
+    for f in chat.ckpt chat.win chat.tok chat.vocab; do
+        run --separate-stderr "$LSTM_BIN/lstm-dump" --header "$T/$f"
+        assert_success
+        assert_line "speakers: user, agent"
+    done
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --speaker agent --suggest 2 "hi "
+    assert_success
+    # a plain text model has none
+    run --separate-stderr "$LSTM_BIN/lstm-dump" "$T/plain.ckpt"
+    assert_success
+    refute_line --regexp '^speakers:'
+}
+
 @test "--json one-shot reply" {
     run --separate-stderr "$S" -m "$T/chat.ckpt" --json --suggest 3 "i need hel"
     assert_success
@@ -298,6 +383,20 @@ PY
     run --separate-stderr "$S" -m "$T/cut.ckpt" hello
     assert_failure 1
     assert_equal "$stderr" "lstm-sample: $T/cut.ckpt: truncated checkpoint (shorter than its header says)"
+}
+
+@test "-m given an n-gram model: lstm-sample and lstm-eval say what it is and what evaluates it" {
+    msg="$T/chat.ngram: an n-gram model (lstm-ngram), not an LSTM checkpoint: give -m the model written by lstm-train (an n-gram model is evaluated with 'lstm-ngram eval -m $T/chat.ngram TEST.tok')"
+    run --separate-stderr "$S" -m "$T/chat.ngram" --suggest 3 "hi "
+    assert_failure 1
+    assert_output ""
+    assert_equal "$stderr" "lstm-sample: $msg"
+    run --separate-stderr "$LSTM_BIN/lstm-eval" -m "$T/chat.ngram" "$T/chat.win"
+    assert_failure 1
+    assert_equal "$stderr" "lstm-eval: $msg"
+    # and the command it names works
+    run --separate-stderr "$LSTM_BIN/lstm-ngram" eval -q -m "$T/chat.ngram" "$T/chat.tok"
+    assert_success
 }
 
 @test "a checkpoint with NaN or Inf weights (valid checksum) is refused at load, naming the tensor" {

@@ -439,3 +439,74 @@ PY
     run --separate-stderr "$TRAIN" $SMALL --epochs 1 -f -o p.ckpt "$T/cyc.win"
     [[ "$stderr" != *ETA* ]]
 }
+
+# Ink (a pixel darker than light grey) within 3 pixels of the edge of each PNG: a label cut at the
+# figure's edge (a cut can fall between two letters, hence the band). Prints "FILE: x X y Y" per figure
+# with any; a minimal PNG decoder (8-bit RGB or RGBA, not interlaced, as pngcairo writes), so that the
+# test needs nothing beyond python3.
+png_edge_ink() {
+    python3 - "$@" <<'PYEOF'
+import struct, sys, zlib
+for path in sys.argv[1:]:
+    d = open(path, 'rb').read()
+    assert d[:8] == b'\x89PNG\r\n\x1a\n', path
+    pos, idat = 8, []
+    while pos < len(d):
+        n, t = struct.unpack('>I4s', d[pos:pos + 8])
+        if t == b'IHDR': w, h, bd, ct, _, _, il = struct.unpack('>IIBBBBB', d[pos + 8:pos + 21])
+        if t == b'IDAT': idat.append(d[pos + 8:pos + 8 + n])
+        pos += 12 + n
+    assert bd == 8 and il == 0 and ct in (2, 6), (path, bd, ct, il)
+    bpp = 3 if ct == 2 else 4
+    raw, stride, prev, hit = zlib.decompress(b''.join(idat)), w * bpp, bytearray(w * bpp), None
+    for y in range(h):
+        o = y * (stride + 1)
+        f, line = raw[o], bytearray(raw[o + 1:o + 1 + stride])
+        for i in range(stride):  # undo the row filter (PNG spec, section 9)
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1: line[i] = (line[i] + a) & 255
+            elif f == 2: line[i] = (line[i] + b) & 255
+            elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        for x in (range(w) if y < 3 or y >= h - 3 else (0, 1, 2, w - 3, w - 2, w - 1)):
+            px = line[x * bpp:x * bpp + bpp]
+            if hit is None and min(px[:3]) < 160 and (bpp == 3 or px[3] > 64): hit = (x, y)
+        prev = line
+    if hit: print(f"{path}: x {hit[0]} y {hit[1]}")
+PYEOF
+}
+
+# The title of a gnuplot SVG: the text that starts with $2.
+svg_title() { grep -o ">$2[^<]*" "$1" | sed 's/^>//'; }
+
+@test "figures: plot_curves.gp and plot_gates.gp title the run, not a path, and no label is cut at the edge" {
+    local EX="$BATS_TEST_DIRNAME/../examples"
+    command -v gnuplot > /dev/null || "$EX/need-gnuplot.sh"
+    mkdir -p logs/run.d
+    "$TRAIN" -q $SMALL --epochs 3 --valid-frac 0.1 --log-every 10 --log logs/run.d/cyc-adam.tsv -o m.ckpt "$T/cyc.win"
+    # the run defaults to the log's file name without directory and extension
+    gnuplot -e "log='logs/run.d/cyc-adam.tsv'; out='curves'" "$EX/plot_curves.gp"
+    assert_equal "$(svg_title curves.svg 'training curves')" 'training curves: cyc-adam'
+    gnuplot -e "log='logs/run.d/cyc-adam.tsv'; out='named'; run='cyc, Adam (2x16)'" "$EX/plot_curves.gp"
+    assert_equal "$(svg_title named.svg 'training curves')" 'training curves: cyc, Adam (2x16)'
+    # a run in the millions of tokens, with a long matrix name in the key: labels still inside
+    awk -F'\t' 'BEGIN { OFS = "\t" } NR == 1 { print $0, "gn:l10.w_hh_of_a_long_name"; next } { $4 *= 950; print $0, $13 }' \
+        logs/run.d/cyc-adam.tsv > big.tsv
+    gnuplot -e "log='big.tsv'; out='big'" "$EX/plot_curves.gp"
+    "$LSTM_BIN/lstm-inspect" gates -m m.ckpt --tsv "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15" > logs/run.d/gates-cyc.tsv
+    gnuplot -e "tsv='logs/run.d/gates-cyc.tsv'; out='gates'" "$EX/plot_gates.gp"
+    assert_equal "$(svg_title gates.svg 'gate activations')" 'gate activations per token: gates-cyc'
+    # long tokens, the first one hanging left of the heat map (and an underscore, not a subscript)
+    awk -F'\t' 'BEGIN { OFS = "\t" } NR == 2 { $2 = "<a_speaker_with_a_rather_long_name>" } NR == 4 { $2 = "internationalization" } { print }' \
+        logs/run.d/gates-cyc.tsv > long.tsv
+    gnuplot -e "tsv='long.tsv'; out='long'; run='cyc'" "$EX/plot_gates.gp"
+    assert_equal "$(svg_title long.svg 'gate activations')" 'gate activations per token: cyc'
+    grep -q '<text>&lt;a_speaker_with_a_rather_long_name></text>' long.svg
+    run png_edge_ink curves.png named.png big.png gates.png long.png
+    assert_success
+    assert_output ''
+}

@@ -133,7 +133,7 @@ cont | </s> h <pad> <pad> -> h </s> <pad> <pad>"
 @test "text, empty and missing inputs" {
     run --separate-stderr "$WIN" "$T/docs.txt"
     assert_failure 1
-    assert_equal "$stderr" "lstm-window: $T/docs.txt: not an lstm stream (wrong magic)"
+    assert_equal "$stderr" "lstm-window: $T/docs.txt: a text/CSV file, not a token stream: pipe it through lstm-tok (lstm-tok $T/docs.txt | lstm-window ...)"
     : > empty
     run --separate-stderr "$WIN" empty
     assert_failure 1

@@ -23,9 +23,9 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: " PROG " [options] [STREAM | CHECKPOINT]\n"
             "Print a stream written by lstm-tok or lstm-window (or a vocabulary file) as text:\n"
-            "header, metadata, provenance, then each record as token ids and as token strings.\n"
-            "Given a checkpoint (lstm-train), print its entries with shapes and checksums, its\n"
-            "configuration, training state and provenance.\n"
+            "header, metadata, speakers, provenance, then each record as token ids and as token strings.\n"
+            "Given a checkpoint (lstm-train), print its entries with shapes and checksums, its tokenizer\n"
+            "and speakers, configuration, training state and provenance.\n"
             "\n"
             "  -n, --records N   show the first N records only (default: all)\n"
             "      --header      header, metadata and provenance only\n"
@@ -53,6 +53,23 @@ static int finish_output(void)
     if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
     fprintf(stderr, PROG ": stdout: %s\n", errno ? strerror(errno) : "write error");
     return 1;
+}
+
+/* A chat tokenizer's speakers by name (the tag without its brackets: what lstm-sample --speaker
+ * takes), in id order: "speakers: user, agent". Nothing without speakers. */
+static void print_speakers(const lstm_tokenizer *tok)
+{
+    uint32_t S = tok ? lstm_tokenizer_num_speakers(tok) : 0;
+    if (!S) return;
+    printf("speakers:");
+    for (uint32_t s = 0; s < S; s++) {
+        size_t len;
+        const char *p = lstm_tokenizer_piece(tok, LSTM_NUM_SPECIAL + s, &len);
+        if (!p) p = "?", len = 1;
+        if (len >= 2 && p[0] == '<' && p[len - 1] == '>') p++, len -= 2;
+        printf("%s %.*s", s ? "," : "", (int)len, p);
+    }
+    putchar('\n');
 }
 
 /* A checkpoint: its entries (name, type, shape, size, XXH64 of the data) and its text entries.
@@ -95,6 +112,7 @@ static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size
     if (tok)
         printf("tokenizer: %s, %u ids, %u speaker tags\n", lstm_tokenizer_kind_name(lstm_tokenizer_kind(tok)),
                lstm_tokenizer_vocab_size(tok), lstm_tokenizer_num_speakers(tok));
+    print_speakers(tok);
     static const char *texts[] = {"config", "train", "provenance"};
     for (int k = 0; k < 3; k++) {
         const lstm_ck_entry *e = lstm_ck_find(ck, texts[k]);
@@ -219,7 +237,9 @@ int main(int argc, char **argv)
     lstm_reader *r;
     int rc = lstm_reader_open_prefix(&r, fd, 0, head, plen);
     if (rc) {
-        fprintf(stderr, PROG ": %s: %s\n", iname, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
+        if (rc == LSTM_E_MAGIC && lstm_stream_looks_like_text(head, hn))
+            fprintf(stderr, PROG ": %s: a text/CSV file, not an lstm stream or checkpoint: lstm-dump shows what lstm-tok and the other tools write\n", iname);
+        else fprintf(stderr, PROG ": %s: %s\n", iname, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
         return 1;
     }
     const lstm_meta *m = lstm_reader_meta(r);
@@ -262,15 +282,7 @@ int main(int argc, char **argv)
             if (printable(e->val, e->len)) printf("  %s: %.*s\n", e->key, (int)e->len, (const char *)e->val);
             else printf("  %s: (%zu bytes)\n", e->key, e->len);
         }
-        if (tok && lstm_tokenizer_num_speakers(tok)) {
-            printf("speakers:");
-            for (uint32_t s = 0; s < lstm_tokenizer_num_speakers(tok); s++) {
-                size_t len;
-                const char *p = lstm_tokenizer_piece(tok, LSTM_NUM_SPECIAL + s, &len);
-                printf(" %.*s", (int)len, p ? p : "?");
-            }
-            putchar('\n');
-        }
+        print_speakers(tok);
         size_t plen;
         const uint8_t *prov = lstm_meta_get(m, "provenance", &plen);
         if (prov) {

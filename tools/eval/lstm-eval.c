@@ -265,6 +265,12 @@ int main(int argc, char **argv)
     lstm_dataset *d;
     uint32_t kind;
     rc = lstm_dataset_open(&d, path, (size_t)2048 << 20, &kind);
+    if (rc == LSTM_E_TEXT && path && strcmp(path, "-"))
+        die(1, "%s: a text/CSV file, not windows: tokenize it with the model's tokenizer and cut it into windows "
+               "(lstm-tok -m %s %s | lstm-window -L 15 | " PROG " -m %s)", name, model, name, model);
+    if (rc == LSTM_E_TEXT)
+        die(1, "stdin: text/CSV, not windows: tokenize it with the model's tokenizer and cut it into windows "
+               "(... | lstm-tok -m %s | lstm-window -L 15 | " PROG " -m %s)", model, model);
     if (rc) die(1, "%s", lstm_dataset_open_message(rc, kind, name, msg, sizeof msg));
     size_t bl;
     const uint8_t *blob = lstm_meta_get(lstm_dataset_meta(d), "tokenizer", &bl);

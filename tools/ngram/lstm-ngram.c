@@ -113,7 +113,9 @@ typedef struct {
 
 static int in_closed, out_closed;
 
-static void tokin_open(tokin *t, const char *path)
+/* tok_m: NULL for a training stream, else the -m a test stream must be tokenized with; then is the rest
+ * of the pipeline: both only for the message on text given instead of a stream. */
+static void tokin_open(tokin *t, const char *path, const char *tok_m, const char *then)
 {
     memset(t, 0, sizeof *t);
     t->name = path && strcmp(path, "-") ? path : "stdin";
@@ -123,7 +125,15 @@ static void tokin_open(tokin *t, const char *path)
     }
     t->fd = lstm_in_open(path);
     if (t->fd < 0) die(1, "%s: %s", t->name, strerror(errno));
-    int rc = lstm_reader_open(&t->r, t->fd, 0);
+    int rc = lstm_reader_open_sniff(&t->r, t->fd, 0);
+    if (rc == LSTM_E_TEXT) {
+        const char *how = tok_m ? "tokenize it like the training stream" : "pipe it through lstm-tok";
+        if (path && strcmp(path, "-"))
+            die(1, "%s: a text/CSV file, not a token stream: %s (lstm-tok%s%s %s%s)", t->name, how, tok_m ? " -m " : "",
+                tok_m ? tok_m : "", t->name, then);
+        die(1, "stdin: text/CSV, not a token stream: %s (... | lstm-tok%s%s%s)", how, tok_m ? " -m " : "",
+            tok_m ? tok_m : "", then);
+    }
     if (rc) die(1, "%s: %s", t->name, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
     uint32_t kind = lstm_reader_kind(t->r);
     if (kind != LSTM_KIND_TOKS) {
@@ -203,10 +213,12 @@ typedef struct {
 static int chatty(const common_opts *o) { return o->verbose || (!o->quiet && isatty(2)); }
 
 /* Scores one stream and prints its line (text or JSON) on stdout. */
-static void eval_one(const lstm_ngram *m, const char *model, const char *path, const common_opts *o)
+/* model names the model in messages; tok_m and then are tokin_open's. */
+static void eval_one(const lstm_ngram *m, const char *model, const char *tok_m, const char *then, const char *path,
+                     const common_opts *o)
 {
     tokin t;
-    tokin_open(&t, path);
+    tokin_open(&t, path, tok_m, then);
     check_tokenizer(&t, m, model);
     double t0 = now();
     lstm_ngram_scorer *s;
@@ -296,13 +308,14 @@ static int cmd_train(int argc, char **argv)
         if (opath && lstm_same_file(opath, evals[i])) die(2, "%s: -o names a stream given with --eval", opath);
 
     tokin t;
-    tokin_open(&t, ipath);
+    tokin_open(&t, ipath, NULL, " | " PROG " train ...");
+    const char *tok_m = ipath && strcmp(ipath, "-") ? t.name : "<training stream or its vocab>";
     /* Refuse a test stream with another tokenizer before spending time on training (stdin can only
      * be read once, so it is checked when it is evaluated). */
     for (int i = 0; i < nevals; i++) {
         if (!strcmp(evals[i], "-")) continue;
         tokin e;
-        tokin_open(&e, evals[i]);
+        tokin_open(&e, evals[i], tok_m, " > test.tok");
         if (e.tok_len != t.tok_len || memcmp(e.tok, t.tok, t.tok_len) != 0 || e.V != t.V)
             die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m %s", e.name, t.name, t.name);
         tokin_close(&e);
@@ -355,7 +368,7 @@ static int cmd_train(int argc, char **argv)
         tmp_ready = 0;
         if (co.verbose) fprintf(stderr, PROG ": model written to %s in %.2f s\n", where, now() - t2);
     }
-    for (int i = 0; i < nevals; i++) eval_one(m, t.name, evals[i], &co);
+    for (int i = 0; i < nevals; i++) eval_one(m, t.name, tok_m, " > test.tok", evals[i], &co);
     lstm_ngram_free(m);
     return 0;
 }
@@ -396,8 +409,11 @@ static int cmd_eval(int argc, char **argv)
     if (fd > 0) close(fd);
     if (co.verbose)
         fprintf(stderr, PROG ": %s: %u-gram model loaded in %.2f s\n", mname, lstm_ngram_order(m), now() - t0);
-    if (nin == 0) eval_one(m, mname, NULL, &co);
-    for (int i = optind; i < argc; i++) eval_one(m, mname, argv[i], &co);
+    char then[1200];
+    snprintf(then, sizeof then, " | " PROG " eval -m %s", mname);
+    const char *tok_m = "<training stream or its vocab>";
+    if (nin == 0) eval_one(m, mname, tok_m, then, NULL, &co);
+    for (int i = optind; i < argc; i++) eval_one(m, mname, tok_m, then, argv[i], &co);
     lstm_ngram_free(m);
     return 0;
 }

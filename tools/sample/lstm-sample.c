@@ -44,10 +44,12 @@ static void usage(FILE *f)
             "  -m, --model FILE          checkpoint (required)\n"
             "Suggest (the default)\n"
             "  -s, --suggest K           the K most likely next words with their probabilities (default 5),\n"
-            "                            one 'word<TAB>probability' line each. When TEXT ends inside a word\n"
-            "                            (no trailing space), only words completing it, with probabilities\n"
-            "                            renormalised over those words. BPE and character models assemble\n"
-            "                            whole words with a small beam over pieces (--beam-words N, default 8).\n"
+            "                            one 'word<TAB>probability' line each. TEXT ending in a space,\n"
+            "                            punctuation or an emoji asks for the next word; TEXT ending inside\n"
+            "                            a word (letters or digits, as ICU segments words), only for words\n"
+            "                            completing it, with probabilities renormalised over those words.\n"
+            "                            BPE and character models assemble whole words with a small beam\n"
+            "                            over pieces (--beam-words N, default 8).\n"
             "Complete\n"
             "  -c, --complete            continue TEXT until the end of the turn/line or --max-new tokens\n"
             "  -n, --max-new N           tokens to generate at most (default 30)\n"
@@ -73,7 +75,9 @@ static void usage(FILE *f)
             "\n"
             "Examples:\n"
             "  lstm-tok < chats.csv | lstm-window -L 15 | lstm-train -o chat.ckpt\n"
-            "  echo 'hi, i need help with my' | " PROG " -m chat.ckpt --suggest 5\n"
+            "  echo 'hi, i need help with my ' | " PROG " -m chat.ckpt --suggest 5\n"
+            "  " PROG " -m chat.ckpt --suggest 5 'i was charged twice for my '   (the next word)\n"
+            "  " PROG " -m chat.ckpt --suggest 5 'can you reset my pa'           (words completing 'pa')\n"
             "  " PROG " -m chat.ckpt --speaker agent --complete 'sure, please' --top-p 0.9\n"
             "  printf '%%s\\n' 'i need hel' '{\"text\":\"thanks\",\"mode\":\"complete\"}' | " PROG " -m chat.ckpt --serve\n");
 }
@@ -131,6 +135,7 @@ typedef struct {
     lstm_infer inf1;
     float *lg;          /* (V) */
     const char *err;    /* message of the last failed request */
+    char errbuf[1024];  /* err when it names things (an unknown speaker and the model's speakers) */
 } engine;
 
 static int grow_buf(engine *e, size_t n)
@@ -149,7 +154,12 @@ static int make_prompt(engine *e, const char *speaker, const char *text, size_t 
     e->ids.n = 0;
     int rc = lstm_lm_prompt(&e->lm, e->lm.S ? speaker : NULL, text, len, &e->ids);
     if (rc == LSTM_E_NOTFOUND) {
-        e->err = "unknown speaker (see the speakers of the training data with lstm-dump)";
+        /* the name as given (cut at a character boundary: the reply must stay UTF-8) and the model's */
+        char names[768];
+        size_t n = lstm_utf8_valid_prefix(speaker, strnlen(speaker, 100));
+        snprintf(e->errbuf, sizeof e->errbuf, "unknown speaker '%.*s%s' (speakers: %s)", (int)n, speaker,
+                 speaker[n] ? "..." : "", lstm_lm_speaker_names(&e->lm, names, sizeof names));
+        e->err = e->errbuf;
         return rc;
     }
     if (rc) e->err = lstm_strerror(rc);
@@ -160,7 +170,11 @@ static int make_prompt(engine *e, const char *speaker, const char *text, size_t 
  * partly typed word is being completed (its normalised form in e->prefix). */
 static int do_suggest(engine *e, const req_t *r, const char *text, size_t len, size_t *prefix_len, double *mass)
 {
-    size_t p = lstm_lm_partial_word(text, len), plen = 0;
+    size_t p, plen = 0;
+    if (lstm_lm_partial_word(&e->lm, text, len, &p)) {
+        e->err = lstm_strerror(LSTM_E_ICU);
+        return -1;
+    }
     if (p < len) {
         int rc = lstm_lm_normalize(&e->lm, text + p, len - p, e->prefix, sizeof e->prefix, &plen);
         if (rc) {
@@ -656,8 +670,11 @@ int main(int argc, char **argv)
     lstm_set_threads(1);
     engine e;
     engine_init(&e, &o);
-    if (o.d.speaker && e.lm.S > 0 && lstm_tokenizer_speaker_id(e.lm.tok, o.d.speaker) < 0)
-        die(2, "--speaker: '%s' is not a speaker of this model", o.d.speaker);
+    if (o.d.speaker && e.lm.S > 0 && lstm_tokenizer_speaker_id(e.lm.tok, o.d.speaker) < 0) {
+        char names[768];
+        die(2, "--speaker: '%s' is not a speaker of this model (speakers: %s)", o.d.speaker,
+            lstm_lm_speaker_names(&e.lm, names, sizeof names));
+    }
     if (o.serve) {
         int rc = serve(&e, &o);
         engine_free(&e);

@@ -615,6 +615,12 @@ int main(int argc, char **argv)
     uint32_t kind;
     int rc = lstm_dataset_open(&train, o.train_path, (size_t)o.mem_budget_mb << 20, &kind);
     char msg[4400];
+    if (rc == LSTM_E_TEXT && o.train_path && strcmp(o.train_path, "-"))
+        die(1, "%s: a text/CSV file, not windows: tokenize it and cut it into windows (lstm-tok %s | "
+               "lstm-window -L 15 | lstm-train ...)", tname, tname);
+    if (rc == LSTM_E_TEXT)
+        die(1, "stdin: text/CSV, not windows: tokenize it and cut it into windows (... | lstm-tok | "
+               "lstm-window -L 15 | lstm-train ...)");
     if (rc) die(1, "%s", lstm_dataset_open_message(rc, kind, tname, msg, sizeof msg));
     size_t tok_len;
     const uint8_t *tok_blob = lstm_meta_get(lstm_dataset_meta(train), "tokenizer", &tok_len);
@@ -698,6 +704,10 @@ int main(int argc, char **argv)
         if (rc && valid_from_ckpt)
             die(1, "%s (the validation windows of %s: give --valid FILE or --valid-frac F)",
                 lstm_dataset_open_message(rc, kind, vname, msg, sizeof msg), o.resume_path);
+        if (rc == LSTM_E_TEXT) /* it must be tokenized like the training data: a window stream names its tokenizer */
+            die(1, "%s: a text/CSV file, not windows: tokenize it like the training data and cut it into windows "
+                   "(lstm-tok -m %s %s | lstm-window -L %d > valid.win)",
+                vname, o.train_path && strcmp(o.train_path, "-") ? tname : "<vocab or checkpoint>", vname, T);
         if (rc) die(1, "%s", lstm_dataset_open_message(rc, kind, vname, msg, sizeof msg));
         /* Saved absolute, so that a resume from another directory finds it again. */
         o.valid_saved = realpath(o.valid_path, valid_abs) ? valid_abs : o.valid_path;

@@ -233,7 +233,17 @@ int main(int argc, char **argv)
         return 1;
     }
     lstm_reader *r;
-    int rc = lstm_reader_open(&r, fd, 0);
+    int rc = lstm_reader_open_sniff(&r, fd, 0);
+    if (rc == LSTM_E_TEXT && ipath && strcmp(ipath, "-")) {
+        fprintf(stderr, PROG ": %s: a text/CSV file, not a token stream: pipe it through lstm-tok (lstm-tok %s | " PROG
+                             " ...)\n", iname, ipath);
+        return 1;
+    }
+    if (rc == LSTM_E_TEXT) {
+        fprintf(stderr, PROG ": stdin: text/CSV, not a token stream: pipe it through lstm-tok (... | lstm-tok | " PROG
+                             " ...)\n");
+        return 1;
+    }
     if (rc) {
         fprintf(stderr, PROG ": %s: %s\n", iname, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
         return 1;
