@@ -20,9 +20,9 @@ OPT = -O2 -g -march=native -ffp-contract=off
 endif
 
 PREFIX ?= /usr/local
-PKGS = icu-uc sentencepiece libzstd openblas jansson
+PKGS = icu-uc sentencepiece libzstd openblas jansson libxxhash
 DEBS = pkg-config libicu-dev libsentencepiece-dev sentencepiece libzstd-dev zstd libopenblas-dev \
-       libjansson-dev bats bats-support bats-assert bats-file python3-torch g++ gnuplot-nox
+       libjansson-dev libxxhash-dev bats bats-support bats-assert bats-file python3-torch g++ gnuplot-nox
 TORCH_PY ?= /usr/bin/python3
 
 CC ?= cc
@@ -30,13 +30,17 @@ CXX ?= c++
 DEPS_STAMP = $(BUILD)/.deps-ok
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) -Wall -Wextra -Ilib $(SANFLAGS) $(PKG_CFLAGS)
-CXXFLAGS = -std=c++17 $(OPT) -Wall -Wextra -Ilib $(SANFLAGS) $(PKG_CFLAGS)
+# lib/ is grouped by layer (tests/layers.sh checks the direction); every layer is on the include path.
+LIB_LAYERS = common io text nn lm
+LIB_INC = $(LIB_LAYERS:%=-Ilib/%)
+CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) -Wall -Wextra $(LIB_INC) $(SANFLAGS) $(PKG_CFLAGS)
+CXXFLAGS = -std=c++17 $(OPT) -Wall -Wextra $(LIB_INC) $(SANFLAGS) $(PKG_CFLAGS)
 LDLIBS = $(PKG_LIBS) -lstdc++ -lm -lpthread
 LDFLAGS = $(SANFLAGS)
 
-LIB_C = $(wildcard lib/*.c)
-LIB_CC = $(wildcard lib/*.cc)
+LIB_C = $(wildcard lib/*/*.c)
+LIB_CC = $(wildcard lib/*/*.cc)
+LIB_H = $(wildcard lib/*/*.h)
 LIB_OBJ = $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CC:%.cc=$(BUILD)/%.o)
 LIBA = $(BUILD)/liblstm.a
 
@@ -56,7 +60,7 @@ all: deps
 build-all: $(LIBA) $(TOOLS)
 
 # Install missing Debian packages once per build directory.
-$(DEPS_STAMP):
+$(DEPS_STAMP): Makefile
 	@missing=""; for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "make: installing missing Debian packages:$$missing"; \
@@ -68,11 +72,11 @@ $(DEPS_STAMP):
 # Re-run make after deps so pkg-config flags are picked up in a fresh clone.
 deps: $(DEPS_STAMP)
 
-$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(DEPS_STAMP)
+$(BUILD)/lib/%.o: lib/%.c $(LIB_H) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/lib/%.o: lib/%.cc $(wildcard lib/*.h) | $(DEPS_STAMP)
+$(BUILD)/lib/%.o: lib/%.cc $(LIB_H) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
@@ -82,13 +86,13 @@ $(LIBA): $(LIB_OBJ)
 
 # One rule per tool: build/bin/lstm-x from tools/<dir>/lstm-x.c.
 define tool_rule
-$(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(LIBA) $(wildcard lib/*.h)
+$(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(LIBA) $(LIB_H)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) -o $$@ $(1) $(LIBA) $$(LDFLAGS) $$(LDLIBS)
 endef
 $(foreach s,$(TOOL_SRC),$(eval $(call tool_rule,$(s))))
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIBA) $(wildcard lib/*.h) $(wildcard tests/unit/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBA) $(LIB_H) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBA) $(LDFLAGS) $(LDLIBS)
 

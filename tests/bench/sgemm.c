@@ -1,9 +1,9 @@
-/* sgemm.c: GFLOP/s of OpenBLAS cblas_sgemm and of lstm_gemm (lib/gemm.c) on the GEMM shapes of one
+/* sgemm.c: GFLOP/s of OpenBLAS cblas_sgemm and of lstm_gemm (lib/nn/gemm.c) on the GEMM shapes of one
  * training step: the output layer's forward (logits = X W^T), weight gradient (dW += dY^T X) and input
  * gradient (dX = dY W), the layers' input projection and one recurrent step. The two are timed in
  * alternating rounds and the best round of each is kept, so a busy machine penalizes both alike.
  * usage: sgemm V E H B T SECONDS [THREADS]   (prints "blas out/dw/dx/proj/rec ours out/dw/dx/proj/rec")
- * build: cc -O2 -march=native -Ilib tests/bench/sgemm.c lib/gemm.c $(pkg-config --cflags --libs openblas) -lpthread */
+ * build: cc -O2 -march=native -Ilib/nn -Ilib/common tests/bench/sgemm.c lib/nn/gemm.c $(pkg-config --cflags --libs openblas) -lpthread */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>

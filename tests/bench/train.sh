@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # train.sh PTB_DIR: lstm-train tokens/s against PyTorch 1.13 on the same model and batch shape, in the
 # same run, at H=200 and H=650 (V=10k from PTB, 2 layers, B=20, T=35), with achieved GFLOP/s beside
-# OpenBLAS sgemm's and lstm_gemm's (lib/gemm.c) GFLOP/s on the step's shapes (alternating rounds, best
+# OpenBLAS sgemm's and lstm_gemm's (lib/nn/gemm.c) GFLOP/s on the step's shapes (alternating rounds, best
 # round of each). BIN holds the tools; SECS (default 40) per measurement.
 set -euo pipefail
 ptb=${1:?usage: train.sh PTB_DIR}
@@ -14,7 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 "$bin/lstm-tok" -q --split space --unk-token '<unk>' "$ptb/ptb.train.txt" | "$bin/lstm-window" -L 35 --cross-docs > "$tmp/train.win"
 V=$("$bin/lstm-dump" --header "$tmp/train.win" | sed -n 's/^  vocab_size: //p')
-cc -O2 -march=native -I"$here/../../lib" -o "$tmp/sgemm" "$here/sgemm.c" "$here/../../lib/gemm.c" $(pkg-config --cflags --libs openblas) -lpthread -lm
+cc -O2 -march=native -I"$here/../../lib/nn" -I"$here/../../lib/common" -o "$tmp/sgemm" "$here/sgemm.c" "$here/../../lib/nn/gemm.c" $(pkg-config --cflags --libs openblas) -lpthread -lm
 
 printf '%-28s %10s %10s %8s %12s %32s %32s\n' "config (V=$V, L=2, B=20, T=35)" "ours tok/s" "torch best" "ratio" "ours GFLOP/s" \
     "OpenBLAS GFLOP/s out/dW/dX/proj/rec" "lstm_gemm out/dW/dX/proj/rec"

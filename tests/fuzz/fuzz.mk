@@ -16,15 +16,15 @@ HARNESSES = $(if $(FUZZ_ONLY),$(FUZZ_ONLY),$(HARNESSES_ALL))
 
 FCC = clang
 FCXX = clang++
-PKGS = icu-uc sentencepiece libzstd openblas jansson
+PKGS = icu-uc sentencepiece libzstd openblas jansson libxxhash
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FCFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Ilib -Itests/fuzz \
+FCFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra $(patsubst %,-Ilib/%,common io text nn lm) -Itests/fuzz \
           -fsanitize=fuzzer-no-link $(SAN) $(shell pkg-config --cflags $(PKGS))
-FCXXFLAGS = -std=c++17 -O1 -g -Ilib -fsanitize=fuzzer-no-link $(SAN) $(shell pkg-config --cflags $(PKGS))
+FCXXFLAGS = -std=c++17 -O1 -g $(patsubst %,-Ilib/%,common io text nn lm) -fsanitize=fuzzer-no-link $(SAN) $(shell pkg-config --cflags $(PKGS))
 FLIBS = $(shell pkg-config --libs $(PKGS)) -lstdc++ -lm -lpthread
 
-LIB_C = $(wildcard lib/*.c)
-LIB_CC = $(wildcard lib/*.cc)
+LIB_C = $(wildcard lib/*/*.c)
+LIB_CC = $(wildcard lib/*/*.cc)
 LIB_OBJ = $(LIB_C:%.c=$(FZ)/%.o) $(LIB_CC:%.cc=$(FZ)/%.o)
 LIBA = $(FZ)/liblstm.a
 
@@ -46,11 +46,11 @@ run: build seeds
 
 build: $(foreach h,$(HARNESSES),$(FZ)/fuzz_$(h))
 
-$(FZ)/lib/%.o: lib/%.c $(wildcard lib/*.h)
+$(FZ)/lib/%.o: lib/%.c $(wildcard lib/*/*.h)
 	@mkdir -p $(@D)
 	$(FCC) $(FCFLAGS) -c $< -o $@
 
-$(FZ)/lib/%.o: lib/%.cc $(wildcard lib/*.h)
+$(FZ)/lib/%.o: lib/%.cc $(wildcard lib/*/*.h)
 	@mkdir -p $(@D)
 	$(FCXX) $(FCXXFLAGS) -c $< -o $@
 
@@ -59,12 +59,12 @@ $(LIBA): $(LIB_OBJ)
 	ar rcs $@ $^
 
 # Harnesses are C, linked by clang++ so the C++ parts of the UBSan runtime (spm_c.cc) come along.
-$(FZ)/fuzz_%.o: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(wildcard lib/*.h)
+$(FZ)/fuzz_%.o: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(wildcard lib/*/*.h)
 	@mkdir -p $(@D)
 	$(FCC) $(FCFLAGS) -c -o $@ $<
 
 # The --serve request handler lives in the tool: the harness includes its source (main renamed).
-$(FZ)/fuzz_serve.o: tests/fuzz/fuzz_serve.c tools/sample/lstm-sample.c $(wildcard lib/*.h)
+$(FZ)/fuzz_serve.o: tests/fuzz/fuzz_serve.c tools/sample/lstm-sample.c $(wildcard lib/*/*.h)
 	$(FCC) $(FCFLAGS) -Wno-unused-function -c -o $@ $<
 
 $(FZ)/fuzz_%: $(FZ)/fuzz_%.o $(LIBA)

@@ -1,4 +1,4 @@
-/* test_gemm.c: lstm_gemm (lib/gemm.c) against the plain-loop lstm_gemm_ref on many shapes (1, 7, 33,
+/* test_gemm.c: lstm_gemm (lib/nn/gemm.c) against the plain-loop lstm_gemm_ref on many shapes (1, 7, 33,
  * 700, 10001 and the micro-tile edges), all four transposition cases, alpha / beta variants, padded
  * leading dimensions, beta = 0 over NaN, K = 0, and 1 to 3 threads; results must be bit-identical run to
  * run and across thread counts. */

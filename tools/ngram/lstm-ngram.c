@@ -1,5 +1,5 @@
 /* lstm-ngram: the interpolated modified Kneser-Ney n-gram baseline: train a model on a token stream,
- * evaluate it (perplexity, NLL, top-1) on token streams (lib/ngram.h, formats/ngram.md). */
+ * evaluate it (perplexity, NLL, top-1) on token streams (lib/lm/ngram.h, formats/ngram.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include "json.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -361,21 +362,6 @@ static int check_sampling(const req_t *r, const char **msg)
     return 0;
 }
 
-/* jansson's parse error in our words: its texts for these name its own flags ("without
- * JSON_ALLOW_NUL"), which mean nothing to a client. "near '...'" is kept: it shows where. */
-static void json_error_message(const json_error_t *jerr, char *buf, size_t cap)
-{
-    const char *near = strstr(jerr->text, " near ");
-    const char *what = NULL;
-    switch (json_error_code(jerr)) {
-    case json_error_duplicate_key: what = "duplicate field"; break;
-    case json_error_null_character: what = "\\u0000 is not allowed in a string"; break;
-    default: what = strstr(jerr->text, "JSON_") ? "invalid JSON" : NULL;
-    }
-    if (what) snprintf(buf, cap, "malformed JSON: %s%s", what, near ? near : "");
-    else snprintf(buf, cap, "malformed JSON: %s", jerr->text);
-}
-
 /* A JSON request line: fields override the defaults. */
 static json_t *handle_json(engine *e, const req_t *d, const char *line, size_t len)
 {
@@ -384,7 +370,7 @@ static json_t *handle_json(engine *e, const req_t *d, const char *line, size_t l
     json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     char msg[300];
     if (!j) {
-        json_error_message(&jerr, msg, sizeof msg);
+        lstm_json_error_message(&jerr, msg, sizeof msg);
         return json_pack("{s:s}", "error", msg);
     }
     json_t *res = NULL;
