@@ -85,10 +85,16 @@ $(LIBA): $(LIB_OBJ)
 	ar rcs $@ $^
 
 # One rule per tool: build/bin/lstm-x from tools/<dir>/lstm-x.c.
+# tools/common/: what the tools share (messages, flag parsing, -q/-v, version, time), linked into each.
+TOOL_COMMON_OBJ = $(patsubst tools/common/%.c,$(BUILD)/tools/common/%.o,$(wildcard tools/common/*.c))
+$(BUILD)/tools/common/%.o: tools/common/%.c tools/common/tool.h $(LIB_H) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itools/common -c $< -o $@
+
 define tool_rule
-$(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(LIBA) $(LIB_H)
+$(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(LIBA) $(LIB_H) $(TOOL_COMMON_OBJ) tools/common/tool.h
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS) -o $$@ $(1) $(LIBA) $$(LDFLAGS) $$(LDLIBS)
+	$$(CC) $$(CFLAGS) -Itools/common -o $$@ $(1) $(TOOL_COMMON_OBJ) $(LIBA) $$(LDFLAGS) $$(LDLIBS)
 endef
 $(foreach s,$(TOOL_SRC),$(eval $(call tool_rule,$(s))))
 

@@ -13,9 +13,9 @@
 #include "fileio.h"
 #include "stream.h"
 #include "tokenizer.h"
+#include "tool.h"
 
 #define PROG "lstm-dump"
-#define VERSION "1.0"
 
 
 static void usage(FILE *f)
@@ -32,6 +32,8 @@ static void usage(FILE *f)
             "      --ids         ids only, no token strings\n"
             "      --text        records as detokenized text, one per line (no ids, no header)\n"
             "      --vocab       list the vocabulary: id, token\n"
+            "  -q, --quiet       no warnings\n"
+            "  -v, --verbose     a summary line on stderr at the end (records read, end record verified)\n"
             "  -h, --help        this help\n"
             "  -V, --version     version\n"
             "\n"
@@ -126,6 +128,7 @@ static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size
             s = nl + 1;
         }
     }
+    if (tool_verbosity >= TOOL_VERBOSE) tool_msg("%s: checkpoint, %zu entries, checksum verified", path, lstm_ck_count(ck));
     lstm_tokenizer_free(tok);
     lstm_ck_close(ck);
     return finish_output();
@@ -171,12 +174,15 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"records", required_argument, 0, 'n'}, {"header", no_argument, 0, 'H'},
                                          {"ids", no_argument, 0, 'i'},         {"text", no_argument, 0, 't'},
                                          {"vocab", no_argument, 0, 'b'},       {"help", no_argument, 0, 'h'},
+                                         {"quiet", no_argument, 0, 'q'},       {"verbose", no_argument, 0, 'v'},
                                          {"version", no_argument, 0, 'V'},     {0, 0, 0, 0}};
     int ch;
     int closed;
     lstm_reserve_std_fds(&closed); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     int in_closed = closed & 1, out_closed = closed & 2;
-    while ((ch = getopt_long(argc, argv, "n:hV", opts, NULL)) != -1) {
+    tool_init(PROG);
+    opterr = 0; /* getopt's own messages would start with the full argv[0] */
+    while ((ch = getopt_long(argc, argv, ":n:qvhV", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': {
             char *e;
@@ -193,8 +199,10 @@ int main(int argc, char **argv)
         case 't': text_only = 1; break;
         case 'b': vocab = 1; break;
         case 'h': usage(stdout); return 0;
-        case 'V': printf(PROG " " VERSION "\n"); return 0;
-        default: fprintf(stderr, PROG ": try '" PROG " --help'\n"); return 2;
+        case 'q': tool_verbosity = TOOL_QUIET; break;
+        case 'v': tool_verbosity = TOOL_VERBOSE; break;
+        case 'V': tool_version();
+        default: tool_bad_option(ch, argv);
         }
     }
     if (argc - optind > 1) {
@@ -245,7 +253,7 @@ int main(int argc, char **argv)
     const lstm_meta *m = lstm_reader_meta(r);
     lstm_tokenizer *tok = NULL;
     int trc = lstm_tokenizer_from_meta(&tok, m);
-    if (trc && trc != LSTM_E_NOTFOUND) fprintf(stderr, PROG ": %s: tokenizer: %s (showing ids only)\n", iname, lstm_strerror(trc));
+    if (trc && trc != LSTM_E_NOTFOUND) tool_warn("%s: tokenizer: %s (showing ids only)", iname, lstm_strerror(trc));
 
     if (vocab) {
         if (!tok) {
@@ -351,6 +359,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!text_only) printf("end: %llu records, whole\n", (unsigned long long)n);
+    if (tool_verbosity >= TOOL_VERBOSE) tool_msg("%s: %llu records, end record verified", iname, (unsigned long long)n);
 done:
     lstm_tokenizer_free(tok);
     lstm_reader_free(r);

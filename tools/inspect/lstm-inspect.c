@@ -13,9 +13,9 @@
 #include "lm.h"
 #include "model.h"
 #include "tokenizer.h"
+#include "tool.h"
 
 #define PROG "lstm-inspect"
-#define VERSION "1.0"
 
 static void usage(FILE *f)
 {
@@ -37,6 +37,9 @@ static void usage(FILE *f)
             "\n"
             "  -m, --model FILE     checkpoint\n"
             "      --speaker NAME   chat models: read the text as a turn of this speaker\n"
+            "  -n N                 repeat: n-grams up to N (1 to 8, default 4)\n"
+            "  -q, --quiet          no warnings\n"
+            "  -v, --verbose        say on stderr what was read and how long it took\n"
             "  -h, --help           this help\n"
             "  -V, --version        version\n"
             "\n"
@@ -48,8 +51,8 @@ static void usage(FILE *f)
 
 static void die(int code, const char *msg, const char *arg)
 {
-    fprintf(stderr, PROG ": %s%s%s\n", arg ? arg : "", arg ? ": " : "", msg);
-    exit(code);
+    if (arg) tool_die(code, "%s: %s", arg, msg);
+    tool_die(code, "%s", msg);
 }
 
 static void open_model(lstm_lm *lm, const char *path)
@@ -239,6 +242,15 @@ static int cmd_repeat(FILE *in, int N)
     return 0;
 }
 
+/* -v: what ran and how long it took, on stderr. */
+static int said_done(const char *cmd, double t0, int rc)
+{
+    char d[32];
+    tool_fmt_duration(d, sizeof d, tool_now() - t0);
+    if (tool_verbosity >= TOOL_VERBOSE && rc == 0) tool_msg("%s: done in %s", cmd, d);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int closed;
@@ -246,7 +258,8 @@ int main(int argc, char **argv)
     int in_closed = closed & 1, out_closed = closed & 2;
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) { usage(stdout); return 0; }
-    if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) { printf(PROG " " VERSION "\n"); return 0; }
+    tool_init(PROG);
+    if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) tool_version();
     const char *cmd = argv[1];
     if (strcmp(cmd, "gates") && strcmp(cmd, "states") && strcmp(cmd, "repeat")) {
         fprintf(stderr, PROG ": unknown command '%s' (gates, states or repeat)\n", cmd);
@@ -256,31 +269,31 @@ int main(int argc, char **argv)
     int tsv = 0, N = 4;
     static const struct option lo[] = {{"model", required_argument, 0, 'm'}, {"speaker", required_argument, 0, 's'},
                                        {"tsv", no_argument, 0, 't'},         {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+                                       {"quiet", no_argument, 0, 'q'},       {"verbose", no_argument, 0, 'v'},
+                                       {"version", no_argument, 0, 'V'},     {0, 0, 0, 0}};
     int ch;
     optind = 2;
-    while ((ch = getopt_long(argc, argv, "m:n:h", lo, NULL)) != -1) {
+    opterr = 0; /* getopt's own messages would start with the full argv[0] */
+    while ((ch = getopt_long(argc, argv, ":m:n:qvhV", lo, NULL)) != -1) {
         switch (ch) {
         case 'm': model = optarg; break;
         case 's': speaker = optarg; break;
         case 't': tsv = 1; break;
-        case 'n': {
-            char *e;
-            long v = strtol(optarg, &e, 10);
-            if (*e || e == optarg || v < 1 || v > 8) die(2, "expected an integer from 1 to 8", "-n");
-            N = (int)v;
-            break;
-        }
+        case 'n': N = (int)tool_parse_long(optarg, "-n", 1, 8); break;
+        case 'q': tool_verbosity = TOOL_QUIET; break;
+        case 'v': tool_verbosity = TOOL_VERBOSE; break;
         case 'h': usage(stdout); return 0;
-        default: fprintf(stderr, PROG ": try '" PROG " --help'\n"); return 2;
+        case 'V': tool_version();
+        default: tool_bad_option(ch, argv);
         }
     }
+    double t0 = tool_now();
     if (out_closed) die(1, strerror(EBADF), "stdout");
     if (optind >= argc && strcmp(cmd, "gates") && in_closed) die(1, strerror(EBADF), "stdin");
     if (!strcmp(cmd, "repeat")) {
         FILE *in = optind < argc ? fopen(argv[optind], "r") : stdin;
         if (!in) die(1, strerror(errno), argv[optind]);
-        return cmd_repeat(in, N);
+        return said_done(cmd, t0, cmd_repeat(in, N));
     }
     lstm_lm lm;
     if (!strcmp(cmd, "gates")) {
@@ -288,12 +301,12 @@ int main(int argc, char **argv)
         open_model(&lm, model);
         int rc = cmd_gates(&lm, speaker, argv[optind], tsv);
         lstm_lm_close(&lm);
-        return rc;
+        return said_done(cmd, t0, rc);
     }
     FILE *in = optind < argc ? fopen(argv[optind], "r") : stdin;
     if (!in) die(1, strerror(errno), argv[optind]);
     open_model(&lm, model);
     int rc = cmd_states(&lm, speaker, in);
     lstm_lm_close(&lm);
-    return rc;
+    return said_done(cmd, t0, rc);
 }

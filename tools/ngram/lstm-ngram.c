@@ -17,9 +17,9 @@
 #include "fileio.h"
 #include "ngram.h"
 #include "stream.h"
+#include "tool.h"
 
 #define PROG "lstm-ngram"
-#define VERSION "1.0"
 #define MAX_EVAL 16
 
 static lstm_out out;
@@ -32,16 +32,9 @@ static void on_signal(int sig)
     _exit(130);
 }
 
-static void die(int code, const char *fmt, ...)
+static void cleanup(void)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
     if (tmp_ready) lstm_out_abort(&out);
-    exit(code);
 }
 
 static void usage(FILE *f)
@@ -81,22 +74,7 @@ static void usage(FILE *f)
             "  " PROG " train -n 3 --eval valid.tok --eval test.tok train.tok    # train and evaluate at once\n");
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static long parse_num(const char *s, const char *flag, long lo, long hi)
-{
-    long v;
-    if (lstm_parse_long(s, lo, hi, &v)) {
-        fprintf(stderr, PROG ": %s: expected an integer from %ld to %ld, got '%s'\n", flag, lo, hi, s);
-        exit(2);
-    }
-    return v;
-}
 
 /* ---- token stream input ---- */
 typedef struct {
@@ -120,32 +98,32 @@ static void tokin_open(tokin *t, const char *path, const char *tok_m, const char
     memset(t, 0, sizeof *t);
     t->name = path && strcmp(path, "-") ? path : "stdin";
     if (!path || strcmp(path, "-") == 0) {
-        if (in_closed) die(1, "stdin: %s", strerror(EBADF));
-        if (isatty(0)) die(2, "reading a token stream from a terminal: give a file or a pipe (see --help)");
+        if (in_closed) tool_die(1, "stdin: %s", strerror(EBADF));
+        if (isatty(0)) tool_die(2, "reading a token stream from a terminal: give a file or a pipe (see --help)");
     }
     t->fd = lstm_in_open(path);
-    if (t->fd < 0) die(1, "%s: %s", t->name, strerror(errno));
+    if (t->fd < 0) tool_die(1, "%s: %s", t->name, strerror(errno));
     int rc = lstm_reader_open_sniff(&t->r, t->fd, 0);
     if (rc == LSTM_E_TEXT) {
         const char *how = tok_m ? "tokenize it like the training stream" : "pipe it through lstm-tok";
         if (path && strcmp(path, "-"))
-            die(1, "%s: a text/CSV file, not a token stream: %s (lstm-tok%s%s %s%s)", t->name, how, tok_m ? " -m " : "",
+            tool_die(1, "%s: a text/CSV file, not a token stream: %s (lstm-tok%s%s %s%s)", t->name, how, tok_m ? " -m " : "",
                 tok_m ? tok_m : "", t->name, then);
-        die(1, "stdin: text/CSV, not a token stream: %s (... | lstm-tok%s%s%s)", how, tok_m ? " -m " : "",
+        tool_die(1, "stdin: text/CSV, not a token stream: %s (... | lstm-tok%s%s%s)", how, tok_m ? " -m " : "",
             tok_m ? tok_m : "", then);
     }
-    if (rc) die(1, "%s: %s", t->name, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
+    if (rc) tool_die(1, "%s: %s", t->name, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
     uint32_t kind = lstm_reader_kind(t->r);
     if (kind != LSTM_KIND_TOKS) {
         char k[5];
-        die(1, "%s: got %s (%s), expected a token stream (TOKS): make one with lstm-tok", t->name, lstm_kind_desc(kind),
+        tool_die(1, "%s: got %s (%s), expected a token stream (TOKS): make one with lstm-tok", t->name, lstm_kind_desc(kind),
             lstm_kind_name(kind, k));
     }
     const lstm_meta *m = lstm_reader_meta(t->r);
     if (lstm_meta_get_u64(m, "vocab_size", &t->V) != 0 || t->V <= 4 || t->V > (1u << 28))
-        die(1, "%s: no valid vocab_size in the stream's metadata", t->name);
+        tool_die(1, "%s: no valid vocab_size in the stream's metadata", t->name);
     t->tok = lstm_meta_get(m, "tokenizer", &t->tok_len);
-    if (!t->tok) die(1, "%s: no tokenizer in the stream's metadata", t->name);
+    if (!t->tok) tool_die(1, "%s: no tokenizer in the stream's metadata", t->name);
 }
 
 /* 1 with a document in t->ids (t->n), 0 at the end of the stream. */
@@ -155,22 +133,22 @@ static int tokin_next(tokin *t)
     const uint8_t *p;
     uint32_t len;
     int k = lstm_reader_next(t->r, &tag, &p, &len);
-    if (k < 0) die(1, "%s: %s", t->name, lstm_strerror(k));
+    if (k < 0) tool_die(1, "%s: %s", t->name, lstm_strerror(k));
     if (k == 0) return 0;
-    if (tag != LSTM_REC_DOC || len % 4) die(1, "%s: %s", t->name, lstm_strerror(LSTM_E_FORMAT));
+    if (tag != LSTM_REC_DOC || len % 4) tool_die(1, "%s: %s", t->name, lstm_strerror(LSTM_E_FORMAT));
     t->n = len / 4;
     if (t->n > t->cap) {
         size_t cap = t->cap ? t->cap : 1024;
         while (cap < t->n) cap *= 2;
         uint32_t *ids = realloc(t->ids, cap * sizeof *ids);
-        if (!ids) die(1, "out of memory");
+        if (!ids) tool_die(1, "out of memory");
         t->ids = ids;
         t->cap = cap;
     }
     for (size_t i = 0; i < t->n; i++) {
         t->ids[i] = lstm_get_u32(p + 4 * i);
         if (t->ids[i] >= t->V)
-            die(1, "%s: document %llu: token id %u out of range (vocab_size %llu)", t->name,
+            tool_die(1, "%s: document %llu: token id %u out of range (vocab_size %llu)", t->name,
                 (unsigned long long)t->docs + 1, t->ids[i], (unsigned long long)t->V);
     }
     t->docs++;
@@ -190,7 +168,7 @@ static void check_tokenizer(const tokin *t, const lstm_ngram *m, const char *mod
     size_t len;
     const uint8_t *blob = lstm_ngram_tokenizer(m, &len);
     if (len != t->tok_len || memcmp(blob, t->tok, len) != 0 || t->V != lstm_ngram_vocab(m))
-        die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m (the training stream or its vocab)",
+        tool_die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m (the training stream or its vocab)",
             t->name, model);
 }
 
@@ -220,14 +198,14 @@ static void eval_one(const lstm_ngram *m, const char *model, const char *tok_m, 
     tokin t;
     tokin_open(&t, path, tok_m, then);
     check_tokenizer(&t, m, model);
-    double t0 = now();
+    double t0 = tool_now();
     lstm_ngram_scorer *s;
-    if (lstm_ngram_scorer_new(&s, m, 1)) die(1, "out of memory");
+    if (lstm_ngram_scorer_new(&s, m, 1)) tool_die(1, "out of memory");
     while (tokin_next(&t))
-        if (lstm_ngram_scorer_add(s, t.ids, t.n)) die(1, "%s: %s", t.name, lstm_strerror(LSTM_E_RANGE));
+        if (lstm_ngram_scorer_add(s, t.ids, t.n)) tool_die(1, "%s: %s", t.name, lstm_strerror(LSTM_E_RANGE));
     lstm_ngram_stats st;
     lstm_ngram_scorer_stats(s, &st);
-    if (st.tokens == 0) die(1, "%s: no tokens to evaluate", t.name);
+    if (st.tokens == 0) tool_die(1, "%s: no tokens to evaluate", t.name);
     double nll = st.nll / (double)st.tokens, ppl = exp(nll), top1 = (double)st.top1 / (double)st.tokens;
     unsigned N = lstm_ngram_order(m);
     const char *mode = lstm_ngram_cross_docs(m) ? "cross-docs" : "per-document";
@@ -250,10 +228,10 @@ static void eval_one(const lstm_ngram *m, const char *model, const char *tok_m, 
         printf("%s: perplexity %.2f (nll %.4f, %llu tokens, %u-gram, %s) top-1 %.1f%%\n", t.name, ppl, nll,
                (unsigned long long)st.tokens, N, mode, 100 * top1);
     }
-    if (fflush(stdout) || ferror(stdout)) die(1, "stdout: %s", strerror(errno));
+    if (fflush(stdout) || ferror(stdout)) tool_die(1, "stdout: %s", strerror(errno));
     if (chatty(o))
         fprintf(stderr, PROG ": %s: %llu documents, %llu tokens scored in %.2f s\n", t.name,
-                (unsigned long long)t.docs, (unsigned long long)st.tokens, now() - t0);
+                (unsigned long long)t.docs, (unsigned long long)st.tokens, tool_now() - t0);
     lstm_ngram_scorer_free(s);
     tokin_close(&t);
 }
@@ -275,37 +253,38 @@ static int cmd_train(int argc, char **argv)
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "n:o:fqvhV", opts, NULL)) != -1) {
+    opterr = 0; /* getopt's own messages would start with the full argv[0] */
+    while ((ch = getopt_long(argc, argv, ":n:o:fqvhV", opts, NULL)) != -1) {
         switch (ch) {
-        case 'n': N = parse_num(optarg, "-n", 1, LSTM_NGRAM_MAX_ORDER); break;
+        case 'n': N = tool_parse_long(optarg, "-n", 1, LSTM_NGRAM_MAX_ORDER); break;
         case O_CROSS: cross = 1; break;
         case 'o': opath = optarg; break;
         case 'f': force = 1; break;
         case O_EVAL:
-            if (nevals == MAX_EVAL) die(2, "--eval: at most %d test streams", MAX_EVAL);
+            if (nevals == MAX_EVAL) tool_die(2, "--eval: at most %d test streams", MAX_EVAL);
             evals[nevals++] = optarg;
             break;
         case O_JSON: co.json = 1; break;
         case 'q': co.quiet = 1; break;
         case 'v': co.verbose = 1; break;
         case 'h': usage(stdout); return 0;
-        case 'V': printf(PROG " " VERSION "\n"); return 0;
-        default: die(2, "try '" PROG " --help'");
+        case 'V': tool_version();
+        default: tool_bad_option(ch, argv);
         }
     }
-    if (argc - optind > 1) die(2, "train: one training stream at most (got %d)", argc - optind);
+    if (argc - optind > 1) tool_die(2, "train: one training stream at most (got %d)", argc - optind);
     const char *ipath = optind < argc ? argv[optind] : NULL;
     int to_stdout = !opath && !nevals;
-    if (to_stdout && isatty(1)) die(2, "refusing to write binary data to a terminal: use -o FILE or a pipe");
-    if (opath && strcmp(opath, "-") == 0 && nevals) die(2, "--eval prints on stdout: write the model with -o FILE");
-    if (out_closed && (to_stdout || nevals || (opath && !strcmp(opath, "-")))) die(1, "stdout: %s", strerror(EBADF));
+    if (to_stdout && isatty(1)) tool_die(2, "refusing to write binary data to a terminal: use -o FILE or a pipe");
+    if (opath && strcmp(opath, "-") == 0 && nevals) tool_die(2, "--eval prints on stdout: write the model with -o FILE");
+    if (out_closed && (to_stdout || nevals || (opath && !strcmp(opath, "-")))) tool_die(1, "stdout: %s", strerror(EBADF));
     for (int i = 0; i < nevals; i++)
         if ((!ipath || !strcmp(ipath, "-")) && !strcmp(evals[i], "-"))
-            die(2, "--eval -: stdin is already the training stream");
+            tool_die(2, "--eval -: stdin is already the training stream");
     /* the model written over an input would destroy it: refuse before training */
-    if (opath && ipath && lstm_same_file(opath, ipath)) die(2, "%s: -o names the training stream", opath);
+    if (opath && ipath && lstm_same_file(opath, ipath)) tool_die(2, "%s: -o names the training stream", opath);
     for (int i = 0; i < nevals; i++)
-        if (opath && lstm_same_file(opath, evals[i])) die(2, "%s: -o names a stream given with --eval", opath);
+        if (opath && lstm_same_file(opath, evals[i])) tool_die(2, "%s: -o names a stream given with --eval", opath);
 
     tokin t;
     tokin_open(&t, ipath, NULL, " | " PROG " train ...");
@@ -317,31 +296,31 @@ static int cmd_train(int argc, char **argv)
         tokin e;
         tokin_open(&e, evals[i], tok_m, " > test.tok");
         if (e.tok_len != t.tok_len || memcmp(e.tok, t.tok, t.tok_len) != 0 || e.V != t.V)
-            die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m %s", e.name, t.name, t.name);
+            tool_die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m %s", e.name, t.name, t.name);
         tokin_close(&e);
     }
     if (opath || to_stdout) {
         int rc = lstm_out_open(&out, opath, force);
-        if (rc) die(1, "%s: %s", opath, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
+        if (rc) tool_die(1, "%s: %s", opath, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
         tmp_ready = 1;
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
     }
 
-    double t0 = now();
+    double t0 = tool_now();
     lstm_ngram_counter *c;
-    if (lstm_ngram_counter_new(&c, (unsigned)N, (uint32_t)t.V, cross)) die(1, "out of memory");
+    if (lstm_ngram_counter_new(&c, (unsigned)N, (uint32_t)t.V, cross)) tool_die(1, "out of memory");
     while (tokin_next(&t)) {
         int rc = lstm_ngram_counter_add(c, t.ids, t.n);
-        if (rc) die(1, "%s: %s", t.name, rc == LSTM_E_TOOBIG ? "an n-gram count passes 2^32 - 1" : lstm_strerror(rc));
+        if (rc) tool_die(1, "%s: %s", t.name, rc == LSTM_E_TOOBIG ? "an n-gram count passes 2^32 - 1" : lstm_strerror(rc));
     }
-    double t1 = now();
+    double t1 = tool_now();
     lstm_ngram *m;
     int rc = lstm_ngram_estimate(&m, c, NULL, t.tok, t.tok_len);
-    if (rc == LSTM_E_EMPTY) die(1, "%s: no tokens to train on", t.name);
-    if (rc) die(1, "%s: %s", t.name, lstm_strerror(rc));
+    if (rc == LSTM_E_EMPTY) tool_die(1, "%s: no tokens to train on", t.name);
+    if (rc) tool_die(1, "%s: %s", t.name, lstm_strerror(rc));
     lstm_ngram_counter_free(c);
-    double t2 = now();
+    double t2 = tool_now();
     if (chatty(&co)) {
         fprintf(stderr, PROG ": %s: %llu documents, %llu tokens, %ld-gram (%s) counted in %.2f s, estimated in %.2f s\n",
                 t.name, (unsigned long long)t.docs, (unsigned long long)lstm_ngram_train_tokens(m), N,
@@ -364,9 +343,9 @@ static int cmd_train(int argc, char **argv)
         const char *where = opath && strcmp(opath, "-") ? opath : "stdout";
         rc = lstm_ngram_write(m, out.fd);
         if (!rc) rc = lstm_out_commit(&out);
-        if (rc) die(1, "%s: %s", where, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
+        if (rc) tool_die(1, "%s: %s", where, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
         tmp_ready = 0;
-        if (co.verbose) fprintf(stderr, PROG ": model written to %s in %.2f s\n", where, now() - t2);
+        if (co.verbose) fprintf(stderr, PROG ": model written to %s in %.2f s\n", where, tool_now() - t2);
     }
     for (int i = 0; i < nevals; i++) eval_one(m, t.name, tok_m, " > test.tok", evals[i], &co);
     lstm_ngram_free(m);
@@ -383,32 +362,33 @@ static int cmd_eval(int argc, char **argv)
         {"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "m:qvhV", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":m:qvhV", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': mpath = optarg; break;
         case O_JSON: co.json = 1; break;
         case 'q': co.quiet = 1; break;
         case 'v': co.verbose = 1; break;
         case 'h': usage(stdout); return 0;
-        case 'V': printf(PROG " " VERSION "\n"); return 0;
-        default: die(2, "try '" PROG " --help'");
+        case 'V': tool_version();
+        default: tool_bad_option(ch, argv);
         }
     }
-    if (!mpath) die(2, "eval: -m MODEL is required");
-    if (out_closed) die(1, "stdout: %s", strerror(EBADF));
+    if (!mpath) tool_die(2, "eval: -m MODEL is required");
+    if (out_closed) tool_die(1, "stdout: %s", strerror(EBADF));
     int nin = argc - optind, nstdin = 0;
     for (int i = optind; i < argc; i++) nstdin += strcmp(argv[i], "-") == 0;
-    if (nstdin > 1 || (nstdin && !strcmp(mpath, "-"))) die(2, "eval: stdin can be read once");
-    double t0 = now();
+    if (nstdin > 1 || (nstdin && !strcmp(mpath, "-"))) tool_die(2, "eval: stdin can be read once");
+    double t0 = tool_now();
     int fd = lstm_in_open(mpath);
     const char *mname = strcmp(mpath, "-") ? mpath : "stdin";
-    if (fd < 0) die(1, "%s: %s", mname, strerror(errno));
+    if (fd < 0) tool_die(1, "%s: %s", mname, strerror(errno));
     lstm_ngram *m;
     int rc = lstm_ngram_read(&m, fd);
-    if (rc) die(1, "%s: %s", mname, rc == LSTM_E_IO ? strerror(errno) : model_error(rc));
+    if (rc) tool_die(1, "%s: %s", mname, rc == LSTM_E_IO ? strerror(errno) : model_error(rc));
     if (fd > 0) close(fd);
     if (co.verbose)
-        fprintf(stderr, PROG ": %s: %u-gram model loaded in %.2f s\n", mname, lstm_ngram_order(m), now() - t0);
+        fprintf(stderr, PROG ": %s: %u-gram model loaded in %.2f s\n", mname, lstm_ngram_order(m), tool_now() - t0);
     char then[1200];
     snprintf(then, sizeof then, " | " PROG " eval -m %s", mname);
     const char *tok_m = "<training stream or its vocab>";
@@ -421,6 +401,8 @@ static int cmd_eval(int argc, char **argv)
 int main(int argc, char **argv)
 {
     int closed; /* eval and train --eval print on stdout, train writes the model there */
+    tool_init(PROG);
+    tool_at_die(cleanup);
     lstm_reserve_std_fds(&closed); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     in_closed = closed & 1;
     out_closed = closed & 2;
@@ -434,12 +416,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
-        printf(PROG " " VERSION "\n");
-        return 0;
-    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) tool_version();
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
-    die(2, "unknown command '%s': expected train or eval (see --help)", cmd);
-    return 2;
+    tool_die(2, "unknown command '%s': expected train or eval (see --help)", cmd);
 }

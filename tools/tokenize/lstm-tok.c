@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "numparse.h"
+#include "tool.h"
 #include "csv.h"
 #include "fileio.h"
 #include "json.h"
@@ -20,7 +21,6 @@
 #include "utf8.h"
 
 #define PROG "lstm-tok"
-#define VERSION "1.0"
 #define MAX_DOC_IDS (LSTM_MAX_RECORD / 4)
 #define PEEK_MAX (1u << 20)
 #define ENCODE_BYTES_PER_THREAD (16u << 20) /* bytes looked at to find the first line when detecting CSV */
@@ -166,16 +166,6 @@ static void usage(FILE *f)
             "  " PROG " --split space --unk-token '<unk>' ptb.train.txt | lstm-window -L 20 --cross-docs > train.win\n"
             "  " PROG " --format tsv --text-col body --speaker-col author --conv-col thread -o chat.tok chats.tsv\n"
             "  " PROG " -o chat.tok finetune.jsonl\n");
-}
-
-static long parse_num(const char *s, const char *flag, long lo, long hi)
-{
-    long v;
-    if (lstm_parse_long(s, lo, hi, &v)) {
-        fprintf(stderr, PROG ": %s: expected an integer from %ld to %ld, got '%s'\n", flag, lo, hi, s);
-        exit(2);
-    }
-    return v;
 }
 
 /* ------------------------------------------------------------------ input source */
@@ -1005,6 +995,7 @@ int main(int argc, char **argv)
     lstm_reserve_std_fds(&closed); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     int in_closed = closed & 1, out_closed = closed & 2;
     lstm_meta_init(&A.meta);
+    tool_init(PROG);
     opterr = 0; /* getopt's own messages would start with the full argv[0] */
     while ((ch = getopt_long(argc, argv, ":m:o:fqvhV", opts, NULL)) != -1) {
         switch (ch) {
@@ -1024,8 +1015,8 @@ int main(int argc, char **argv)
             break;
         case O_UNK: unk = optarg; break;
         case O_KEEP: keep_case = 1, vocab_flags++; break;
-        case O_VS: vocab_size = parse_num(optarg, "--vocab-size", 5, 1L << 28), vocab_flags++; break;
-        case O_MC: min_count = parse_num(optarg, "--min-count", 1, 1L << 40), vocab_flags++; break;
+        case O_VS: vocab_size = tool_parse_long(optarg, "--vocab-size", 5, 1L << 28), vocab_flags++; break;
+        case O_MC: min_count = tool_parse_long(optarg, "--min-count", 1, 1L << 40), vocab_flags++; break;
         case O_VOUT: vpath = optarg; break;
         case O_FMT:
             if (!strcmp(optarg, "text")) format = FMT_TEXT;
@@ -1070,21 +1061,15 @@ int main(int argc, char **argv)
         }
         case O_NOHDR: co.no_header = 1, csv_flags++; break;
         case O_PARA: paragraphs = 1; break;
-        case O_THR: threads = (int)parse_num(optarg, "--threads", 1, 16); break;
+        case O_THR: threads = (int)tool_parse_long(optarg, "--threads", 1, 16); break;
         case 'm': mpath = optarg; break;
         case 'o': opath = optarg; break;
         case 'f': force = 1; break;
         case 'q': quiet = 1; break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
-        case 'V': printf(PROG " " VERSION "\n"); return 0;
-        case ':':
-            fprintf(stderr, PROG ": option '%s' needs an argument (try '" PROG " --help')\n", argv[optind - 1]);
-            return 2;
-        default:
-            if (optopt) fprintf(stderr, PROG ": unknown option '-%c' (try '" PROG " --help')\n", optopt);
-            else fprintf(stderr, PROG ": unknown option '%s' (try '" PROG " --help')\n", argv[optind - 1]);
-            return 2;
+        case 'V': tool_version();
+        default: tool_bad_option(ch, argv);
         }
     }
     if (nkind > 1) {

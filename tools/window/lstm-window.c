@@ -8,13 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "numparse.h"
+#include "tool.h"
 #include "fileio.h"
 #include "stream.h"
 #include "tokenizer.h"
 
 #define PROG "lstm-window"
-#define VERSION "1.0"
 #define MAX_T 100000u
 
 static lstm_out out;
@@ -153,15 +152,6 @@ static int end_text(cutter *c)
     return rc;
 }
 
-static long parse_num(const char *s, const char *flag, long lo, long hi)
-{
-    long v;
-    if (lstm_parse_long(s, lo, hi, &v)) {
-        fprintf(stderr, PROG ": %s: expected an integer from %ld to %ld, got '%s'\n", flag, lo, hi, s);
-        exit(2);
-    }
-    return v;
-}
 
 int main(int argc, char **argv)
 {
@@ -179,10 +169,12 @@ int main(int argc, char **argv)
     int closed;
     lstm_reserve_std_fds(&closed); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     int in_closed = closed & 1, out_closed = closed & 2;
-    while ((ch = getopt_long(argc, argv, "L:s:o:fqvhV", opts, NULL)) != -1) {
+    tool_init(PROG);
+    opterr = 0; /* getopt's own messages would start with the full argv[0] */
+    while ((ch = getopt_long(argc, argv, ":L:s:o:fqvhV", opts, NULL)) != -1) {
         switch (ch) {
-        case 'L': T = parse_num(optarg, "-L", 1, MAX_T); break;
-        case 's': S = parse_num(optarg, "--stride", 1, MAX_T); break;
+        case 'L': T = tool_parse_long(optarg, "-L", 1, MAX_T); break;
+        case 's': S = tool_parse_long(optarg, "--stride", 1, MAX_T); break;
         case 'l': last = 1; break;
         case 'c': cross = 1; break;
         case 'o': opath = optarg; break;
@@ -190,8 +182,8 @@ int main(int argc, char **argv)
         case 'q': quiet = 1; break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
-        case 'V': printf(PROG " " VERSION "\n"); return 0;
-        default: fprintf(stderr, PROG ": try '" PROG " --help'\n"); return 2;
+        case 'V': tool_version();
+        default: tool_bad_option(ch, argv);
         }
     }
     if (argc - optind > 1) {
