@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "hash.h"
 #include "stream.h"
 
 static const uint8_t MAGIC[8] = {0x89, 'L', 'C', 'K', 'P', '\r', '\n', 0x1a};
@@ -17,111 +18,11 @@ static const uint8_t MAGIC[8] = {0x89, 'L', 'C', 'K', 'P', '\r', '\n', 0x1a};
 #define ALIGN 64
 #define MAX_ENTRIES 4096
 
-/* ------------------------------------------------------------------ XXH64 (from its specification) */
-
-#define P1 0x9E3779B185EBCA87ull
-#define P2 0xC2B2AE3D27D4EB4Full
-#define P3 0x165667B19E3779F9ull
-#define P4 0x85EBCA77C2B2AE63ull
-#define P5 0x27D4EB2F165667C5ull
-
-static inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-static inline uint64_t xround(uint64_t acc, uint64_t in) { return rotl(acc + in * P2, 31) * P1; }
-static inline uint64_t xmerge(uint64_t acc, uint64_t v) { return (acc ^ xround(0, v)) * P1 + P4; }
-
-void lstm_xxh64_init(lstm_xxh64_state *s, uint64_t seed)
-{
-    memset(s, 0, sizeof *s);
-    s->v[0] = seed + P1 + P2;
-    s->v[1] = seed + P2;
-    s->v[2] = seed;
-    s->v[3] = seed - P1;
-}
-
-/* Little-endian 64-bit load: one instruction on little-endian hosts (the hash is over the bytes). */
-static inline uint64_t load64(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-#else
-    return lstm_get_u64(p);
-#endif
-}
-
-static void stripes(uint64_t v[4], const uint8_t *p, size_t n)
-{
-    uint64_t a = v[0], b = v[1], c = v[2], d = v[3];
-    for (; n >= 32; p += 32, n -= 32) {
-        a = xround(a, load64(p));
-        b = xround(b, load64(p + 8));
-        c = xround(c, load64(p + 16));
-        d = xround(d, load64(p + 24));
-    }
-    v[0] = a, v[1] = b, v[2] = c, v[3] = d;
-}
-
-void lstm_xxh64_update(lstm_xxh64_state *s, const void *data, size_t n)
-{
-    const uint8_t *p = data;
-    s->total += n;
-    if (s->memsize) {
-        size_t take = 32 - s->memsize < n ? 32 - s->memsize : n;
-        memcpy(s->mem + s->memsize, p, take);
-        s->memsize += take;
-        p += take;
-        n -= take;
-        if (s->memsize < 32) return;
-        stripes(s->v, s->mem, 32);
-        s->memsize = 0;
-    }
-    size_t whole = n & ~(size_t)31;
-    stripes(s->v, p, whole);
-    memcpy(s->mem, p + whole, n - whole);
-    s->memsize = n - whole;
-}
-
-uint64_t lstm_xxh64_digest(const lstm_xxh64_state *s)
-{
-    uint64_t h;
-    if (s->total >= 32) {
-        h = rotl(s->v[0], 1) + rotl(s->v[1], 7) + rotl(s->v[2], 12) + rotl(s->v[3], 18);
-        for (int i = 0; i < 4; i++) h = xmerge(h, s->v[i]);
-    } else {
-        h = s->v[2] + P5; /* v[2] holds the seed */
-    }
-    h += s->total;
-    const uint8_t *p = s->mem;
-    size_t n = s->memsize;
-    for (; n >= 8; p += 8, n -= 8) h = rotl(h ^ xround(0, lstm_get_u64(p)), 27) * P1 + P4;
-    if (n >= 4) {
-        h = rotl(h ^ (uint64_t)lstm_get_u32(p) * P1, 23) * P2 + P3;
-        p += 4;
-        n -= 4;
-    }
-    for (; n; p++, n--) h = rotl(h ^ *p * P5, 11) * P1;
-    h ^= h >> 33;
-    h *= P2;
-    h ^= h >> 29;
-    h *= P3;
-    h ^= h >> 32;
-    return h;
-}
-
-uint64_t lstm_xxh64(const void *p, size_t n, uint64_t seed)
-{
-    lstm_xxh64_state s;
-    lstm_xxh64_init(&s, seed);
-    lstm_xxh64_update(&s, p, n);
-    return lstm_xxh64_digest(&s);
-}
-
 /* ------------------------------------------------------------------ writer */
 
 typedef struct {
     int fd;
-    lstm_xxh64_state h;
+    lstm_xxh64_state *h;
     uint64_t pos;
     uint8_t buf[1 << 16];
     size_t len;
@@ -145,7 +46,7 @@ static int wflush(wbuf *w)
 static int wput(wbuf *w, const void *data, size_t n)
 {
     const uint8_t *p = data;
-    lstm_xxh64_update(&w->h, p, n);
+    lstm_xxh64_update(w->h, p, n);
     w->pos += n;
     while (n) {
         size_t take = sizeof w->buf - w->len < n ? sizeof w->buf - w->len : n;
@@ -212,11 +113,14 @@ int lstm_ck_write(const char *path, int force, const lstm_ck_entry *e, size_t n)
     if (!rc) rc = lstm_out_open(&out, path, force);
     if (rc) { free(off); return rc; }
     wbuf *w = malloc(sizeof *w);
+    if (w && !(w->h = lstm_xxh64_new(0))) {
+        free(w);
+        w = NULL;
+    }
     if (!w) { lstm_out_abort(&out); free(off); return LSTM_E_NOMEM; }
     w->fd = out.fd;
     w->pos = 0;
     w->len = 0;
-    lstm_xxh64_init(&w->h, 0);
 
     uint8_t h[HDR] = {0};
     memcpy(h, MAGIC, 8);
@@ -248,7 +152,7 @@ int lstm_ck_write(const char *path, int force, const lstm_ck_entry *e, size_t n)
     }
     if (!rc) {
         uint8_t c[8];
-        lstm_put_u64(c, lstm_xxh64_digest(&w->h));
+        lstm_put_u64(c, lstm_xxh64_digest(w->h));
         rc = wflush(w);
         memcpy(w->buf, c, 8); /* the checksum is not part of what it sums */
         w->len = 8;
@@ -256,6 +160,7 @@ int lstm_ck_write(const char *path, int force, const lstm_ck_entry *e, size_t n)
     }
     if (!rc) rc = lstm_out_commit(&out);
     else lstm_out_abort(&out);
+    lstm_xxh64_free(w->h);
     free(w);
     free(off);
     return rc;

@@ -43,17 +43,6 @@ void lstm_ck_close(lstm_ck *ck);
 /* 1 if the first bytes of the file at path are the checkpoint magic. */
 int lstm_ck_is_checkpoint(const char *path);
 
-/* XXH64 (seed 0 in checkpoints), one-shot and streaming. */
-typedef struct {
-    uint64_t v[4], total;
-    uint8_t mem[32];
-    size_t memsize;
-} lstm_xxh64_state;
-void lstm_xxh64_init(lstm_xxh64_state *s, uint64_t seed);
-void lstm_xxh64_update(lstm_xxh64_state *s, const void *p, size_t n);
-uint64_t lstm_xxh64_digest(const lstm_xxh64_state *s);
-uint64_t lstm_xxh64(const void *p, size_t n, uint64_t seed);
-
 /* key=value text blobs (config, training state): value of key, copied into buf; LSTM_E_NOTFOUND. */
 int lstm_kv_get(const char *text, size_t len, const char *key, char *buf, size_t cap);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "stream.h"
 #include "tokenizer.h"
 
@@ -21,18 +22,8 @@ typedef struct {
     size_t nslot;   /* power of two, at least 2n */
 } tset;
 
-static uint64_t tuple_hash(const uint32_t *key, unsigned k)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ull * (k + 1);
-    for (unsigned i = 0; i < k; i++) {
-        h = (h ^ key[i]) * 0xFF51AFD7ED558CCDull;
-        h ^= h >> 29;
-    }
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53ull;
-    h ^= h >> 33;
-    return h;
-}
+/* Slots only: tuples are kept, counted and written in insertion order, whatever their hash. */
+static uint64_t tuple_hash(const uint32_t *key, unsigned k) { return lstm_hash_bytes(key, k * sizeof *key); }
 
 static void tset_free(tset *t)
 {
@@ -612,33 +603,18 @@ int lstm_ngram_scorer_add(lstm_ngram_scorer *s, const uint32_t *ids, size_t n)
 static const uint8_t ngram_magic[8] = {0x89, 'N', 'G', 'R', 'A', 'M', '\r', '\n'};
 #define HEADER_LEN 64u
 #define LEVEL_HEAD 80u /* k, reserved, D1..D3+, n1..n4, nctx, nngrams */
+#define CHECKSUM_LEN 8u /* XXH64, seed 0, of every byte before it (version 1: a CRC-32, 4 bytes) */
 
-/* CRC-32 (IEEE 802.3: reflected polynomial 0xEDB88320, initial value and final xor 0xFFFFFFFF). */
-static void crc_table(uint32_t tab[256])
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int j = 0; j < 8; j++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        tab[i] = c;
-    }
-}
-
-static uint32_t crc_update(const uint32_t tab[256], uint32_t crc, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) crc = tab[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-    return crc;
-}
-
+/* Buffered output; everything that goes through bw_flush is summed (the checksum is written raw). */
 typedef struct {
     int fd;
     int err;
-    uint32_t crc;
-    uint32_t tab[256];
+    lstm_xxh64_state *sum;
     size_t n;
     uint8_t buf[1 << 16];
 } bwriter;
 
-static void bw_flush(bwriter *b)
+static void bw_write(bwriter *b)
 {
     size_t done = 0;
     while (done < b->n && !b->err) {
@@ -650,10 +626,15 @@ static void bw_flush(bwriter *b)
     b->n = 0;
 }
 
+static void bw_flush(bwriter *b)
+{
+    lstm_xxh64_update(b->sum, b->buf, b->n);
+    bw_write(b);
+}
+
 static void bw_put(bwriter *b, const void *p, size_t n)
 {
     const uint8_t *s = p;
-    b->crc = crc_update(b->tab, b->crc, s, n);
     while (n && !b->err) {
         size_t k = sizeof b->buf - b->n < n ? sizeof b->buf - b->n : n;
         memcpy(b->buf + b->n, s, k);
@@ -687,7 +668,7 @@ static uint64_t dbits(double d)
 
 static uint64_t file_length(const lstm_ngram *m)
 {
-    uint64_t len = HEADER_LEN + m->tok_len + 4;
+    uint64_t len = HEADER_LEN + m->tok_len + CHECKSUM_LEN;
     for (unsigned k = 1; k <= m->N; k++)
         len += LEVEL_HEAD + (uint64_t)m->lv[k].ctx.n * 4 * k + (uint64_t)m->lv[k].nf * 8;
     return len;
@@ -697,11 +678,14 @@ int lstm_ngram_write(const lstm_ngram *m, int fd)
 {
     bwriter *b = malloc(sizeof *b);
     if (!b) return LSTM_E_NOMEM;
+    b->sum = lstm_xxh64_new(0);
+    if (!b->sum) {
+        free(b);
+        return LSTM_E_NOMEM;
+    }
     b->fd = fd;
     b->err = 0;
     b->n = 0;
-    crc_table(b->tab);
-    b->crc = 0xFFFFFFFFu;
     uint8_t h[HEADER_LEN] = {0};
     memcpy(h, ngram_magic, 8);
     lstm_put_u32(h + 8, LSTM_NGRAM_VERSION);
@@ -731,10 +715,12 @@ int lstm_ngram_write(const lstm_ngram *m, int fd)
             bw_u32(b, L->f[j].c);
         }
     }
-    uint32_t crc = b->crc ^ 0xFFFFFFFFu;
-    bw_u32(b, crc);
     bw_flush(b);
+    lstm_put_u64(b->buf, lstm_xxh64_digest(b->sum));
+    b->n = CHECKSUM_LEN;
+    bw_write(b);
     int rc = b->err;
+    lstm_xxh64_free(b->sum);
     free(b);
     return rc;
 }
@@ -815,17 +801,14 @@ int lstm_ngram_load(lstm_ngram **out, const uint8_t *buf, size_t len)
     if (lstm_get_u32(buf + 12) != HEADER_LEN) return LSTM_E_FORMAT;
     uint64_t flen = lstm_get_u64(buf + 40);
     if (flen > len) return LSTM_E_TRUNCATED;
-    if (flen < len || flen < HEADER_LEN + 4) return LSTM_E_FORMAT;
-    uint32_t tab[256];
-    crc_table(tab);
-    uint32_t crc = crc_update(tab, 0xFFFFFFFFu, buf, len - 4) ^ 0xFFFFFFFFu;
-    if (crc != lstm_get_u32(buf + len - 4)) return LSTM_E_CORRUPT;
+    if (flen < len || flen < HEADER_LEN + CHECKSUM_LEN) return LSTM_E_FORMAT;
+    if (lstm_xxh64(buf, len - CHECKSUM_LEN, 0) != lstm_get_u64(buf + len - CHECKSUM_LEN)) return LSTM_E_CORRUPT;
     uint32_t N = lstm_get_u32(buf + 16), flags = lstm_get_u32(buf + 20), V = lstm_get_u32(buf + 24);
     uint32_t tok_len = lstm_get_u32(buf + 28);
     for (size_t i = 48; i < HEADER_LEN; i++)
         if (buf[i]) return LSTM_E_FORMAT;
     if (N < 1 || N > LSTM_NGRAM_MAX_ORDER || flags > 1 || V <= LSTM_NUM_SPECIAL || V > (1u << 28) ||
-        tok_len > len - HEADER_LEN - 4)
+        tok_len > len - HEADER_LEN - CHECKSUM_LEN)
         return LSTM_E_FORMAT;
     lstm_ngram *m = calloc(1, sizeof *m);
     if (!m) return LSTM_E_NOMEM;
@@ -837,7 +820,7 @@ int lstm_ngram_load(lstm_ngram **out, const uint8_t *buf, size_t len)
     m->tok = malloc(tok_len ? tok_len : 1);
     int rc = m->tok ? LSTM_OK : LSTM_E_NOMEM;
     if (!rc) memcpy(m->tok, buf + HEADER_LEN, tok_len);
-    cursor cur = {buf + HEADER_LEN + tok_len, len - HEADER_LEN - tok_len - 4};
+    cursor cur = {buf + HEADER_LEN + tok_len, len - HEADER_LEN - tok_len - CHECKSUM_LEN};
     for (unsigned k = 1; k <= N && !rc; k++) rc = level_load(&m->lv[k], k, V, &cur);
     if (!rc && cur.left) rc = LSTM_E_FORMAT;
     if (!rc) rc = model_finish(m);
@@ -849,9 +832,10 @@ int lstm_ngram_load(lstm_ngram **out, const uint8_t *buf, size_t len)
     return LSTM_OK;
 }
 
-int lstm_ngram_read(lstm_ngram **out, int fd)
+int lstm_ngram_read(lstm_ngram **out, int fd, uint32_t *version)
 {
     *out = NULL;
+    if (version) *version = 0;
     size_t cap = 1 << 20, n = 0;
     uint8_t *buf = malloc(cap);
     if (!buf) return LSTM_E_NOMEM;
@@ -877,6 +861,7 @@ int lstm_ngram_read(lstm_ngram **out, int fd)
         n += (size_t)k;
     }
     int rc = lstm_ngram_load(out, buf, n);
+    if (version && n >= 12 && memcmp(buf, ngram_magic, 8) == 0) *version = lstm_get_u32(buf + 8);
     free(buf);
     return rc;
 }

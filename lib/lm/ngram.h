@@ -16,7 +16,7 @@
 #include "errors.h"
 
 #define LSTM_NGRAM_MAX_ORDER 10u
-#define LSTM_NGRAM_VERSION 1u
+#define LSTM_NGRAM_VERSION 2u /* 1: CRC-32 checksum (no longer read: train the model again) */
 
 typedef struct lstm_ngram lstm_ngram;
 typedef struct lstm_ngram_counter lstm_ngram_counter;
@@ -54,8 +54,10 @@ int lstm_ngram_write(const lstm_ngram *m, int fd);
 /* Parses a model file held in memory (buf (len)). LSTM_E_MAGIC, LSTM_E_VERSION, LSTM_E_TRUNCATED
  * (shorter than its header says), LSTM_E_CORRUPT (checksum mismatch), LSTM_E_FORMAT. */
 int lstm_ngram_load(lstm_ngram **out, const uint8_t *buf, size_t len);
-/* Reads fd to its end and loads it. */
-int lstm_ngram_read(lstm_ngram **out, int fd);
+/* Reads fd to its end and loads it. version (may be NULL): the header's version field when the
+ * bytes start with the magic and hold one, else 0; after LSTM_E_VERSION it tells a file made by an
+ * older lstm-ngram (below LSTM_NGRAM_VERSION: train it again) from one made by a newer one. */
+int lstm_ngram_read(lstm_ngram **out, int fd, uint32_t *version);
 
 /* ---- properties ---- */
 unsigned lstm_ngram_order(const lstm_ngram *m);

@@ -15,6 +15,7 @@
 #include <unicode/ustring.h>
 #include <unicode/utf16.h>
 
+#include "hash.h"
 #include "spm_c.h"
 #include "utf8.h"
 
@@ -41,23 +42,8 @@ typedef struct {
     size_t nslot;
 } strtab;
 
-static uint32_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ n, w;
-    while (n >= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        s += 8;
-        n -= 8;
-    }
-    w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    h *= 0x9E3779B97F4A7C15ull;
-    return (uint32_t)(h >> 32);
-}
+/* The table keeps 32 bits of the hash per string; slots are found by its low bits. */
+static uint32_t hash_bytes(const char *s, size_t n) { return (uint32_t)lstm_hash_bytes(s, n); }
 
 static void strtab_free(strtab *t)
 {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "hash.h"
 #include "modelfile.h"
 #include "stream.h"
 #include "tokenizer.h"

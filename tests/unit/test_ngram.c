@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "hash.h"
 #include "ngram.h"
+#include "stream.h"
 #include "tokenizer.h"
 
 #define A 4u /* ids of the tiny vocabulary "a b c" */
@@ -271,6 +273,9 @@ static void test_file(void)
         int rc = lstm_ngram_load(&r, buf, cut);
         CHECK(r == NULL && (rc == LSTM_E_TRUNCATED || (cut == 0 && rc == LSTM_E_MAGIC)));
     }
+    /* version 2: the file ends with the XXH64 (seed 0) of every byte before it */
+    CHECK(len > 72 && lstm_get_u32(buf + 8) == 2 && lstm_get_u64(buf + 40) == len);
+    CHECK(lstm_get_u64(buf + len - 8) == lstm_xxh64(buf, len - 8, 0));
     /* every flipped byte is rejected; past the header only the checksum can see it */
     int bad = 0;
     for (size_t i = 0; i < len; i++) {
@@ -278,7 +283,7 @@ static void test_file(void)
         r = NULL;
         int rc = lstm_ngram_load(&r, buf, len);
         if (r || rc == 0) bad++;
-        if (i >= 64 && i < len - 4 && rc != LSTM_E_CORRUPT) bad++;
+        if (i >= 64 && rc != LSTM_E_CORRUPT) bad++;
         if (i < 8) CHECK(rc == LSTM_E_MAGIC);
         buf[i] ^= 0x10;
     }
@@ -288,8 +293,34 @@ static void test_file(void)
     memcpy(big, buf, len);
     big[len] = 0;
     CHECK(lstm_ngram_load(&r, big, len + 1) == LSTM_E_FORMAT);
-    big[8] = 2;
+    big[8] = 3;
     CHECK(lstm_ngram_load(&r, big, len) == LSTM_E_VERSION);
+    big[8] = 1; /* version 1 (a CRC-32 checksum) is no longer read */
+    CHECK(lstm_ngram_load(&r, big, len) == LSTM_E_VERSION);
+    /* lstm_ngram_read tells which version a refused file declares (0: none) */
+    static const struct { uint8_t v; int rc; uint32_t seen; size_t n; } rd[] = {
+        {2, 0, 2, 0}, {1, LSTM_E_VERSION, 1, 0}, {7, LSTM_E_VERSION, 7, 0}, {2, LSTM_E_TRUNCATED, 2, 20},
+        {2, LSTM_E_TRUNCATED, 0, 11}};
+    for (size_t i = 0; i < sizeof rd / sizeof rd[0]; i++) {
+        char path[] = "/tmp/test_ngram_XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        if (fd < 0) break;
+        unlink(path);
+        big[8] = rd[i].v;
+        size_t n = rd[i].n ? rd[i].n : len;
+        CHECK(write(fd, big, n) == (ssize_t)n && lseek(fd, 0, SEEK_SET) == 0);
+        uint32_t seen = 99;
+        r = NULL;
+        CHECK_EQ_INT(lstm_ngram_read(&r, fd, &seen), rd[i].rc);
+        CHECK_EQ_INT(seen, rd[i].seen);
+        CHECK((r != NULL) == (rd[i].rc == 0));
+        lstm_ngram_free(r);
+        CHECK(lseek(fd, 0, SEEK_SET) == 0 && write(fd, "not a model", 11) == 11 && ftruncate(fd, 11) == 0 &&
+              lseek(fd, 0, SEEK_SET) == 0);
+        CHECK(lstm_ngram_read(&r, fd, &seen) == LSTM_E_MAGIC && seen == 0 && r == NULL);
+        close(fd);
+    }
     free(big);
     free(buf);
     lstm_ngram_free(m);

@@ -384,7 +384,11 @@ static int cmd_eval(int argc, char **argv)
     const char *mname = strcmp(mpath, "-") ? mpath : "stdin";
     if (fd < 0) tool_die(1, "%s: %s", mname, strerror(errno));
     lstm_ngram *m;
-    int rc = lstm_ngram_read(&m, fd);
+    uint32_t version;
+    int rc = lstm_ngram_read(&m, fd, &version);
+    if (rc == LSTM_E_VERSION && version >= 1 && version < LSTM_NGRAM_VERSION)
+        tool_die(1, "%s: an n-gram model of format version %u, made by an older " PROG ": train it again with " PROG
+                 " train", mname, version);
     if (rc) tool_die(1, "%s: %s", mname, rc == LSTM_E_IO ? strerror(errno) : model_error(rc));
     if (fd > 0) close(fd);
     if (co.verbose)
