@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "mathx.h"
 
 double lstm_softmax(float *p, const float *x, int n, float temperature)
 {
@@ -362,13 +363,8 @@ int lstm_beam_run(lstm_beam *b, const lstm_beam_opts *o, const lstm_state *st0, 
             if (ban)
                 for (int i = 0; i < V; i++)
                     if (ban[i]) x[i] = -INFINITY;
-            float mx = -INFINITY;
-            for (int i = 0; i < V; i++)
-                if (x[i] > mx) mx = x[i];
-            if (mx == -INFINITY) continue;
-            double sum = 0;
-            for (int i = 0; i < V; i++) sum += expf(x[i] - mx);
-            double lse = (double)mx + log(sum);
+            double lse = lstm_logsumexp(x, (size_t)V);
+            if (lse == -INFINITY) continue; /* every id banned */
             /* Within one hypothesis the order by logit is the order by log probability. */
             int k = lstm_topk(x, V, cap, b->top);
             for (int i = 0; i < k; i++) cand_insert(b, &nc, cap, b->score[h] + ((double)x[b->top[i]] - lse), h, b->top[i]);

@@ -4,6 +4,7 @@
 #include "cells.h"
 
 #include "gemm.h"
+#include "mathx.h"
 #include <math.h>
 #include <string.h>
 
@@ -233,7 +234,8 @@ static float add_bias_max(float *row /* (V) */, const float *b /* (V) */, int V)
     return m;
 }
 
-/* sum_j exp(row[j] - m), read only. */
+/* sum_j exp(row[j] - m), read only: the output kernel's log-sum-exp, summed in float vector lanes and
+ * fused with add_bias_max's max (elsewhere the library uses mathx.h's lstm_logsumexp). */
 static float sum_exp(const float *row /* (V) */, float m, int V)
 {
     int j = 0;
@@ -628,12 +630,9 @@ void lstm_out_forward_ref(float *logits, float *lse, double *nll_sum, long *coun
             lse[n] = 0.0f;
             continue;
         }
-        float m = row[0];
-        for (int v = 1; v < V; v++) m = row[v] > m ? row[v] : m;
-        double s = 0.0;
-        for (int v = 0; v < V; v++) s += exp((double)row[v] - m);
-        lse[n] = (float)(m + log(s));
-        nll += m + log(s) - row[targets[n]];
+        double l = lstm_logsumexp_ref(row, (size_t)V);
+        lse[n] = (float)l;
+        nll += l - row[targets[n]];
         cnt++;
     }
     *nll_sum = nll;

@@ -1,4 +1,6 @@
-/* lstm-train: train an LSTM / GRU / RNN language model on a window stream and write a checkpoint. */
+/* lstm-train: train an LSTM / GRU / RNN language model on a window stream and write a checkpoint.
+ * The training is lib/lm/train.h's; this file parses the flags, opens the data, checks the outputs,
+ * turns signals into the trainer's stop flag and words every message and log row. */
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
@@ -12,18 +14,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
 #include "dataset.h"
+#include "eval.h"
 #include "fileio.h"
-#include "model.h"
-#include "modelfile.h"
 #include "numparse.h"
-#include "optim.h"
-#include "rng.h"
 #include "tokenizer.h"
+#include "train.h"
+#include "tool.h"
 
 #define PROG "lstm-train"
-#define VERSION "1.0"
 
 static volatile sig_atomic_t stop_requested;
 static unsigned stop_grace = 30; /* seconds a stop may take before the process leaves anyway */
@@ -50,23 +49,7 @@ static void on_signal(int sig)
     alarm(stop_grace);
 }
 
-static void die(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(code);
-}
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *f)
 {
@@ -118,6 +101,7 @@ static void usage(FILE *f)
             "      --log FILE.tsv     per-epoch and periodic per-step metrics\n"
             "      --log-every N      steps between per-step log rows (default 100)\n"
             "  -q, --quiet            no per-epoch lines\n"
+            "  -v, --verbose          progress lines every 30 s even when stderr is not a terminal\n"
             "  -h, --help             this help\n"
             "  -V, --version          version\n"
             "\n"
@@ -133,64 +117,25 @@ enum { O_VALID = 256, O_VFRAC, O_MEM, O_CELL, O_LAYERS, O_HIDDEN, O_EMB, O_TIE, 
        O_OPTIM, O_LR, O_WD, O_CLIP, O_SCHED, O_DECAY, O_AFTER, O_WARM, O_BATCH, O_EPOCHS, O_PAT, O_RESET,
        O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_END };
 
+
 typedef struct {
     const char *train_path, *valid_path, *out_path, *resume_path, *log_path;
-    const char *valid_saved; /* valid_path as saved in the training state (absolute), or NULL */
     unsigned char seen[O_END - O_VALID]; /* long options given on the command line, by O_* - O_VALID */
-    double valid_frac;
     long mem_budget_mb;
-    lstm_model_config cfg;
-    int tie_set, emb_set;
-    int optim;
-    double lr, weight_decay, clip, lr_decay, time_limit;
-    int lr_set, decay_set;
-    int schedule, sched_set;
-    int decay_after;
-    long warmup;
-    int batch, epochs, patience, reset_state, threads, quiet, force;
-    unsigned long long seed;
-    long log_every;
+    lstm_train_config c;
+    int tie_set, emb_set, lr_set, decay_set, sched_set, quiet, force;
 } opts_t;
 
-static double parse_double(const char *s, const char *flag, double lo, double hi)
-{
-    double v;
-    if (lstm_parse_double(s, lo, hi, &v)) die(2, "%s: expected a number from %g to %g, got '%s'", flag, lo, hi, s);
-    return v;
-}
 
-static long parse_long(const char *s, const char *flag, long lo, long hi)
-{
-    long v;
-    if (lstm_parse_long(s, lo, hi, &v)) die(2, "%s: expected an integer from %ld to %ld, got '%s'", flag, lo, hi, s);
-    return v;
-}
 
 static const char *optim_name(int k) { return k == LSTM_OPT_SGD ? "sgd" : k == LSTM_OPT_ADAMW ? "adamw" : "adam"; }
-static const char *sched_name(int k)
-{
-    return k == LSTM_SCHED_CONST ? "const" : k == LSTM_SCHED_STEP ? "step" : k == LSTM_SCHED_COSINE ? "cosine" : "plateau";
-}
 
 static void parse_args(opts_t *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
-    lstm_model_config_default(&o->cfg);
-    o->cfg.H = o->cfg.E = 256;
-    o->cfg.dropout = 0.2f;
-    o->cfg.tie = 1;
-    o->valid_frac = -1;
+    lstm_train_config_default(&o->c);
+    o->c.valid_frac = -1;
     o->mem_budget_mb = 2048;
-    o->optim = LSTM_OPT_ADAM;
-    o->clip = 0.25;
-    o->schedule = LSTM_SCHED_PLATEAU;
-    o->decay_after = 4;
-    o->batch = 20;
-    o->epochs = 10;
-    o->patience = 3;
-    o->seed = 1;
-    o->log_every = 100;
-    o->out_path = NULL;
     static const struct option lo[] = {
         {"valid", required_argument, 0, O_VALID}, {"valid-frac", required_argument, 0, O_VFRAC},
         {"mem-budget", required_argument, 0, O_MEM}, {"cell", required_argument, 0, O_CELL},
@@ -208,266 +153,105 @@ static void parse_args(opts_t *o, int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS}, {"log", required_argument, 0, O_LOG},
         {"log-every", required_argument, 0, O_LOGEVERY}, {"output", required_argument, 0, 'o'},
         {"force", no_argument, 0, 'f'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
+        {"verbose", no_argument, 0, 'v'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "o:fqhV", lo, NULL)) != -1) {
+    opterr = 0; /* getopt's own messages would start with the full argv[0] */
+    while ((ch = getopt_long(argc, argv, ":o:fqvhV", lo, NULL)) != -1) {
         if (ch >= O_VALID && ch < O_END) o->seen[ch - O_VALID] = 1;
         switch (ch) {
         case O_VALID: o->valid_path = optarg; break;
-        case O_VFRAC: o->valid_frac = parse_double(optarg, "--valid-frac", 0, 0.9); break;
-        case O_MEM: o->mem_budget_mb = parse_long(optarg, "--mem-budget", 0, 1L << 30); break;
+        case O_VFRAC: o->c.valid_frac = tool_parse_double(optarg, "--valid-frac", 0, 0.9); break;
+        case O_MEM: o->mem_budget_mb = tool_parse_long(optarg, "--mem-budget", 0, 1L << 30); break;
         case O_CELL:
-            if ((o->cfg.cell = lstm_cell_from_name(optarg)) < 0) die(2, "--cell: expected lstm, gru or rnn, got '%s'", optarg);
+            if ((o->c.model.cell = lstm_cell_from_name(optarg)) < 0) tool_die(2, "--cell: expected lstm, gru or rnn, got '%s'", optarg);
             break;
-        case O_LAYERS: o->cfg.L = (int)parse_long(optarg, "--layers", 1, LSTM_MAX_LAYERS); break;
-        case O_HIDDEN: o->cfg.H = (int)parse_long(optarg, "--hidden", 1, 16384); break;
-        case O_EMB: o->cfg.E = (int)parse_long(optarg, "--emb", 1, 16384); o->emb_set = 1; break;
-        case O_TIE: o->cfg.tie = 1; o->tie_set = 1; break;
-        case O_NOTIE: o->cfg.tie = 0; o->tie_set = 1; break;
-        case O_DROP: o->cfg.dropout = (float)parse_double(optarg, "--dropout", 0, 0.95); break;
-        case O_INIT: o->cfg.init_scale = (float)parse_double(optarg, "--init-scale", 0, 10); break;
-        case O_FB: o->cfg.forget_bias = (float)parse_double(optarg, "--forget-bias", -100, 100); break;
+        case O_LAYERS: o->c.model.L = (int)tool_parse_long(optarg, "--layers", 1, LSTM_MAX_LAYERS); break;
+        case O_HIDDEN: o->c.model.H = (int)tool_parse_long(optarg, "--hidden", 1, 16384); break;
+        case O_EMB: o->c.model.E = (int)tool_parse_long(optarg, "--emb", 1, 16384); o->emb_set = 1; break;
+        case O_TIE: o->c.model.tie = 1; o->tie_set = 1; break;
+        case O_NOTIE: o->c.model.tie = 0; o->tie_set = 1; break;
+        case O_DROP: o->c.model.dropout = (float)tool_parse_double(optarg, "--dropout", 0, 0.95); break;
+        case O_INIT: o->c.model.init_scale = (float)tool_parse_double(optarg, "--init-scale", 0, 10); break;
+        case O_FB: o->c.model.forget_bias = (float)tool_parse_double(optarg, "--forget-bias", -100, 100); break;
         case O_OPTIM:
-            if (!strcmp(optarg, "sgd")) o->optim = LSTM_OPT_SGD;
-            else if (!strcmp(optarg, "adam")) o->optim = LSTM_OPT_ADAM;
-            else if (!strcmp(optarg, "adamw")) o->optim = LSTM_OPT_ADAMW;
-            else die(2, "--optim: expected sgd, adam or adamw, got '%s'", optarg);
+            if (!strcmp(optarg, "sgd")) o->c.optim = LSTM_OPT_SGD;
+            else if (!strcmp(optarg, "adam")) o->c.optim = LSTM_OPT_ADAM;
+            else if (!strcmp(optarg, "adamw")) o->c.optim = LSTM_OPT_ADAMW;
+            else tool_die(2, "--optim: expected sgd, adam or adamw, got '%s'", optarg);
             break;
-        case O_LR: o->lr = parse_double(optarg, "--lr", 1e-12, 1e30); o->lr_set = 1; break;
-        case O_WD: o->weight_decay = parse_double(optarg, "--weight-decay", 0, 10); break;
-        case O_CLIP: o->clip = parse_double(optarg, "--clip", 0, 1e9); break;
+        case O_LR: o->c.lr = tool_parse_double(optarg, "--lr", 1e-12, 1e30); o->lr_set = 1; break;
+        case O_WD: o->c.weight_decay = tool_parse_double(optarg, "--weight-decay", 0, 10); break;
+        case O_CLIP: o->c.clip = tool_parse_double(optarg, "--clip", 0, 1e9); break;
         case O_SCHED:
-            if (!strcmp(optarg, "const")) o->schedule = LSTM_SCHED_CONST;
-            else if (!strcmp(optarg, "step")) o->schedule = LSTM_SCHED_STEP;
-            else if (!strcmp(optarg, "plateau")) o->schedule = LSTM_SCHED_PLATEAU;
-            else if (!strcmp(optarg, "cosine")) o->schedule = LSTM_SCHED_COSINE;
-            else die(2, "--schedule: expected const, step, plateau or cosine, got '%s'", optarg);
+            if (!strcmp(optarg, "const")) o->c.schedule = LSTM_SCHED_CONST;
+            else if (!strcmp(optarg, "step")) o->c.schedule = LSTM_SCHED_STEP;
+            else if (!strcmp(optarg, "plateau")) o->c.schedule = LSTM_SCHED_PLATEAU;
+            else if (!strcmp(optarg, "cosine")) o->c.schedule = LSTM_SCHED_COSINE;
+            else tool_die(2, "--schedule: expected const, step, plateau or cosine, got '%s'", optarg);
             o->sched_set = 1;
             break;
-        case O_DECAY: o->lr_decay = parse_double(optarg, "--lr-decay", 1, 1e6); o->decay_set = 1; break;
+        case O_DECAY: o->c.lr_decay = tool_parse_double(optarg, "--lr-decay", 1, 1e6); o->decay_set = 1; break;
         case O_AFTER:
-            o->decay_after = (int)parse_long(optarg, "--decay-after", 0, 1000000);
-            if (!o->sched_set) o->schedule = LSTM_SCHED_STEP;
+            o->c.decay_after = (int)tool_parse_long(optarg, "--decay-after", 0, 1000000);
+            if (!o->sched_set) o->c.schedule = LSTM_SCHED_STEP;
             break;
-        case O_WARM: o->warmup = parse_long(optarg, "--warmup", 0, 1L << 40); break;
-        case O_BATCH: o->batch = (int)parse_long(optarg, "--batch", 1, 65536); break;
-        case O_EPOCHS: o->epochs = (int)parse_long(optarg, "--epochs", 1, 1000000); break;
-        case O_PAT: o->patience = (int)parse_long(optarg, "--patience", 0, 1000000); break;
-        case O_RESET: o->reset_state = 1; break;
-        case O_TLIM: o->time_limit = parse_double(optarg, "--time-limit", 0, 1e9); break;
+        case O_WARM: o->c.warmup = tool_parse_long(optarg, "--warmup", 0, 1L << 40); break;
+        case O_BATCH: o->c.batch = (int)tool_parse_long(optarg, "--batch", 1, 65536); break;
+        case O_EPOCHS: o->c.epochs = (int)tool_parse_long(optarg, "--epochs", 1, 1000000); break;
+        case O_PAT: o->c.patience = (int)tool_parse_long(optarg, "--patience", 0, 1000000); break;
+        case O_RESET: o->c.reset_state = 1; break;
+        case O_TLIM: o->c.time_limit = tool_parse_double(optarg, "--time-limit", 0, 1e9); break;
         case O_RESUME: o->resume_path = optarg; break;
-        case O_SEED: o->seed = (unsigned long long)parse_long(optarg, "--seed", 0, 0x7fffffffffffffffL); break;
-        case O_THREADS: o->threads = (int)parse_long(optarg, "--threads", 1, 1024); break;
+        case O_SEED: o->c.seed = (uint64_t)tool_parse_long(optarg, "--seed", 0, 0x7fffffffffffffffL); break;
+        case O_THREADS: o->c.threads = (int)tool_parse_long(optarg, "--threads", 1, 1024); break;
         case O_LOG: o->log_path = optarg; break;
-        case O_LOGEVERY: o->log_every = parse_long(optarg, "--log-every", 1, 1L << 40); break;
+        case O_LOGEVERY: o->c.log_every = tool_parse_long(optarg, "--log-every", 1, 1L << 40); break;
         case 'o': o->out_path = optarg; break;
         case 'f': o->force = 1; break;
-        case 'q': o->quiet = 1; break;
+        case 'q': o->quiet = 1, tool_verbosity = TOOL_QUIET; break;
+        case 'v': tool_verbosity = TOOL_VERBOSE; break;
         case 'h': usage(stdout); exit(0);
-        case 'V': printf(PROG " " VERSION "\n"); exit(0);
-        default: fprintf(stderr, PROG ": try '" PROG " --help'\n"); exit(2);
+        case 'V': tool_version();
+        default: tool_bad_option(ch, argv);
         }
     }
-    if (argc - optind > 1) die(2, "one training input at most (got %d)", argc - optind);
+    if (argc - optind > 1) tool_die(2, "one training input at most (got %d)", argc - optind);
     o->train_path = optind < argc ? argv[optind] : NULL;
-    if (!o->emb_set) o->cfg.E = o->cfg.H;
-    if (!o->tie_set) o->cfg.tie = o->cfg.E == o->cfg.H;
-    if (o->cfg.tie && o->cfg.E != o->cfg.H) die(2, "--tie needs --emb equal to --hidden (%d vs %d)", o->cfg.E, o->cfg.H);
-    if (!o->lr_set) o->lr = o->optim == LSTM_OPT_SGD ? 20 : 0.002;
-    if (!o->decay_set) o->lr_decay = o->schedule == LSTM_SCHED_PLATEAU ? 4 : 2;
-    if (o->valid_frac < 0) o->valid_frac = o->valid_path ? 0 : 0.05;
-    if (o->valid_path && o->valid_frac > 0) die(2, "--valid and --valid-frac exclude each other");
-    if (o->threads == 0) {
+    if (!o->emb_set) o->c.model.E = o->c.model.H;
+    if (!o->tie_set) o->c.model.tie = o->c.model.E == o->c.model.H;
+    if (o->c.model.tie && o->c.model.E != o->c.model.H) tool_die(2, "--tie needs --emb equal to --hidden (%d vs %d)", o->c.model.E, o->c.model.H);
+    if (!o->lr_set) o->c.lr = o->c.optim == LSTM_OPT_SGD ? 20 : 0.002;
+    if (!o->decay_set) o->c.lr_decay = o->c.schedule == LSTM_SCHED_PLATEAU ? 4 : 2;
+    if (o->c.valid_frac < 0) o->c.valid_frac = o->valid_path ? 0 : 0.05;
+    if (o->valid_path && o->c.valid_frac > 0) tool_die(2, "--valid and --valid-frac exclude each other");
+    if (o->c.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        o->threads = n > 0 ? (int)n : 1;
+        o->c.threads = n > 0 ? (int)n : 1;
     }
 }
-
 /* Whether a long option was given (in any spelling getopt accepts: --name, --name=V, an abbreviation). */
 static int given_opt(const opts_t *o, int opt) { return o->seen[opt - O_VALID]; }
 
-/* ------------------------------------------------------------------ training state */
-
-typedef struct {
-    int epoch;          /* epoch in progress or next, 1-based */
-    uint64_t step;      /* next step within the epoch */
-    uint64_t global_step;
-    lstm_rng rng;
-    lstm_sched sched;
-    lstm_early early;
-    double best_valid;
-    int best_epoch;
-    uint64_t tokens;    /* target tokens trained on so far */
-    double train_nll;   /* of the epoch in progress */
-    uint64_t train_count;
-} tstate;
-
-/* Key=value lines of the `train` entry (formats/checkpoint.md). The validation file is saved only when
- * there is one, so a checkpoint without it (older, or trained with --valid-frac) reads the same way. */
-static void state_format(char *buf, size_t cap, const opts_t *o, const tstate *s)
+/* The flags given again, as the trainer's LSTM_TF_* bits. */
+static uint32_t given_mask(const opts_t *o)
 {
-    int n = snprintf(buf, cap,
-             "epoch=%d\nstep=%llu\nglobal_step=%llu\nrng=%llu\nbest_valid=%.17g\nbest_epoch=%d\ntokens=%llu\n"
-             "train_nll=%.17g\ntrain_count=%llu\n"
-             "sched_lr=%.17g\nsched_best=%.17g\nsched_bad=%d\nearly_best=%.17g\nearly_bad=%d\n"
-             "optim=%s\nlr=%.17g\nweight_decay=%.17g\nclip=%.17g\nschedule=%s\nlr_decay=%.17g\ndecay_after=%d\n"
-             "warmup=%ld\nbatch=%d\nepochs=%d\npatience=%d\nreset_state=%d\nseed=%llu\nvalid_frac=%.17g\n",
-             s->epoch, (unsigned long long)s->step, (unsigned long long)s->global_step, (unsigned long long)s->rng.s,
-             s->best_valid, s->best_epoch, (unsigned long long)s->tokens, s->train_nll,
-             (unsigned long long)s->train_count, s->sched.plateau_lr, s->sched.best, s->sched.bad, s->early.best,
-             s->early.bad, optim_name(o->optim), o->lr, o->weight_decay, o->clip, sched_name(o->schedule), o->lr_decay,
-             o->decay_after, o->warmup, o->batch, o->epochs, o->patience, o->reset_state, o->seed, o->valid_frac);
-    if (o->valid_saved && n >= 0 && (size_t)n < cap) snprintf(buf + n, cap - (size_t)n, "valid=%s\n", o->valid_saved);
+    static const struct { int opt; uint32_t bit; } map[] = {
+        {O_CELL, LSTM_TF_CELL}, {O_LAYERS, LSTM_TF_LAYERS}, {O_HIDDEN, LSTM_TF_HIDDEN}, {O_EMB, LSTM_TF_EMB},
+        {O_TIE, LSTM_TF_TIE}, {O_NOTIE, LSTM_TF_TIE}, {O_INIT, LSTM_TF_INIT}, {O_FB, LSTM_TF_FB},
+        {O_DROP, LSTM_TF_DROPOUT}, {O_OPTIM, LSTM_TF_OPTIM}, {O_LR, LSTM_TF_LR}, {O_WD, LSTM_TF_WD},
+        {O_CLIP, LSTM_TF_CLIP}, {O_SCHED, LSTM_TF_SCHEDULE}, {O_DECAY, LSTM_TF_DECAY}, {O_AFTER, LSTM_TF_AFTER},
+        {O_WARM, LSTM_TF_WARMUP}, {O_BATCH, LSTM_TF_BATCH}, {O_EPOCHS, LSTM_TF_EPOCHS}, {O_PAT, LSTM_TF_PATIENCE},
+        {O_RESET, LSTM_TF_RESET}, {O_SEED, LSTM_TF_SEED}, {O_VFRAC, LSTM_TF_VALID_FRAC}, {O_VALID, LSTM_TF_VALID}};
+    uint32_t m = 0;
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (given_opt(o, map[i].opt)) m |= map[i].bit;
+    return m;
 }
 
-static int kv_num(const char *t, size_t n, const char *key, double *out)
-{
-    char v[64], *e;
-    if (lstm_kv_get(t, n, key, v, sizeof v)) return -1;
-    *out = strtod(v, &e);
-    return *e || e == v ? -1 : 0;
-}
+/* ------------------------------------------------------------------ messages */
 
-static int kv_u64(const char *t, size_t n, const char *key, uint64_t *out)
-{
-    char v[64], *e;
-    if (lstm_kv_get(t, n, key, v, sizeof v)) return -1;
-    errno = 0;
-    *out = strtoull(v, &e, 10);
-    return errno || *e || e == v ? -1 : 0;
-}
 
-/* Restore the training flags and state saved in a checkpoint; main() then applies the flags given again
- * (--epochs and --patience here). */
-static int state_parse(const char *t, size_t n, opts_t *o, tstate *s)
-{
-    double d[12];
-    uint64_t u[8];
-    char name[32];
-    if (kv_u64(t, n, "epoch", &u[0]) || kv_u64(t, n, "step", &u[1]) || kv_u64(t, n, "global_step", &u[2]) ||
-        kv_u64(t, n, "rng", &u[3]) || kv_num(t, n, "best_valid", &d[0]) || kv_u64(t, n, "best_epoch", &u[4]) ||
-        kv_u64(t, n, "tokens", &u[5]) || kv_num(t, n, "train_nll", &d[1]) || kv_u64(t, n, "train_count", &u[6]) ||
-        kv_num(t, n, "sched_lr", &d[2]) || kv_num(t, n, "sched_best", &d[3]) || kv_num(t, n, "sched_bad", &d[4]) ||
-        kv_num(t, n, "early_best", &d[5]) || kv_num(t, n, "early_bad", &d[6]) || kv_num(t, n, "lr", &d[7]) ||
-        kv_num(t, n, "weight_decay", &d[8]) || kv_num(t, n, "clip", &d[9]) || kv_num(t, n, "lr_decay", &d[10]) ||
-        kv_num(t, n, "valid_frac", &d[11]) || lstm_kv_get(t, n, "optim", name, sizeof name))
-        return -1;
-    double x;
-    o->optim = !strcmp(name, "sgd") ? LSTM_OPT_SGD : !strcmp(name, "adamw") ? LSTM_OPT_ADAMW : LSTM_OPT_ADAM;
-    if (lstm_kv_get(t, n, "schedule", name, sizeof name)) return -1;
-    o->schedule = !strcmp(name, "const") ? LSTM_SCHED_CONST : !strcmp(name, "step") ? LSTM_SCHED_STEP
-                : !strcmp(name, "cosine") ? LSTM_SCHED_COSINE : LSTM_SCHED_PLATEAU;
-    o->lr = d[7];
-    o->weight_decay = d[8];
-    o->clip = d[9];
-    o->lr_decay = d[10];
-    o->valid_frac = d[11];
-    if (kv_num(t, n, "decay_after", &x)) return -1;
-    o->decay_after = (int)x;
-    if (kv_num(t, n, "warmup", &x)) return -1;
-    o->warmup = (long)x;
-    if (kv_num(t, n, "batch", &x)) return -1;
-    o->batch = (int)x;
-    if (kv_num(t, n, "reset_state", &x)) return -1;
-    o->reset_state = (int)x;
-    if (kv_u64(t, n, "seed", &u[7])) return -1;
-    o->seed = u[7];
-    if (!given_opt(o, O_EPOCHS)) {
-        if (kv_num(t, n, "epochs", &x)) return -1;
-        o->epochs = (int)x;
-    }
-    if (!given_opt(o, O_PAT)) {
-        if (kv_num(t, n, "patience", &x)) return -1;
-        o->patience = (int)x;
-    }
-    s->epoch = (int)u[0];
-    s->step = u[1];
-    s->global_step = u[2];
-    s->rng.s = u[3];
-    s->best_valid = d[0];
-    s->best_epoch = (int)u[4];
-    s->tokens = u[5];
-    s->train_nll = d[1];
-    s->train_count = u[6];
-    s->sched.plateau_lr = d[2];
-    s->sched.best = d[3];
-    s->sched.bad = (int)d[4];
-    s->early.best = d[5];
-    s->early.bad = (int)d[6];
-    return 0;
-}
-
-/* ------------------------------------------------------------------ evaluation */
-
-typedef struct {
-    lstm_model *m;
-    lstm_acts *a;
-    lstm_state *st;
-    uint32_t *in, *tg;
-    uint8_t *reset;
-    int B, T;
-} work_t;
-
-static void apply_resets(lstm_state *st, const uint8_t *reset, int B)
-{
-    for (int b = 0; b < B; b++)
-        if (reset[b]) lstm_state_reset_row(st, b);
-}
-
-/* Mean NLL over windows [begin, end) with state carried as in training; NAN on error (rc set). Returns
- * early on SIGINT / SIGTERM (the caller then discards the value). Uses w->st, so the carried training
- * state is lost. */
-static double evaluate(work_t *w, lstm_dataset *d, uint64_t begin, uint64_t end, int stateful, int *rc)
-{
-    lstm_batcher b;
-    *rc = lstm_batcher_init(&b, d, begin, end, w->B, stateful, 0);
-    if (*rc) return NAN;
-    double nll = 0;
-    long total = 0;
-    lstm_state_zero(w->st);
-    for (uint64_t s = 0; s < b.steps && !stop_requested; s++) {
-        long cnt = lstm_batcher_get(&b, s, w->in, w->tg, w->reset);
-        if (cnt < 0) { *rc = (int)cnt; break; }
-        apply_resets(w->st, w->reset, w->B);
-        double loss;
-        long c;
-        *rc = lstm_model_forward(w->m, w->a, w->st, w->in, w->tg, w->B, w->T, 0, &loss, &c);
-        if (*rc) break;
-        nll += loss * (double)c;
-        total += c;
-    }
-    lstm_batcher_free(&b);
-    if (*rc) return NAN;
-    return total ? nll / (double)total : NAN;
-}
-
-/* ------------------------------------------------------------------ output */
-
-static void fmt_dur(char *buf, size_t cap, double s)
-{
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm%02lds", t / 3600, t / 60 % 60, t % 60);
-    else if (t >= 60) snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
-    else snprintf(buf, cap, "%.1fs", s);
-}
-
-/* Refuse, before allocating, what this machine cannot hold: a clear error rather than a job for the
- * OOM killer (allocations are lazy, so malloc alone would not say no). */
-static void check_fits(double need, const char *what, const char *hint)
-{
-    double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    if (ram > 0 && need > 0.75 * ram)
-        die(1, "%s need about %.0f MB, more than this machine's %.0f MB allow: %s", what, need / 1048576, ram / 1048576, hint);
-}
-
-/* Parameters, gradients and two optimizer moments. */
-static void check_model_fits(const lstm_model_config *c)
-{
-    lstm_tensor_info t[LSTM_MAX_TENSORS];
-    int nt;
-    size_t np = lstm_model_layout(c, t, &nt);
-    check_fits(16.0 * (double)np, "the model's parameters, gradients and optimizer state", "lower --hidden, --emb or --layers");
-}
+static double safe_ppl(double loss) { return lstm_eval_ppl(loss); }
 
 /* What a stopped run leaves: the best model only if one was written. */
 static const char *kept_msg(char *buf, size_t cap, const char *out_path, int saved)
@@ -477,315 +261,384 @@ static const char *kept_msg(char *buf, size_t cap, const char *out_path, int sav
     return buf;
 }
 
-static double safe_ppl(double loss) { return loss < 700 ? exp(loss) : INFINITY; }
-
-static int params_finite(const lstm_model *m)
+/* A flag given again on resume that the checkpoint fixes (exit 2). */
+static _Noreturn void die_conflict(uint32_t bit, const opts_t *o, const lstm_train_ckpt *ck)
 {
-    for (size_t i = 0; i < m->n_params; i++)
-        if (!isfinite(m->params[i])) return 0;
-    return 1;
-}
-
-/* With --resume, the flags given again: those of the schedule and the data take the new value; those
- * fixed by the checkpoint's model (its shape, its initialisation, the random stream) must match it. */
-static void apply_resume_flags(opts_t *o, const opts_t *given, const lstm_model_config *c, const tstate *s)
-{
+    const lstm_model_config *c = &ck->f.model.cfg;
+    const lstm_train_config *s = &ck->cfg;
     char model[128];
     snprintf(model, sizeof model, "the checkpoint's model is %s %dx%d, emb %d, %s", lstm_cell_name(c->cell), c->L, c->H,
              c->E, c->tie ? "tied" : "untied");
-    static const struct { int opt; const char *name; } shape[] = {
-        {O_CELL, "--cell"}, {O_LAYERS, "--layers"}, {O_HIDDEN, "--hidden"}, {O_EMB, "--emb"}, {O_TIE, "--tie"},
-        {O_NOTIE, "--no-tie"}};
-    const lstm_model_config *g = &given->cfg;
-    for (size_t i = 0; i < sizeof shape / sizeof *shape; i++) {
-        int k = shape[i].opt, differs = k == O_CELL ? g->cell != c->cell : k == O_LAYERS ? g->L != c->L
-                                      : k == O_HIDDEN ? g->H != c->H : k == O_EMB ? g->E != c->E : g->tie != c->tie;
-        if (given_opt(given, k) && differs) die(2, "%s cannot change when resuming (%s)", shape[i].name, model);
-    }
-    if (given_opt(given, O_INIT) && g->init_scale != c->init_scale)
-        die(2, "--init-scale cannot change when resuming (the checkpoint's model was initialised with --init-scale %g)",
+    const char *shape = bit == LSTM_TF_CELL ? "--cell" : bit == LSTM_TF_LAYERS ? "--layers" : bit == LSTM_TF_HIDDEN ? "--hidden"
+                      : bit == LSTM_TF_EMB ? "--emb" : bit == LSTM_TF_TIE ? (given_opt(o, O_TIE) ? "--tie" : "--no-tie") : NULL;
+    if (shape) tool_die(2, "%s cannot change when resuming (%s)", shape, model);
+    if (bit == LSTM_TF_INIT)
+        tool_die(2, "--init-scale cannot change when resuming (the checkpoint's model was initialised with --init-scale %g)",
             (double)c->init_scale);
-    if (given_opt(given, O_FB) && g->forget_bias != c->forget_bias)
-        die(2, "--forget-bias cannot change when resuming (the checkpoint's model was initialised with --forget-bias %g)",
+    if (bit == LSTM_TF_FB)
+        tool_die(2, "--forget-bias cannot change when resuming (the checkpoint's model was initialised with --forget-bias %g)",
             (double)c->forget_bias);
-    if (given_opt(given, O_SEED) && given->seed != o->seed)
-        die(2, "--seed cannot change when resuming (the checkpoint continues the random stream of --seed %llu)",
-            (unsigned long long)o->seed);
-    if (given_opt(given, O_OPTIM) && given->optim != o->optim)
-        die(2, "--optim: the checkpoint was trained with %s; resuming with another optimizer is not supported",
-            optim_name(o->optim));
-    /* These change what a step does, so only at an epoch boundary (the saved state is mid-epoch). */
-    if (given_opt(given, O_BATCH) && given->batch != o->batch && s->step > 0)
-        die(2, "--batch: cannot change the batch in the middle of an epoch");
-    if (given_opt(given, O_RESET) && given->reset_state != o->reset_state && s->step > 0)
-        die(2, "--reset-state: cannot change in the middle of an epoch");
-    double vfrac = given_opt(given, O_VFRAC) ? given->valid_frac : given_opt(given, O_VALID) ? 0 : o->valid_frac;
-    if (vfrac != o->valid_frac && s->step > 0)
-        die(2, "%s: cannot change the held-out windows in the middle of an epoch (the checkpoint holds out %g)",
-            given_opt(given, O_VFRAC) ? "--valid-frac" : "--valid", o->valid_frac);
-
-    o->cfg = *c;
-    if (given_opt(given, O_DROP)) o->cfg.dropout = g->dropout; /* used in training only */
-    if (given_opt(given, O_LR)) o->lr = given->lr;
-    if (given_opt(given, O_CLIP)) o->clip = given->clip;
-    if (given_opt(given, O_WD)) o->weight_decay = given->weight_decay;
-    if (given_opt(given, O_DECAY)) o->lr_decay = given->lr_decay;
-    if (given_opt(given, O_AFTER)) o->decay_after = given->decay_after;
-    if (given_opt(given, O_SCHED) || given_opt(given, O_AFTER)) o->schedule = given->schedule;
-    if (given_opt(given, O_WARM)) o->warmup = given->warmup;
-    if (given_opt(given, O_BATCH)) o->batch = given->batch;
-    if (given_opt(given, O_RESET)) o->reset_state = given->reset_state;
-    /* Validation data: a new --valid or --valid-frac replaces the saved choice; else the saved file is reopened. */
-    if (given_opt(given, O_VALID) || given_opt(given, O_VFRAC)) o->valid_path = given->valid_path;
-    o->valid_frac = vfrac;
+    if (bit == LSTM_TF_SEED)
+        tool_die(2, "--seed cannot change when resuming (the checkpoint continues the random stream of --seed %llu)",
+            (unsigned long long)s->seed);
+    if (bit == LSTM_TF_OPTIM)
+        tool_die(2, "--optim: the checkpoint was trained with %s; resuming with another optimizer is not supported",
+            optim_name(s->optim));
+    if (bit == LSTM_TF_BATCH) tool_die(2, "--batch: cannot change the batch in the middle of an epoch");
+    if (bit == LSTM_TF_RESET) tool_die(2, "--reset-state: cannot change in the middle of an epoch");
+    tool_die(2, "%s: cannot change the held-out windows in the middle of an epoch (the checkpoint holds out %g)",
+        bit == LSTM_TF_VALID_FRAC ? "--valid-frac" : "--valid", s->valid_frac);
 }
+
+static _Noreturn void die_too_big(const lstm_train_error *e, const char *what, const char *hint)
+{
+    tool_die(1, "%s need about %.0f MB, more than this machine's %.0f MB allow: %s", what, e->need / 1048576, e->have / 1048576,
+        hint);
+}
+
+/* The message for a failed create, resume or run (the callbacks' own failures have said theirs). */
+static _Noreturn void die_train(const lstm_train_error *e, const opts_t *o, const char *tname, const char *vname)
+{
+    char what[96];
+    int rc = e->rc;
+    switch (e->at) {
+    case LSTM_TRAIN_AT_CONFIG: tool_die(2, "invalid model configuration");
+    case LSTM_TRAIN_AT_MODEL_SIZE:
+        die_too_big(e, "the model's parameters, gradients and optimizer state", "lower --hidden, --emb or --layers");
+    case LSTM_TRAIN_AT_MODEL: tool_die(1, "model: %s", lstm_strerror(rc));
+    case LSTM_TRAIN_AT_VOCAB: tool_die(1, "%s: vocabulary size %ld differs from the model's %ld", tname, e->a, e->b);
+    case LSTM_TRAIN_AT_OPTIM: tool_die(1, "optimizer: %s", lstm_strerror(rc));
+    case LSTM_TRAIN_AT_MOMENTS: tool_die(1, "%s: no optimizer moments saved", o->resume_path);
+    case LSTM_TRAIN_AT_ACTS_SIZE:
+        snprintf(what, sizeof what, "activations for batch %ld x %ld", e->a, e->b);
+        die_too_big(e, what, "lower --batch or make shorter windows (lstm-window -L)");
+    case LSTM_TRAIN_AT_ACTS: tool_die(1, "allocating activations for batch %ld x %ld: %s", e->a, e->b, lstm_strerror(rc));
+    case LSTM_TRAIN_AT_LANES: tool_die(1, "%s: saved state has %ld lanes, not %ld", o->resume_path, e->a, e->b);
+    case LSTM_TRAIN_AT_DATA: tool_die(1, "%s: %s", tname, lstm_strerror(rc));
+    case LSTM_TRAIN_AT_FORWARD: tool_die(1, "forward: %s", lstm_strerror(rc));
+    case LSTM_TRAIN_AT_BACKWARD: tool_die(1, "backward: %s", lstm_strerror(rc));
+    case LSTM_TRAIN_AT_PADDING:
+        tool_die(1, "%s: every target of the training windows is padding: nothing to train on, no model saved", tname);
+    case LSTM_TRAIN_AT_VALID: tool_die(1, "%s: %s", vname, lstm_strerror(rc));
+    case LSTM_TRAIN_AT_SAVE: tool_die(1, "%s: %s", e->path, rc == LSTM_E_IO ? strerror(e->sys_errno) : lstm_strerror(rc));
+    case LSTM_TRAIN_AT_CALLBACK: exit(1);
+    default: tool_die(1, "out of memory");
+    }
+}
+
+/* ------------------------------------------------------------------ progress, through the trainer's callbacks */
+
+typedef struct {
+    const opts_t *o;
+    const lstm_trainer *t;
+    FILE *logf;
+    int tty, n_tensors;
+    double t0, last_print;
+} run_t;
+
+static void on_batch_capped(void *ctx, int batch, uint64_t windows)
+{
+    const run_t *r = ctx;
+    if (!r->o->quiet)
+        fprintf(stderr, PROG ": --batch %d is more than the %llu training windows: using %llu\n", batch,
+                (unsigned long long)windows, (unsigned long long)windows);
+}
+
+static int on_log(void *ctx, const lstm_train_progress *p)
+{
+    run_t *r = ctx;
+    double l = p->log_loss;
+    fprintf(r->logf, "step\t%d\t%llu\t%llu\t%.3f\t%.6g\t%.6f\t%.4f\t\t\t%.6g\t%.1f", p->epoch,
+            (unsigned long long)p->global_step, (unsigned long long)p->tokens, p->train_time, p->lr, l, safe_ppl(l),
+            p->grad_norm, (double)p->epoch_tokens / p->epoch_time);
+    for (int i = 0; i < r->n_tensors; i++) fprintf(r->logf, "\t%.6g", p->tensor_norms[i]);
+    fputc('\n', r->logf);
+    return 0;
+}
+
+/* The \r line on a terminal, at most twice a second. */
+static int on_step(void *ctx, const lstm_train_progress *p)
+{
+    run_t *r = ctx;
+    double tnow = tool_now(), limit = lstm_trainer_config(r->t)->time_limit;
+    int lines = !r->tty && tool_verbosity >= TOOL_VERBOSE; /* -v into a file: a line every 30 s */
+    if ((!r->tty && !lines) || r->o->quiet || tnow - r->last_print <= (lines ? 30 : 0.5)) return 0;
+    r->last_print = tnow;
+    double frac = (double)(p->step + 1) / (double)p->steps, rate = (double)p->epoch_tokens / p->epoch_time;
+    double left = p->epoch_time / frac * (1 - frac);
+    if (limit > 0 && left > limit - p->train_time) left = limit - p->train_time; /* the run ends at the limit */
+    char eta[32];
+    tool_fmt_duration(eta, sizeof eta, left > 0 ? left : 0);
+    fprintf(stderr, "%s" PROG ": epoch %d/%d %5.1f%% loss %.3f ppl %.1f lr %.3g %.0f tok/s ETA %s%s", lines ? "" : "\r",
+            p->epoch, p->epochs, 100 * frac, p->epoch_loss, safe_ppl(p->epoch_loss), p->lr, rate, eta, lines ? "\n" : "   ");
+    return 0;
+}
+
+static int on_steps_done(void *ctx)
+{
+    run_t *r = ctx;
+    r->last_print = 0;
+    if (r->tty && !r->o->quiet) fputs("\r\033[K", stderr);
+    return 0;
+}
+
+static int on_epoch(void *ctx, const lstm_train_epoch_report *e)
+{
+    run_t *r = ctx;
+    char el[32];
+    tool_fmt_duration(el, sizeof el, tool_now() - r->t0);
+    double rate = e->epoch_time > 0 ? (double)e->epoch_tokens / e->epoch_time : 0, tl = e->train_loss, vl = e->valid_loss;
+    if (!r->o->quiet) {
+        if (e->has_valid)
+            fprintf(stderr, PROG ": epoch %d/%d: train loss %.4f ppl %.2f | valid loss %.4f ppl %.2f%s | lr %.4g | %.0f tok/s | %s\n",
+                    e->epoch, e->epochs, tl, safe_ppl(tl), vl, safe_ppl(vl), e->improved ? " *" : "", e->lr, rate, el);
+        else
+            fprintf(stderr, PROG ": epoch %d/%d: train loss %.4f ppl %.2f | lr %.4g | %.0f tok/s | %s\n", e->epoch,
+                    e->epochs, tl, safe_ppl(tl), e->lr, rate, el);
+    }
+    if (r->logf) {
+        fprintf(r->logf, "epoch\t%d\t%llu\t%llu\t%.3f\t%.6g\t%.6f\t%.4f\t%.6f\t%.4f\t%.6g\t%.1f", e->epoch,
+                (unsigned long long)e->global_step, (unsigned long long)e->tokens, e->train_time, e->lr, tl, safe_ppl(tl),
+                vl, safe_ppl(vl), e->grad_norm, rate);
+        for (int i = 0; i < r->n_tensors; i++) fputs("\t", r->logf);
+        fputc('\n', r->logf);
+        if (fflush(r->logf) != 0 || ferror(r->logf)) tool_die(1, "%s: %s", r->o->log_path, strerror(errno));
+    }
+    if (e->stop_early && !r->o->quiet)
+        fprintf(stderr, PROG ": no validation improvement for %d epochs: stopping early\n",
+                lstm_trainer_config(r->t)->patience);
+    if (e->time_up && !r->o->quiet) fprintf(stderr, PROG ": time limit reached\n");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ set-up */
 
 static lstm_lock out_lock = {-1, NULL};
 static void release_lock(void) { lstm_lock_release(&out_lock); }
 
-int main(int argc, char **argv)
+/* Output paths, checked before any work so a long run cannot fail at the end; then the lock. */
+static void check_outputs(opts_t *o, char *out_path, size_t ocap, char *last_path, size_t lcap)
 {
-    opts_t o, given;
-    if (lstm_reserve_std_fds(NULL)) die(1, "cannot open /dev/null for a closed standard stream");
-    parse_args(&o, argc, argv);
-    given = o;
-    const char *grace = getenv("LSTM_STOP_GRACE");
-    if (grace) {
-        long g;
-        if (lstm_parse_long(grace, 1, 86400, &g)) die(2, "LSTM_STOP_GRACE: expected seconds from 1 to 86400, got '%s'", grace);
-        stop_grace = (unsigned)g;
-    }
-
-    /* Output paths: checked before any work so a long run cannot fail at the end. */
-    char out_path[4096], last_path[4200];
-    if (o.out_path) snprintf(out_path, sizeof out_path, "%s", o.out_path);
-    else if (o.resume_path) {
-        snprintf(out_path, sizeof out_path, "%s", o.resume_path);
+    if (o->out_path) snprintf(out_path, ocap, "%s", o->out_path);
+    else if (o->resume_path) {
+        snprintf(out_path, ocap, "%s", o->resume_path);
         size_t n = strlen(out_path);
         if (n > 5 && !strcmp(out_path + n - 5, ".last")) out_path[n - 5] = 0;
-        o.force = 1; /* resuming continues the same run */
-    } else snprintf(out_path, sizeof out_path, "model.ckpt");
-    snprintf(last_path, sizeof last_path, "%s.last", out_path);
+        o->force = 1; /* resuming continues the same run */
+    } else snprintf(out_path, ocap, "model.ckpt");
+    snprintf(last_path, lcap, "%s.last", out_path);
     if (!strcmp(out_path, "-"))
-        die(2, "-o -: a checkpoint and its .last training state need real files (give -o FILE)");
+        tool_die(2, "-o -: a checkpoint and its .last training state need real files (give -o FILE)");
     if (lstm_out_in_place(out_path))
-        die(2, "%s: a checkpoint and its .last training state need real files (give -o FILE)", out_path);
+        tool_die(2, "%s: a checkpoint and its .last training state need real files (give -o FILE)", out_path);
     /* No two outputs and no output and input may name one file. */
-    {
-        const char *ins[3] = {o.train_path, o.valid_path, o.resume_path};
-        const char *ouns[3] = {out_path, last_path, o.log_path};
-        const char *onames[3] = {"-o", "-o's .last", "--log"}, *inames[3] = {"the training input", "--valid", "--resume"};
-        for (int i = 0; i < 3; i++) {
-            for (int j = i + 1; j < 3; j++)
-                if (lstm_same_file(ouns[i], ouns[j])) die(2, "%s and %s name the same file (%s)", onames[i], onames[j], ouns[j]);
-            for (int j = 0; j < 3; j++) {
-                if (j == 2 && i < 2) continue; /* resuming writes its own run's checkpoints again */
-                if (lstm_same_file(ouns[i], ins[j]))
-                    die(2, "%s names %s (%s): it would be overwritten", onames[i], inames[j], ouns[i]);
-            }
+    const char *ins[3] = {o->train_path, o->valid_path, o->resume_path};
+    const char *ouns[3] = {out_path, last_path, o->log_path};
+    const char *onames[3] = {"-o", "-o's .last", "--log"}, *inames[3] = {"the training input", "--valid", "--resume"};
+    for (int i = 0; i < 3; i++) {
+        for (int j = i + 1; j < 3; j++)
+            if (lstm_same_file(ouns[i], ouns[j])) tool_die(2, "%s and %s name the same file (%s)", onames[i], onames[j], ouns[j]);
+        for (int j = 0; j < 3; j++) {
+            if (j == 2 && i < 2) continue; /* resuming writes its own run's checkpoints again */
+            if (lstm_same_file(ouns[i], ins[j])) tool_die(2, "%s names %s (%s): it would be overwritten", onames[i], inames[j], ouns[i]);
         }
     }
-    if (o.log_path && !o.force && !o.resume_path && !lstm_out_in_place(o.log_path) && !access(o.log_path, F_OK))
-        die(1, "%s: file exists (use -f to overwrite, or --log another file)", o.log_path);
-    if (!o.force && !access(out_path, F_OK)) die(1, "%s: file exists (use -f to overwrite, or -o another file)", out_path);
+    if (o->log_path && !o->force && !o->resume_path && !lstm_out_in_place(o->log_path) && !access(o->log_path, F_OK))
+        tool_die(1, "%s: file exists (use -f to overwrite, or --log another file)", o->log_path);
+    if (!o->force && !access(out_path, F_OK)) tool_die(1, "%s: file exists (use -f to overwrite, or -o another file)", out_path);
     /* ...including that they can be created at all (a missing directory, a read-only one): a temp file
      * beside each, removed at once. */
     const char *outs[2] = {out_path, last_path};
     for (int i = 0; i < 2; i++) {
         lstm_out probe;
         int prc = lstm_out_open(&probe, outs[i], 1);
-        if (prc) die(1, "%s: %s", outs[i], prc == LSTM_E_IO ? strerror(errno) : lstm_strerror(prc));
+        if (prc) tool_die(1, "%s: %s", outs[i], prc == LSTM_E_IO ? strerror(errno) : lstm_strerror(prc));
         lstm_out_abort(&probe);
     }
-    {
-        long holder;
-        int lrc = lstm_lock_take(&out_lock, out_path, &holder);
-        if (lrc == LSTM_E_BUSY && holder > 0) die(1, "%s: another process (pid %ld) is training into it", out_path, holder);
-        if (lrc == LSTM_E_BUSY) die(1, "%s: another process is training into it", out_path);
-        if (lrc) die(1, "%s.lock: %s", out_path, lrc == LSTM_E_IO ? strerror(errno) : lstm_strerror(lrc));
-        atexit(release_lock);
-    }
+    long holder;
+    int lrc = lstm_lock_take(&out_lock, out_path, &holder);
+    if (lrc == LSTM_E_BUSY && holder > 0) tool_die(1, "%s: another process (pid %ld) is training into it", out_path, holder);
+    if (lrc == LSTM_E_BUSY) tool_die(1, "%s: another process is training into it", out_path);
+    if (lrc) tool_die(1, "%s.lock: %s", out_path, lrc == LSTM_E_IO ? strerror(errno) : lstm_strerror(lrc));
+    atexit(release_lock);
+}
 
-    lstm_set_threads(o.threads);
-    const char *tname = o.train_path && strcmp(o.train_path, "-") ? o.train_path : "stdin";
-    if (!o.train_path && isatty(0)) die(2, "reading windows from a terminal: give a file or a pipe (see --help)");
-
-    /* ---- data ---- */
-    lstm_dataset *train;
+/* The training windows, with the tokenizer every checkpoint of the run will carry. */
+static lstm_dataset *open_train(const opts_t *o, const char *tname)
+{
+    lstm_dataset *d;
     uint32_t kind;
-    int rc = lstm_dataset_open(&train, o.train_path, (size_t)o.mem_budget_mb << 20, &kind);
     char msg[4400];
-    if (rc == LSTM_E_TEXT && o.train_path && strcmp(o.train_path, "-"))
-        die(1, "%s: a text/CSV file, not windows: tokenize it and cut it into windows (lstm-tok %s | "
+    int rc = lstm_dataset_open(&d, o->train_path, (size_t)o->mem_budget_mb << 20, &kind);
+    if (rc == LSTM_E_TEXT && o->train_path && strcmp(o->train_path, "-"))
+        tool_die(1, "%s: a text/CSV file, not windows: tokenize it and cut it into windows (lstm-tok %s | "
                "lstm-window -L 15 | lstm-train ...)", tname, tname);
     if (rc == LSTM_E_TEXT)
-        die(1, "stdin: text/CSV, not windows: tokenize it and cut it into windows (... | lstm-tok | "
+        tool_die(1, "stdin: text/CSV, not windows: tokenize it and cut it into windows (... | lstm-tok | "
                "lstm-window -L 15 | lstm-train ...)");
-    if (rc) die(1, "%s", lstm_dataset_open_message(rc, kind, tname, msg, sizeof msg));
+    if (rc) tool_die(1, "%s", lstm_dataset_open_message(rc, kind, tname, msg, sizeof msg));
     size_t tok_len;
-    const uint8_t *tok_blob = lstm_meta_get(lstm_dataset_meta(train), "tokenizer", &tok_len);
-    if (!tok_blob) die(1, "%s: the stream carries no tokenizer", tname);
+    const uint8_t *tok = lstm_meta_get(lstm_dataset_meta(d), "tokenizer", &tok_len);
+    if (!tok) tool_die(1, "%s: the stream carries no tokenizer", tname);
     /* Never write a checkpoint that lstm-eval and lstm-sample would refuse. */
-    if ((rc = lstm_tokenizer_blob_check(tok_blob, tok_len)))
-        die(1, "%s: the stream's tokenizer is invalid (%s): tokenize the text again with lstm-tok", tname, lstm_strerror(rc));
-    uint64_t n_all = lstm_dataset_count(train);
-    if (n_all == 0) die(1, "%s: no windows to train on", tname);
+    if ((rc = lstm_tokenizer_blob_check(tok, tok_len)))
+        tool_die(1, "%s: the stream's tokenizer is invalid (%s): tokenize the text again with lstm-tok", tname, lstm_strerror(rc));
+    if (lstm_dataset_count(d) == 0) tool_die(1, "%s: no windows to train on", tname);
+    return d;
+}
+
+/* The checkpoint to resume, with the flags given again applied to its saved ones. */
+static void open_resume(lstm_train_ckpt *ck, opts_t *o, lstm_dataset *train, const char *tname)
+{
+    size_t tok_len;
+    const uint8_t *tok = lstm_meta_get(lstm_dataset_meta(train), "tokenizer", &tok_len);
+    int rc = lstm_train_ckpt_open(ck, o->resume_path, tok, tok_len);
+    if (rc == LSTM_E_NAN)
+        tool_die(1, "%s: weights are NaN/Inf (tensor %s): the training that wrote it diverged", o->resume_path, ck->f.bad_tensor);
+    if (rc == LSTM_E_VOCAB)
+        tool_die(1, "%s: tokenizer does not match the checkpoint %s's: tokenize with lstm-tok -m %s", tname, o->resume_path,
+            o->resume_path);
+    if (rc == LSTM_E_NOTFOUND) tool_die(1, "%s: no training state to resume from", o->resume_path);
+    if (rc) tool_die(1, "%s: %s", o->resume_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
+    uint32_t conflict = 0;
+    if (lstm_train_ckpt_apply(ck, &o->c, given_mask(o), &conflict)) die_conflict(conflict, o, ck);
+    /* Validation data: a new --valid or --valid-frac replaces the saved choice; else the saved file is reopened. */
+    if (!given_opt(o, O_VALID) && !given_opt(o, O_VFRAC) && ck->valid_path[0]) o->valid_path = ck->valid_path;
+}
+
+/* The --valid windows: tokenized like the training data, windows of the same length. */
+static lstm_dataset *open_valid(const opts_t *o, const lstm_dataset *train, const char *tname, int from_ckpt,
+                                char *abs /* (PATH_MAX + 1) */, const char **saved)
+{
+    lstm_dataset *v;
+    uint32_t kind;
+    char msg[4400];
+    const char *vname = o->valid_path;
     int T = (int)lstm_dataset_T(train);
-    int V = (int)lstm_dataset_vocab(train);
+    int rc = lstm_dataset_open(&v, vname, (size_t)o->mem_budget_mb << 20, &kind);
+    if (rc && from_ckpt)
+        tool_die(1, "%s (the validation windows of %s: give --valid FILE or --valid-frac F)",
+            lstm_dataset_open_message(rc, kind, vname, msg, sizeof msg), o->resume_path);
+    if (rc == LSTM_E_TEXT) /* it must be tokenized like the training data: a window stream names its tokenizer */
+        tool_die(1, "%s: a text/CSV file, not windows: tokenize it like the training data and cut it into windows "
+               "(lstm-tok -m %s %s | lstm-window -L %d > valid.win)",
+            vname, o->train_path && strcmp(o->train_path, "-") ? tname : "<vocab or checkpoint>", vname, T);
+    if (rc) tool_die(1, "%s", lstm_dataset_open_message(rc, kind, vname, msg, sizeof msg));
+    /* Saved absolute, so that a resume from another directory finds it again. */
+    *saved = realpath(vname, abs) ? abs : vname;
+    if (strchr(*saved, '\n') || strlen(*saved) > PATH_MAX)
+        tool_die(2, "--valid: a path with a newline or longer than %d bytes cannot be saved for --resume", PATH_MAX);
+    size_t vl, tl;
+    const uint8_t *vb = lstm_meta_get(lstm_dataset_meta(v), "tokenizer", &vl);
+    const uint8_t *tb = lstm_meta_get(lstm_dataset_meta(train), "tokenizer", &tl);
+    if (!vb || vl != tl || memcmp(vb, tb, tl))
+        tool_die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m <vocab or checkpoint>", vname, tname);
+    if ((int)lstm_dataset_T(v) != T) tool_die(1, "%s: window length %u differs from %s's %d", vname, lstm_dataset_T(v), tname, T);
+    if (lstm_dataset_count(v) == 0) tool_die(1, "%s: no windows to validate on", vname);
+    return v;
+}
 
-    /* ---- model: fresh or resumed ---- */
-    lstm_model model;
-    lstm_optim opt;
-    tstate s;
-    memset(&s, 0, sizeof s);
-    lstm_modelfile rf;
-    memset(&rf, 0, sizeof rf);
-    char saved_valid[PATH_MAX + 1], valid_abs[PATH_MAX + 1];
-    int valid_from_ckpt = 0;
-    if (o.resume_path) {
-        rc = lstm_modelfile_open(&rf, o.resume_path);
-        if (rc == LSTM_E_NAN)
-            die(1, "%s: weights are NaN/Inf (tensor %s): the training that wrote it diverged", o.resume_path, rf.bad_tensor);
-        if (rc) die(1, "%s: %s", o.resume_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
-        if (rf.tokenizer_len != tok_len || memcmp(rf.tokenizer, tok_blob, tok_len) != 0)
-            die(1, "%s: tokenizer does not match the checkpoint %s's: tokenize with lstm-tok -m %s", tname, o.resume_path,
-                o.resume_path);
-        if (!rf.train || state_parse(rf.train, rf.train_len, &o, &s))
-            die(1, "%s: no training state to resume from", o.resume_path);
-        if (!given_opt(&o, O_VALID) && !given_opt(&o, O_VFRAC) &&
-            !lstm_kv_get(rf.train, rf.train_len, "valid", saved_valid, sizeof saved_valid)) {
-            o.valid_path = saved_valid;
-            valid_from_ckpt = 1;
-        }
-        apply_resume_flags(&o, &given, &rf.model.cfg, &s);
-        check_model_fits(&o.cfg);
-        if ((rc = lstm_model_create(&model, &o.cfg))) die(1, "model: %s", lstm_strerror(rc));
-        memcpy(model.params, rf.model.params, model.n_params * sizeof(float));
-    } else {
-        o.cfg.V = V;
-        if ((rc = lstm_model_config_check(&o.cfg))) die(2, "invalid model configuration");
-        check_model_fits(&o.cfg);
-        if ((rc = lstm_model_create(&model, &o.cfg))) die(1, "model: %s", lstm_strerror(rc));
-        lstm_rng_seed(&s.rng, o.seed);
-        lstm_model_init_params(&model, &s.rng);
-        s.epoch = 1;
-        s.best_valid = INFINITY;
-        lstm_early_init(&s.early, o.patience);
-    }
-    if (o.cfg.V != V) die(1, "%s: vocabulary size %d differs from the model's %d", tname, V, o.cfg.V);
-    s.early.patience = o.patience;
-    lstm_sched sched_saved = s.sched;
-    lstm_sched_init(&s.sched, o.schedule, o.lr);
-    s.sched.factor = o.lr_decay;
-    s.sched.start_epoch = o.decay_after;
-    s.sched.warmup = o.warmup;
-    s.sched.patience = 0;
-    if (o.resume_path) {
-        if (!given_opt(&o, O_LR)) s.sched.plateau_lr = sched_saved.plateau_lr; /* a new --lr restarts it */
-        s.sched.best = sched_saved.best;
-        s.sched.bad = sched_saved.bad;
-    }
-    if ((rc = lstm_optim_init(&opt, o.optim, model.n_params))) die(1, "optimizer: %s", lstm_strerror(rc));
-    opt.weight_decay = (float)o.weight_decay;
-    if (o.resume_path) {
-        opt.step = (long)s.global_step;
-        if (opt.m && rf.optim_m) {
-            memcpy(opt.m, rf.optim_m, model.n_params * sizeof(float));
-            memcpy(opt.v, rf.optim_v, model.n_params * sizeof(float));
-        } else if (opt.m) die(1, "%s: no optimizer moments saved", o.resume_path);
-    }
-
-    /* ---- validation split ---- */
-    lstm_dataset *valid = NULL;
-    uint64_t n_train = n_all, v_begin = 0, v_end = 0;
-    const char *vname = o.valid_path;
-    if (o.valid_path) {
-        rc = lstm_dataset_open(&valid, o.valid_path, (size_t)o.mem_budget_mb << 20, &kind);
-        if (rc && valid_from_ckpt)
-            die(1, "%s (the validation windows of %s: give --valid FILE or --valid-frac F)",
-                lstm_dataset_open_message(rc, kind, vname, msg, sizeof msg), o.resume_path);
-        if (rc == LSTM_E_TEXT) /* it must be tokenized like the training data: a window stream names its tokenizer */
-            die(1, "%s: a text/CSV file, not windows: tokenize it like the training data and cut it into windows "
-                   "(lstm-tok -m %s %s | lstm-window -L %d > valid.win)",
-                vname, o.train_path && strcmp(o.train_path, "-") ? tname : "<vocab or checkpoint>", vname, T);
-        if (rc) die(1, "%s", lstm_dataset_open_message(rc, kind, vname, msg, sizeof msg));
-        /* Saved absolute, so that a resume from another directory finds it again. */
-        o.valid_saved = realpath(o.valid_path, valid_abs) ? valid_abs : o.valid_path;
-        if (strchr(o.valid_saved, '\n') || strlen(o.valid_saved) > PATH_MAX)
-            die(2, "--valid: a path with a newline or longer than %d bytes cannot be saved for --resume", PATH_MAX);
-        size_t vl;
-        const uint8_t *vb = lstm_meta_get(lstm_dataset_meta(valid), "tokenizer", &vl);
-        if (!vb || vl != tok_len || memcmp(vb, tok_blob, tok_len))
-            die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m <vocab or checkpoint>", vname, tname);
-        if ((int)lstm_dataset_T(valid) != T) die(1, "%s: window length %u differs from %s's %d", vname, lstm_dataset_T(valid), tname, T);
-        v_end = lstm_dataset_count(valid);
-        if (v_end == 0) die(1, "%s: no windows to validate on", vname);
-    } else if (o.valid_frac > 0) {
-        uint64_t nv = (uint64_t)((double)n_all * o.valid_frac);
-        if (nv >= 1 && n_all - nv >= 1) {
-            valid = train;
-            n_train = n_all - nv;
-            v_begin = n_train;
-            v_end = n_all;
-            vname = "held-out windows";
-        }
-    }
-    int K = (int)lstm_dataset_K(train);
-    int stateful = !o.reset_state && K == T;
-    int B = o.batch;
-    if ((uint64_t)B > n_train) { /* more lanes than windows would only allocate empty lanes */
-        if (!o.quiet) fprintf(stderr, PROG ": --batch %d is more than the %llu training windows: using %llu\n", B,
-                              (unsigned long long)n_train, (unsigned long long)n_train);
-        B = o.batch = (int)n_train;
-    }
-
-    /* ---- work buffers ---- */
-    lstm_acts acts;
-    lstm_state st;
-    /* Activations grow with B x T (bytes(1,1) x B x T bounds them from above): refuse what this
-     * machine cannot hold before allocating it, so a huge -L or --batch is a clear error rather than
-     * a job for the OOM killer. */
-    if (lstm_acts_alloc(&acts, &model, 1, 1) == 0) {
-        double need = (double)acts.bytes * B * T;
-        lstm_acts_free(&acts);
-        char what[96];
-        snprintf(what, sizeof what, "activations for batch %d x %d", B, T);
-        check_fits(need, what, "lower --batch or make shorter windows (lstm-window -L)");
-    }
-    if ((rc = lstm_acts_alloc(&acts, &model, B, T)) || (rc = lstm_state_alloc(&st, &model, B)))
-        die(1, "allocating activations for batch %d x %d: %s", B, T, lstm_strerror(rc));
-    uint32_t *in = malloc(sizeof *in * (size_t)B * T), *tg = malloc(sizeof *tg * (size_t)B * T);
-    uint8_t *reset = malloc((size_t)B);
-    double *tnorms = malloc(sizeof *tnorms * (size_t)model.n_tensors);
-    if (!in || !tg || !reset || !tnorms) die(1, "out of memory");
-    if (o.resume_path && rf.state_h && s.step > 0) {
-        if (rf.state_B != B) die(1, "%s: saved state has %d lanes, not %d", o.resume_path, rf.state_B, B);
-        size_t nst = (size_t)o.cfg.L * B * o.cfg.H;
-        memcpy(st.h, rf.state_h, nst * sizeof(float));
-        memcpy(st.c, rf.state_c, nst * sizeof(float));
-    }
-    work_t w = {&model, &acts, &st, in, tg, reset, B, T};
-
-    FILE *logf = NULL;
-    if (o.log_path) {
-        logf = fopen(o.log_path, o.resume_path ? "a" : "w");
-        if (!logf) die(1, "%s: %s", o.log_path, strerror(errno));
-        if (!o.resume_path || ftell(logf) == 0) {
-            fprintf(logf, "kind\tepoch\tstep\ttokens\telapsed_s\tlr\tloss\tppl\tvalid_loss\tvalid_ppl\tgrad_norm\ttok_per_s");
-            for (int i = 0; i < model.n_tensors; i++) fprintf(logf, "\tgn:%s", model.tensors[i].name);
-            fputc('\n', logf);
-        }
-    }
-
-    /* provenance: the stream's, plus this command */
+/* The stream's provenance, the checkpoint's when resuming, plus this command. */
+static char *provenance(const lstm_dataset *train, const lstm_train_ckpt *ck, int argc, char **argv)
+{
     lstm_meta prov;
     lstm_meta_init(&prov);
     lstm_meta_copy(&prov, lstm_dataset_meta(train));
-    if (o.resume_path && rf.provenance) lstm_meta_set(&prov, "provenance", rf.provenance, rf.provenance_len);
+    if (ck && ck->f.provenance) lstm_meta_set(&prov, "provenance", ck->f.provenance, ck->f.provenance_len);
     lstm_meta_add_provenance(&prov, argc, argv);
     size_t pl;
     const uint8_t *pv = lstm_meta_get(&prov, "provenance", &pl);
-    char *provenance = pv ? strndup((const char *)pv, pl) : NULL;
+    char *s = pv ? strndup((const char *)pv, pl) : NULL;
+    lstm_meta_free(&prov);
+    return s;
+}
+
+static FILE *open_log(const opts_t *o, const lstm_model *m)
+{
+    FILE *f = fopen(o->log_path, o->resume_path ? "a" : "w");
+    if (!f) tool_die(1, "%s: %s", o->log_path, strerror(errno));
+    if (!o->resume_path || ftell(f) == 0) {
+        fprintf(f, "kind\tepoch\tstep\ttokens\telapsed_s\tlr\tloss\tppl\tvalid_loss\tvalid_ppl\tgrad_norm\ttok_per_s");
+        for (int i = 0; i < m->n_tensors; i++) fprintf(f, "\tgn:%s", m->tensors[i].name);
+        fputc('\n', f);
+    }
+    return f;
+}
+
+/* The last lines of a run that ended well: the best model, and where the memory went (parameters,
+ * gradients and optimizer moments share one layout). */
+static void report_done(const lstm_trainer *t, const char *out_path, double t0)
+{
+    lstm_train_info in;
+    lstm_trainer_info(t, &in);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    char el[32];
+    tool_fmt_duration(el, sizeof el, tool_now() - t0);
+    int valid = in.valid_windows > 0;
+    if (valid && isfinite(in.best_valid) && access(out_path, F_OK) != 0) /* resumed into a new -o, never beaten */
+        fprintf(stderr, PROG ": best valid ppl %.2f (epoch %d, before the resume) not beaten: %s not written; %s\n",
+                safe_ppl(in.best_valid), in.best_epoch, out_path, el);
+    else if (valid && isfinite(in.best_valid))
+        fprintf(stderr, PROG ": best valid ppl %.2f (epoch %d) saved to %s; %s\n", safe_ppl(in.best_valid), in.best_epoch,
+                out_path, el);
+    else
+        fprintf(stderr, PROG ": model saved to %s; %s\n", out_path, el);
+    double mb = 1.0 / (1 << 20), pb = (double)in.params_bytes * mb, ob = (double)in.optim_bytes * mb;
+    double ab = (double)in.acts_bytes * mb;
+    fprintf(stderr,
+            PROG ": memory: parameters %.1f MB + gradients %.1f MB + optimizer %.1f MB + activations %.1f MB "
+            "= %.1f MB; peak resident %.1f MB\n",
+            pb, pb, ob, ab, 2 * pb + ob + ab, (double)ru.ru_maxrss / 1024);
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o;
+    tool_init(PROG);
+    if (lstm_reserve_std_fds(NULL)) tool_die(1, "cannot open /dev/null for a closed standard stream");
+    parse_args(&o, argc, argv);
+    const char *grace = getenv("LSTM_STOP_GRACE");
+    if (grace) {
+        long g;
+        if (lstm_parse_long(grace, 1, 86400, &g)) tool_die(2, "LSTM_STOP_GRACE: expected seconds from 1 to 86400, got '%s'", grace);
+        stop_grace = (unsigned)g;
+    }
+    char out_path[4096], last_path[4200];
+    check_outputs(&o, out_path, sizeof out_path, last_path, sizeof last_path);
+    const char *tname = o.train_path && strcmp(o.train_path, "-") ? o.train_path : "stdin";
+    if (!o.train_path && isatty(0)) tool_die(2, "reading windows from a terminal: give a file or a pipe (see --help)");
+
+    /* ---- data, and the checkpoint to continue ---- */
+    lstm_dataset *train = open_train(&o, tname), *valid = NULL;
+    lstm_train_ckpt ck;
+    memset(&ck, 0, sizeof ck);
+    int valid_from_ckpt = 0;
+    if (o.resume_path) {
+        open_resume(&ck, &o, train, tname);
+        valid_from_ckpt = o.valid_path == ck.valid_path;
+    }
+    char valid_abs[PATH_MAX + 1];
+    const char *valid_saved = NULL;
+    if (o.valid_path) valid = open_valid(&o, train, tname, valid_from_ckpt, valid_abs, &valid_saved);
+
+    /* ---- the trainer ---- */
+    run_t run = {&o, NULL, NULL, isatty(2), 0, 0, 0};
+    char *prov = provenance(train, o.resume_path ? &ck : NULL, argc, argv);
+    lstm_train_io io = {train, valid, valid_saved, out_path, last_path, o.resume_path && access(out_path, F_OK) == 0,
+                        prov, &stop_requested, {&run, on_step, NULL, on_steps_done, on_epoch}, on_batch_capped};
+    if (o.log_path) io.cb.on_log = on_log;
+    lstm_trainer *t;
+    lstm_train_error err;
+    int rc = o.resume_path ? lstm_trainer_resume(&t, &ck, &io, &err) : lstm_trainer_create(&t, &o.c, &io, &err);
+    if (rc) die_train(&err, &o, tname, o.valid_path);
+    lstm_train_ckpt_close(&ck);
+    const char *vname = valid ? o.valid_path : "held-out windows";
+    const lstm_model *model = lstm_trainer_model(t);
+    const lstm_train_config *c = lstm_trainer_config(t);
+    run.t = t;
+    run.n_tensors = model->n_tensors;
+    if (o.log_path) run.logf = open_log(&o, model);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -794,224 +647,51 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGALRM, &sa, NULL);
-
     lstm_out_remove_stale(out_path, o.resume_path);
     lstm_out_remove_stale(last_path, o.resume_path);
 
-    int tty = isatty(2);
+    lstm_train_info in;
+    lstm_trainer_info(t, &in);
     if (!o.quiet)
         fprintf(stderr,
                 PROG ": %s: %llu windows of %d (%s%s), vocabulary %d; %s %dx%d emb %d%s dropout %g, %zu parameters; "
                 "%s lr %g, batch %d%s\n",
-                tname, (unsigned long long)n_train, T, K == 1 ? "last-token" : "next-token",
-                lstm_dataset_streaming(train) ? ", streamed" : "", V, lstm_cell_name(o.cfg.cell), o.cfg.L, o.cfg.H,
-                o.cfg.E, o.cfg.tie ? " tied" : "", (double)o.cfg.dropout, lstm_model_num_weights(&model),
-                optim_name(o.optim), o.lr, B, valid ? "" : ", no validation data");
+                tname, (unsigned long long)in.windows, in.T, in.K == 1 ? "last-token" : "next-token",
+                in.streaming ? ", streamed" : "", in.V, lstm_cell_name(c->model.cell), c->model.L, c->model.H,
+                c->model.E, c->model.tie ? " tied" : "", (double)c->model.dropout, in.weights, optim_name(c->optim),
+                c->lr, in.B, in.valid_windows ? "" : ", no validation data");
 
-    char tkv[2048 + PATH_MAX];
-    double t0 = now(), train_time = 0;
-    int stop_early = 0, nan_stop = 0, interrupted = 0, time_up = 0;
-    int saved_out = o.resume_path && access(out_path, F_OK) == 0; /* a best model of this run is on disk */
+    run.t0 = tool_now();
+    rc = lstm_trainer_run(t);
+    const lstm_train_end *end = lstm_trainer_end(t);
     char kept[4200];
-    lstm_batcher bt;
-    memset(&bt, 0, sizeof bt);
-    for (; s.epoch <= o.epochs && !stop_early && !nan_stop && !interrupted && !time_up; s.epoch++) {
-        uint64_t shuffle = stateful ? 0 : (o.seed + 1) * 1000003ull + (uint64_t)s.epoch;
-        if ((rc = lstm_batcher_init(&bt, train, 0, n_train, B, stateful, shuffle))) die(1, "%s: %s", tname, lstm_strerror(rc));
-        s.sched.total = (long)bt.steps * o.epochs; /* cosine: lr0 down to 0 over all --epochs */
-        if (s.step == 0) {
-            lstm_state_zero(&st);
-            s.train_nll = 0;
-            s.train_count = 0;
-        }
-        double te0 = now(), last_print = 0;
-        uint64_t ep_tokens = 0, log_count = 0;
-        double log_nll = 0, gnorm = 0;
-        double lr = lstm_sched_lr(&s.sched, s.epoch, (long)s.global_step); /* of the step in progress */
-        uint64_t steps = bt.steps;
-        for (; s.step < steps; s.step++) {
-            /* Checked before each step, so a signal leaves s.step at the next step to run. */
-            if (stop_requested) break;
-            long cnt = lstm_batcher_get(&bt, s.step, in, tg, reset);
-            if (cnt < 0) die(1, "%s: %s", tname, lstm_strerror((int)cnt));
-            apply_resets(&st, reset, B);
-            if (cnt == 0) continue;
-            if (o.cfg.dropout > 0) lstm_model_sample_dropout(&model, &acts, &s.rng);
-            double loss;
-            long c;
-            if ((rc = lstm_model_forward(&model, &acts, &st, in, tg, B, T, 1, &loss, &c))) die(1, "forward: %s", lstm_strerror(rc));
-            lstm_model_zero_grads(&model);
-            if ((rc = lstm_model_backward(&model, &acts, NULL))) die(1, "backward: %s", lstm_strerror(rc));
-            if (logf && (s.global_step + 1) % (uint64_t)o.log_every == 0) lstm_optim_tensor_norms(tnorms, &model);
-            gnorm = lstm_optim_clip(model.grads, model.n_params, o.clip);
-            lr = lstm_sched_lr(&s.sched, s.epoch, (long)s.global_step);
-            if (!isfinite(loss) || !isfinite(gnorm)) {
-                nan_stop = 1;
-                fprintf(stderr, "%s" PROG ": %s at epoch %d step %llu (lr %g): stopping; %s (try a lower --lr or --clip)\n",
-                        tty ? "\n" : "", isfinite(loss) ? "gradient norm is NaN/Inf" : "loss is NaN/Inf", s.epoch,
-                        (unsigned long long)s.step, lr, kept_msg(kept, sizeof kept, out_path, saved_out));
-                break;
-            }
-            lstm_optim_step(&opt, model.params, model.grads, (float)lr);
-            s.global_step++;
-            s.tokens += (uint64_t)c;
-            ep_tokens += (uint64_t)c;
-            s.train_nll += loss * (double)c;
-            s.train_count += (uint64_t)c;
-            log_nll += loss * (double)c;
-            log_count += (uint64_t)c;
-            double tnow = now();
-            if (logf && s.global_step % (uint64_t)o.log_every == 0) {
-                double l = log_nll / (double)log_count;
-                fprintf(logf, "step\t%d\t%llu\t%llu\t%.3f\t%.6g\t%.6f\t%.4f\t\t\t%.6g\t%.1f", s.epoch,
-                        (unsigned long long)s.global_step, (unsigned long long)s.tokens, train_time + tnow - te0, lr, l,
-                        safe_ppl(l), gnorm, (double)ep_tokens / (tnow - te0));
-                for (int i = 0; i < model.n_tensors; i++) fprintf(logf, "\t%.6g", tnorms[i]);
-                fputc('\n', logf);
-                log_nll = 0;
-                log_count = 0;
-            }
-            if (tty && !o.quiet && tnow - last_print > 0.5) {
-                last_print = tnow;
-                double frac = (double)(s.step + 1) / (double)bt.steps, rate = (double)ep_tokens / (tnow - te0);
-                double l = s.train_nll / (double)s.train_count;
-                char eta[32];
-                double left = (tnow - te0) / frac * (1 - frac);
-                if (o.time_limit > 0 && left > o.time_limit - (train_time + tnow - te0))
-                    left = o.time_limit - (train_time + tnow - te0); /* the run ends at the limit */
-                fmt_dur(eta, sizeof eta, left > 0 ? left : 0);
-                fprintf(stderr, "\r" PROG ": epoch %d/%d %5.1f%% loss %.3f ppl %.1f lr %.3g %.0f tok/s ETA %s   ", s.epoch,
-                        o.epochs, 100 * frac, l, safe_ppl(l), lr, rate, eta);
-            }
-            if (o.time_limit > 0 && train_time + tnow - te0 >= o.time_limit) { time_up = 1; s.step = steps; break; }
-        }
-        lstm_batcher_free(&bt);
-        double ep_time = now() - te0;
-        train_time += ep_time;
-        if (nan_stop) break;
-        if (tty && !o.quiet) fputs("\r\033[K", stderr);
-        if (s.train_count == 0 && !stop_requested)
-            die(1, "%s: every target of the training windows is padding: nothing to train on, no model saved", tname);
-        double tl = s.train_count ? s.train_nll / (double)s.train_count : NAN;
-        double vl = NAN;
-        if (valid && !stop_requested) {
-            vl = evaluate(&w, valid, v_begin, v_end, stateful, &rc);
-            if (rc) die(1, "%s: %s", vname, lstm_strerror(rc));
-        }
-        /* The last step's update can overflow without its own loss showing it: never save such a model. */
-        int valid_bad = valid && !stop_requested && !isfinite(vl);
-        if (valid_bad || !params_finite(&model)) {
-            nan_stop = 1;
-            char when[64];
-            if (s.step < steps) snprintf(when, sizeof when, "at epoch %d step %llu", s.epoch, (unsigned long long)s.step);
-            else snprintf(when, sizeof when, "at the end of epoch %d", s.epoch);
-            fprintf(stderr, PROG ": %s %s (lr %g): stopping; %s (try a lower --lr or --clip)\n",
-                    valid_bad ? "validation loss is NaN/Inf" : "parameters are NaN/Inf", when, lr,
-                    kept_msg(kept, sizeof kept, out_path, saved_out));
-            break;
-        }
-        if (stop_requested) {
-            /* In the steps or the validation: save everything needed to continue exactly here (a resumed
-             * run redoes the validation). Once the steps are done the carried state is not needed, and
-             * the validation has overwritten it. */
-            interrupted = 1;
-            state_format(tkv, sizeof tkv, &o, &s);
-            lstm_modelfile_save_args a = {&model, tok_blob, tok_len, tkv, &opt, s.step < steps ? &st : NULL, provenance};
-            rc = lstm_modelfile_save(last_path, 1, &a);
-            if (rc) die(1, "%s: %s", last_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
-            fprintf(stderr, PROG ": interrupted at epoch %d step %llu: state saved to %s (continue with --resume %s)\n",
-                    s.epoch, (unsigned long long)s.step, last_path, last_path);
-            break; /* to the cleanup below, then exit 130 */
-        }
-        int completed = s.epoch;
-        s.step = 0;
-        double elr = lstm_sched_lr(&s.sched, s.epoch, (long)s.global_step);
-        int improved = 0;
-        if (valid) {
-            lstm_sched_epoch_end(&s.sched, vl);
-            stop_early = lstm_early_update(&s.early, vl) && o.patience > 0;
-            if (vl < s.best_valid) {
-                s.best_valid = vl;
-                s.best_epoch = completed;
-                improved = 1;
-            }
-        }
-        /* The state describes the start of the next epoch. */
-        s.epoch++;
-        state_format(tkv, sizeof tkv, &o, &s);
-        s.epoch--;
-        lstm_modelfile_save_args a = {&model, tok_blob, tok_len, tkv, &opt, NULL, provenance};
-        if (!valid || improved) {
-            rc = lstm_modelfile_save(out_path, 1, &a);
-            if (rc) die(1, "%s: %s", out_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
-            saved_out = 1;
-        }
-        rc = lstm_modelfile_save(last_path, 1, &a);
-        if (rc) die(1, "%s: %s", last_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
-        char el[32];
-        fmt_dur(el, sizeof el, now() - t0);
-        double rate = ep_time > 0 ? (double)ep_tokens / ep_time : 0;
-        if (!o.quiet) {
-            if (valid)
-                fprintf(stderr, PROG ": epoch %d/%d: train loss %.4f ppl %.2f | valid loss %.4f ppl %.2f%s | lr %.4g | %.0f tok/s | %s\n",
-                        completed, o.epochs, tl, safe_ppl(tl), vl, safe_ppl(vl), improved ? " *" : "", elr, rate, el);
-            else
-                fprintf(stderr, PROG ": epoch %d/%d: train loss %.4f ppl %.2f | lr %.4g | %.0f tok/s | %s\n", completed,
-                        o.epochs, tl, safe_ppl(tl), elr, rate, el);
-        }
-        if (logf) {
-            fprintf(logf, "epoch\t%d\t%llu\t%llu\t%.3f\t%.6g\t%.6f\t%.4f\t%.6f\t%.4f\t%.6g\t%.1f", completed,
-                    (unsigned long long)s.global_step, (unsigned long long)s.tokens, train_time, elr, tl, safe_ppl(tl), vl,
-                    safe_ppl(vl), gnorm, rate);
-            for (int i = 0; i < model.n_tensors; i++) fputs("\t", logf);
-            fputc('\n', logf);
-            if (fflush(logf) != 0 || ferror(logf)) die(1, "%s: %s", o.log_path, strerror(errno));
-        }
-        if (stop_early && !o.quiet)
-            fprintf(stderr, PROG ": no validation improvement for %d epochs: stopping early\n", o.patience);
-        if (time_up && !o.quiet) fprintf(stderr, PROG ": time limit reached\n");
-        if (stop_requested) {
-            /* During the epoch-end saves (or just after the validation): the epoch is saved whole. */
-            interrupted = 1;
-            fprintf(stderr, PROG ": interrupted after epoch %d: state saved to %s (continue with --resume %s)\n",
-                    completed, last_path, last_path);
-        }
+    lstm_trainer_info(t, &in);
+    if (rc == LSTM_E_NAN && end->nan <= LSTM_TRAIN_NAN_GRAD) {
+        fprintf(stderr, "%s" PROG ": %s at epoch %d step %llu (lr %g): stopping; %s (try a lower --lr or --clip)\n",
+                run.tty ? "\n" : "", end->nan == LSTM_TRAIN_NAN_GRAD ? "gradient norm is NaN/Inf" : "loss is NaN/Inf",
+                end->epoch, (unsigned long long)end->step, end->lr, kept_msg(kept, sizeof kept, out_path, in.best_saved));
+    } else if (rc == LSTM_E_NAN) {
+        char when[64];
+        if (end->mid_epoch) snprintf(when, sizeof when, "at epoch %d step %llu", end->epoch, (unsigned long long)end->step);
+        else snprintf(when, sizeof when, "at the end of epoch %d", end->epoch);
+        fprintf(stderr, PROG ": %s %s (lr %g): stopping; %s (try a lower --lr or --clip)\n",
+                end->nan == LSTM_TRAIN_NAN_VALID ? "validation loss is NaN/Inf" : "parameters are NaN/Inf", when, end->lr,
+                kept_msg(kept, sizeof kept, out_path, in.best_saved));
+    } else if (rc == LSTM_TRAIN_STOPPED && end->mid_epoch) {
+        fprintf(stderr, PROG ": interrupted at epoch %d step %llu: state saved to %s (continue with --resume %s)\n",
+                end->epoch, (unsigned long long)end->step, last_path, last_path);
+    } else if (rc == LSTM_TRAIN_STOPPED) {
+        fprintf(stderr, PROG ": interrupted after epoch %d: state saved to %s (continue with --resume %s)\n", end->epoch,
+                last_path, last_path);
+    } else if (rc < 0) {
+        die_train(lstm_trainer_error(t), &o, tname, vname);
     }
-    if (logf && (ferror(logf) | fclose(logf)) != 0) die(1, "%s: %s", o.log_path, strerror(errno));
-    if (!nan_stop && !interrupted && !o.quiet) {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        char el[32];
-        fmt_dur(el, sizeof el, now() - t0);
-        if (valid && isfinite(s.best_valid) && access(out_path, F_OK) != 0) /* resumed into a new -o, never beaten */
-            fprintf(stderr, PROG ": best valid ppl %.2f (epoch %d, before the resume) not beaten: %s not written; %s\n",
-                    safe_ppl(s.best_valid), s.best_epoch, out_path, el);
-        else if (valid && isfinite(s.best_valid))
-            fprintf(stderr, PROG ": best valid ppl %.2f (epoch %d) saved to %s; %s\n", safe_ppl(s.best_valid),
-                    s.best_epoch, out_path, el);
-        else
-            fprintf(stderr, PROG ": model saved to %s; %s\n", out_path, el);
-        /* Where the memory goes: parameters, gradients and optimizer moments share one layout. */
-        double mb = 1.0 / (1 << 20), pb = (double)model.n_params * sizeof(float) * mb;
-        double ob = (double)lstm_optim_state_floats(&opt) * 2 * sizeof(float) * mb;
-        fprintf(stderr,
-                PROG ": memory: parameters %.1f MB + gradients %.1f MB + optimizer %.1f MB + activations %.1f MB "
-                "= %.1f MB; peak resident %.1f MB\n",
-                pb, pb, ob, (double)acts.bytes * mb, 2 * pb + ob + (double)acts.bytes * mb, (double)ru.ru_maxrss / 1024);
-    }
-    free(provenance);
-    lstm_meta_free(&prov);
-    free(in);
-    free(tg);
-    free(reset);
-    free(tnorms);
-    lstm_acts_free(&acts);
-    lstm_state_free(&st);
-    lstm_optim_free(&opt);
-    lstm_model_free(&model);
-    if (o.resume_path) lstm_modelfile_close(&rf);
-    if (valid && valid != train) lstm_dataset_free(valid);
+    if (run.logf && (ferror(run.logf) | fclose(run.logf)) != 0) tool_die(1, "%s: %s", o.log_path, strerror(errno));
+    if (rc == LSTM_TRAIN_DONE && !o.quiet) report_done(t, out_path, run.t0);
+    free(prov);
+    lstm_trainer_free(t);
+    if (valid) lstm_dataset_free(valid);
     lstm_dataset_free(train);
     /* A signal after the last check finds everything saved: still report the interruption. */
-    return nan_stop ? 1 : interrupted || stop_requested ? 130 : 0;
+    return rc == LSTM_E_NAN ? 1 : rc == LSTM_TRAIN_STOPPED || stop_requested ? 130 : 0;
 }

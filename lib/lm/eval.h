@@ -1,0 +1,61 @@
+/* eval.h: a model measured on a window stream, in one pass: mean NLL per target token (perplexity),
+ * top-1 / top-k accuracy, the targets that start a word (per-word perplexity, comparable across
+ * tokenizers), and the keystrokes an autocomplete user saves. lstm-eval reports all of it; the
+ * trainer's validation loss is the same pass counting NLL only, over the trainer's own buffers.
+ * Library code: never prints, returns 0 or LSTM_E_*. */
+#ifndef LSTM_EVAL_H
+#define LSTM_EVAL_H
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "lm.h"
+#include "model.h"
+
+typedef struct {
+    double nll;           /* NLL summed over the scored targets, in nats */
+    long tokens;          /* scored targets (not PAD) */
+    long top1, topk;      /* targets ranked first / within the top k (with a language model) */
+    long words;           /* targets that start a word, EOS included: lstm_lm_starts_word */
+    /* keystrokes (LSTM_EVAL_KEYSTROKES): a word of n characters costs n + 1 typed (the space after
+     * it), accepting a suggestion after j typed characters j + 1 (the accepted word's space is free) */
+    double keys_with, keys_without;
+    long typed_words, accepted, shown; /* words typed, accepted from a suggestion, suggestion lists shown */
+} lstm_eval_result;
+
+/* exp(nll) that gives +inf instead of overflowing: a perplexity from a mean NLL. */
+double lstm_eval_ppl(double nll);
+
+typedef struct {
+    int k;                /* top-k accuracy; with keystrokes, the suggestions shown (>= 1) */
+    int keystrokes;       /* simulate typing the text with k suggestions (needs B = 1) */
+    int beam_words;       /* bpe / chars: the suggestion beam's width (lstm_suggester_init's W) */
+    const volatile sig_atomic_t *stop; /* or NULL: set, the run ends before the next batch (rc 0, partial counts) */
+    void *ctx;
+    /* Before each batch (or NULL): done of total batches. */
+    void (*on_batch)(void *ctx, uint64_t done, uint64_t total);
+    /* Keystrokes, each typed word (or NULL): its text (n bytes), its characters, the keystrokes it
+     * cost, and the characters typed before its suggestion was accepted, or -1 when it was typed in
+     * full. A non-zero return ends the run with that code. */
+    int (*on_word)(void *ctx, const char *w, size_t n, size_t chars, long keys, long typed);
+} lstm_eval_opts;
+
+typedef struct lstm_evaluator lstm_evaluator;
+
+/* For lm's model on windows of T tokens, B lanes side by side. LSTM_E_ARG for keystrokes with B != 1,
+ * LSTM_E_NOMEM, or the suggester's codes. */
+int lstm_evaluator_create(lstm_evaluator **out, const lstm_lm *lm, int B, int T, const lstm_eval_opts *o);
+/* NLL only, for model m over the caller's buffers (no second set of activations): acts for B x T,
+ * st for B lanes, in and tg (B,T), reset (B). A run overwrites all of them. */
+int lstm_evaluator_create_over(lstm_evaluator **out, lstm_model *m, lstm_acts *acts, lstm_state *st, uint32_t *in,
+                               uint32_t *tg, uint8_t *reset, int B, int T, const lstm_eval_opts *o);
+void lstm_evaluator_free(lstm_evaluator *e);
+
+/* Windows [begin, end) of d, from a zero state; stateful: each lane carries its state from window to
+ * window (lstm_batcher_init), else every window starts from zero. Adds to *r (zero it first). Batches
+ * without a target are skipped. The dataset's codes, LSTM_E_RANGE, or on_word's. */
+int lstm_evaluator_run(lstm_evaluator *e, lstm_dataset *d, uint64_t begin, uint64_t end, int stateful,
+                       lstm_eval_result *r);
+
+#endif

@@ -1,0 +1,753 @@
+/* train.c: the trainer (see train.h): set-up from a configuration or a checkpoint, the step loop
+ * (dropout masks, forward, backward, clipping, the update), the epoch end (validation through the
+ * evaluator, NaN checks, schedule, early stopping, saves), and the `train` entry of checkpoints. */
+#include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "errors.h"
+#include "eval.h"
+
+struct lstm_trainer {
+    lstm_train_config cfg;
+    lstm_train_io io;
+    char *best_path, *last_path, *valid_path, *provenance; /* copies */
+    const uint8_t *tok;       /* the training data's tokenizer blob */
+    size_t tok_len;
+    lstm_model model;
+    lstm_optim opt;
+    lstm_acts acts;
+    lstm_state st;
+    uint32_t *in, *tg;        /* (B,T) */
+    uint8_t *reset;           /* (B) */
+    double *tnorms;           /* (n_tensors) */
+    lstm_evaluator *ev;       /* NLL of the validation windows, over the buffers above */
+    int B, T, K, V, stateful;
+    uint64_t n_train, v_begin, v_end;
+    lstm_dataset *valid;      /* io.valid, or io.train for held-out windows, or NULL */
+    lstm_train_state s;
+    /* the epoch in progress */
+    lstm_batcher bt;
+    int bt_open;
+    int in_epoch;             /* between the epoch's first step and its end */
+    int carried;              /* not in an epoch: st holds the carried state of step s.step (resumed) */
+    uint64_t steps;           /* of the epoch */
+    double te0, train_time;   /* clock at the epoch's start in this run; seconds of steps so far */
+    double ep_time;
+    uint64_t ep_tokens, log_count;
+    double log_nll, gnorm, lr;
+    int time_up, stop_early, best_saved, failed;
+    lstm_train_error err;
+    lstm_train_end end;
+    char tkv[2048 + PATH_MAX];
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int stop_set(const lstm_trainer *t) { return t->io.stop && *t->io.stop; }
+
+/* Fills *e (may be NULL) and returns rc; errno is kept. */
+static int fail_ab(lstm_train_error *e, int rc, int at, long a, long b)
+{
+    int en = errno;
+    if (e) {
+        memset(e, 0, sizeof *e);
+        e->rc = rc;
+        e->at = at;
+        e->a = a;
+        e->b = b;
+        e->sys_errno = en;
+    }
+    errno = en;
+    return rc;
+}
+
+static int fail(lstm_train_error *e, int rc, int at) { return fail_ab(e, rc, at, 0, 0); }
+
+/* ------------------------------------------------------------------ configuration */
+
+void lstm_train_config_default(lstm_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    lstm_model_config_default(&c->model);
+    c->model.H = c->model.E = 256;
+    c->model.dropout = 0.2f;
+    c->model.tie = 1;
+    c->optim = LSTM_OPT_ADAM;
+    c->lr = 0.002;
+    c->clip = 0.25;
+    c->schedule = LSTM_SCHED_PLATEAU;
+    c->lr_decay = 4;
+    c->decay_after = 4;
+    c->batch = 20;
+    c->epochs = 10;
+    c->patience = 3;
+    c->seed = 1;
+    c->valid_frac = 0.05;
+    c->log_every = 100;
+}
+
+static const char *optim_name(int k) { return k == LSTM_OPT_SGD ? "sgd" : k == LSTM_OPT_ADAMW ? "adamw" : "adam"; }
+static const char *sched_name(int k)
+{
+    return k == LSTM_SCHED_CONST ? "const" : k == LSTM_SCHED_STEP ? "step" : k == LSTM_SCHED_COSINE ? "cosine" : "plateau";
+}
+
+/* ------------------------------------------------------------------ the training state entry */
+
+int lstm_train_state_format(char *buf, size_t cap, const lstm_train_config *o, const lstm_train_state *s,
+                            const char *valid_path)
+{
+    int n = snprintf(buf, cap,
+             "epoch=%d\nstep=%llu\nglobal_step=%llu\nrng=%llu\nbest_valid=%.17g\nbest_epoch=%d\ntokens=%llu\n"
+             "train_nll=%.17g\ntrain_count=%llu\n"
+             "sched_lr=%.17g\nsched_best=%.17g\nsched_bad=%d\nearly_best=%.17g\nearly_bad=%d\n"
+             "optim=%s\nlr=%.17g\nweight_decay=%.17g\nclip=%.17g\nschedule=%s\nlr_decay=%.17g\ndecay_after=%d\n"
+             "warmup=%ld\nbatch=%d\nepochs=%d\npatience=%d\nreset_state=%d\nseed=%llu\nvalid_frac=%.17g\n",
+             s->epoch, (unsigned long long)s->step, (unsigned long long)s->global_step, (unsigned long long)s->rng.s,
+             s->best_valid, s->best_epoch, (unsigned long long)s->tokens, s->train_nll,
+             (unsigned long long)s->train_count, s->sched.plateau_lr, s->sched.best, s->sched.bad, s->early.best,
+             s->early.bad, optim_name(o->optim), o->lr, o->weight_decay, o->clip, sched_name(o->schedule), o->lr_decay,
+             o->decay_after, o->warmup, o->batch, o->epochs, o->patience, o->reset_state, (unsigned long long)o->seed,
+             o->valid_frac);
+    if (n < 0 || (size_t)n >= cap) return LSTM_E_TOOBIG;
+    if (valid_path) {
+        int m = snprintf(buf + n, cap - (size_t)n, "valid=%s\n", valid_path);
+        if (m < 0 || (size_t)m >= cap - (size_t)n) return LSTM_E_TOOBIG;
+    }
+    return 0;
+}
+
+static int kv_num(const char *t, size_t n, const char *key, double *out)
+{
+    char v[64], *e;
+    if (lstm_kv_get(t, n, key, v, sizeof v)) return -1;
+    *out = strtod(v, &e);
+    return *e || e == v ? -1 : 0;
+}
+
+static int kv_u64(const char *t, size_t n, const char *key, uint64_t *out)
+{
+    char v[64], *e;
+    if (lstm_kv_get(t, n, key, v, sizeof v)) return -1;
+    errno = 0;
+    *out = strtoull(v, &e, 10);
+    return errno || *e || e == v ? -1 : 0;
+}
+
+int lstm_train_state_parse(const char *t, size_t n, lstm_train_config *o, lstm_train_state *s)
+{
+    double d[18];
+    uint64_t u[8];
+    char name[32], sname[32];
+    if (kv_u64(t, n, "epoch", &u[0]) || kv_u64(t, n, "step", &u[1]) || kv_u64(t, n, "global_step", &u[2]) ||
+        kv_u64(t, n, "rng", &u[3]) || kv_num(t, n, "best_valid", &d[0]) || kv_u64(t, n, "best_epoch", &u[4]) ||
+        kv_u64(t, n, "tokens", &u[5]) || kv_num(t, n, "train_nll", &d[1]) || kv_u64(t, n, "train_count", &u[6]) ||
+        kv_num(t, n, "sched_lr", &d[2]) || kv_num(t, n, "sched_best", &d[3]) || kv_num(t, n, "sched_bad", &d[4]) ||
+        kv_num(t, n, "early_best", &d[5]) || kv_num(t, n, "early_bad", &d[6]) || kv_num(t, n, "lr", &d[7]) ||
+        kv_num(t, n, "weight_decay", &d[8]) || kv_num(t, n, "clip", &d[9]) || kv_num(t, n, "lr_decay", &d[10]) ||
+        kv_num(t, n, "valid_frac", &d[11]) || lstm_kv_get(t, n, "optim", name, sizeof name) ||
+        lstm_kv_get(t, n, "schedule", sname, sizeof sname) || kv_num(t, n, "decay_after", &d[12]) ||
+        kv_num(t, n, "warmup", &d[13]) || kv_num(t, n, "batch", &d[14]) || kv_num(t, n, "reset_state", &d[15]) ||
+        kv_u64(t, n, "seed", &u[7]) || kv_num(t, n, "epochs", &d[16]) || kv_num(t, n, "patience", &d[17]))
+        return LSTM_E_NOTFOUND;
+    o->optim = !strcmp(name, "sgd") ? LSTM_OPT_SGD : !strcmp(name, "adamw") ? LSTM_OPT_ADAMW : LSTM_OPT_ADAM;
+    o->schedule = !strcmp(sname, "const") ? LSTM_SCHED_CONST : !strcmp(sname, "step") ? LSTM_SCHED_STEP
+                : !strcmp(sname, "cosine") ? LSTM_SCHED_COSINE : LSTM_SCHED_PLATEAU;
+    o->lr = d[7];
+    o->weight_decay = d[8];
+    o->clip = d[9];
+    o->lr_decay = d[10];
+    o->valid_frac = d[11];
+    o->decay_after = (int)d[12];
+    o->warmup = (long)d[13];
+    o->batch = (int)d[14];
+    o->reset_state = (int)d[15];
+    o->seed = u[7];
+    o->epochs = (int)d[16];
+    o->patience = (int)d[17];
+    memset(s, 0, sizeof *s);
+    s->epoch = (int)u[0];
+    s->step = u[1];
+    s->global_step = u[2];
+    s->rng.s = u[3];
+    s->best_valid = d[0];
+    s->best_epoch = (int)u[4];
+    s->tokens = u[5];
+    s->train_nll = d[1];
+    s->train_count = u[6];
+    s->sched.plateau_lr = d[2];
+    s->sched.best = d[3];
+    s->sched.bad = (int)d[4];
+    s->early.best = d[5];
+    s->early.bad = (int)d[6];
+    return 0;
+}
+
+/* ------------------------------------------------------------------ resume */
+
+void lstm_train_ckpt_close(lstm_train_ckpt *c)
+{
+    if (c->open) lstm_modelfile_close(&c->f);
+    c->open = 0;
+}
+
+int lstm_train_ckpt_open(lstm_train_ckpt *c, const char *path, const uint8_t *tok, size_t len)
+{
+    memset(c, 0, sizeof *c);
+    int rc = lstm_modelfile_open(&c->f, path);
+    if (rc) return rc;
+    c->open = 1;
+    if (c->f.tokenizer_len != len || memcmp(c->f.tokenizer, tok, len) != 0) return LSTM_E_VOCAB;
+    lstm_train_config_default(&c->cfg);
+    if (!c->f.train || lstm_train_state_parse(c->f.train, c->f.train_len, &c->cfg, &c->state)) return LSTM_E_NOTFOUND;
+    c->cfg.model = c->f.model.cfg;
+    if (lstm_kv_get(c->f.train, c->f.train_len, "valid", c->valid_path, sizeof c->valid_path)) c->valid_path[0] = 0;
+    return 0;
+}
+
+int lstm_train_ckpt_mid_epoch(const lstm_train_ckpt *c) { return c->state.step > 0; }
+
+int lstm_train_ckpt_apply(lstm_train_ckpt *c, const lstm_train_config *g, uint32_t mask, uint32_t *conflict)
+{
+    lstm_train_config *o = &c->cfg;
+    const lstm_model_config *m = &c->f.model.cfg, *gm = &g->model;
+    int mid = lstm_train_ckpt_mid_epoch(c);
+    /* fixed by the checkpoint's model (its shape, its initialisation, the random stream) */
+    const struct { uint32_t bit; int differs; } fixed[] = {
+        {LSTM_TF_CELL, gm->cell != m->cell}, {LSTM_TF_LAYERS, gm->L != m->L}, {LSTM_TF_HIDDEN, gm->H != m->H},
+        {LSTM_TF_EMB, gm->E != m->E}, {LSTM_TF_TIE, gm->tie != m->tie}, {LSTM_TF_INIT, gm->init_scale != m->init_scale},
+        {LSTM_TF_FB, gm->forget_bias != m->forget_bias}, {LSTM_TF_SEED, g->seed != o->seed},
+        {LSTM_TF_OPTIM, g->optim != o->optim},
+        /* these change what a step does: only at an epoch boundary */
+        {LSTM_TF_BATCH, g->batch != o->batch && mid}, {LSTM_TF_RESET, g->reset_state != o->reset_state && mid}};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        if ((mask & fixed[i].bit) && fixed[i].differs) {
+            *conflict = fixed[i].bit;
+            return LSTM_E_ARG;
+        }
+    double vfrac = (mask & LSTM_TF_VALID_FRAC) ? g->valid_frac : (mask & LSTM_TF_VALID) ? 0 : o->valid_frac;
+    if (vfrac != o->valid_frac && mid) {
+        *conflict = (mask & LSTM_TF_VALID_FRAC) ? LSTM_TF_VALID_FRAC : LSTM_TF_VALID;
+        return LSTM_E_ARG;
+    }
+    o->model = *m;
+    if (mask & LSTM_TF_DROPOUT) o->model.dropout = gm->dropout; /* used in training only */
+    if (mask & LSTM_TF_LR) o->lr = g->lr;
+    if (mask & LSTM_TF_CLIP) o->clip = g->clip;
+    if (mask & LSTM_TF_WD) o->weight_decay = g->weight_decay;
+    if (mask & LSTM_TF_DECAY) o->lr_decay = g->lr_decay;
+    if (mask & LSTM_TF_AFTER) o->decay_after = g->decay_after;
+    if (mask & (LSTM_TF_SCHEDULE | LSTM_TF_AFTER)) o->schedule = g->schedule;
+    if (mask & LSTM_TF_WARMUP) o->warmup = g->warmup;
+    if (mask & LSTM_TF_BATCH) o->batch = g->batch;
+    if (mask & LSTM_TF_RESET) o->reset_state = g->reset_state;
+    if (mask & LSTM_TF_EPOCHS) o->epochs = g->epochs;
+    if (mask & LSTM_TF_PATIENCE) o->patience = g->patience;
+    o->valid_frac = vfrac;
+    o->time_limit = g->time_limit;
+    o->log_every = g->log_every;
+    o->threads = g->threads;
+    c->given = mask;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ set-up */
+
+/* Refuse, before allocating, what this machine cannot hold (allocations are lazy, so malloc alone
+ * would not say no: the OOM killer would, later). */
+static int fits(double need, lstm_train_error *err, int at, long a, long b)
+{
+    double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (ram > 0 && need > 0.75 * ram) {
+        fail_ab(err, LSTM_E_TOOBIG, at, a, b);
+        if (err) {
+            err->need = need;
+            err->have = ram;
+        }
+        return LSTM_E_TOOBIG;
+    }
+    return 0;
+}
+
+static int params_finite(const lstm_model *m)
+{
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(m->params[i])) return 0;
+    return 1;
+}
+
+void lstm_trainer_free(lstm_trainer *t)
+{
+    if (!t) return;
+    if (t->bt_open) lstm_batcher_free(&t->bt);
+    lstm_evaluator_free(t->ev);
+    free(t->in);
+    free(t->tg);
+    free(t->reset);
+    free(t->tnorms);
+    lstm_acts_free(&t->acts);
+    lstm_state_free(&t->st);
+    lstm_optim_free(&t->opt);
+    lstm_model_free(&t->model);
+    free(t->best_path);
+    free(t->last_path);
+    free(t->valid_path);
+    free(t->provenance);
+    free(t);
+}
+
+static char *dup_or_null(const char *s, int *bad)
+{
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *bad = 1;
+    return d;
+}
+
+/* The parts shared by create and resume, in this order: the model (c from the checkpoint when
+ * resuming), the optimizer and schedule, the validation split, the batch, the buffers. */
+static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_train_io *io, const lstm_train_ckpt *c,
+                 lstm_train_error *err)
+{
+    *out = NULL;
+    if (err) memset(err, 0, sizeof *err);
+    if (!cfg || !io || !io->train) return fail(err, LSTM_E_ARG, LSTM_TRAIN_AT_NONE);
+    size_t tl;
+    const uint8_t *tok = lstm_meta_get(lstm_dataset_meta(io->train), "tokenizer", &tl);
+    if (!tok) return fail(err, LSTM_E_ARG, LSTM_TRAIN_AT_NONE);
+    lstm_trainer *t = calloc(1, sizeof *t);
+    if (!t) return fail(err, LSTM_E_NOMEM, LSTM_TRAIN_AT_BUFFERS);
+    int bad = 0, rc;
+    t->cfg = *cfg;
+    t->io = *io;
+    t->best_path = dup_or_null(io->best_path, &bad);
+    t->last_path = dup_or_null(io->last_path, &bad);
+    t->valid_path = dup_or_null(io->valid_path, &bad);
+    t->provenance = dup_or_null(io->provenance, &bad);
+    if (bad) {
+        lstm_trainer_free(t);
+        return fail(err, LSTM_E_NOMEM, LSTM_TRAIN_AT_BUFFERS);
+    }
+    t->tok = tok;
+    t->tok_len = tl;
+    if (cfg->threads > 0) lstm_set_threads(cfg->threads);
+    lstm_train_config *o = &t->cfg;
+    lstm_train_state *s = &t->s;
+    uint64_t n_all = lstm_dataset_count(io->train);
+    t->T = (int)lstm_dataset_T(io->train);
+    t->K = (int)lstm_dataset_K(io->train);
+    t->V = (int)lstm_dataset_vocab(io->train);
+
+#define FAIL_AB(code, at, a, b)                                                                                        \
+    do {                                                                                                               \
+        int fc_ = fail_ab(err, (code), (at), (a), (b));                                                                \
+        lstm_trainer_free(t);                                                                                          \
+        return fc_;                                                                                                    \
+    } while (0)
+#define FAIL(code, at) FAIL_AB(code, at, 0, 0)
+
+    /* ---- the model ---- */
+    lstm_tensor_info ti[LSTM_MAX_TENSORS];
+    int nt;
+    if (!c) {
+        o->model.V = t->V;
+        if (lstm_model_config_check(&o->model)) FAIL(LSTM_E_ARG, LSTM_TRAIN_AT_CONFIG);
+    }
+    /* parameters, gradients and two optimizer moments */
+    if (fits(16.0 * (double)lstm_model_layout(&o->model, ti, &nt), err, LSTM_TRAIN_AT_MODEL_SIZE, 0, 0)) {
+        lstm_trainer_free(t);
+        return LSTM_E_TOOBIG;
+    }
+    if ((rc = lstm_model_create(&t->model, &o->model))) FAIL(rc, LSTM_TRAIN_AT_MODEL);
+    if (c) {
+        memcpy(t->model.params, c->f.model.params, t->model.n_params * sizeof(float));
+        *s = c->state;
+    } else {
+        memset(s, 0, sizeof *s);
+        lstm_rng_seed(&s->rng, o->seed);
+        lstm_model_init_params(&t->model, &s->rng);
+        s->epoch = 1;
+        s->best_valid = INFINITY;
+        lstm_early_init(&s->early, o->patience);
+    }
+    if (o->model.V != t->V) FAIL_AB(LSTM_E_VOCAB, LSTM_TRAIN_AT_VOCAB, t->V, o->model.V);
+    s->early.patience = o->patience;
+    lstm_sched saved = s->sched;
+    lstm_sched_init(&s->sched, o->schedule, o->lr);
+    s->sched.factor = o->lr_decay;
+    s->sched.start_epoch = o->decay_after;
+    s->sched.warmup = o->warmup;
+    s->sched.patience = 0;
+    if (c) {
+        if (!(c->given & LSTM_TF_LR)) s->sched.plateau_lr = saved.plateau_lr; /* a new lr restarts it */
+        s->sched.best = saved.best;
+        s->sched.bad = saved.bad;
+    }
+    if ((rc = lstm_optim_init(&t->opt, o->optim, t->model.n_params))) FAIL(rc, LSTM_TRAIN_AT_OPTIM);
+    t->opt.weight_decay = (float)o->weight_decay;
+    if (c) {
+        t->opt.step = (long)s->global_step;
+        if (t->opt.m && c->f.optim_m) {
+            memcpy(t->opt.m, c->f.optim_m, t->model.n_params * sizeof(float));
+            memcpy(t->opt.v, c->f.optim_v, t->model.n_params * sizeof(float));
+        } else if (t->opt.m) FAIL(LSTM_E_NOTFOUND, LSTM_TRAIN_AT_MOMENTS);
+    }
+
+    /* ---- the validation windows ---- */
+    t->n_train = n_all;
+    if (io->valid) {
+        t->valid = io->valid;
+        t->v_end = lstm_dataset_count(io->valid);
+    } else if (o->valid_frac > 0) {
+        uint64_t nv = (uint64_t)((double)n_all * o->valid_frac);
+        if (nv >= 1 && n_all - nv >= 1) {
+            t->valid = io->train;
+            t->n_train = n_all - nv;
+            t->v_begin = t->n_train;
+            t->v_end = n_all;
+        }
+    }
+    t->stateful = !o->reset_state && t->K == t->T;
+    if ((uint64_t)o->batch > t->n_train) { /* more lanes than windows would only allocate empty lanes */
+        if (io->on_batch_capped) io->on_batch_capped(io->cb.ctx, o->batch, t->n_train);
+        o->batch = (int)t->n_train;
+    }
+    int B = t->B = o->batch, T = t->T;
+
+    /* ---- buffers ---- */
+    /* Activations grow with B x T (bytes(1,1) x B x T bounds them from above). */
+    if (lstm_acts_alloc(&t->acts, &t->model, 1, 1) == 0) {
+        double need = (double)t->acts.bytes * B * T;
+        lstm_acts_free(&t->acts);
+        if (fits(need, err, LSTM_TRAIN_AT_ACTS_SIZE, B, T)) {
+            lstm_trainer_free(t);
+            return LSTM_E_TOOBIG;
+        }
+    }
+    if ((rc = lstm_acts_alloc(&t->acts, &t->model, B, T)) || (rc = lstm_state_alloc(&t->st, &t->model, B)))
+        FAIL_AB(rc, LSTM_TRAIN_AT_ACTS, B, T);
+    t->in = malloc(sizeof *t->in * (size_t)B * T);
+    t->tg = malloc(sizeof *t->tg * (size_t)B * T);
+    t->reset = malloc((size_t)B);
+    t->tnorms = malloc(sizeof *t->tnorms * (size_t)t->model.n_tensors);
+    if (!t->in || !t->tg || !t->reset || !t->tnorms) FAIL(LSTM_E_NOMEM, LSTM_TRAIN_AT_BUFFERS);
+    if (c && c->f.state_h && s->step > 0) {
+        if (c->f.state_B != B) FAIL_AB(LSTM_E_FORMAT, LSTM_TRAIN_AT_LANES, c->f.state_B, B);
+        size_t nst = (size_t)o->model.L * B * o->model.H;
+        memcpy(t->st.h, c->f.state_h, nst * sizeof(float));
+        memcpy(t->st.c, c->f.state_c, nst * sizeof(float));
+        t->carried = 1;
+    }
+    lstm_eval_opts eo = {0};
+    eo.k = 1;
+    eo.stop = io->stop;
+    if ((rc = lstm_evaluator_create_over(&t->ev, &t->model, &t->acts, &t->st, t->in, t->tg, t->reset, B, T, &eo)))
+        FAIL(rc, LSTM_TRAIN_AT_BUFFERS);
+    t->best_saved = io->best_on_disk;
+#undef FAIL
+#undef FAIL_AB
+    *out = t;
+    return 0;
+}
+
+int lstm_trainer_create(lstm_trainer **out, const lstm_train_config *cfg, const lstm_train_io *io,
+                        lstm_train_error *err)
+{
+    return setup(out, cfg, io, NULL, err);
+}
+
+int lstm_trainer_resume(lstm_trainer **out, const lstm_train_ckpt *c, const lstm_train_io *io, lstm_train_error *err)
+{
+    if (!c || !c->open) {
+        *out = NULL;
+        return fail(err, LSTM_E_ARG, LSTM_TRAIN_AT_NONE);
+    }
+    return setup(out, &c->cfg, io, c, err);
+}
+
+/* ------------------------------------------------------------------ running */
+
+static int run_fail(lstm_trainer *t, int rc, int at)
+{
+    fail(&t->err, rc, at);
+    t->failed = rc;
+    return rc;
+}
+
+static int begin_epoch(lstm_trainer *t)
+{
+    lstm_train_state *s = &t->s;
+    uint64_t shuffle = t->stateful ? 0 : (t->cfg.seed + 1) * 1000003ull + (uint64_t)s->epoch;
+    int rc = lstm_batcher_init(&t->bt, t->io.train, 0, t->n_train, t->B, t->stateful, shuffle);
+    if (rc) return run_fail(t, rc, LSTM_TRAIN_AT_DATA);
+    t->bt_open = 1;
+    t->in_epoch = 1;
+    t->carried = 0;
+    t->steps = t->bt.steps;
+    s->sched.total = (long)t->bt.steps * t->cfg.epochs; /* cosine: lr0 down to 0 over all the epochs */
+    if (s->step == 0) {
+        lstm_state_zero(&t->st);
+        s->train_nll = 0;
+        s->train_count = 0;
+    }
+    t->te0 = now();
+    t->ep_tokens = 0;
+    t->log_count = 0;
+    t->log_nll = 0;
+    t->gnorm = 0;
+    t->lr = lstm_sched_lr(&s->sched, s->epoch, (long)s->global_step); /* of the step in progress */
+    return 0;
+}
+
+int lstm_trainer_step(lstm_trainer *t)
+{
+    if (t->failed) return t->failed;
+    int rc;
+    if (!t->in_epoch && (rc = begin_epoch(t))) return rc;
+    lstm_train_state *s = &t->s;
+    if (s->step >= t->steps || !t->bt_open) return 0;
+    int B = t->B, T = t->T;
+    long cnt = lstm_batcher_get(&t->bt, s->step, t->in, t->tg, t->reset);
+    if (cnt < 0) return run_fail(t, (int)cnt, LSTM_TRAIN_AT_DATA);
+    for (int b = 0; b < B; b++)
+        if (t->reset[b]) lstm_state_reset_row(&t->st, b);
+    if (cnt == 0) {
+        s->step++;
+        return 1;
+    }
+    lstm_model *m = &t->model;
+    if (t->cfg.model.dropout > 0) lstm_model_sample_dropout(m, &t->acts, &s->rng);
+    double loss;
+    long c;
+    if ((rc = lstm_model_forward(m, &t->acts, &t->st, t->in, t->tg, B, T, 1, &loss, &c)))
+        return run_fail(t, rc, LSTM_TRAIN_AT_FORWARD);
+    lstm_model_zero_grads(m);
+    if ((rc = lstm_model_backward(m, &t->acts, NULL))) return run_fail(t, rc, LSTM_TRAIN_AT_BACKWARD);
+    int logging = t->io.cb.on_log && t->cfg.log_every > 0;
+    if (logging && (s->global_step + 1) % (uint64_t)t->cfg.log_every == 0) lstm_optim_tensor_norms(t->tnorms, m);
+    t->gnorm = lstm_optim_clip(m->grads, m->n_params, t->cfg.clip);
+    t->lr = lstm_sched_lr(&s->sched, s->epoch, (long)s->global_step);
+    if (!isfinite(loss) || !isfinite(t->gnorm)) {
+        memset(&t->end, 0, sizeof t->end);
+        t->end.epoch = s->epoch;
+        t->end.step = s->step;
+        t->end.mid_epoch = 1;
+        t->end.nan = isfinite(loss) ? LSTM_TRAIN_NAN_GRAD : LSTM_TRAIN_NAN_LOSS;
+        t->end.lr = t->lr;
+        t->failed = LSTM_E_NAN;
+        return LSTM_E_NAN;
+    }
+    lstm_optim_step(&t->opt, m->params, m->grads, (float)t->lr);
+    s->global_step++;
+    s->tokens += (uint64_t)c;
+    t->ep_tokens += (uint64_t)c;
+    s->train_nll += loss * (double)c;
+    s->train_count += (uint64_t)c;
+    t->log_nll += loss * (double)c;
+    t->log_count += (uint64_t)c;
+    double tnow = now();
+    lstm_train_progress p = {.epoch = s->epoch, .epochs = t->cfg.epochs, .step = s->step, .steps = t->steps,
+                             .global_step = s->global_step, .tokens = s->tokens, .lr = t->lr, .loss = loss,
+                             .epoch_loss = s->train_nll / (double)s->train_count, .log_loss = NAN,
+                             .grad_norm = t->gnorm, .tensor_norms = NULL, .epoch_tokens = t->ep_tokens,
+                             .epoch_time = tnow - t->te0, .train_time = t->train_time + tnow - t->te0};
+    if (logging && s->global_step % (uint64_t)t->cfg.log_every == 0) {
+        p.log_loss = t->log_nll / (double)t->log_count;
+        p.tensor_norms = t->tnorms;
+        t->log_nll = 0;
+        t->log_count = 0;
+        if ((rc = t->io.cb.on_log(t->io.cb.ctx, &p))) return run_fail(t, rc, LSTM_TRAIN_AT_CALLBACK);
+        p.log_loss = NAN;
+        p.tensor_norms = NULL;
+    }
+    if (t->io.cb.on_step && (rc = t->io.cb.on_step(t->io.cb.ctx, &p))) return run_fail(t, rc, LSTM_TRAIN_AT_CALLBACK);
+    s->step++;
+    if (t->cfg.time_limit > 0 && p.train_time >= t->cfg.time_limit) {
+        t->time_up = 1;
+        s->step = t->steps;
+    }
+    return 1;
+}
+
+int lstm_trainer_validate(lstm_trainer *t, double *loss)
+{
+    *loss = NAN;
+    if (!t->valid) return 0;
+    lstm_eval_result r;
+    memset(&r, 0, sizeof r);
+    int rc = lstm_evaluator_run(t->ev, t->valid, t->v_begin, t->v_end, t->stateful, &r);
+    t->carried = 0; /* the validation went through the carried state */
+    if (rc) return rc;
+    *loss = r.tokens ? r.nll / (double)r.tokens : NAN;
+    return 0;
+}
+
+int lstm_trainer_save(lstm_trainer *t, const char *path)
+{
+    int rc = lstm_train_state_format(t->tkv, sizeof t->tkv, &t->cfg, &t->s, t->valid_path);
+    if (rc) return rc;
+    /* Inside an epoch the carried state continues the next step (none is needed once its steps are
+     * done: the resumed run validates first). */
+    int with_state = t->in_epoch ? t->s.step < t->steps : t->carried && t->s.step > 0;
+    lstm_modelfile_save_args a = {&t->model, t->tok, t->tok_len, t->tkv, &t->opt, with_state ? &t->st : NULL,
+                                  t->provenance};
+    return lstm_modelfile_save(path, 1, &a);
+}
+
+static int save_to(lstm_trainer *t, const char *path)
+{
+    if (!path) return 0;
+    int rc = lstm_trainer_save(t, path);
+    if (rc) {
+        run_fail(t, rc, LSTM_TRAIN_AT_SAVE);
+        t->err.path = path;
+    }
+    return rc;
+}
+
+/* The epoch's end, once its steps are done or stopped. */
+static int end_epoch(lstm_trainer *t)
+{
+    lstm_train_state *s = &t->s;
+    int rc;
+    if (t->io.cb.on_steps_done && (rc = t->io.cb.on_steps_done(t->io.cb.ctx)))
+        return run_fail(t, rc, LSTM_TRAIN_AT_CALLBACK);
+    if (s->train_count == 0 && !stop_set(t)) return run_fail(t, LSTM_E_EMPTY, LSTM_TRAIN_AT_PADDING);
+    double tl = s->train_count ? s->train_nll / (double)s->train_count : NAN;
+    double vl = NAN;
+    if (t->valid && !stop_set(t) && (rc = lstm_trainer_validate(t, &vl))) return run_fail(t, rc, LSTM_TRAIN_AT_VALID);
+    /* The last step's update can overflow without its own loss showing it: never save such a model. */
+    int valid_bad = t->valid && !stop_set(t) && !isfinite(vl);
+    if (valid_bad || !params_finite(&t->model)) {
+        memset(&t->end, 0, sizeof t->end);
+        t->end.epoch = s->epoch;
+        t->end.step = s->step;
+        t->end.mid_epoch = s->step < t->steps;
+        t->end.nan = valid_bad ? LSTM_TRAIN_NAN_VALID : LSTM_TRAIN_NAN_PARAMS;
+        t->end.lr = t->lr;
+        t->failed = LSTM_E_NAN;
+        return LSTM_E_NAN;
+    }
+    if (stop_set(t)) {
+        /* In the steps or the validation: save everything needed to continue exactly here (a resumed
+         * run redoes the validation). */
+        if ((rc = save_to(t, t->last_path))) return rc;
+        memset(&t->end, 0, sizeof t->end);
+        t->end.epoch = s->epoch;
+        t->end.step = s->step;
+        t->end.mid_epoch = 1;
+        t->failed = LSTM_TRAIN_STOPPED;
+        return LSTM_TRAIN_STOPPED;
+    }
+    lstm_train_epoch_report r;
+    memset(&r, 0, sizeof r);
+    r.epoch = s->epoch;
+    r.epochs = t->cfg.epochs;
+    s->step = 0;
+    r.lr = lstm_sched_lr(&s->sched, s->epoch, (long)s->global_step);
+    if (t->valid) {
+        lstm_sched_epoch_end(&s->sched, vl);
+        t->stop_early = lstm_early_update(&s->early, vl) && t->cfg.patience > 0;
+        if (vl < s->best_valid) {
+            s->best_valid = vl;
+            s->best_epoch = r.epoch;
+            r.improved = 1;
+        }
+    }
+    /* The saved state describes the start of the next epoch. */
+    s->epoch++;
+    t->in_epoch = 0;
+    if (!t->valid || r.improved) {
+        if ((rc = save_to(t, t->best_path))) return rc;
+        if (t->best_path) t->best_saved = 1;
+    }
+    if ((rc = save_to(t, t->last_path))) return rc;
+    r.train_loss = tl;
+    r.valid_loss = vl;
+    r.has_valid = t->valid != NULL;
+    r.grad_norm = t->gnorm;
+    r.global_step = s->global_step;
+    r.tokens = s->tokens;
+    r.epoch_tokens = t->ep_tokens;
+    r.epoch_time = t->ep_time;
+    r.train_time = t->train_time;
+    r.stop_early = t->stop_early;
+    r.time_up = t->time_up;
+    if (t->io.cb.on_epoch && (rc = t->io.cb.on_epoch(t->io.cb.ctx, &r))) return run_fail(t, rc, LSTM_TRAIN_AT_CALLBACK);
+    if (stop_set(t)) {
+        /* During the epoch-end saves (or just after the validation): the epoch is saved whole. */
+        memset(&t->end, 0, sizeof t->end);
+        t->end.epoch = r.epoch;
+        t->failed = LSTM_TRAIN_STOPPED;
+        return LSTM_TRAIN_STOPPED;
+    }
+    if (s->epoch > t->cfg.epochs || t->stop_early || t->time_up) return LSTM_TRAIN_DONE;
+    return LSTM_TRAIN_NEXT;
+}
+
+int lstm_trainer_epoch(lstm_trainer *t)
+{
+    if (t->failed) return t->failed;
+    int rc = 0;
+    if (!t->in_epoch && (rc = begin_epoch(t))) return rc;
+    /* The flag is checked before each step, so a stop leaves s.step at the next step to run. */
+    while (!stop_set(t) && (rc = lstm_trainer_step(t)) > 0) {}
+    if (t->bt_open) lstm_batcher_free(&t->bt);
+    t->bt_open = 0;
+    t->ep_time = now() - t->te0;
+    t->train_time += t->ep_time;
+    if (rc < 0) return rc;
+    return end_epoch(t);
+}
+
+int lstm_trainer_run(lstm_trainer *t)
+{
+    int rc;
+    if (t->failed) return t->failed;
+    if (t->s.epoch > t->cfg.epochs) return LSTM_TRAIN_DONE;
+    while ((rc = lstm_trainer_epoch(t)) == LSTM_TRAIN_NEXT) {}
+    return rc;
+}
+
+/* ------------------------------------------------------------------ reports */
+
+void lstm_trainer_info(const lstm_trainer *t, lstm_train_info *o)
+{
+    memset(o, 0, sizeof *o);
+    o->windows = t->n_train;
+    o->valid_windows = t->valid ? t->v_end - t->v_begin : 0;
+    o->T = t->T;
+    o->K = t->K;
+    o->V = t->V;
+    o->B = t->B;
+    o->stateful = t->stateful;
+    o->streaming = lstm_dataset_streaming(t->io.train);
+    o->weights = lstm_model_num_weights(&t->model);
+    o->params_bytes = t->model.n_params * sizeof(float);
+    o->optim_bytes = lstm_optim_state_floats(&t->opt) * 2 * sizeof(float);
+    o->acts_bytes = t->acts.bytes;
+    o->epoch = t->s.epoch;
+    o->epochs = t->cfg.epochs;
+    o->best_valid = t->s.best_valid;
+    o->best_epoch = t->s.best_epoch;
+    o->best_saved = t->best_saved;
+}
+
+const lstm_train_config *lstm_trainer_config(const lstm_trainer *t) { return &t->cfg; }
+const lstm_model *lstm_trainer_model(const lstm_trainer *t) { return &t->model; }
+const lstm_train_error *lstm_trainer_error(const lstm_trainer *t) { return &t->err; }
+const lstm_train_end *lstm_trainer_end(const lstm_trainer *t) { return &t->end; }
+const lstm_train_state *lstm_trainer_state(const lstm_trainer *t) { return &t->s; }

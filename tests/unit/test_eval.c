@@ -1,0 +1,188 @@
+/* test_eval.c: the library's log-sum-exp (lib/nn/mathx.h) against its double twin and at its edges,
+ * and the evaluator (lib/lm/eval.h): the NLL-only pass over caller buffers equals the full pass, the
+ * counts are consistent, the stateful pass differs from the reset one, and the keystroke simulator of
+ * a word model books every typed word through its callback. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "dataset.h"
+#include "eval.h"
+#include "lm.h"
+#include "mathx.h"
+#include "modelfile.h"
+#include "stream.h"
+#include "tokenizer.h"
+#include "windows.h"
+
+static char dir[] = "/tmp/test_evalXXXXXX";
+
+static void path_of(char *buf, const char *name) { snprintf(buf, 512, "%s/%s", dir, name); }
+
+static void test_logsumexp(void)
+{
+    float x[1000];
+    unsigned s = 1;
+    for (int i = 0; i < 1000; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)((s >> 8) % 20000) / 1000.0f - 10.0f;
+    }
+    const size_t ns[] = {1, 7, 15, 16, 17, 255, 256, 257, 1000};
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+        double a = lstm_logsumexp(x, ns[k]), b = lstm_logsumexp_ref(x, ns[k]);
+        CHECK(fabs(a - b) < 1e-6 * fabs(b) + 1e-6);
+    }
+    /* one element: itself; -inf entries count for nothing; all -inf or none: -inf */
+    CHECK(lstm_logsumexp(x, 1) == (double)x[0]);
+    float y[3] = {2.0f, -INFINITY, 2.0f};
+    CHECK(fabs(lstm_logsumexp(y, 3) - (2.0 + log(2.0))) < 1e-7);
+    float z[2] = {-INFINITY, -INFINITY};
+    CHECK(lstm_logsumexp(z, 2) == -INFINITY);
+    CHECK(lstm_logsumexp(z, 0) == -INFINITY);
+    CHECK(lstm_logsumexp_ref(z, 2) == -INFINITY);
+    /* large logits do not overflow */
+    float big[2] = {1e30f, 1e30f};
+    CHECK(isfinite(lstm_logsumexp(big, 2)));
+}
+
+/* A space tokenizer over w0..w11, windows of T tokens over one text, and an untrained model. */
+static int make_inputs(const char *win, const char *ckpt, int nwin, int T)
+{
+    lstm_tokenizer *tok = test_space_tokenizer("w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 , .");
+    if (!tok) return -1;
+    uint32_t V = lstm_tokenizer_vocab_size(tok);
+    size_t n = (size_t)nwin * T + 1;
+    uint32_t *seq = malloc(sizeof *seq * n);
+    for (size_t i = 0; i < n; i++) seq[i] = i % 9 == 8 ? LSTM_EOS_ID : 4 + (uint32_t)((i * 7) % (V - 4));
+    int rc = test_write_windows(win, tok, seq, nwin, T);
+    free(seq);
+    lstm_model_config c;
+    lstm_model_config_default(&c);
+    c.V = (int)V, c.E = c.H = 8, c.L = 1, c.tie = 1, c.init_scale = 0.5f;
+    lstm_model model;
+    if (!rc) rc = lstm_model_create(&model, &c);
+    if (!rc) {
+        lstm_rng r;
+        lstm_rng_seed(&r, 5);
+        lstm_model_init_params(&model, &r);
+        uint8_t *blob = NULL;
+        size_t bl = 0;
+        rc = lstm_tokenizer_serialize(tok, &blob, &bl);
+        lstm_modelfile_save_args a = {&model, blob, bl, NULL, NULL, NULL, NULL};
+        if (!rc) rc = lstm_modelfile_save(ckpt, 1, &a);
+        free(blob);
+        lstm_model_free(&model);
+    }
+    lstm_tokenizer_free(tok);
+    return rc;
+}
+
+typedef struct {
+    long words, bad;
+    double saved; /* keystrokes saved: chars + 1 - keys, summed */
+} words_t;
+
+static int on_word(void *ctx, const char *w, size_t n, size_t chars, long keys, long typed)
+{
+    words_t *c = ctx;
+    c->words++;
+    c->saved += (double)chars + 1 - (double)keys;
+    if (n == 0 || chars == 0 || keys < 1 || keys > (long)chars + 1 || typed >= (long)chars || (typed >= 0 && keys != typed + 1) ||
+        w[0] != 'w')
+        c->bad++;
+    return 0;
+}
+
+static void test_evaluator(void)
+{
+    char win[512], ckpt[512];
+    path_of(win, "e.win");
+    path_of(ckpt, "e.ckpt");
+    int T = 5;
+    CHECK_EQ_INT(make_inputs(win, ckpt, 40, T), 0);
+    lstm_lm lm;
+    CHECK_EQ_INT(lstm_lm_open(&lm, ckpt), 0);
+    lstm_dataset *d;
+    uint32_t kind;
+    CHECK_EQ_INT(lstm_dataset_open(&d, win, 0, &kind), 0);
+    if (check_failures) return;
+    uint64_t nw = lstm_dataset_count(d);
+
+    /* the full pass */
+    lstm_eval_opts o = {0};
+    o.k = 3;
+    lstm_evaluator *e;
+    CHECK_EQ_INT(lstm_evaluator_create(&e, &lm, 4, T, &o), 0);
+    lstm_eval_result a, b, r;
+    memset(&a, 0, sizeof a);
+    CHECK_EQ_INT(lstm_evaluator_run(e, d, 0, nw, 1, &a), 0);
+    CHECK_EQ_INT(a.tokens, (long)nw * T);
+    CHECK(a.nll > 0 && isfinite(a.nll));
+    CHECK(0 <= a.top1 && a.top1 <= a.topk && a.topk <= a.tokens);
+    CHECK(a.words > 0 && a.words <= a.tokens);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(lstm_evaluator_run(e, d, 0, nw, 0, &r), 0); /* zero state at every window */
+    CHECK_EQ_INT(r.tokens, a.tokens);
+    CHECK(r.nll != a.nll);
+    lstm_evaluator_free(e);
+
+    /* NLL only, over the caller's buffers: the same bits */
+    lstm_model *m = (lstm_model *)lm.m;
+    lstm_acts acts;
+    lstm_state st;
+    CHECK_EQ_INT(lstm_acts_alloc(&acts, m, 4, T), 0);
+    CHECK_EQ_INT(lstm_state_alloc(&st, m, 4), 0);
+    uint32_t in[4 * 5], tg[4 * 5];
+    uint8_t rs[4];
+    CHECK_EQ_INT(lstm_evaluator_create_over(&e, m, &acts, &st, in, tg, rs, 4, T, &o), 0);
+    memset(&b, 0, sizeof b);
+    CHECK_EQ_INT(lstm_evaluator_run(e, d, 0, nw, 1, &b), 0);
+    CHECK(b.nll == a.nll && b.tokens == a.tokens && b.top1 == 0 && b.words == 0);
+    /* a stop flag ends the pass early */
+    volatile sig_atomic_t stop = 1;
+    lstm_evaluator_free(e);
+    o.stop = &stop;
+    CHECK_EQ_INT(lstm_evaluator_create_over(&e, m, &acts, &st, in, tg, rs, 4, T, &o), 0);
+    memset(&b, 0, sizeof b);
+    CHECK_EQ_INT(lstm_evaluator_run(e, d, 0, nw, 1, &b), 0);
+    CHECK_EQ_INT(b.tokens, 0);
+    lstm_evaluator_free(e);
+    CHECK_EQ_INT(lstm_evaluator_create_over(&e, m, &acts, &st, in, tg, rs, 8, T, &o), LSTM_E_ARG);
+    lstm_acts_free(&acts);
+    lstm_state_free(&st);
+    o.stop = NULL;
+
+    /* keystrokes (one lane): every typed word through the callback, adding up to the totals */
+    words_t w = {0};
+    o.keystrokes = 1;
+    o.beam_words = 4;
+    o.ctx = &w;
+    o.on_word = on_word;
+    CHECK_EQ_INT(lstm_evaluator_create(&e, &lm, 4, T, &o), LSTM_E_ARG);
+    CHECK_EQ_INT(lstm_evaluator_create(&e, &lm, 1, T, &o), 0);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(lstm_evaluator_run(e, d, 0, nw, 1, &r), 0);
+    CHECK_EQ_INT(r.tokens, a.tokens);
+    CHECK(r.typed_words > 0 && r.typed_words == w.words && w.bad == 0);
+    /* punctuation costs the same with and without suggestions: the words account for all the savings */
+    CHECK(r.keys_with <= r.keys_without && r.keys_without - r.keys_with == w.saved);
+    CHECK(r.accepted <= r.typed_words);
+    lstm_evaluator_free(e);
+    CHECK(lstm_eval_ppl(1.0) == exp(1.0) && lstm_eval_ppl(1000) == INFINITY);
+
+    lstm_dataset_free(d);
+    lstm_lm_close(&lm);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) return 1;
+    test_logsumexp();
+    test_evaluator();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    CHECK_DONE("test_eval");
+}
