@@ -484,3 +484,106 @@ PY
     assert_success
     assert_equal "$output" "$want"
 }
+
+@test "--serve: an id (a string or a number) is echoed first in the reply, error replies included" {
+    # each request in a fresh server: a prompt read again reuses state, which can move the last digits
+    plain=$(printf '%s\n' '{"text":"i need hel","k":2}' | "$S" -m "$T/chat.ckpt" --serve)
+    [[ "$plain" == '{"mode":"suggest",'* ]]
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve <<< '{"id":"req-1 é","text":"i need hel","k":2}'
+    assert_success
+    assert_output "{\"id\":\"req-1 é\",${plain#\{}"
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve <<< '{"text":"i need hel","id":42,"k":2}'
+    assert_output "{\"id\":42,${plain#\{}"
+    printf '%s\n' '{"id":-7.5,"text":"x","k":0}' '{"id":"a","text":"x ","speaker":"bob"}' '{"id":"b","k":2}' \
+        '{"id":{"n":1},"text":"x"}' '{"id":null,"text":"x"}' '{"id":1,"id":2,"text":"x"}' \
+        '{"id":7,"text":"hi","mode":"complete","max_new":0}' > req.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve < req.txt
+    assert_success
+    assert_equal "${#lines[@]}" 7
+    assert_line --index 0 '{"id":-7.5,"error":"k must be from 1 to 1000"}'
+    assert_line --index 1 '{"id":"a","error":"unknown speaker '"'"'bob'"'"' (speakers: user, agent)"}'
+    assert_line --index 2 '{"id":"b","error":"missing field \"text\""}'
+    assert_line --index 3 '{"error":"id must be a string or a number"}'
+    assert_line --index 4 '{"error":"id must be a string or a number"}'
+    assert_line --index 5 '{"error":"malformed JSON: duplicate field near '"'"'\"id\"'"'"'"}'
+    assert_line --index 6 '{"id":7,"mode":"complete","completion":"","tokens":0}'
+}
+
+# The ids lstm-tok writes for a file, all documents joined, as one line.
+tok_ids() { "$LSTM_BIN/lstm-tok" -q -m "$1" "${@:2}" | "$LSTM_BIN/lstm-dump" --ids | sed -n 's/^ *ids: *//p' | tr '\n' ' '; }
+
+# The reply's suggestions (line 1 of $1) are exactly the helper's (file $2): same words, same p.
+same_suggestions() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+got = [(s["word"], s["p"]) for s in json.loads(sys.argv[1].split("\n")[0])["suggestions"]]
+want = [(w, float(p)) for w, p in (l.split("\t") for l in open(sys.argv[2]).read().splitlines())]
+assert got == want and len(got) >= 3, (got, want)
+PY
+}
+
+@test "--serve: context turns are read before the prompt exactly as lstm-tok encodes the conversation" {
+    local TB="${LSTM_TESTBIN:-$BATS_TEST_DIRNAME/../build/tests}"
+    ctx='[{"speaker":"user","text":"hi, i need help with my order"},{"speaker":"agent","text":"sure! what is your order number?"}]'
+    # chat model: the conversation through lstm-tok; the last turn is the prompt, without its </s>
+    printf '%s\n' 'conversation_id,speaker,text' '1,user,"hi, i need help with my order"' \
+        '1,agent,sure! what is your order number?' '1,user,it is ' > conv.csv
+    read -r -a ids <<< "$(tok_ids "$T/chat.ckpt" conv.csv)"
+    assert_equal "${ids[*]:0:2}" "4 2"       # <user> <s>
+    assert_equal "${ids[-1]}" 3              # </s>
+    "$TB/test_engine" suggest "$T/chat.ckpt" 5 "${ids[@]:0:${#ids[@]}-1}" > want.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve <<< "{\"text\":\"it is \",\"speaker\":\"user\",\"context\":$ctx}"
+    assert_success
+    with="$output"
+    run same_suggestions "$with" want.txt
+    assert_success
+    # without the context the model answers otherwise
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve <<< '{"text":"it is ","speaker":"user"}'
+    assert_success
+    [ "$output" != "$with" ]
+    # a turn without a speaker is the first speaker's, as the prompt is
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve <<< "{\"text\":\"it is \",\"context\":${ctx/\"speaker\":\"user\",/}}"
+    assert_output "$with"
+    # plain text model: every turn a document ("tokens </s>"), after the </s> every prompt starts with
+    printf '%s\n' 'hi, i need help with my order' 'sure! what is your order number?' 'it is ' > conv.txt
+    read -r -a ids <<< "3 $(tok_ids "$T/plain.ckpt" --format text conv.txt)"
+    "$TB/test_engine" suggest "$T/plain.ckpt" 5 "${ids[@]:0:${#ids[@]}-1}" > want.txt
+    run --separate-stderr "$S" -m "$T/plain.ckpt" --serve <<< "{\"text\":\"it is \",\"context\":$ctx}"
+    assert_success
+    run same_suggestions "$output" want.txt
+    assert_success
+    # completions continue the prompt only, never the context's text
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve <<< "{\"text\":\"sure\",\"mode\":\"complete\",\"speaker\":\"agent\",\"max_new\":0,\"context\":$ctx}"
+    assert_output '{"mode":"complete","completion":"","tokens":0}'
+}
+
+@test "--serve: bad context is an error with a clear message" {
+    turns=$(printf '{"text":"hi"},%.0s' $(seq 256))
+    long=$(head -c 65537 /dev/zero | tr '\0' a)
+    printf '%s\n' '{"text":"x","context":{"text":"hi"}}' \
+        '{"text":"x","context":[{"text":"hi"},"hello"]}' \
+        '{"text":"x","context":[{"speaker":"user"}]}' \
+        '{"text":"x","context":[{"text":["hi"]}]}' \
+        '{"text":"x","context":[{"text":"hi","speaker":1}]}' \
+        '{"text":"x","context":[{"text":"hi","role":"user"}]}' \
+        '{"text":"x ","context":[{"text":"hi","speaker":"agent"},{"text":"ho","speaker":"bob"}]}' \
+        "{\"text\":\"x\",\"context\":[${turns}{\"text\":\"hi\"}]}" \
+        "{\"text\":\"x\",\"context\":[{\"text\":\"$long\"}]}" \
+        "{\"text\":\"x \",\"k\":1,\"context\":[${turns%,}]}" \
+        '{"text":"x ","k":1,"context":[]}' > req.txt
+    run --separate-stderr "$S" -m "$T/chat.ckpt" --serve < req.txt
+    assert_success
+    assert_equal "${#lines[@]}" 11
+    assert_line --index 0 '{"error":"context must be an array of turns ({\"speaker\":..,\"text\":..})"}'
+    assert_line --index 1 '{"error":"context[1] must be an object ({\"speaker\":..,\"text\":..})"}'
+    assert_line --index 2 '{"error":"context[0]: missing field \"text\""}'
+    assert_line --index 3 '{"error":"context[0]: text must be a string"}'
+    assert_line --index 4 '{"error":"context[0]: speaker must be a string"}'
+    assert_line --index 5 '{"error":"context[0]: unknown field \"role\""}'
+    assert_line --index 6 '{"error":"context[1]: unknown speaker '"'"'bob'"'"' (speakers: user, agent)"}'
+    assert_line --index 7 '{"error":"context: at most 256 turns"}'
+    assert_line --index 8 '{"error":"context: more than 65536 bytes of text"}'
+    # 256 turns is allowed, and so is none
+    assert_line --index 9 --regexp '^\{"mode":"suggest","suggestions":\[\{"word":"[^"]*","p":[0-9.e-]*\}\]\}$'
+    assert_line --index 10 --regexp '^\{"mode":"suggest","suggestions":\[\{"word":"[^"]*","p":[0-9.e-]*\}\]\}$'
+}

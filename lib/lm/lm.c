@@ -18,6 +18,7 @@
 #include "cells.h"
 #include "checkpoint.h"
 #include "decode.h"
+#include "mathx.h"
 #include "ngram.h"
 #include "stream.h"
 #include "utf8.h"
@@ -459,6 +460,29 @@ static const char *wtext(const lstm_lm *lm, uint32_t id, size_t *n)
     return lm->text + lm->toff[id];
 }
 
+const char *lstm_lm_piece_text(const lstm_lm *lm, uint32_t id, size_t *n)
+{
+    if (id >= (uint32_t)lm->V) {
+        *n = 0;
+        return "";
+    }
+    return wtext(lm, id, n);
+}
+
+unsigned lstm_lm_piece_word_role(const lstm_lm *lm, uint32_t prev, uint32_t id)
+{
+    if (id >= (uint32_t)lm->V) return 0;
+    unsigned w = lm->wf[id], f = lm->flags[id], r = 0;
+    int prev_bound = prev == LSTM_PAD_ID || (prev < (uint32_t)lm->V && (lm->wf[prev] & LSTM_W_BOUND));
+    if ((w & LSTM_W_CONT) && !(f & LSTM_PIECE_WORD_START)) r |= LSTM_LM_ROLE_CONT;
+    /* (a bare U+2581 piece starts a word too: the one spelt by the pieces after it) */
+    if ((w & LSTM_W_FIRST) && (lm->kind != LSTM_TOK_CHARS || prev_bound)) r |= LSTM_LM_ROLE_START;
+    if (!(f & (LSTM_PIECE_SPECIAL | LSTM_PIECE_SPEAKER | LSTM_PIECE_SPACE)) && lm->toff[id + 1] > lm->toff[id])
+        r |= LSTM_LM_ROLE_TEXT;
+    if (w & LSTM_W_PUNCT) r |= LSTM_LM_ROLE_PUNCT;
+    return r;
+}
+
 static int cmp_text(const void *a, const void *b, void *arg)
 {
     const lstm_lm *lm = arg;
@@ -618,25 +642,12 @@ static void prefix_range(const lstm_suggester *g, const char *p, size_t pn, uint
     *hi = a;
 }
 
-/* log sum exp of x (V), with tmp (V) as scratch for the vectorized exponentials. */
-static double log_norm(const float *x, int V, float *tmp)
-{
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++)
-        if (x[i] > mx) mx = x[i];
-    for (int i = 0; i < V; i++) tmp[i] = x[i] - mx;
-    lstm_vexp(tmp, tmp, (size_t)V);
-    double s = 0;
-    for (int i = 0; i < V; i++) s += tmp[i];
-    return (double)mx + log(s);
-}
-
 static int suggest_words(lstm_suggester *g, const float *logits, const char *prefix, size_t plen, int k,
                          lstm_suggestion *out, double *mass)
 {
     const lstm_lm *lm = g->lm;
     int V = lm->V, n = 0;
-    double lse = log_norm(logits, V, g->work); /* (work is filled again below) */
+    double lse = lstm_logsumexp(logits, (size_t)V);
     uint32_t lo = 0, hi = g->nsorted;
     if (plen) prefix_range(g, prefix, plen, &lo, &hi);
     int want = k + (int)g->nban; /* banned words are dropped after selection */
@@ -766,7 +777,7 @@ static int suggest_beam(lstm_suggester *g, const lstm_state *st0, const float *l
         int nc = 0;
         for (int h = 0; h < nlive; h++) {
             const float *x = g->logits + (size_t)h * V;
-            double lse = log_norm(x, V, g->work); /* (work is filled again below) */
+            double lse = lstm_logsumexp(x, (size_t)V);
             const char *ht = g->htext + (size_t)h * LSTM_WORD_MAX;
             size_t hn = g->hlen[h];
             if (step > 0 && hn >= plen && hn > 0 && !ends_with_joiner(ht, hn)) { /* the word may end here */

@@ -88,6 +88,20 @@ int lstm_lm_normalize(const lstm_lm *lm, const char *s, size_t n, char *out, siz
  * (BOS, EOS) starts a word unless it is whitespace. Speaker tags and specials start none. */
 int lstm_lm_starts_word(const lstm_lm *lm, uint32_t prev, uint32_t id);
 
+/* Words assembled from pieces as a user types them (keystroke savings): the role of piece id after
+ * piece prev, as LSTM_LM_ROLE_* bits. A word starts at a START piece and takes the CONT pieces after
+ * it; anything else ends it. Word models: every word token is START, punctuation PUNCT. For
+ * characters, a letter starts a word only after a boundary (a space, punctuation, a special token). */
+#define LSTM_LM_ROLE_START 1u /* begins a word here */
+#define LSTM_LM_ROLE_CONT 2u  /* extends the word in progress (bpe: no U+2581; chars: a letter) */
+#define LSTM_LM_ROLE_TEXT 4u  /* has text that is typed: not a special token, speaker tag or space, not empty */
+#define LSTM_LM_ROLE_PUNCT 8u /* punctuation: typed, never suggested */
+unsigned lstm_lm_piece_word_role(const lstm_lm *lm, uint32_t prev, uint32_t id);
+
+/* The piece's contribution to a word's text, normalised as suggestions spell words (bpe "▁ab" ->
+ * "ab", "<0x41>" -> "A"), *n bytes, not NUL-terminated. */
+const char *lstm_lm_piece_text(const lstm_lm *lm, uint32_t id, size_t *n);
+
 /* ---- a one-lane session ---- */
 typedef struct {
     const lstm_lm *lm;

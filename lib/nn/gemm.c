@@ -369,15 +369,62 @@ static void run_part(const gemm_args *g, int t, int nt, float *abuf, float *bbuf
 }
 
 /* ---------------------------------------------------------------------------------------------------
+ * Packing buffers of the calling thread: every thread that calls lstm_gemm packs into its own (made on
+ * its first call, freed when it exits), so a call that runs on the caller alone takes no lock and
+ * independent callers (inference sessions, evaluators on their own threads) never wait on each other. */
+
+typedef struct {
+    float *a; /* (MC_MAX*KC_MAX) */
+    float *b; /* (KC_MAX*NC_MAX) */
+} packbuf;
+
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+static int tl_ok;
+
+static void tl_free(void *p)
+{
+    packbuf *pb = p;
+    free(pb->a);
+    free(pb->b);
+    free(pb);
+}
+
+static void tl_init(void) { tl_ok = pthread_key_create(&tl_key, tl_free) == 0; }
+
+/* The calling thread's buffers, or NULL without memory. */
+static packbuf *thread_bufs(void)
+{
+    pthread_once(&tl_once, tl_init);
+    if (!tl_ok) return NULL;
+    packbuf *pb = pthread_getspecific(tl_key);
+    if (pb) return pb;
+    pb = malloc(sizeof *pb);
+    if (!pb) return NULL;
+    pb->a = aligned_alloc(64, sizeof(float) * MC_MAX * KC_MAX);
+    pb->b = aligned_alloc(64, sizeof(float) * KC_MAX * NC_MAX);
+    if (!pb->a || !pb->b || pthread_setspecific(tl_key, pb)) {
+        tl_free(pb);
+        return NULL;
+    }
+    return pb;
+}
+
+/* Diagnostics (lstm_gemm_get_stats). */
+static unsigned long long n_pooled, n_direct;
+static int direct_now, direct_peak;
+
+/* ---------------------------------------------------------------------------------------------------
  * The pool: workers 1..started-1 sleep on `go` and run part t of the current job when its generation
- * changes; the caller runs part 0 and waits on `done`. */
+ * changes; the caller runs part 0 on its own buffers and waits on `done`. Only calls split over
+ * several threads come here. */
 
 static struct {
-    pthread_mutex_t call; /* one GEMM at a time (the buffers are shared) */
+    pthread_mutex_t call; /* one split GEMM at a time (the workers and their buffers are shared) */
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    int nt;        /* threads per call */
-    int started;   /* threads with buffers (0 = not initialized); workers run for t in 1..started-1 */
+    int nt;        /* threads per call (0 = never set: 1); read without the lock by lstm_gemm */
+    int started;   /* 1 + workers running (0 = none started); worker t uses abuf[t], bbuf[t] */
     unsigned gen;  /* job generation */
     int remaining; /* workers yet to finish the current job */
     gemm_args job;
@@ -409,9 +456,10 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* With pool.call held: buffers and workers for n threads. */
+/* With pool.call held: workers 1..n-1 with their buffers (thread 0 is the caller). */
 static int ensure_threads(int n)
 {
+    if (pool.started < 1) pool.started = 1;
     for (int t = pool.started; t < n; t++) {
         pool.abuf[t] = aligned_alloc(64, sizeof(float) * MC_MAX * KC_MAX);
         pool.bbuf[t] = aligned_alloc(64, sizeof(float) * KC_MAX * NC_MAX);
@@ -421,24 +469,22 @@ static int ensure_threads(int n)
             pool.abuf[t] = pool.bbuf[t] = NULL;
             return LSTM_E_NOMEM;
         }
-        if (t > 0) {
-            /* workers never take the process's signals (SIGINT belongs to the tool's main thread) */
-            pthread_mutex_lock(&pool.mu);
-            pool.first_gen[t] = pool.gen;
-            pthread_mutex_unlock(&pool.mu);
-            sigset_t all, old;
-            sigfillset(&all);
-            pthread_sigmask(SIG_SETMASK, &all, &old);
-            int err = pthread_create(&pool.tid[t], NULL, worker, (void *)(intptr_t)t);
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-            if (err) {
-                free(pool.abuf[t]);
-                free(pool.bbuf[t]);
-                pool.abuf[t] = pool.bbuf[t] = NULL;
-                return LSTM_E_NOMEM;
-            }
-            pthread_detach(pool.tid[t]);
+        /* workers never take the process's signals (SIGINT belongs to the tool's main thread) */
+        pthread_mutex_lock(&pool.mu);
+        pool.first_gen[t] = pool.gen;
+        pthread_mutex_unlock(&pool.mu);
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int err = pthread_create(&pool.tid[t], NULL, worker, (void *)(intptr_t)t);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (err) {
+            free(pool.abuf[t]);
+            free(pool.bbuf[t]);
+            pool.abuf[t] = pool.bbuf[t] = NULL;
+            return LSTM_E_NOMEM;
         }
+        pthread_detach(pool.tid[t]);
         pool.started = t + 1;
     }
     return 0;
@@ -447,52 +493,65 @@ static int ensure_threads(int n)
 int lstm_gemm_set_threads(int n)
 {
     n = n < 1 ? 1 : n > LSTM_GEMM_MAX_THREADS ? LSTM_GEMM_MAX_THREADS : n;
+    if (!thread_bufs()) return LSTM_E_NOMEM; /* the caller's buffers now, not in its first step */
     pthread_mutex_lock(&pool.call);
     int err = ensure_threads(n);
-    if (!err) pool.nt = n;
+    if (!err) __atomic_store_n(&pool.nt, n, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&pool.call);
     return err;
 }
 
 int lstm_gemm_threads(void)
 {
-    pthread_mutex_lock(&pool.call);
-    int n = pool.nt ? pool.nt : 1;
-    pthread_mutex_unlock(&pool.call);
-    return n;
+    int n = __atomic_load_n(&pool.nt, __ATOMIC_ACQUIRE);
+    return n ? n : 1;
+}
+
+void lstm_gemm_get_stats(lstm_gemm_stats *s)
+{
+    s->pooled = __atomic_load_n(&n_pooled, __ATOMIC_RELAXED);
+    s->direct = __atomic_load_n(&n_direct, __ATOMIC_RELAXED);
+    s->direct_peak = __atomic_load_n(&direct_peak, __ATOMIC_RELAXED);
 }
 
 void lstm_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                const float *Bm, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    pthread_mutex_lock(&pool.call);
-    if (!pool.started && ensure_threads(1) == 0) pool.nt = 1;
-    if (!pool.started) { /* no memory for the packing buffers: still compute */
-        pthread_mutex_unlock(&pool.call);
+    packbuf *pb = thread_bufs();
+    if (!pb) { /* no memory for the packing buffers: still compute */
         cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N,
                     K, alpha, A, lda, Bm, ldb, beta, C, ldc);
         return;
     }
     gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, A, Bm, C, (size_t)lda, (size_t)ldb, (size_t)ldc};
-    int nt = pool.nt;
+    /* (acquire: the workers of a count are running before the count is seen) */
+    int nt = lstm_gemm_threads();
     long units = N >= M ? (N + NR - 1) / NR : (M + MR - 1) / MR;
     if ((double)M * N * K < (double)PAR_MIN_MACS) nt = 1;
     if (nt > units) nt = (int)units;
-    if (nt > 1) {
-        pthread_mutex_lock(&pool.mu);
-        pool.job = g;
-        pool.job_nt = nt;
-        pool.remaining = nt - 1;
-        pool.gen++;
-        pthread_cond_broadcast(&pool.go);
-        pthread_mutex_unlock(&pool.mu);
+    if (nt == 1) { /* on this thread alone: no lock */
+        int now = __atomic_add_fetch(&direct_now, 1, __ATOMIC_RELAXED);
+        int peak = __atomic_load_n(&direct_peak, __ATOMIC_RELAXED);
+        while (now > peak && !__atomic_compare_exchange_n(&direct_peak, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        }
+        run_part(&g, 0, 1, pb->a, pb->b);
+        __atomic_sub_fetch(&direct_now, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&n_direct, 1, __ATOMIC_RELAXED);
+        return;
     }
-    run_part(&g, 0, nt, pool.abuf[0], pool.bbuf[0]);
-    if (nt > 1) {
-        pthread_mutex_lock(&pool.mu);
-        while (pool.remaining) pthread_cond_wait(&pool.done, &pool.mu);
-        pthread_mutex_unlock(&pool.mu);
-    }
+    pthread_mutex_lock(&pool.call);
+    __atomic_add_fetch(&n_pooled, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&pool.mu);
+    pool.job = g;
+    pool.job_nt = nt;
+    pool.remaining = nt - 1;
+    pool.gen++;
+    pthread_cond_broadcast(&pool.go);
+    pthread_mutex_unlock(&pool.mu);
+    run_part(&g, 0, nt, pb->a, pb->b);
+    pthread_mutex_lock(&pool.mu);
+    while (pool.remaining) pthread_cond_wait(&pool.done, &pool.mu);
+    pthread_mutex_unlock(&pool.mu);
     pthread_mutex_unlock(&pool.call);
 }

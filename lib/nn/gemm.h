@@ -12,9 +12,12 @@
  * The K blocking does not depend on the thread count either, so results are also identical across
  * thread counts.
  *
- * The pool and its packing buffers are created once (by lstm_gemm_set_threads, or on the first call
- * with one thread) and live until exit; calls never allocate afterwards. Concurrent callers are
- * serialized. */
+ * Threads: a call small enough (or a thread count of 1) runs on the calling thread alone, on that
+ * thread's own packing buffers, and takes no lock: independent callers on different threads (one
+ * inference or evaluation session each) run at the same time. Larger calls with a thread count above 1
+ * are split over a persistent pool of workers, one such call at a time (the workers are shared).
+ * Buffers are made once: the pool's by lstm_gemm_set_threads, a thread's own by its first call (or by
+ * lstm_gemm_set_threads on that thread) and freed when it exits; calls never allocate afterwards. */
 #ifndef LSTM_GEMM_H
 #define LSTM_GEMM_H
 
@@ -28,6 +31,14 @@ void lstm_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
  * count stays in effect). */
 int lstm_gemm_set_threads(int n);
 int lstm_gemm_threads(void);
+
+/* Counters since the process started: calls split over the pool (each took its lock), calls that ran
+ * on their caller alone (no lock), and the most of the latter ever running at the same time. */
+typedef struct {
+    unsigned long long pooled, direct;
+    int direct_peak;
+} lstm_gemm_stats;
+void lstm_gemm_get_stats(lstm_gemm_stats *s);
 
 /* Name of the micro-kernel compiled in ("avx512 14x32", "avx2 6x16", "scalar 4x4"). */
 const char *lstm_gemm_kernel(void);

@@ -11,7 +11,7 @@ BIN ?= build/bin
 FUZZ_SECONDS ?= 60
 FUZZ_ONLY ?=
 FUZZ_FLAGS ?=
-HARNESSES_ALL = stream checkpoint csv tokenize tokblob $(if $(wildcard tools/sample/lstm-sample.c),serve)
+HARNESSES_ALL = stream checkpoint csv tokenize tokblob serve
 HARNESSES = $(if $(FUZZ_ONLY),$(FUZZ_ONLY),$(HARNESSES_ALL))
 
 FCC = clang
@@ -63,10 +63,6 @@ $(FZ)/fuzz_%.o: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(wildcard lib/*/*.
 	@mkdir -p $(@D)
 	$(FCC) $(FCFLAGS) -c -o $@ $<
 
-# The --serve request handler lives in the tool: the harness includes its source (main renamed).
-$(FZ)/fuzz_serve.o: tests/fuzz/fuzz_serve.c tools/sample/lstm-sample.c $(wildcard lib/*/*.h)
-	$(FCC) $(FCFLAGS) -Wno-unused-function -c -o $@ $<
-
 $(FZ)/fuzz_%: $(FZ)/fuzz_%.o $(LIBA)
 	$(FCXX) -fsanitize=fuzzer $(SAN) -o $@ $< $(LIBA) $(FLIBS)
 
@@ -115,4 +111,6 @@ $(S)/.done: $(FZ)/mkseed $(wildcard $(F)/*) $(wildcard $(BIN)/lstm-*)
 	printf '{"text":"hello","mode":"complete","beam":3,"max_new":4,"speaker":"agent"}' > $(S)/serve/beam; \
 	printf '{"text":"x","repetition_penalty":1.2,"greedy":true,"mode":"complete","max_new":2}' > $(S)/serve/greedy; \
 	printf '[1,2]' > $(S)/serve/array; \
+	printf '{"id":"r1","text":"it is ","k":2,"context":[{"speaker":"user","text":"hi, i need help"},{"speaker":"agent","text":"sure!"}]}' > $(S)/serve/context; \
+	printf '{"id":42,"text":"sure","mode":"complete","max_new":4,"context":[{"text":"hello"},{"speaker":null,"text":""}]}\n{"id":-1.5,"text":"x","context":[{"who":1}]}' > $(S)/serve/id; \
 	touch $@

@@ -1,0 +1,444 @@
+/* engine.c: one suggest / complete request against a mapped checkpoint (engine.h): the prompt built
+ * from the context turns and the text as lstm-tok encodes a conversation, next-word suggestions,
+ * sampled or beam-searched completions with word bans, and the completion detokenised as it
+ * continues the prompt. */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "utf8.h"
+
+#define CTX_CAP LSTM_ENGINE_CTX_CAP
+#define MAX_NEW LSTM_ENGINE_MAX_NEW
+
+void lstm_request_default(lstm_request *r)
+{
+    memset(r, 0, sizeof *r);
+    r->mode = LSTM_MODE_SUGGEST;
+    r->k = 5;
+    r->max_new = 30;
+    r->alpha = 1.0f;
+    r->seed = 1;
+    lstm_sampler_opts_default(&r->so);
+}
+
+const char *lstm_request_check(const lstm_request *r)
+{
+    if (r->k < 1 || r->k > LSTM_ENGINE_MAX_K) return "k must be from 1 to 1000";
+    if (r->max_new < 0 || r->max_new > MAX_NEW) return "max_new must be from 0 to 10000";
+    if (!(r->so.temperature >= 0) || r->so.temperature > 100) return "temperature must be from 0 to 100";
+    if (r->so.top_k < 0) return "top_k must be >= 0";
+    if (!(r->so.top_p > 0) || r->so.top_p > 1) return "top_p must be in (0, 1]";
+    if (!(r->so.repetition_penalty > 0) || r->so.repetition_penalty > 100) return "repetition_penalty must be in (0, 100]";
+    if (r->beam < 0 || r->beam > LSTM_ENGINE_MAX_BEAM) return "beam must be from 0 to 64";
+    if (r->ncontext > LSTM_ENGINE_MAX_TURNS) return "context: at most 256 turns";
+    if (r->ncontext && !r->context) return "context: no turns";
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ set-up */
+
+/* Generation never emits padding, BOS, UNK or a speaker tag; EOS ends it. */
+static void set_gen_bans(lstm_engine *e)
+{
+    int V = e->lm.V;
+    memcpy(e->gen_ban, e->banned, (size_t)V);
+    for (int i = 0; i < V; i++)
+        if ((e->lm.flags[i] & (LSTM_PIECE_SPECIAL | LSTM_PIECE_SPEAKER)) && i != LSTM_EOS_ID) e->gen_ban[i] = 1;
+    for (int i = 0; i < V; i++) e->gen_ban_end[i] = e->gen_ban[i] || (e->lm.wf[i] & LSTM_W_BOUND);
+}
+
+int lstm_engine_open(lstm_engine *e, const char *path, int beam_words)
+{
+    memset(e, 0, sizeof *e);
+    if (beam_words < 1 || beam_words > 64) return LSTM_E_ARG;
+    int rc = lstm_lm_open(&e->lm, path);
+    if (rc) return rc; /* e->lm keeps what lstm_lm_open_error reads */
+    int V = e->lm.V;
+    e->beam_words = beam_words;
+    e->banned = calloc((size_t)V, 1);
+    e->gen_ban = calloc((size_t)V, 1);
+    e->gen_ban_end = calloc((size_t)V, 1);
+    e->lg = malloc(sizeof *e->lg * (size_t)V);
+    e->gen = malloc(sizeof *e->gen * MAX_NEW);
+    e->hist = malloc(sizeof *e->hist * (CTX_CAP + MAX_NEW));
+    rc = LSTM_E_NOMEM;
+    if (e->banned && e->gen_ban && e->gen_ban_end && e->lg && e->gen && e->hist &&
+        !(rc = lstm_session_init(&e->sess, &e->lm, CTX_CAP)) && !(rc = lstm_sampler_init(&e->smp, V)) &&
+        !(rc = lstm_infer_alloc(&e->inf1, e->lm.m, 1)) && !(rc = lstm_state_alloc(&e->st1, e->lm.m, 1)) &&
+        !(rc = lstm_suggester_init(&e->sug, &e->lm, LSTM_ENGINE_MAX_K, beam_words, NULL))) {
+        set_gen_bans(e);
+        return 0;
+    }
+    lstm_engine_close(e);
+    memset(e, 0, sizeof *e);
+    return rc;
+}
+
+const char *lstm_engine_open_error(const lstm_engine *e, int rc, const char *path, char *buf, size_t cap)
+{
+    return lstm_lm_open_error(&e->lm, rc, path, buf, cap);
+}
+
+void lstm_engine_close(lstm_engine *e)
+{
+    if (!e->lm.m) return; /* never opened, or already closed */
+    lstm_suggester_free(&e->sug);
+    lstm_session_free(&e->sess);
+    lstm_sampler_free(&e->smp);
+    if (e->beam_W) lstm_beam_free(&e->beam);
+    lstm_infer_free(&e->inf1);
+    lstm_state_free(&e->st1);
+    lstm_ids_free(&e->ids);
+    lstm_ids_free(&e->out);
+    free(e->banned);
+    free(e->gen_ban);
+    free(e->gen_ban_end);
+    free(e->lg);
+    free(e->gen);
+    free(e->hist);
+    free(e->buf);
+    free(e->completion);
+    lstm_lm_close(&e->lm);
+    memset(e, 0, sizeof *e);
+}
+
+void lstm_engine_reset(lstm_engine *e) { lstm_session_reset(&e->sess); }
+
+int lstm_engine_has_speaker(lstm_engine *e, const char *name)
+{
+    return e->lm.S == 0 || lstm_tokenizer_speaker_id(e->lm.tok, name) >= 0;
+}
+
+/* One word of the ban list: never suggested; a word that is one token also never generated. */
+static int ban_word(lstm_engine *e, const char *w, size_t n)
+{
+    char norm[4 * LSTM_WORD_MAX];
+    size_t nn;
+    if (lstm_lm_normalize(&e->lm, w, n, norm, sizeof norm, &nn)) return 0; /* too long to be suggested */
+    int rc = lstm_suggester_ban_word(&e->sug, norm, nn);
+    if (rc) return rc;
+    e->ids.n = 0;
+    if (!lstm_tokenizer_encode(e->lm.tok, w, n, &e->ids) && e->ids.n == 1 && e->ids.v[0] != LSTM_UNK_ID)
+        e->banned[e->ids.v[0]] = 1;
+    return 0;
+}
+
+int lstm_engine_ban_list(lstm_engine *e, const char *text, size_t len, unsigned long *bad_line, const char **why)
+{
+    /* every line checked before anything is banned */
+    unsigned long lineno = 0;
+    for (size_t a = 0; a < len;) {
+        const char *nl = memchr(text + a, '\n', len - a);
+        size_t b = nl ? (size_t)(nl - text) + 1 : len;
+        lineno++;
+        /* A binary file would ban garbage silently (a NUL even cuts the word short): refuse it. */
+        const char *bad = memchr(text + a, 0, b - a) ? "a NUL byte"
+                          : lstm_utf8_valid_prefix(text + a, b - a) != b - a ? "invalid UTF-8" : NULL;
+        if (bad) {
+            if (bad_line) *bad_line = lineno;
+            if (why) *why = bad;
+            return LSTM_E_FORMAT;
+        }
+        a = b;
+    }
+    int rc = 0;
+    for (size_t a = 0, first = 1; a < len && !rc; first = 0) {
+        const char *nl = memchr(text + a, '\n', len - a);
+        size_t b = nl ? (size_t)(nl - text) + 1 : len, s = a, t = b;
+        a = b;
+        if (first && t - s >= 3 && !memcmp(text + s, "\xEF\xBB\xBF", 3)) s += 3;
+        while (t > s && strchr(" \t\r\n", text[t - 1])) t--;
+        while (s < t && strchr(" \t", text[s])) s++;
+        if (s < t) rc = ban_word(e, text + s, t - s);
+    }
+    if (rc) return rc;
+    /* The suggester reads the banned ids when it is built: rebuild it, keeping its word list. */
+    char **words = e->sug.ban;
+    size_t nw = e->sug.nban;
+    e->sug.ban = NULL;
+    e->sug.nban = 0;
+    lstm_suggester_free(&e->sug);
+    rc = lstm_suggester_init(&e->sug, &e->lm, LSTM_ENGINE_MAX_K, e->beam_words, e->banned);
+    if (rc) {
+        for (size_t i = 0; i < nw; i++) free(words[i]);
+        free(words);
+        memset(&e->sug, 0, sizeof e->sug);
+        lstm_engine_close(e); /* no suggester: the engine cannot answer */
+        return rc;
+    }
+    e->sug.ban = words;
+    e->sug.nban = nw;
+    set_gen_bans(e);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ prompts */
+
+static int grow_buf(lstm_engine *e, size_t n)
+{
+    if (n <= e->bufcap) return 0;
+    char *b = realloc(e->buf, n * 2);
+    if (!b) return LSTM_E_NOMEM;
+    e->buf = b;
+    e->bufcap = n * 2;
+    return 0;
+}
+
+/* e->err for rc from lstm_lm_prompt with speaker; what names the turn ("" for the prompt). */
+static void prompt_error(lstm_engine *e, int rc, const char *what, const char *speaker)
+{
+    if (rc != LSTM_E_NOTFOUND || !speaker) {
+        e->err = lstm_strerror(rc);
+        return;
+    }
+    /* the name as given (cut at a character boundary: the reply must stay UTF-8) and the model's */
+    char names[768];
+    size_t n = lstm_utf8_valid_prefix(speaker, strnlen(speaker, 100));
+    snprintf(e->errbuf, sizeof e->errbuf, "%sunknown speaker '%.*s%s' (speakers: %s)", what, (int)n, speaker,
+             speaker[n] ? "..." : "", lstm_lm_speaker_names(&e->lm, names, sizeof names));
+    e->err = e->errbuf;
+}
+
+/* The ids of the conversation into e->ids, exactly as lstm-tok encodes it: each context turn of a
+ * chat model "<speaker-tag> <s> tokens </s>", of a plain text model a document "tokens </s>" (one
+ * without tokens is not written), then the prompt as lstm_lm_prompt builds it (from
+ * e->ids.v[e->prompt_at]). A plain text model's prompt starts with "</s>", which the context's
+ * documents then sit behind: "</s> c1 </s> c2 </s> text". 0 or -1 (e->err set). */
+static int make_prompt(lstm_engine *e, const lstm_request *r, const char *text, size_t len)
+{
+    int chat = e->lm.S > 0, rc = 0;
+    e->ids.n = 0;
+    for (size_t i = 0; i < r->ncontext; i++) {
+        const lstm_turn *t = &r->context[i];
+        size_t before = e->ids.n;
+        rc = lstm_lm_prompt(&e->lm, chat ? t->speaker : NULL, t->text, t->len, &e->ids);
+        if (!rc && chat) rc = lstm_ids_push(&e->ids, LSTM_EOS_ID);
+        if (rc) {
+            char what[40];
+            snprintf(what, sizeof what, "context[%zu]: ", i);
+            prompt_error(e, rc, what, t->speaker);
+            return -1;
+        }
+        if (!chat && e->ids.n == before + 1) e->ids.n = before; /* "</s>" alone: an empty document */
+    }
+    e->prompt_at = e->ids.n;
+    rc = lstm_lm_prompt(&e->lm, chat ? r->speaker : NULL, text, len, &e->ids);
+    if (rc) {
+        prompt_error(e, rc, "", r->speaker);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ suggest */
+
+/* Suggestions for text: fills e->sg, returns how many (or -1, e->err set); *prefix_len > 0 when a
+ * partly typed word is being completed (its normalised form in e->prefix). */
+static int do_suggest(lstm_engine *e, const lstm_request *r, size_t *prefix_len, double *mass)
+{
+    const char *text = r->text;
+    size_t len = r->len, p, plen = 0;
+    if (lstm_lm_partial_word(&e->lm, text, len, &p)) {
+        e->err = lstm_strerror(LSTM_E_ICU);
+        return -1;
+    }
+    if (p < len) {
+        int rc = lstm_lm_normalize(&e->lm, text + p, len - p, e->prefix, sizeof e->prefix, &plen);
+        if (rc) {
+            e->err = "the word being typed is too long";
+            return -1;
+        }
+    }
+    e->prefix[plen] = 0;
+    *prefix_len = plen;
+    const char *ctx = text;
+    size_t clen = p;
+    /* A character model needs the space that ends the previous word before a new one starts. */
+    if (e->lm.kind == LSTM_TOK_CHARS && clen > 0 && !strchr(" \t\r\n", ctx[clen - 1])) {
+        if (grow_buf(e, clen + 2)) {
+            e->err = "out of memory";
+            return -1;
+        }
+        memcpy(e->buf, ctx, clen);
+        e->buf[clen++] = ' ';
+        ctx = e->buf;
+    }
+    if (make_prompt(e, r, ctx, clen)) return -1;
+    int rc = lstm_session_feed(&e->sess, e->ids.v, e->ids.n);
+    if (rc) {
+        e->err = lstm_strerror(rc);
+        return -1;
+    }
+    int n = lstm_suggest(&e->sug, &e->sess.st, e->sess.logits, e->prefix, plen, r->k, e->sg, mass);
+    if (n < 0) {
+        e->err = lstm_strerror(n);
+        return -1;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------ complete */
+
+/* lstm_beam_opts.held: the hypothesis ends inside a banned word of several pieces. */
+static int word_held(void *ctx, const uint32_t *hist, size_t n, size_t nprompt)
+{
+    return lstm_suggester_word_banned(ctx, hist, n, nprompt);
+}
+
+/* Continuation of the text: its ids in e->gen (EOS dropped), count in *ngen; 0 or -1 (e->err set). */
+static int do_complete(lstm_engine *e, const lstm_request *r, int *ngen)
+{
+    *ngen = 0;
+    if (make_prompt(e, r, r->text, r->len)) return -1;
+    int rc = lstm_session_feed(&e->sess, e->ids.v, e->ids.n);
+    if (rc) {
+        e->err = lstm_strerror(rc);
+        return -1;
+    }
+    /* the repetition penalty's history: the prompt turn (not the context) and what is generated */
+    size_t np = e->ids.n - e->prompt_at;
+    if (np > CTX_CAP) np = CTX_CAP;
+    memcpy(e->hist, e->ids.v + e->ids.n - np, np * sizeof *e->hist);
+    int n = 0;
+    if (r->max_new == 0) return 0;
+    if (r->beam > 0) {
+        if (r->beam != e->beam_W || r->max_new != e->beam_T) {
+            if (e->beam_W) lstm_beam_free(&e->beam);
+            e->beam_W = 0;
+            if (lstm_beam_init(&e->beam, e->lm.m, r->beam, r->max_new, CTX_CAP)) {
+                e->err = "out of memory";
+                return -1;
+            }
+            e->beam_W = r->beam;
+            e->beam_T = r->max_new;
+        }
+        lstm_beam_opts bo = {r->alpha, r->so.repetition_penalty, e->gen_ban, LSTM_EOS_ID, word_held, &e->sug, e->gen_ban_end};
+        n = lstm_beam_run(&e->beam, &bo, &e->sess.st, e->sess.logits, e->hist, np, e->gen, NULL);
+        if (n < 0) {
+            e->err = n == LSTM_E_EMPTY ? "every token is banned" : lstm_strerror(n);
+            return -1;
+        }
+        if (n > 0 && e->gen[n - 1] == LSTM_EOS_ID) n--;
+        *ngen = n;
+        return 0;
+    }
+    lstm_sampler_opts so = r->so;
+    if (so.temperature < LSTM_TEMP_MIN) so.temperature = 0; /* greedy */
+    lstm_rng rng;
+    lstm_rng_seed(&rng, r->seed);
+    size_t LH = (size_t)e->st1.L * e->st1.H;
+    memcpy(e->st1.h, e->sess.st.h, LH * sizeof(float));
+    memcpy(e->st1.c, e->sess.st.c, LH * sizeof(float));
+    memcpy(e->lg, e->sess.logits, (size_t)e->lm.V * sizeof(float));
+    size_t nh = np;
+    while (n < r->max_new) {
+        so.banned = lstm_suggester_word_banned(&e->sug, e->hist, nh, np) ? e->gen_ban_end : e->gen_ban;
+        int64_t id = lstm_sampler_pick(&e->smp, &so, e->lg, e->hist, nh, &rng, NULL);
+        if (id == LSTM_E_EMPTY) {
+            e->err = "every token is banned";
+            return -1;
+        }
+        if (id < 0 || id == LSTM_EOS_ID) break;
+        e->gen[n++] = (uint32_t)id;
+        e->hist[nh++] = (uint32_t)id;
+        if (n == r->max_new) break;
+        uint32_t t = (uint32_t)id;
+        if ((rc = lstm_infer_step(&e->inf1, &e->st1, &t, e->lg))) {
+            e->err = lstm_strerror(rc);
+            return -1;
+        }
+    }
+    /* stopped by max_new inside a banned word: drop its generated pieces */
+    while (n > 0 && lstm_suggester_word_banned(&e->sug, e->hist, np + (size_t)n, np)) n--;
+    *ngen = n;
+    return 0;
+}
+
+/* The generated ids as text that continues the prompt: decode(text ids + generated) minus
+ * decode(text ids), so spacing and joined pieces come out as they would in the whole text.
+ * Returns a malloc'ed string or NULL. */
+static char *continuation(lstm_engine *e, int ngen, size_t *clen)
+{
+    size_t a = e->prompt_at;
+    while (a < e->ids.n && (e->lm.flags[e->ids.v[a]] & (LSTM_PIECE_SPEAKER | LSTM_PIECE_SPECIAL)) && e->ids.v[a] != LSTM_UNK_ID) a++;
+    size_t nt = e->ids.n - a;
+    e->out.n = 0;
+    for (size_t i = a; i < e->ids.n; i++) lstm_ids_push(&e->out, e->ids.v[i]);
+    for (int i = 0; i < ngen; i++) lstm_ids_push(&e->out, e->gen[i]);
+    if (e->out.n != nt + (size_t)ngen) return NULL;
+    char *full = NULL, *head = NULL, *res;
+    size_t nf, nhd;
+    if (lstm_tokenizer_decode(e->lm.tok, e->out.v, e->out.n, &full, &nf)) return NULL;
+    if (lstm_tokenizer_decode(e->lm.tok, e->out.v, nt, &head, &nhd)) {
+        free(full);
+        return NULL;
+    }
+    if (nhd <= nf && !memcmp(full, head, nhd)) {
+        res = strdup(full + nhd);
+        if (res) *clen = nf - nhd;
+    } else {
+        char *g = NULL;
+        size_t ng;
+        if (lstm_tokenizer_decode(e->lm.tok, e->gen, (size_t)ngen, &g, &ng)) g = NULL;
+        res = g;
+        if (res) *clen = ng;
+    }
+    free(full);
+    free(head);
+    return res;
+}
+
+/* ------------------------------------------------------------------ requests */
+
+static int fail(lstm_reply *out, const char *msg)
+{
+    out->error = msg;
+    return -1;
+}
+
+int lstm_engine_run(lstm_engine *e, const lstm_request *r, lstm_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    out->mode = r->mode;
+    out->id = r->id;
+    out->id_len = r->id_len;
+    out->prefix = "";
+    out->completion = "";
+    if (!e->lm.m) return fail(out, "the engine is not open");
+    const char *bad = lstm_request_check(r);
+    if (bad) return fail(out, bad);
+    if (!r->text && r->len) return fail(out, "no text");
+    size_t bytes = 0;
+    for (size_t i = 0; i < r->ncontext; i++) {
+        if (!r->context[i].text && r->context[i].len) return fail(out, "context: a turn without text");
+        bytes += r->context[i].len;
+    }
+    if (bytes > LSTM_ENGINE_MAX_CONTEXT) return fail(out, "context: more than 65536 bytes of text");
+    lstm_request q = *r;
+    if (!q.text) q.text = "";
+    if (r->mode == LSTM_MODE_SUGGEST) {
+        size_t plen;
+        int n = do_suggest(e, &q, &plen, &out->mass);
+        if (n < 0) return fail(out, e->err);
+        out->sg = e->sg;
+        out->n = n;
+        out->prefix = e->prefix;
+        out->plen = plen;
+        return 0;
+    }
+    if (r->mode != LSTM_MODE_COMPLETE) return fail(out, "mode must be \"suggest\" or \"complete\"");
+    int ngen;
+    if (do_complete(e, &q, &ngen)) return fail(out, e->err);
+    free(e->completion);
+    size_t clen = 0;
+    e->completion = continuation(e, ngen, &clen);
+    if (!e->completion) return fail(out, "decoding failed");
+    out->completion = e->completion;
+    out->clen = clen;
+    out->tokens = ngen;
+    return 0;
+}
