@@ -5,7 +5,8 @@
 #   make bench      benchmarks (never part of the tests)
 #   make SAN=1 test the same tests built with ASan + UBSan (in build-san/)
 #   make fuzz       libFuzzer harnesses (tests/fuzz/), FUZZ_SECONDS each (default 60), in build-fuzz/
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local [DESTDIR=stage]   tools, liblstm.a/.so, headers, lstm.pc, man pages, completions
+#   make uninstall PREFIX=/usr/local [DESTDIR=stage] removes exactly what install put there
 # Missing Debian packages are installed on first build (apt-get, via sudo when not root).
 
 SAN ?=
@@ -19,10 +20,21 @@ SANFLAGS =
 OPT = -O2 -g -march=native -ffp-contract=off
 endif
 
+# Install layout (DESTDIR stages a package: files go to $(DESTDIR)$(PREFIX)/..., lstm.pc names $(PREFIX)).
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+LSTM_DATADIR = $(PREFIX)/share/lstm
+# liblstm's version: the soname is liblstm.so.MAJOR (bump MAJOR when the ABI breaks).
+LIB_VERSION = 0.1.0
+SOMAJOR = $(firstword $(subst ., ,$(LIB_VERSION)))
 PKGS = icu-uc sentencepiece libzstd openblas jansson libxxhash
 DEBS = pkg-config libicu-dev libsentencepiece-dev sentencepiece libzstd-dev zstd libopenblas-dev \
-       libjansson-dev libxxhash-dev bats bats-support bats-assert bats-file python3-torch g++ gnuplot-nox
+       libjansson-dev libxxhash-dev bats bats-support bats-assert bats-file python3-torch g++ gnuplot-nox \
+       help2man
 TORCH_PY ?= /usr/bin/python3
 
 CC ?= cc
@@ -43,14 +55,32 @@ LIB_CC = $(wildcard lib/*/*.cc)
 LIB_H = $(wildcard lib/*/*.h)
 LIB_OBJ = $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CC:%.cc=$(BUILD)/%.o)
 LIBA = $(BUILD)/liblstm.a
+# The shared library is built from a second, position-independent object set.
+PIC_OBJ = $(LIB_C:%.c=$(BUILD)/pic/%.o) $(LIB_CC:%.cc=$(BUILD)/pic/%.o)
+SOLIB = $(BUILD)/liblstm.so.$(LIB_VERSION)
 
 TOOL_SRC = $(wildcard tools/*/lstm-*.c)
 TOOLS = $(foreach s,$(TOOL_SRC),$(BUILD)/bin/$(basename $(notdir $(s))))
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNITS = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BATS = $(sort $(wildcard tests/*.bats))
+MANS = $(TOOLS:$(BUILD)/bin/%=$(BUILD)/man/%.1)
+COMPLETIONS = $(TOOLS:$(BUILD)/bin/%=$(BUILD)/completions/%)
 
-.PHONY: all build-all deps test unit bats demo bench install clean fuzz
+# test_gemm once more per micro-kernel of lib/nn/gemm.c (its #if picks AVX-512, else AVX2 + FMA, else
+# scalar; the plain test_gemm checks only the one -march=native picked). GEMM_CPU_x: the /proc/cpuinfo
+# flags a variant needs to run; without them `make unit` says it was not run. The scalar build keeps
+# the FMA instructions -march=native may have: fmaf() rounds the same either way, only faster.
+GEMM_VARIANTS := $(if $(filter x86_64 i386 i686,$(shell uname -m)),avx512 avx2 scalar)
+GEMM_FLAGS_avx512 = -mavx512f -mavx2 -mfma
+GEMM_FLAGS_avx2 = -mno-avx512f -mavx2 -mfma
+GEMM_FLAGS_scalar = -mno-avx512f -mno-avx2
+GEMM_CPU_avx512 = avx512f
+GEMM_CPU_avx2 = avx2 fma
+GEMM_CPU_scalar =
+GEMM_UNITS = $(GEMM_VARIANTS:%=$(BUILD)/tests/test_gemm_%)
+
+.PHONY: all build-all deps test unit bats demo bench install install-files uninstall clean fuzz
 .DELETE_ON_ERROR:
 
 # The real build runs in a sub-make so that pkg-config sees packages installed by `deps`.
@@ -80,9 +110,48 @@ $(BUILD)/lib/%.o: lib/%.cc $(LIB_H) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
+$(BUILD)/pic/lib/%.o: lib/%.c $(LIB_H) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/pic/lib/%.o: lib/%.cc $(LIB_H) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -fPIC -c $< -o $@
+
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# liblstm.so.X.Y.Z with soname liblstm.so.X, its dependencies recorded (DT_NEEDED), and the
+# liblstm.so.X and liblstm.so links beside it.
+$(SOLIB): $(PIC_OBJ)
+	$(CC) -shared -Wl,-soname,liblstm.so.$(SOMAJOR) -Wl,--no-undefined -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	ln -sf $(notdir $@) $(BUILD)/liblstm.so.$(SOMAJOR)
+	ln -sf liblstm.so.$(SOMAJOR) $(BUILD)/liblstm.so
+
+# A man page per tool from its --help and --version (help2man); NAME is the first sentence (or clause
+# before a colon) of the paragraph after the usage lines.
+$(BUILD)/man/%.1: $(BUILD)/bin/% | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@echo "help2man $< > $@"; name=$$($< --help | awk 'NR > 1 && /^[^ \t]/ { on = 1 } on && $$0 == "" { exit } \
+	  on { s = s (s == "" ? "" : " ") $$0 } END { sub(/[.:] .*/, "", s); sub(/[.:]$$/, "", s); print tolower(substr(s, 1, 1)) substr(s, 2) }'); \
+	help2man --no-info --section=1 --manual='lstm-* tools' --name="$$name" --output=$@.tmp $< && mv $@.tmp $@
+
+# A bash completion per tool: options from its --help, file names otherwise.
+$(BUILD)/completions/%: $(BUILD)/bin/% tools/completions/gen-completion.sh
+	@mkdir -p $(@D)
+	sh tools/completions/gen-completion.sh $< > $@.tmp && mv $@.tmp $@
+
+# pkg-config file for the prefix given (rewritten at every install: PREFIX may change).
+PC_LIBDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+$(BUILD)/lstm.pc: FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(PC_LIBDIR)' 'includedir=$(PC_INCLUDEDIR)' '' \
+	  'Name: lstm' 'Description: LSTM language models: tokenizer, record streams, training, next-word suggestions' \
+	  'Version: $(LIB_VERSION)' 'Requires.private: $(PKGS)' 'Cflags: -I$${includedir}/lstm' \
+	  'Libs: -L$${libdir} -llstm' 'Libs.private: -lstdc++ -lm -lpthread' > $@
+FORCE:
 
 # One rule per tool: build/bin/lstm-x from tools/<dir>/lstm-x.c.
 # tools/common/: what the tools share (messages, flag parsing, -q/-v, version, time), linked into each.
@@ -102,15 +171,41 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBA) $(LIB_H) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBA) $(LDFLAGS) $(LDLIBS)
 
+# gemm.c compiled in (its objects come before liblstm.a, whose gemm.o is then not linked) with one
+# kernel's -m flags; TEST_GEMM_KERNEL makes the test check that kernel is the one compiled.
+$(BUILD)/tests/test_gemm_%: tests/unit/test_gemm.c lib/nn/gemm.c $(LIBA) $(LIB_H) $(wildcard tests/unit/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(GEMM_FLAGS_$*) -DTEST_GEMM_KERNEL='"$*"' -Itests/unit -o $@ tests/unit/test_gemm.c lib/nn/gemm.c \
+	  $(LIBA) $(LDFLAGS) $(LDLIBS)
+
 test: deps
-	@$(MAKE) --no-print-directory build-all $(UNITS)
+	@$(MAKE) --no-print-directory build-all $(UNITS) $(GEMM_UNITS)
 	@$(MAKE) --no-print-directory unit bats
 
-unit: $(UNITS)
-	@set -e; for t in $(UNITS); do echo "unit: $$t"; $$t; done
+# A kernel variant the CPU cannot run is reported as not run, never passed silently. The plain
+# test_gemm is the variant of the kernel -march=native picked, so it runs as that variant.
+UNITS_RUN = $(if $(GEMM_VARIANTS),$(filter-out $(BUILD)/tests/test_gemm,$(UNITS)),$(UNITS))
+unit: $(UNITS) $(GEMM_UNITS)
+	@set -e; for t in $(UNITS_RUN); do echo "unit: $$t"; $$t; done; \
+	$(foreach v,$(GEMM_VARIANTS),missing=""; \
+	  for f in $(GEMM_CPU_$(v)); do grep -qw $$f /proc/cpuinfo 2>/dev/null || missing="$$missing $$f"; done; \
+	  if [ -n "$$missing" ]; then echo "unit: $(BUILD)/tests/test_gemm_$(v): NOT RUN: this CPU lacks$$missing (the $(v) micro-kernel is untested here)"; \
+	  else echo "unit: $(BUILD)/tests/test_gemm_$(v)"; $(BUILD)/tests/test_gemm_$(v); fi;)
 
+# Tests that cannot fail are failures: '[ a ] && [ b ]' in a test passes when a is false (bats checks
+# only the last command's status), and a skipped test proves nothing. The TAP report names the skips.
 bats: build-all $(UNITS)
-	LSTM_SAN=$(SAN) LSTM_BIN=$(CURDIR)/$(BUILD)/bin LSTM_TESTBIN=$(CURDIR)/$(BUILD)/tests TORCH_PY=$(TORCH_PY) bats --print-output-on-failure $(BATS)
+	@if grep -Hn '\] && \[' $(BATS) >&2; then \
+	  echo "make: the lines above do not fail their test when the first [ ] is false: write '[ a ]; [ b ]' or '[[ a && b ]]'" >&2; exit 1; fi
+	@if grep -Hn '^[[:space:]]*! ' $(BATS) >&2; then \
+	  echo "make: '! cmd' above never fails its test (bash's errexit ignores it): write 'run cmd' and 'assert_failure'" >&2; exit 1; fi
+	@rm -rf $(BUILD)/bats-report && mkdir -p $(BUILD)/bats-report
+	@LSTM_SAN=$(SAN) LSTM_BIN=$(CURDIR)/$(BUILD)/bin LSTM_TESTBIN=$(CURDIR)/$(BUILD)/tests TORCH_PY=$(TORCH_PY) \
+	  bats --print-output-on-failure --report-formatter tap --output $(BUILD)/bats-report $(BATS); rc=$$?; \
+	skipped=$$(grep -E '^ok [0-9]+ .* # skip' $(BUILD)/bats-report/report.tap); \
+	if [ -n "$$skipped" ]; then printf '%s\n' "make: skipped tests fail the run:" "$$skipped" >&2; exit 1; fi; \
+	if [ ! -s $(BUILD)/bats-report/report.tap ]; then echo "make: bats wrote no report" >&2; exit 1; fi; \
+	exit $$rc
 
 demo: all
 	@$(MAKE) --no-print-directory -C examples/chat demo BIN=$(CURDIR)/$(BUILD)/bin
@@ -121,9 +216,44 @@ fuzz: all
 bench: all
 	@$(MAKE) --no-print-directory -C tests/bench BIN=$(CURDIR)/$(BUILD)/bin TORCH_PY=$(TORCH_PY)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+# What install puts under the prefix; LSTM_DATADIR/install-manifest also lists every file and every
+# directory install created, so uninstall removes those and nothing else, whatever the tree is then.
+INSTALL_DIRS = $(BINDIR) $(LIBDIR)/pkgconfig $(INCLUDEDIR)/lstm $(MANDIR)/man1 $(BASHCOMPDIR) $(LSTM_DATADIR)
+INSTALLED = $(TOOLS:$(BUILD)/bin/%=$(BINDIR)/%) \
+    $(addprefix $(LIBDIR)/,liblstm.a liblstm.so.$(LIB_VERSION) liblstm.so.$(SOMAJOR) liblstm.so pkgconfig/lstm.pc) \
+    $(addprefix $(INCLUDEDIR)/lstm/,$(notdir $(LIB_H))) $(MANS:$(BUILD)/man/%=$(MANDIR)/man1/%) \
+    $(COMPLETIONS:$(BUILD)/completions/%=$(BASHCOMPDIR)/%)
+MANIFEST = $(LSTM_DATADIR)/install-manifest
+
+install: deps
+	@$(MAKE) --no-print-directory install-files
+
+install-files: build-all $(SOLIB) $(MANS) $(COMPLETIONS) $(BUILD)/lstm.pc
+	@set -e; D='$(DESTDIR)'; new=$(BUILD)/install-manifest.new; : > $$new; \
+	for d in $(INSTALL_DIRS); do while [ "$$d" != / ] && [ "$$d" != . ] && [ ! -d "$$D$$d" ]; do echo "d $$d" >> $$new; d=$$(dirname "$$d"); done; done; \
+	for f in $(INSTALLED) $(MANIFEST); do echo "f $$f" >> $$new; done; \
+	for d in $(INSTALL_DIRS); do install -d "$$D$$d"; done; \
+	echo "install: $(words $(INSTALLED) $(MANIFEST)) files into $$D$(PREFIX) (listed in $$D$(MANIFEST))"; \
+	install -m 755 $(TOOLS) "$$D$(BINDIR)/"; \
+	install -m 644 $(LIBA) "$$D$(LIBDIR)/"; \
+	install -m 755 $(SOLIB) "$$D$(LIBDIR)/"; \
+	ln -sf liblstm.so.$(LIB_VERSION) "$$D$(LIBDIR)/liblstm.so.$(SOMAJOR)"; \
+	ln -sf liblstm.so.$(SOMAJOR) "$$D$(LIBDIR)/liblstm.so"; \
+	install -m 644 $(BUILD)/lstm.pc "$$D$(LIBDIR)/pkgconfig/lstm.pc"; \
+	install -m 644 $(LIB_H) "$$D$(INCLUDEDIR)/lstm/"; \
+	install -m 644 $(MANS) "$$D$(MANDIR)/man1/"; \
+	install -m 644 $(COMPLETIONS) "$$D$(BASHCOMPDIR)/"; \
+	if [ -f "$$D$(MANIFEST)" ]; then cat "$$D$(MANIFEST)" >> $$new; fi; \
+	sort -u $$new > $$new.s && install -m 644 $$new.s "$$D$(MANIFEST)" && rm -f $$new $$new.s
+
+# Files first (the ones this tree installs and the ones the manifest lists), then the directories
+# install created, deepest first, each only if empty.
+uninstall:
+	@D='$(DESTDIR)'; m="$$D$(MANIFEST)"; files='$(INSTALLED)'; dirs=""; \
+	if [ -f "$$m" ]; then files="$$files $$(sed -n 's/^f //p' "$$m")"; dirs=$$(sed -n 's/^d //p' "$$m" | sort -r); fi; \
+	n=0; st=0; for f in $$files; do if [ -e "$$D$$f" ] || [ -L "$$D$$f" ]; then rm -f "$$D$$f" && n=$$((n + 1)) || st=1; fi; done; \
+	k=0; for d in $$dirs; do if [ -d "$$D$$d" ] && rmdir "$$D$$d" 2>/dev/null; then k=$$((k + 1)); fi; done; \
+	echo "uninstall: removed $$n files and $$k directories from $$D$(PREFIX)"; exit $$st
 
 clean:
 	rm -rf build build-san build-fuzz build-vg

@@ -188,6 +188,29 @@ setup() {
     assert_equal "$stderr" 'lstm-ngram: ver.ngram: unsupported model version'
 }
 
+@test "a model of format version 1 (CRC-32, an older lstm-ngram) is refused with what to do" {
+    # Version 1 is version 2 with a CRC-32 (4 bytes) where version 2 has an XXH64 (8 bytes): rewrite
+    # a new model that way (the version field, file_len, the checksum) to get what the old writer wrote.
+    python3 - "$T/m3.ngram" v1.ngram <<'EOF'
+import struct, sys, zlib
+b = bytearray(open(sys.argv[1], 'rb').read()[:-8])
+assert struct.unpack_from('<I', b, 8)[0] == 2
+struct.pack_into('<I', b, 8, 1)
+struct.pack_into('<Q', b, 40, len(b) + 4)
+b += struct.pack('<I', zlib.crc32(b))
+open(sys.argv[2], 'wb').write(b)
+EOF
+    assert_equal "$(stat -c %s v1.ngram)" "$(( $(stat -c %s "$T/m3.ngram") - 4 ))"
+    msg='an n-gram model of format version 1, made by an older lstm-ngram: train it again with lstm-ngram train'
+    run --separate-stderr "$NG" eval -m v1.ngram "$T/test.tok"
+    assert_failure 1
+    assert_output ''
+    assert_equal "$stderr" "lstm-ngram: v1.ngram: $msg"
+    run --separate-stderr "$NG" eval -m - "$T/test.tok" < v1.ngram
+    assert_failure 1
+    assert_equal "$stderr" "lstm-ngram: stdin: $msg"
+}
+
 @test "outputs: no overwrite without -f, missing directory, binary to a terminal" {
     "$NG" train -q -n 2 -o m.ngram "$T/train.tok"
     run --separate-stderr "$NG" train -n 2 -o m.ngram "$T/train.tok"
@@ -230,4 +253,14 @@ setup() {
     assert_failure 1
     [ "$stderr" = "lstm-ngram: stdin: Bad file descriptor" ]
     [ ! -e m.ngram ]
+}
+
+@test "lstm-dump given an n-gram model says what it is and what reads it" {
+    "$NG" train -q -n 2 -o m.ngram "$T/train.tok"
+    run --separate-stderr "$LSTM_BIN/lstm-dump" m.ngram
+    assert_failure 1
+    [ "$stderr" = "lstm-dump: m.ngram: an n-gram model (lstm-ngram), not an lstm stream or checkpoint: evaluate it with 'lstm-ngram eval -m m.ngram TEST.tok'" ]
+    run --separate-stderr bash -c "'$LSTM_BIN/lstm-dump' < m.ngram"
+    assert_failure 1
+    [ "$stderr" = "lstm-dump: stdin: an n-gram model (lstm-ngram), not an lstm stream or checkpoint: evaluate it with 'lstm-ngram eval -m - TEST.tok'" ]
 }

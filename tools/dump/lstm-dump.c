@@ -11,6 +11,8 @@
 
 #include "checkpoint.h"
 #include "fileio.h"
+#include "ngram.h"
+#include "hash.h"
 #include "stream.h"
 #include "tokenizer.h"
 #include "tool.h"
@@ -245,9 +247,13 @@ int main(int argc, char **argv)
     lstm_reader *r;
     int rc = lstm_reader_open_prefix(&r, fd, 0, head, plen);
     if (rc) {
-        if (rc == LSTM_E_MAGIC && lstm_stream_looks_like_text(head, hn))
+        lstm_ngram *ng = NULL;
+        if (rc == LSTM_E_MAGIC && hn >= 8 && lstm_ngram_load(&ng, head, 8) != LSTM_E_MAGIC)
+            fprintf(stderr, PROG ": %s: an n-gram model (lstm-ngram), not an lstm stream or checkpoint: evaluate it with 'lstm-ngram eval -m %s TEST.tok'\n", iname, ipath ? ipath : "-");
+        else if (rc == LSTM_E_MAGIC && lstm_stream_looks_like_text(head, hn))
             fprintf(stderr, PROG ": %s: a text/CSV file, not an lstm stream or checkpoint: lstm-dump shows what lstm-tok and the other tools write\n", iname);
         else fprintf(stderr, PROG ": %s: %s\n", iname, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
+        lstm_ngram_free(ng);
         return 1;
     }
     const lstm_meta *m = lstm_reader_meta(r);
