@@ -2,8 +2,9 @@
 # compare.sh OLD_BIN NEW_BIN [PTB_DIR]: two builds of the tools side by side, for a change that must not
 # cost speed (a refactor): lstm-train tokens/s (PTB, 2x200, B=20, T=35, SECS seconds per run, default
 # 25) and lstm-sample --serve --suggest 5 server-side median and p99 (typing and distinct prompts on
-# one model), in alternating rounds (old, new, old, new: ROUNDS, default 2) so that the machine's
-# drift falls on both; the best round of each counts.
+# one model, and the CPU time of the whole 4000-request run from perf stat's task-clock, which a shared
+# machine disturbs far less than latencies), in alternating rounds (old, new, old, new: ROUNDS,
+# default 2) so that the machine's drift falls on both (CPU: perf, Debian's linux-perf); the best round of each counts.
 #   tests/bench/compare.sh /tmp/old/build/bin build/bin
 set -euo pipefail
 old=${1:?usage: compare.sh OLD_BIN NEW_BIN [PTB_DIR]} new=${2:?usage: compare.sh OLD_BIN NEW_BIN [PTB_DIR]}
@@ -24,12 +25,15 @@ train() { # bin -> tokens/s of one timed epoch
         --valid-frac 0 --epochs 1 --time-limit "$secs" --log "$tmp/log.tsv" -o "$tmp/t.ckpt" "$tmp/train.win"
     awk -F'\t' '$1 == "epoch" { printf "%.0f", $12 }' "$tmp/log.tsv"
 }
-serve() { # bin kind -> median p99 (us) of the second pass
-    cat "$tmp/$2.txt" "$tmp/$2.txt" | "$1/lstm-sample" -m "$tmp/m.ckpt" --serve --timing 2> "$tmp/t.txt" > /dev/null
-    tail -n 2000 "$tmp/t.txt" | stats
+serve() { # bin kind -> median p99 (us) of the second pass, CPU ms of the run
+    cat "$tmp/$2.txt" "$tmp/$2.txt" > "$tmp/in.txt"
+    local run=(); command -v perf > /dev/null && run=(perf stat -x, -e task-clock -o "$tmp/perf.txt") || echo "-,task-clock" > "$tmp/perf.txt"
+    "${run[@]}" "$1/lstm-sample" -m "$tmp/m.ckpt" --serve --timing < "$tmp/in.txt" 2> "$tmp/t.txt" > /dev/null
+    printf '%s %s' "$(tail -n 2000 "$tmp/t.txt" | stats)" "$(awk -F, '/task-clock/ { printf ($1 == "-" ? "-" : "%.0f"), $1 }' "$tmp/perf.txt")"
 }
 best_max() { tr ' ' '\n' | sort -n | tail -1; }
-best_min() { sort -n -k1,1 | head -1; }
+best_min() { sort -n -k1,1 | head -1 | cut -d' ' -f1,2; }
+best_cpu() { awk 'NF { print $3 }' | sort -n | head -1; }
 
 declare -A tr sv
 for r in $(seq "$rounds"); do
@@ -45,5 +49,7 @@ printf '%-40s %16s %16s %8s\n' "lstm-train tok/s (2x200, B=20, T=35)" "$to" "$tn
 for k in typing distinct; do
     o=$(printf '%s' "${sv[old.$k]}" | best_min) n=$(printf '%s' "${sv[new.$k]}" | best_min)
     printf '%-40s %16s %16s %8s\n' "--suggest 5 $k (us, median p99)" "$o" "$n" "$(awk -v a="${n%% *}" -v b="${o%% *}" 'BEGIN { printf "%.3f", a / b }')"
+    o=$(printf '%s' "${sv[old.$k]}" | best_cpu) n=$(printf '%s' "${sv[new.$k]}" | best_cpu)
+    printf '%-40s %16s %16s %8s\n' "  CPU ms for the 4000 requests" "$o" "$n" "$(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.3f", a / b }')"
 done
 echo "all rounds: train old${tr[old]} / new${tr[new]}"
