@@ -1,10 +1,15 @@
 /* tool.c: see tool.h. */
 #include "tool.h"
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include "fileio.h"
 #include "numparse.h"
 
 int tool_verbosity = TOOL_NORMAL;
@@ -91,4 +96,26 @@ void tool_fmt_duration(char *buf, size_t cap, double s)
     if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm%02lds", t / 3600, t / 60 % 60, t % 60);
     else if (t >= 60) snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
     else snprintf(buf, cap, "%.1fs", s);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    lstm_out_unlink_pending();
+    _exit(130);
+}
+
+void tool_exit_on_signals(void)
+{
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+}
+
+int tool_open_input(const char *path, const char *what)
+{
+    int stdin_ = !path || !strcmp(path, "-"), fd;
+    if (stdin_ && isatty(0)) tool_die(2, "reading %s from a terminal: give a file or a pipe (see --help)", what);
+    if ((fd = lstm_in_open(path)) < 0) tool_die(1, "%s: %s", stdin_ ? "stdin" : path, strerror(errno));
+    return fd;
 }

@@ -37,6 +37,15 @@ void tool_bad_option(int ch, char **argv) __attribute__((noreturn));
 /* "prog VERSION" on stdout, exit 0. */
 void tool_version(void) __attribute__((noreturn));
 
+/* SIGINT, SIGTERM and SIGHUP remove the temp files of the outputs being written (every lstm_out still
+ * open: lstm_out_unlink_pending) and exit 130, so a stopped tool leaves nothing half-written. */
+void tool_exit_on_signals(void);
+
+/* The fd of an input (NULL or "-": stdin; a named file is opened), or the tools' messages: "reading
+ * WHAT from a terminal: give a file or a pipe (see --help)" (exit 2) for a terminal on stdin, "NAME:
+ * strerror" (exit 1) when it cannot be opened. */
+int tool_open_input(const char *path, const char *what);
+
 /* Seconds on the monotonic clock. */
 double tool_now(void);
 /* A duration for people: "12.3s", "4m05s", "2h03m07s". */

@@ -217,15 +217,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s: %s\n", out_closed ? "stdout" : "stdin", strerror(EBADF));
         return 1;
     }
-    if ((!ipath || !strcmp(ipath, "-")) && isatty(0)) {
-        fprintf(stderr, PROG ": reading a stream or checkpoint from a terminal: give a file or a pipe (see --help)\n");
-        return 2;
-    }
-    int fd = lstm_in_open(ipath);
-    if (fd < 0) {
-        fprintf(stderr, PROG ": %s: %s\n", iname, strerror(errno));
-        return 1;
-    }
+    int fd = tool_open_input(ipath, "a stream or checkpoint");
     /* The input is opened once and its first bytes tell a checkpoint from a stream: a pipe or FIFO
      * cannot be opened again. A regular file is rewound; from a pipe, the bytes are handed on. */
     uint8_t head[8];

@@ -23,14 +23,7 @@
 #define MAX_EVAL 16
 
 static lstm_out out;
-static volatile sig_atomic_t tmp_ready;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (tmp_ready && out.tmp) unlink(out.tmp);
-    _exit(130);
-}
+static int tmp_ready; /* out is open: a failure aborts it */
 
 static void cleanup(void)
 {
@@ -303,8 +296,7 @@ static int cmd_train(int argc, char **argv)
         int rc = lstm_out_open(&out, opath, force);
         if (rc) tool_die(1, "%s: %s", opath, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
         tmp_ready = 1;
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
+        tool_exit_on_signals();
     }
 
     double t0 = tool_now();

@@ -61,13 +61,6 @@ static struct {
 } A;
 
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (A.out_ready && A.out.tmp) unlink(A.out.tmp);
-    if (A.vout_ready && A.vout.tmp) unlink(A.vout.tmp);
-    _exit(130);
-}
 
 static void cleanup(void)
 {
@@ -1188,8 +1181,7 @@ int main(int argc, char **argv)
         if ((e = lstm_out_open(&A.vout, vpath, force))) return out_error(vpath, e);
         A.vout_ready = 1;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    tool_exit_on_signals();
     if (A.mode == MODE_FIXED && open_writer()) return 1;
 
     if (optind == argc) {

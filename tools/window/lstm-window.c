@@ -17,15 +17,6 @@
 #define MAX_T 100000u
 
 static lstm_out out;
-static volatile sig_atomic_t tmp_ready;
-
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (tmp_ready && out.tmp) unlink(out.tmp);
-    _exit(130);
-}
 
 static void usage(FILE *f)
 {
@@ -215,15 +206,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": stdin: %s\n", strerror(EBADF));
         return 1;
     }
-    if ((!ipath || !strcmp(ipath, "-")) && isatty(0)) {
-        fprintf(stderr, PROG ": reading a token stream from a terminal: give a file or a pipe (see --help)\n");
-        return 2;
-    }
-    int fd = lstm_in_open(ipath);
-    if (fd < 0) {
-        fprintf(stderr, PROG ": %s: %s\n", iname, strerror(errno));
-        return 1;
-    }
+    int fd = tool_open_input(ipath, "a token stream");
     lstm_reader *r;
     int rc = lstm_reader_open_sniff(&r, fd, 0);
     if (rc == LSTM_E_TEXT && ipath && strcmp(ipath, "-")) {
@@ -293,9 +276,7 @@ int main(int argc, char **argv)
         lstm_reader_free(r);
         return 1;
     }
-    tmp_ready = 1;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    tool_exit_on_signals();
 
     cutter c = {0};
     c.T = (uint32_t)T;
