@@ -355,7 +355,7 @@ PY
 }
 
 @test "SIGTERM: stops accepting, answers what is in flight, exits 0 with every acknowledged event in the log" {
-    start --log ev.jsonl --threads 2
+    start --log ev.jsonl --threads 2 -v
     python3 - "$U" > acked.txt 2> client.err 3>&- <<'PY' &
 import http.client, sys, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
@@ -381,6 +381,7 @@ PY
     wait "$cpid" || true
     acked=$(tail -1 acked.txt)
     [ "$acked" -gt 10 ]
+    [[ "$(tail -1 serve.err)" =~ ^"lstm-serve: SIGTERM: "[0-9]+" requests answered, "[0-9]+" events logged, stopped"$ ]]
     # the log is whole: one event per line, every one acknowledged there, in order
     [ "$(tail -c 1 ev.jsonl | od -An -c | tr -d ' ')" = '\n' ]
     jq -e -s "length >= $acked and ([.[].word] | .[:$acked]) == [range($acked) | \"w\\(.)\"]" ev.jsonl

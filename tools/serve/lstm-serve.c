@@ -797,11 +797,11 @@ int main(int argc, char **argv)
     /* Past --max-connections, connections are still accepted (to be told 503) up to a hard bound. */
     unsigned hard = S.max_conn * 2 + 16;
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_LISTEN_SOCKET, lfd,
+        flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, lfd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 1 ? threads : 0),
         MHD_OPTION_CONNECTION_LIMIT, hard, MHD_OPTION_CONNECTION_TIMEOUT, S.timeout,
         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
     if (!d) die(1, "libmicrohttpd did not start (try -v)");
     if (tool_verbosity >= TOOL_VERBOSE)
         tool_msg("%s: %s tokenizer, %d ids, %d x %d %s, %d engines loaded in %.1f ms", S.model, S.tok_kind, S.V,
