@@ -375,9 +375,10 @@ PY
     cpid=$!
     sleep 1
     kill -TERM "$SPID"
-    run wait "$SPID"
+    rc=0
+    wait "$SPID" || rc=$?                   # not 'run wait': run's subshell has no children
     SPID=
-    assert_success
+    assert_equal "$rc" 0
     wait "$cpid" || true
     acked=$(tail -1 acked.txt)
     [ "$acked" -gt 10 ]
@@ -404,9 +405,11 @@ PY
     run timeout 5 cat <&5
     exec 5<&-
     assert_output --partial "HTTP/1.1 200 OK"
+    assert_output --partial "Connection: close"     # a keep-alive client is told to go
     assert_output --partial '{"ok":true}'
-    run wait "$SPID"
+    rc=0
+    wait "$SPID" || rc=$?                   # not 'run wait': run's subshell has no children
     SPID=
-    assert_success
+    assert_equal "$rc" 0
     assert_equal "$(jq -c 'del(.ts)' ev.jsonl)" '{"type":"typed","word":"late"}'
 }

@@ -108,6 +108,7 @@ static struct {
     int log_fd;
     pthread_mutex_t log_mu;
     stats_t st;
+    atomic_int draining; /* after the signal: every reply closes its connection */
     atomic_uint conns;
     atomic_int inflight;
     atomic_ullong req[EP_N], err[EP_N];
@@ -150,10 +151,9 @@ static enum MHD_Result respond(struct MHD_Connection *c, req_t *r, unsigned stat
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE || atomic_load(&S.draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    }
     add_cors(resp);
     enum MHD_Result ok = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
@@ -812,6 +812,7 @@ int main(int argc, char **argv)
     while (sigwait(&sigs, &sig) != 0) {}
     /* Stop accepting, let the requests in flight finish (a stalled one ends at --timeout), a second
      * signal ends the wait. */
+    atomic_store(&S.draining, 1);
     MHD_socket l = MHD_quiesce_daemon(d);
     if (l != MHD_INVALID_SOCKET) close(l);
     struct timespec tick = {0, 10 * 1000 * 1000};
