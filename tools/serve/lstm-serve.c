@@ -432,7 +432,7 @@ static enum MHD_Result stats_request(struct MHD_Connection *c, req_t *r)
     if (lat) memcpy(lat, S.st.lat, s.nlat * sizeof *lat);
     pthread_mutex_unlock(&S.log_mu);
     if (s.nlat && !lat) return respond_error(c, r, 500, "out of memory", NULL);
-    qsort(lat, s.nlat, sizeof *lat, cmp_double);
+    if (s.nlat) qsort(lat, s.nlat, sizeof *lat, cmp_double);
     json_t *o = json_object(), *l = json_object();
     json_object_set_new(o, "events", json_integer(s.events));
     json_object_set_new(o, "suggestions_shown", json_integer(s.shown));
