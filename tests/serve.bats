@@ -413,3 +413,35 @@ PY
     assert_equal "$rc" 0
     assert_equal "$(jq -c 'del(.ts)' ev.jsonl)" '{"type":"typed","word":"late"}'
 }
+
+@test "500 idle connections and 1,000 malformed requests do not stop a normal client" {
+    start --threads 2
+    run python3 - "$U" <<'PY'
+import http.client, json, socket, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+idle = [socket.create_connection((u.hostname, u.port)) for _ in range(500)]
+conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+codes = {}
+for i in range(1000):
+    body = ['{"text":', '{"text":"a","k":"x"}', '[]', '\xff\xfe', '{"txt":1}'][i % 5]
+    conn.request("POST", "/v1/suggest", body.encode("latin-1"))
+    r = conn.getresponse()
+    rep = json.loads(r.read())
+    codes[r.status] = codes.get(r.status, 0) + 1
+    assert "error" in rep, rep
+conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+conn.request("POST", "/v1/suggest", '{"text":"hi, i need help with my "}')
+r = conn.getresponse()
+rep = json.loads(r.read())
+print(codes, r.status, len(rep["suggestions"]))
+PY
+    assert_success
+    assert_output "{400: 1000} 200 5"
+}
+
+@test "a ulimit -n too small for --max-connections: fewer connections, said once" {
+    (ulimit -n 100; exec "$SRV" -m "$T/chat.ckpt" --listen 127.0.0.1:0) 2> serve.err 3>&- &
+    SPID=$!
+    for _ in $(seq 100); do grep -q listening serve.err && break; sleep 0.05; done
+    assert_equal "$(head -1 serve.err)" "lstm-serve: warning: --max-connections 1024: only 100 descriptors (ulimit -n): at most 28 connections"
+}

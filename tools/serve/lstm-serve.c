@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -49,7 +50,7 @@ static void usage(FILE *f)
             "                            (read back at start: GET /v1/stats counts them all)\n"
             "      --max-body BYTES      larger request bodies are refused with 413 (default 65536)\n"
             "      --timeout S           close a connection idle or stalled for S seconds (default 10)\n"
-            "      --max-connections N   connections beyond N are answered 503 and closed (default 256)\n"
+            "      --max-connections N   connections beyond N are answered 503 and closed (default 1024)\n"
             "      --cors ORIGIN         allow browser pages from ORIGIN (CORS headers; default: none)\n"
             "      --beam-words N        BPE and character models: the beam that assembles words (default 8)\n"
             "  -q, --quiet               no warnings\n"
@@ -727,7 +728,7 @@ int main(int argc, char **argv)
     int threads = 2, beam_words = 8;
     S.max_body = 65536;
     S.timeout = 10;
-    S.max_conn = 256;
+    S.max_conn = 1024;
     lstm_request_default(&S.d);
     enum { O_LOG = 256, O_MAXBODY, O_TIMEOUT, O_MAXCONN, O_CORS, O_BEAMW };
     static const struct option lo[] = {
@@ -796,6 +797,26 @@ int main(int argc, char **argv)
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     /* Past --max-connections, connections are still accepted (to be told 503) up to a hard bound. */
     unsigned hard = S.max_conn * 2 + 16;
+    /* A descriptor per connection, plus the model, the log, epoll and ITC fds per thread: raise the
+     * soft limit as far as the hard one allows, and accept fewer connections if it is still short. */
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+        rlim_t want = (rlim_t)hard + 64 + 4 * (rlim_t)threads;
+        if (rl.rlim_cur < want) {
+            rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (rl.rlim_cur < want) {
+            rlim_t room = rl.rlim_cur > 64 + 4 * (rlim_t)threads + 16 ? rl.rlim_cur - 64 - 4 * (rlim_t)threads : 16;
+            hard = (unsigned)room;
+            if (S.max_conn > hard) {
+                tool_warn("--max-connections %u: only %u descriptors (ulimit -n): at most %u connections", S.max_conn,
+                          (unsigned)rl.rlim_cur, hard);
+                S.max_conn = hard;
+            }
+        }
+    }
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, lfd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 1 ? threads : 0),
