@@ -70,6 +70,15 @@ no_took() { sed 's/,"took_us":[0-9]*}$/}/'; }
     run --separate-stderr "$SRV" -m "$T/chat.win"
     assert_failure 1
     [[ "$stderr" == "lstm-serve: $T/chat.win: "* ]]
+    # --log appends: never to the model, never to a file that is not text
+    cp "$T/chat.ckpt" m.ckpt
+    run --separate-stderr "$SRV" -m m.ckpt --log m.ckpt
+    assert_failure 2
+    assert_equal "$stderr" "lstm-serve: --log m.ckpt is the model: give the event log its own file"
+    run --separate-stderr "$SRV" -m m.ckpt --log "$T/chat.win"
+    assert_failure 1
+    [[ "$stderr" =~ ^"lstm-serve: $T/chat.win: line "[0-9]+": not an event log (a NUL byte): --log appends JSON lines to it"$ ]]
+    cmp m.ckpt "$T/chat.ckpt"
 }
 
 @test "a port in use is one line, exit 1" {

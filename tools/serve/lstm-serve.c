@@ -645,6 +645,9 @@ static void open_log(const char *path)
     struct stat sb;
     if (fstat(fd, &sb)) die(1, "%s: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) die(1, "%s: is a directory", path);
+    struct stat mb;
+    if (!stat(S.model, &mb) && mb.st_dev == sb.st_dev && mb.st_ino == sb.st_ino)
+        die(2, "--log %s is the model: give the event log its own file", path);
     long lines = 0, skipped = 0;
     if (S_ISREG(sb.st_mode) && sb.st_size > 0) {
         FILE *f = fdopen(dup(fd), "r");
@@ -655,6 +658,8 @@ static void open_log(const char *path)
         int torn = 0;
         while ((n = getline(&line, &cap, f)) >= 0) {
             lines++;
+            if (memchr(line, 0, (size_t)n)) /* never append events to a file that is not ours */
+                die(1, "%s: line %ld: not an event log (a NUL byte): --log appends JSON lines to it", path, lines);
             if (line[n - 1] != '\n') { /* the last line, cut */
                 torn = 1;
                 skipped++;
