@@ -34,7 +34,9 @@ SOMAJOR = $(firstword $(subst ., ,$(LIB_VERSION)))
 PKGS = icu-uc sentencepiece libzstd openblas jansson libxxhash
 DEBS = pkg-config libicu-dev libsentencepiece-dev sentencepiece libzstd-dev zstd libopenblas-dev \
        libjansson-dev libxxhash-dev bats bats-support bats-assert bats-file python3-torch g++ gnuplot-nox \
-       help2man
+       help2man libmicrohttpd-dev curl
+# Packages only some tools link (not liblstm, so not in lstm.pc): TOOL_PKGS_<tool>.
+TOOL_PKGS_lstm-serve = libmicrohttpd
 TORCH_PY ?= /usr/bin/python3
 
 CC ?= cc
@@ -163,7 +165,8 @@ $(BUILD)/tools/common/%.o: tools/common/%.c tools/common/tool.h $(LIB_H) | $(DEP
 define tool_rule
 $(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(LIBA) $(LIB_H) $(TOOL_COMMON_OBJ) tools/common/tool.h
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS) -Itools/common -o $$@ $(1) $(TOOL_COMMON_OBJ) $(LIBA) $$(LDFLAGS) $$(LDLIBS)
+	$$(CC) $$(CFLAGS) $$(if $$(TOOL_PKGS_$$(@F)),$$(shell pkg-config --cflags $$(TOOL_PKGS_$$(@F)))) -Itools/common -o $$@ $(1) \
+	  $(TOOL_COMMON_OBJ) $(LIBA) $$(LDFLAGS) $$(if $$(TOOL_PKGS_$$(@F)),$$(shell pkg-config --libs $$(TOOL_PKGS_$$(@F)))) $$(LDLIBS)
 endef
 $(foreach s,$(TOOL_SRC),$(eval $(call tool_rule,$(s))))
 

@@ -18,7 +18,7 @@ setup() {
 }
 
 @test "every tool: --version, -q and -v are options, an unknown option and a missing argument are one line" {
-    for t in lstm-tok lstm-window lstm-train lstm-eval lstm-sample lstm-dump lstm-ngram lstm-inspect; do
+    for t in lstm-tok lstm-window lstm-train lstm-eval lstm-sample lstm-dump lstm-ngram lstm-inspect lstm-serve; do
         run --separate-stderr "$B/$t" --version
         assert_success
         [ "$output" = "$t 1.0" ]
@@ -27,7 +27,7 @@ setup() {
         [[ "$output" == *"-q, --quiet"* ]] || { echo "$t --help has no -q"; false; }
         [[ "$output" == *"-v, --verbose"* ]] || { echo "$t --help has no -v"; false; }
     done
-    for t in lstm-tok lstm-window lstm-train lstm-eval lstm-sample lstm-dump; do
+    for t in lstm-tok lstm-window lstm-train lstm-eval lstm-sample lstm-dump lstm-serve; do
         run --separate-stderr "$B/$t" --bogus
         assert_failure 2
         [ "$stderr" = "$t: unknown option '--bogus' (try '$t --help')" ]
