@@ -457,21 +457,27 @@ static int looks_like_header(const char *line, size_t len, const char *next, siz
     return 1;
 }
 
-/* "a, b, c": the header's fields for messages. */
+/* Appends field k (at most 40 bytes of it) to the "a, b, c" list in buf (cap bytes) at *p, for
+ * messages; 0 once the list is full (it then ends in ", ..."). */
+static int list_add(char *buf, size_t cap, size_t *p, size_t k, const char *f, size_t n)
+{
+    int w = snprintf(buf + *p, cap - *p, "%s%.*s", k ? ", " : "", (int)(n > 40 ? 40 : n), f);
+    if (w < 0 || (size_t)w >= cap - *p) {
+        if (*p + 6 < cap) snprintf(buf + *p, cap - *p, ", ...");
+        return 0;
+    }
+    *p += (size_t)w;
+    return 1;
+}
+
+/* "a, b, c": the header's fields, for messages. */
 static const char *header_list(const char *line, size_t len, char delim)
 {
     static char buf[400];
     const char *f;
     size_t n, p = 0;
     buf[0] = '\0';
-    for (size_t k = 0; line_field(line, len, delim, k, &f, &n) && p + 8 < sizeof buf; k++) {
-        int w = snprintf(buf + p, sizeof buf - p, "%s%.*s", k ? ", " : "", (int)(n > 40 ? 40 : n), f);
-        if (w < 0 || (size_t)w >= sizeof buf - p) {
-            snprintf(buf + p, sizeof buf - p, ", ...");
-            break;
-        }
-        p += (size_t)w;
-    }
+    for (size_t k = 0; line_field(line, len, delim, k, &f, &n) && list_add(buf, sizeof buf, &p, k, f, n); k++) {}
     return buf;
 }
 
@@ -483,7 +489,6 @@ static int run_text(src *s, int paragraphs)
     uint64_t lineno = 0;
     while ((k = src_line(s, &line, &len)) == 1) {
         lineno++;
-        if (lineno == 1 && len >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) line += 3, len -= 3;
         if (!paragraphs) {
             if ((e = add_text(NULL, 0, line, len, &msg)) || (e = end_doc(1))) goto err;
             continue;
@@ -526,18 +531,11 @@ err:
 static const char *record_list(const lstm_csv *c)
 {
     static char buf[400];
-    size_t p = 0;
+    size_t p = 0, n;
     buf[0] = '\0';
     for (size_t k = 0; k < lstm_csv_nfields(c); k++) {
-        size_t n;
-        const char *f = lstm_csv_field(c, k, &n);
-        if (k == 0 && n >= 3 && !memcmp(f, "\xEF\xBB\xBF", 3)) f += 3, n -= 3;
-        int w = snprintf(buf + p, sizeof buf - p, "%s%.*s", k ? ", " : "", (int)(n > 40 ? 40 : n), f);
-        if (w < 0 || (size_t)w >= sizeof buf - p) {
-            if (p + 6 < sizeof buf) snprintf(buf + p, sizeof buf - p, ", ...");
-            break;
-        }
-        p += (size_t)w;
+        const char *f = lstm_csv_field(c, k, &n); /* before n is read */
+        if (!list_add(buf, sizeof buf, &p, k, f, n)) break;
     }
     return buf;
 }
@@ -557,7 +555,6 @@ static long find_col(const lstm_csv *c, const colspec *cs, const char *flag, int
     for (size_t k = 0; k < nf; k++) {
         size_t n;
         const char *f = lstm_csv_field(c, k, &n);
-        if (k == 0 && n >= 3 && !memcmp(f, "\xEF\xBB\xBF", 3)) f += 3, n -= 3;
         while (n && (*f == ' ' || *f == '\t')) f++, n--;
         while (n && (f[n - 1] == ' ' || f[n - 1] == '\t')) n--;
         if (strlen(cs->name) == n && !strncasecmp(f, cs->name, n)) return (long)k;
@@ -599,7 +596,6 @@ static int run_csv(src *s, const csvopts *co)
             size_t n;
             const char *f = lstm_csv_field(c, i, &n);
             if ((long)i == tc || (long)i == sc || (long)i == cc) continue;
-            if (i == 0 && n >= 3 && !memcmp(f, "\xEF\xBB\xBF", 3)) f += 3, n -= 3;
             if (sc < 0 && !co->speaker.name && !co->speaker.num && name_in(f, n, SPEAKER_COLS)) sc = (long)i;
             else if (tc < 0 && !co->text.name && !co->text.num && name_in(f, n, TEXT_COLS)) tc = (long)i;
             else if (cc < 0 && !co->conv.name && !co->conv.num && name_in(f, n, CONV_COLS)) cc = (long)i;
@@ -743,7 +739,6 @@ static int run_jsonl(src *s)
         json_t *root, *msgs;
         const char *rk = "role", *ck = "content";
         lineno++;
-        if (lineno == 1 && len >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) line += 3, len -= 3;
         if (blank(line, len)) continue;
         if (!(root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr))) {
             lstm_json_error_message(&jerr, jmsg, sizeof jmsg);
@@ -813,9 +808,15 @@ static int run_input(const char *path, int format, int paragraphs, const csvopts
     A.iname = path && strcmp(path, "-") ? path : "stdin";
     s.fd = lstm_in_open(path);
     if (s.fd < 0) return fail("%s: %s", A.iname, strerror(errno));
+    while (s.fill < 3 && !s.eof) /* a UTF-8 byte order mark is skipped here, for every format */
+        if (src_more(&s) < 0) {
+            rc = fail("%s: %s", A.iname, strerror(errno));
+            goto out;
+        }
+    if (s.fill >= 3 && !memcmp(s.buf, "\xEF\xBB\xBF", 3)) s.pos = 3;
     if (format == FMT_AUTO) { /* look at the first two lines */
         for (;;) {
-            const char *nl = s.fill ? memchr(s.buf, '\n', s.fill) : NULL;
+            const char *nl = s.fill > s.pos ? memchr(s.buf + s.pos, '\n', s.fill - s.pos) : NULL;
             if ((nl && memchr(nl + 1, '\n', s.fill - (size_t)(nl + 1 - s.buf))) || s.eof || s.fill >= PEEK_MAX) break;
             if (src_more(&s) < 0) {
                 rc = fail("%s: %s", A.iname, strerror(errno));
@@ -823,19 +824,18 @@ static int run_input(const char *path, int format, int paragraphs, const csvopts
             }
         }
         {
-            size_t n = s.fill, n2 = 0;
-            const char *nl = s.fill ? memchr(s.buf, '\n', s.fill) : NULL;
-            const char *b = s.buf, *b2 = NULL, *nl2;
+            size_t n = s.fill - s.pos, n2 = 0;
+            const char *b = s.fill > s.pos ? s.buf + s.pos : "", *b2 = NULL, *nl2;
+            const char *nl = n ? memchr(b, '\n', n) : NULL;
             static const char DELIMS[] = {',', '\t'};
             int text_col;
             if (nl) {
-                n = (size_t)(nl - s.buf);
+                n = (size_t)(nl - b);
                 b2 = nl + 1;
                 nl2 = memchr(b2, '\n', s.fill - (size_t)(b2 - s.buf));
                 n2 = nl2 ? (size_t)(nl2 - b2) : s.fill - (size_t)(b2 - s.buf);
                 if (!nl2 && !s.eof) b2 = NULL; /* a second line cut by PEEK_MAX says nothing */
             }
-            if (n >= 3 && !memcmp(b, "\xEF\xBB\xBF", 3)) b += 3, n -= 3;
             format = FMT_TEXT;
             while (n && (*b == ' ' || *b == '\t')) b++, n--;
             if (n && *b == '{' && (has_sub(b, n, "\"messages\"") || has_sub(b, n, "\"conversations\"")))
