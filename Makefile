@@ -34,7 +34,7 @@ SOMAJOR = $(firstword $(subst ., ,$(LIB_VERSION)))
 PKGS = icu-uc sentencepiece libzstd openblas jansson libxxhash
 DEBS = pkg-config libicu-dev libsentencepiece-dev sentencepiece libzstd-dev zstd libopenblas-dev \
        libjansson-dev libxxhash-dev bats bats-support bats-assert bats-file python3-torch g++ gnuplot-nox \
-       help2man libmicrohttpd-dev curl
+       help2man libmicrohttpd-dev curl chromium chromium-driver python3-selenium
 # Packages only some tools link (not liblstm, so not in lstm.pc): TOOL_PKGS_<tool>.
 TOOL_PKGS_lstm-serve = libmicrohttpd
 TORCH_PY ?= /usr/bin/python3
@@ -169,6 +169,8 @@ $(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(LIBA) $(LIB_H) $(TOOL_COMMON_OBJ
 	  $(TOOL_COMMON_OBJ) $(LIBA) $$(LDFLAGS) $$(if $$(TOOL_PKGS_$$(@F)),$$(shell pkg-config --libs $$(TOOL_PKGS_$$(@F)))) $$(LDLIBS)
 endef
 $(foreach s,$(TOOL_SRC),$(eval $(call tool_rule,$(s))))
+# lstm-serve assembles its page into the binary (.incbin, a path from the top of the tree).
+$(BUILD)/bin/lstm-serve: tools/serve/page.html
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIBA) $(LIB_H) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)

@@ -172,6 +172,33 @@ no_took() { sed 's/,"took_us":[0-9]*}$/}/'; }
     refute_output --partial "Access-Control"
 }
 
+@test "GET / is the page in the binary, with a policy that lets it talk to this server only; GET /v1/model" {
+    start
+    run curl -s -i "$U"
+    assert_output --partial "HTTP/1.1 200 OK"
+    assert_output --partial "Content-Type: text/html; charset=utf-8"
+    assert_output --partial "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self';"
+    assert_output --partial "X-Content-Type-Options: nosniff"
+    # the body is tools/serve/page.html byte for byte (no other file is ever served)
+    curl -s -o page.out "$U"
+    cmp page.out "$BATS_TEST_DIRNAME/../tools/serve/page.html"
+    run grep -cE '(src|href)="(https?:)?//' page.out
+    assert_output 0
+    run curl -s -I "$U"
+    assert_output --partial "HTTP/1.1 200 OK"
+    assert_output --partial "Content-Length: $(wc -c < page.out)"
+    run curl -s -o /dev/null -w '%{http_code}' -X POST -d x "$U"
+    assert_output 405
+    for p in index.html page.html favicon.ico tools/serve/page.html; do
+        run curl -s -o /dev/null -w '%{http_code}' "$U$p"
+        assert_output 404
+    done
+    run curl -s "${U}v1/model"
+    assert_output '{"model":"chat.ckpt","tokenizer":"words","cell":"lstm","layers":2,"hidden":32,"vocab_size":'"$("$LSTM_BIN/lstm-dump" "$T/chat.ckpt" | sed -n 's/^tokenizer: words, \([0-9]*\) ids.*/\1/p')"',"speakers":["user","agent"]}'
+    run curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "${U}v1/model"
+    assert_output 405
+}
+
 @test "a body over --max-body is 413 before it is read (Content-Length) or as it goes over (chunked)" {
     start --max-body 100
     body="{\"text\":\"$(printf 'a%.0s' $(seq 200))\"}"

@@ -437,6 +437,10 @@ int lstm_engine_run(lstm_engine *e, const lstm_request *r, lstm_reply *out)
     size_t clen = 0;
     e->completion = continuation(e, ngen, &clen);
     if (!e->completion) return fail(out, "decoding failed");
+    /* The space before the first word is the prompt's own when the prompt ends with one. */
+    char last = r->len ? r->text[r->len - 1] : 0;
+    if ((last == ' ' || last == '\t' || last == '\n' || last == '\r') && clen && e->completion[0] == ' ')
+        memmove(e->completion, e->completion + 1, clen--);
     out->completion = e->completion;
     out->clen = clen;
     out->tokens = ngen;

@@ -2,7 +2,9 @@
  * formats/serve.md: POST /v1/suggest and /v1/complete answer one request each with lib/lm's engine
  * and serve_json (the same parse and format as lstm-sample --serve), POST /v1/events appends what a
  * person did with the suggestions to --log, GET /v1/stats sums that log as lstm-eval --keystrokes
- * counts keystrokes, GET /healthz and GET /metrics (Prometheus text) watch it. A fixed pool of
+ * counts keystrokes, GET /healthz and GET /metrics (Prometheus text) watch it, GET /v1/model describes
+ * it, and GET / is a page (page.html, in the binary) that shows the suggestions as a person types and
+ * reports what they do with them. A fixed pool of
  * libmicrohttpd threads, each with its own engine (engines share nothing: engine.h). */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,8 +60,9 @@ static void usage(FILE *f)
             "  -h, --help                this help\n"
             "  -V, --version             version\n"
             "\n"
-            "Endpoints: POST /v1/suggest, POST /v1/complete, POST /v1/events, GET /v1/stats, GET /healthz,\n"
-            "GET /metrics. SIGINT or SIGTERM: stop accepting, finish the requests in flight, exit 0.\n"
+            "Endpoints: POST /v1/suggest, POST /v1/complete, POST /v1/events, GET /v1/stats, GET /v1/model,\n"
+            "GET /healthz, GET /metrics; GET / is a page to try the model in a browser (open the URL printed).\n"
+            "SIGINT or SIGTERM: stop accepting, finish the requests in flight, exit 0.\n"
             "\n"
             "Examples:\n"
             "  lstm-tok < chats.csv | lstm-window -L 15 | lstm-train -o chat.ckpt\n"
@@ -69,9 +72,19 @@ static void usage(FILE *f)
 }
 
 /* ---- endpoints and their counters ---- */
-enum { EP_SUGGEST, EP_COMPLETE, EP_EVENTS, EP_STATS, EP_HEALTHZ, EP_METRICS, EP_OTHER, EP_N };
-static const char *const ep_path[EP_N] = {"/v1/suggest", "/v1/complete", "/v1/events", "/v1/stats",
-                                          "/healthz", "/metrics", "other"};
+enum { EP_SUGGEST, EP_COMPLETE, EP_EVENTS, EP_STATS, EP_HEALTHZ, EP_METRICS, EP_MODEL, EP_PAGE, EP_OTHER, EP_N };
+static const char *const ep_path[EP_N] = {"/v1/suggest", "/v1/complete", "/v1/events", "/v1/stats", "/healthz",
+                                          "/metrics",    "/v1/model",    "/",          "other"};
+
+/* The page (GET /): tools/serve/page.html, assembled into the binary as it is (no copy, no escaping). */
+__asm__(".section .rodata\n"
+        ".balign 16\n"
+        "lstm_serve_page:\n"
+        ".incbin \"tools/serve/page.html\"\n"
+        "lstm_serve_page_end:\n"
+        ".byte 0\n"
+        ".previous\n");
+extern const char lstm_serve_page[], lstm_serve_page_end[];
 static int ep_post(int ep) { return ep <= EP_EVENTS; }
 
 /* Latency buckets of the model endpoints, in seconds. */
@@ -102,6 +115,7 @@ static struct {
     const char *cors;
     int V;
     const char *tok_kind, *cell;
+    char *model_json; /* GET /v1/model */
     worker_t *w;
     int nw, next_w;
     pthread_mutex_t w_mu;
@@ -184,6 +198,49 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, req_t *r, unsigne
     enum MHD_Result ok = respond(c, r, status, "application/json", s, strlen(s), allow);
     free(s);
     return ok;
+}
+
+/* The page, from memory as it is in the binary. Its script and style are inline and it talks to
+ * this server only: the policy allows nothing else (no other origin, no frame, no form target). */
+static enum MHD_Result page_request(struct MHD_Connection *c, req_t *r)
+{
+    size_t len = (size_t)(lstm_serve_page_end - lstm_serve_page);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)lstm_serve_page, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                            "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+                            "frame-ancestors 'none'");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    if (atomic_load(&S.draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    r->answered = 1;
+    atomic_fetch_add_explicit(&S.req[r->ep], 1, memory_order_relaxed);
+    return ok;
+}
+
+/* GET /v1/model: what the page shows and needs (the speakers for its selector), made once at start. */
+static char *model_info(const lstm_engine *e, const char *path)
+{
+    const lstm_lm *lm = &e->lm;
+    const char *base = strrchr(path, '/');
+    json_t *sp = json_array();
+    for (int i = 0; sp && i < lm->S; i++) {
+        size_t n;
+        const char *t = lstm_tokenizer_piece(lm->tok, LSTM_NUM_SPECIAL + (uint32_t)i, &n);
+        if (!t) continue;
+        if (n >= 2 && t[0] == '<' && t[n - 1] == '>') t++, n -= 2;
+        json_array_append_new(sp, json_stringn(t, n));
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:o}", "model", base ? base + 1 : path, "tokenizer",
+                          S.tok_kind, "cell", S.cell, "layers", lm->m->cfg.L, "hidden", lm->m->cfg.H, "vocab_size",
+                          S.V, "speakers", sp);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
 }
 
 /* ---- the model endpoints ---- */
@@ -595,6 +652,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     case EP_EVENTS: return events_request(c, r);
     case EP_STATS: return stats_request(c, r);
     case EP_HEALTHZ: return respond(c, r, 200, "application/json", "{\"ok\":true}", 11, NULL);
+    case EP_MODEL: return respond(c, r, 200, "application/json", S.model_json, strlen(S.model_json), NULL);
+    case EP_PAGE: return page_request(c, r);
     default: return metrics_request(c, r);
     }
 }
@@ -784,6 +843,7 @@ int main(int argc, char **argv)
     S.V = S.w[0].e.lm.V;
     S.tok_kind = lstm_tokenizer_kind_name(S.w[0].e.lm.kind);
     S.cell = lstm_cell_name(S.w[0].e.lm.m->cfg.cell);
+    if (!(S.model_json = model_info(&S.w[0].e, S.model))) die(1, "out of memory");
     if (log_path) open_log(log_path);
 
     char url[128];
@@ -862,5 +922,6 @@ int main(int argc, char **argv)
     }
     free(S.w);
     free(S.st.lat);
+    free(S.model_json);
     return 0;
 }
