@@ -65,3 +65,21 @@ start() {
     assert_success
     assert_output "1180 True"
 }
+
+@test "the page with a plain text model: no speaker selector, chips, Tab, Enter, the turns as context" {
+    "$LSTM_BIN/lstm-tok" -q "$FIX/ngram_train.txt" | "$LSTM_BIN/lstm-window" -q -L 8 > text.win
+    "$LSTM_BIN/lstm-train" -q --hidden 32 --epochs 5 --threads 1 -o text.ckpt text.win
+    "$LSTM_BIN/lstm-serve" -m text.ckpt --listen 127.0.0.1:0 2> serve.err 3>&- &
+    SPID=$!
+    for _ in $(seq 100); do
+        U=$(grep -o 'http://127.0.0.1:[0-9]*/' serve.err) && break
+        sleep 0.05
+    done
+    [ -n "$U" ]
+    run /usr/bin/python3 "$BATS_TEST_DIRNAME/page_test.py" "$U" --plain "the boat left the "
+    echo "$output"
+    assert_success
+    assert_line --partial "ok: Enter sent the turn, no speaker named"
+    run curl -s "${U}v1/stats"
+    assert_output --partial '"accepted":1,'
+}

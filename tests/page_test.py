@@ -25,6 +25,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("url")
 ap.add_argument("--screenshot")
 ap.add_argument("--demo", action="store_true")
+ap.add_argument("--plain", metavar="TEXT", help="a plain text model: TEXT typed, a chip taken with Tab, Enter; no speakers")
 args = ap.parse_args()
 url = args.url if args.url.endswith("/") else args.url + "/"
 speakers = json.loads(urllib.request.urlopen(url + "v1/model", timeout=10).read())["speakers"]
@@ -91,6 +92,22 @@ try:
                 return s
             time.sleep(0.05)
         fail(what + ": /v1/stats is " + json.dumps(stats()))
+
+    if args.plain:
+        check(speakers == [] and not drv.find_element(By.ID, "speaker").is_displayed(),
+              "a model without speakers: no speaker selector")
+        type_keys(args.plain)
+        words = chips_for(args.plain)
+        msg.send_keys(Keys.TAB)
+        check(value() == args.plain + words[0] + " ", "Tab took %r: %r" % (words[0], value()))
+        wait_stats(lambda s: s["accepted"] == 1, "one acceptance")
+        msg.send_keys(Keys.ENTER)
+        turns = drv.find_elements(By.CSS_SELECTOR, "#turns .turn")
+        check(len(turns) == 1 and turns[0].text == (args.plain + words[0]).strip(), "Enter sent the turn, no speaker named")
+        type_keys(args.plain)
+        words = chips_for(args.plain)
+        check(len(words) >= 1, "the next turn's chips, the first turn as its context: %s" % words)
+        sys.exit(0)
 
     if args.demo:
         # as a person would: the first line takes a suggestion with Tab, the second stops mid-sentence
