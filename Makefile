@@ -7,7 +7,8 @@
 #   make fuzz       libFuzzer harnesses (tests/fuzz/), FUZZ_SECONDS each (default 60), in build-fuzz/
 #   make install PREFIX=/usr/local [DESTDIR=stage]   tools, liblstm.a/.so, headers, lstm.pc, man pages, completions
 #   make uninstall PREFIX=/usr/local [DESTDIR=stage] removes exactly what install put there
-# Missing Debian packages are installed on first build (apt-get, via sudo when not root).
+# Missing Debian packages are installed on first build (apt-get, via sudo when not root); those only
+# the benchmarks use (BENCH_DEBS) on the first make bench.
 
 SAN ?=
 ifeq ($(SAN),1)
@@ -35,6 +36,8 @@ PKGS = icu-uc sentencepiece libzstd openblas jansson libxxhash
 DEBS = pkg-config libicu-dev libsentencepiece-dev sentencepiece libzstd-dev zstd libopenblas-dev \
        libjansson-dev libxxhash-dev bats bats-support bats-assert bats-file python3-torch g++ gnuplot-nox \
        help2man libmicrohttpd-dev curl chromium chromium-driver python3-selenium
+# Packages only the benchmarks use (make bench): wrk loads lstm-serve (tests/bench/serve_http.sh).
+BENCH_DEBS = wrk
 # Packages only some tools link (not liblstm, so not in lstm.pc): TOOL_PKGS_<tool>.
 TOOL_PKGS_lstm-serve = libmicrohttpd
 TORCH_PY ?= /usr/bin/python3
@@ -42,6 +45,7 @@ TORCH_PY ?= /usr/bin/python3
 CC ?= cc
 CXX ?= c++
 DEPS_STAMP = $(BUILD)/.deps-ok
+BENCH_DEPS_STAMP = $(BUILD)/.bench-deps-ok
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # lib/ is grouped by layer (tests/layers.sh checks the direction); every layer is on the include path.
@@ -91,14 +95,24 @@ all: deps
 
 build-all: $(LIBA) $(TOOLS)
 
-# Install missing Debian packages once per build directory.
-$(DEPS_STAMP): Makefile
-	@missing=""; for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+# $(call apt_install,PACKAGES): installs those of the Debian packages that are missing.
+define apt_install
+@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "make: installing missing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	fi
+endef
+
+# Install missing Debian packages once per build directory.
+$(DEPS_STAMP): Makefile
+	$(call apt_install,$(DEBS))
+	@mkdir -p $(@D) && touch $@
+
+# What only `make bench` needs, installed the same way on its first run.
+$(BENCH_DEPS_STAMP): Makefile
+	$(call apt_install,$(BENCH_DEBS))
 	@mkdir -p $(@D) && touch $@
 
 # Re-run make after deps so pkg-config flags are picked up in a fresh clone.
@@ -218,7 +232,7 @@ demo: all
 fuzz: all
 	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk BIN=$(CURDIR)/$(BUILD)/bin
 
-bench: all
+bench: all $(BENCH_DEPS_STAMP)
 	@$(MAKE) --no-print-directory -C tests/bench BIN=$(CURDIR)/$(BUILD)/bin TORCH_PY=$(TORCH_PY)
 
 # What install puts under the prefix; LSTM_DATADIR/install-manifest also lists every file and every

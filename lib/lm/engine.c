@@ -51,13 +51,10 @@ static void set_gen_bans(lstm_engine *e)
     for (int i = 0; i < V; i++) e->gen_ban_end[i] = e->gen_ban[i] || (e->lm.wf[i] & LSTM_W_BOUND);
 }
 
-int lstm_engine_open(lstm_engine *e, const char *path, int beam_words)
+/* Everything a request needs beside the model, for an engine whose e->lm is open. */
+static int engine_setup(lstm_engine *e, int beam_words)
 {
-    memset(e, 0, sizeof *e);
-    if (beam_words < 1 || beam_words > 64) return LSTM_E_ARG;
-    int rc = lstm_lm_open(&e->lm, path);
-    if (rc) return rc; /* e->lm keeps what lstm_lm_open_error reads */
-    int V = e->lm.V;
+    int rc, V = e->lm.V;
     e->beam_words = beam_words;
     e->banned = calloc((size_t)V, 1);
     e->gen_ban = calloc((size_t)V, 1);
@@ -76,6 +73,24 @@ int lstm_engine_open(lstm_engine *e, const char *path, int beam_words)
     lstm_engine_close(e);
     memset(e, 0, sizeof *e);
     return rc;
+}
+
+int lstm_engine_open(lstm_engine *e, const char *path, int beam_words)
+{
+    memset(e, 0, sizeof *e);
+    if (beam_words < 1 || beam_words > 64) return LSTM_E_ARG;
+    int rc = lstm_lm_open(&e->lm, path);
+    if (rc) return rc; /* e->lm keeps what lstm_lm_open_error reads */
+    return engine_setup(e, beam_words);
+}
+
+int lstm_engine_open_shared(lstm_engine *e, const lstm_engine *base, int beam_words)
+{
+    memset(e, 0, sizeof *e);
+    if (beam_words < 1 || beam_words > 64 || !base->lm.m) return LSTM_E_ARG;
+    int rc = lstm_lm_open_shared(&e->lm, &base->lm);
+    if (rc) return rc;
+    return engine_setup(e, beam_words);
 }
 
 const char *lstm_engine_open_error(const lstm_engine *e, int rc, const char *path, char *buf, size_t cap)

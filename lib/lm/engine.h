@@ -3,13 +3,16 @@
  * options) -> a reply (words with probabilities, or the completion text, or an error message).
  * formats/serve.md is the protocol; serve_json.h reads and writes its JSON lines.
  *
- * One engine owns one mapped checkpoint and every buffer a request needs, sized once, so answering
- * does not allocate (beyond the first use of a beam width). An engine serves one thread at a time;
- * engines on different threads share nothing, so a server runs one per worker thread and they never
- * wait on each other. Call lstm_set_threads(1) once before (lstm-sample does): inference is a chain
- * of small OpenBLAS gemv / sgemm calls that extra threads only slow down; with one thread OpenBLAS
- * runs each call on the calling thread, and lstm_gemm (gemm.h) bypasses its shared pool. Library
- * code: never prints, returns 0 or LSTM_E_*. */
+ * An engine holds every buffer a request needs, sized once, so answering does not allocate (beyond
+ * the first use of a beam width), and serves one thread at a time. lstm_engine_open maps a
+ * checkpoint; lstm_engine_open_shared opens another engine on an open one's model: the mapped
+ * checkpoint, weights and word tables are read-only after opening, so the base and its shared
+ * engines answer on different threads at once, never waiting on each other, and a server of N
+ * workers holds one copy of the model plus N sets of buffers (mapping the checkpoint once per worker
+ * counted it N times in the resident size). Call lstm_set_threads(1) once before (lstm-sample does):
+ * inference is a chain of small OpenBLAS gemv / sgemm calls that extra threads only slow down; with
+ * one thread OpenBLAS runs each call on the calling thread, and lstm_gemm (gemm.h) bypasses its
+ * shared pool. Library code: never prints, returns 0 or LSTM_E_*. */
 #ifndef LSTM_ENGINE_H
 #define LSTM_ENGINE_H
 #include <stddef.h>
@@ -106,6 +109,14 @@ typedef struct {
  * words for BPE and character models (1..64). On failure the rc is lstm_lm_open's (its message:
  * lstm_engine_open_error) or LSTM_E_NOMEM / LSTM_E_ARG; nothing is left to free. */
 int lstm_engine_open(lstm_engine *e, const char *path, int beam_words);
+/* An engine on base's model, for another thread: it answers every request byte for byte as
+ * lstm_engine_open of base's checkpoint with this beam_words would. The mapped checkpoint, the
+ * weights and the word tables are base's, read-only (never freed by e); e allocates its own
+ * buffers, session, suggester and tokenizer (tokenizers keep scratch state: tokenizer.h), and starts
+ * with no bans (lstm_engine_ban_list on e or base bans for that engine alone). base must stay open
+ * until every engine sharing it is closed. 0, LSTM_E_ARG (beam_words out of range, base not open),
+ * LSTM_E_NOMEM or the tokenizer's codes; nothing is left to free on failure. */
+int lstm_engine_open_shared(lstm_engine *e, const lstm_engine *base, int beam_words);
 /* lstm_lm_open_error's message for a failed lstm_engine_open(e, path). */
 const char *lstm_engine_open_error(const lstm_engine *e, int rc, const char *path, char *buf, size_t cap);
 void lstm_engine_close(lstm_engine *e);

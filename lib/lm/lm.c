@@ -124,15 +124,43 @@ fail:
     return rc;
 }
 
+int lstm_lm_open_shared(lstm_lm *lm, const lstm_lm *base)
+{
+    memset(lm, 0, sizeof *lm);
+    if (!base->m || !base->tok) return LSTM_E_ARG;
+    /* the read-only part: base's (the modelfile copied is a view: its pointers are into base's mapping) */
+    lm->f = base->f;
+    lm->m = base->m;
+    lm->kind = base->kind;
+    lm->keep_case = base->keep_case;
+    lm->V = base->V;
+    lm->S = base->S;
+    lm->flags = base->flags;
+    lm->wf = base->wf;
+    lm->text = base->text;
+    lm->toff = base->toff;
+    lm->shared = 1;
+    int rc = lstm_tokenizer_load(&lm->tok, base->f.tokenizer, base->f.tokenizer_len);
+    if (!rc) {
+        UErrorCode err = U_ZERO_ERROR;
+        lm->brk = ubrk_open(UBRK_WORD, "", NULL, 0, &err);
+        if (U_FAILURE(err)) lm->brk = NULL, rc = LSTM_E_ICU;
+    }
+    if (rc) lstm_lm_close(lm);
+    return rc;
+}
+
 void lstm_lm_close(lstm_lm *lm)
 {
     if (lm->tok) lstm_tokenizer_free(lm->tok);
-    if (lm->f.ck) lstm_modelfile_close(&lm->f);
     if (lm->brk) ubrk_close(lm->brk);
-    free(lm->flags);
-    free(lm->wf);
-    free(lm->text);
-    free(lm->toff);
+    if (!lm->shared) {
+        if (lm->f.ck) lstm_modelfile_close(&lm->f);
+        free(lm->flags);
+        free(lm->wf);
+        free(lm->text);
+        free(lm->toff);
+    }
     memset(lm, 0, sizeof *lm);
 }
 

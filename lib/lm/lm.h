@@ -34,6 +34,7 @@ typedef struct {
     char *text;        /* the pieces' contribution to a word's text: bpe "▁ab" -> "ab", "<0x41>" -> "A" */
     uint32_t *toff;    /* (V+1) offsets into text */
     struct UBreakIterator *brk; /* ICU word breaks, for lstm_lm_partial_word */
+    int shared;        /* lstm_lm_open_shared: f, m, flags, wf, text and toff are another lm's */
 } lstm_lm;
 
 /* Opens a checkpoint: lstm_modelfile_open's codes (LSTM_E_MAGIC for a file that is not a checkpoint,
@@ -41,6 +42,14 @@ typedef struct {
  * naming the tensor) and the tokenizer's, plus LSTM_E_VOCAB when the tokenizer and the model disagree
  * on the vocabulary size. */
 int lstm_lm_open(lstm_lm *lm, const char *path);
+/* An lm over the checkpoint base has open, for another thread: the mapping, the model and the word
+ * tables (flags, wf, text, toff) are base's, never written after lstm_lm_open, so any number of
+ * threads read them at once; the tokenizer and the break iterator, which keep scratch state, are
+ * lm's own (loaded from the same blob: lm encodes exactly as base does). base (and, if base is
+ * shared too, the lm it shares) must stay open until lm is closed; lstm_lm_close(lm) frees only
+ * what is lm's own. 0, LSTM_E_ARG (base is not open),
+ * LSTM_E_NOMEM, LSTM_E_ICU or the tokenizer's codes; nothing is left to free on failure. */
+int lstm_lm_open_shared(lstm_lm *lm, const lstm_lm *base);
 void lstm_lm_close(lstm_lm *lm);
 
 /* The one-line message for lstm_lm_open's error rc on path (without the program name), into buf. */

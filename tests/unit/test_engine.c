@@ -5,10 +5,14 @@
  *  - id echo (string, number, on errors), context validation with its exact messages;
  *  - two engines on two threads give byte-identical replies to one engine answering the same lists
  *    one at a time, and they really run at once: no call takes lstm_gemm's pool lock, and two
- *    single-threaded lstm_gemm calls were seen running at the same moment (a count, not a clock).
+ *    single-threaded lstm_gemm calls were seen running at the same moment (a count, not a clock);
+ *  - engines sharing one model (lstm_engine_open_shared), for a words and a chars model (its
+ *    suggester's beam): replies byte-identical to an engine opened on the checkpoint, one after the
+ *    other and with the base and two shared engines on three threads at once.
  * Also a helper for tests/sample.bats: `test_engine suggest MODEL K ID...` feeds the ids to a fresh
  * session and prints the K suggestions as "word<TAB>p" (p with 17 digits). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +26,7 @@
 #include "serve_json.h"
 
 static char dir[] = "/tmp/test_engineXXXXXX";
-static char chat_path[256], plain_path[256];
+static char chat_path[256], plain_path[256], chars_path[256];
 
 static const char *const corpus[] = {
     "hi, i need help with my order", "sure! what is your order number?", "it is 4512",
@@ -30,11 +34,11 @@ static const char *const corpus[] = {
     "sorry about that. can you send the receipt?", "can you reset my password please",
     "of course, please check your email", NULL};
 
-/* A random model over a words tokenizer of the corpus (with speakers user and agent when chat). */
-static void make_model(const char *path, int chat)
+/* A random model over a tokenizer of the corpus (words or chars; with speakers user and agent when chat). */
+static void make_model(const char *path, int chat, int kind)
 {
     lstm_tokenizer *t;
-    lstm_tokenizer_opts to = {LSTM_TOK_WORDS, 0, NULL};
+    lstm_tokenizer_opts to = {kind, 0, NULL};
     CHECK_EQ_INT(lstm_tokenizer_create(&t, &to), 0);
     uint32_t sid;
     if (chat) {
@@ -395,6 +399,147 @@ static void test_threads(void)
     free(A), free(B), free(want), free(C1), free(C2);
 }
 
+/* ---- engines sharing one model ---- */
+
+/* The lists' replies from e, ROUNDS times from a reset session (as run_job answers them). */
+static void answer_all(lstm_engine *e, const char *const *list, char **replies)
+{
+    for (int r = 0; r < ROUNDS; r++) {
+        lstm_engine_reset(e);
+        for (int i = 0; i < NREQ; i++) replies[r * NREQ + i] = serve(e, list[i]);
+    }
+}
+
+static int same_replies(char **got, char **want, const char *what)
+{
+    int same = 0;
+    for (int i = 0; i < ROUNDS * NREQ; i++) {
+        same += strcmp(got[i], want[i]) == 0;
+        if (strcmp(got[i], want[i])) fprintf(stderr, "%s %d: %s\n vs %s\n", what, i, got[i], want[i]);
+    }
+    return same;
+}
+
+static void free_replies(char **r)
+{
+    for (int i = 0; i < ROUNDS * NREQ; i++) free(r[i]);
+}
+
+#define SH_REPS 20 /* times each thread answers its list's rounds */
+
+typedef struct {
+    lstm_engine *e;
+    const char *const *list;
+    char **want;               /* (ROUNDS * NREQ) */
+    pthread_barrier_t *start;
+    int mismatches, answered;
+} share_job;
+
+static atomic_int sh_inside, sh_peak; /* threads inside a request at once */
+
+static void *run_share(void *arg)
+{
+    share_job *j = arg;
+    pthread_barrier_wait(j->start);
+    for (int rep = 0; rep < SH_REPS; rep++)
+        for (int r = 0; r < ROUNDS; r++) {
+            lstm_engine_reset(j->e);
+            for (int i = 0; i < NREQ; i++) {
+                int n = atomic_fetch_add(&sh_inside, 1) + 1, p = atomic_load(&sh_peak);
+                while (n > p && !atomic_compare_exchange_weak(&sh_peak, &p, n)) {}
+                char *got = serve(j->e, j->list[i]);
+                atomic_fetch_sub(&sh_inside, 1);
+                if (strcmp(got, j->want[r * NREQ + i])) {
+                    if (j->mismatches++ < 3) fprintf(stderr, "shared, thread: %s\n vs %s\n", got, j->want[r * NREQ + i]);
+                }
+                j->answered++;
+                free(got);
+            }
+        }
+    return NULL;
+}
+
+/* lstm_engine_open_shared: engines on one base's model answer byte for byte as engines opened on
+ * the checkpoint do, one after the other and on three threads at once (base and two shared ones),
+ * share the mapping and the tables (not the tokenizer), and the base outlives a closed shared one. */
+static void test_shared(const char *path)
+{
+    /* the reference: an engine of its own, both lists one after the other */
+    lstm_engine ind;
+    CHECK_EQ_INT(lstm_engine_open(&ind, path, 8), 0);
+    char *ref_a[ROUNDS * NREQ], *ref_b[ROUNDS * NREQ];
+    answer_all(&ind, list_a, ref_a);
+    answer_all(&ind, list_b, ref_b);
+
+    lstm_engine base, sh1, sh2;
+    CHECK_EQ_INT(lstm_engine_open(&base, path, 8), 0);
+    CHECK_EQ_INT(lstm_engine_open_shared(&sh1, &base, 8), 0);
+    CHECK_EQ_INT(lstm_engine_open_shared(&sh2, &base, 8), 0);
+    CHECK(sh1.lm.m == base.lm.m && sh1.lm.m->params == base.lm.m->params);
+    CHECK(sh1.lm.f.ck == base.lm.f.ck && sh1.lm.flags == base.lm.flags && sh1.lm.wf == base.lm.wf);
+    CHECK(sh1.lm.text == base.lm.text && sh1.lm.toff == base.lm.toff);
+    CHECK(sh1.lm.tok != base.lm.tok && sh1.lm.tok != sh2.lm.tok && sh1.lm.brk != base.lm.brk);
+    CHECK(sh1.sess.ids != base.sess.ids && sh1.sug.work != base.sug.work);
+
+    /* one after the other: a shared engine answers as the independent one */
+    char *seq[ROUNDS * NREQ];
+    answer_all(&sh1, list_a, seq);
+    CHECK_EQ_INT(same_replies(seq, ref_a, "shared, list a"), ROUNDS * NREQ);
+    free_replies(seq);
+
+    /* three threads at once: the base and a shared engine on list a, the other shared one on list b,
+     * started together, each request checked against the reference */
+    pthread_barrier_t start;
+    CHECK_EQ_INT(pthread_barrier_init(&start, NULL, 3), 0);
+    share_job j[3] = {{&base, list_a, ref_a, &start, 0, 0}, {&sh1, list_a, ref_a, &start, 0, 0},
+                      {&sh2, list_b, ref_b, &start, 0, 0}};
+    atomic_store(&sh_inside, 0);
+    atomic_store(&sh_peak, 0);
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) CHECK_EQ_INT(pthread_create(&t[i], NULL, run_share, &j[i]), 0);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(j[i].mismatches, 0);
+        CHECK_EQ_INT(j[i].answered, SH_REPS * ROUNDS * NREQ);
+    }
+    CHECK(atomic_load(&sh_peak) >= 2); /* requests of different engines were in flight at the same moment */
+
+    /* closing a shared engine leaves the base whole; bans are each engine's own */
+    lstm_engine_close(&sh1);
+    char *after[ROUNDS * NREQ];
+    answer_all(&base, list_b, after);
+    CHECK_EQ_INT(same_replies(after, ref_b, "base after a shared one closed"), ROUNDS * NREQ);
+    free_replies(after);
+    char *w = serve(&sh2, "{\"text\":\"i need \",\"k\":1}");
+    const char *q = strstr(w, "\"word\":\"");
+    char word[64] = "";
+    if (q) sscanf(q + 8, "%63[^\"]", word);
+    CHECK(word[0] != 0);
+    unsigned long line;
+    const char *why;
+    CHECK_EQ_INT(lstm_engine_ban_list(&sh2, word, strlen(word), &line, &why), 0);
+    char *banned = serve(&sh2, "{\"text\":\"i need \",\"k\":1}"), *kept = serve(&base, "{\"text\":\"i need \",\"k\":1}");
+    CHECK(strcmp(banned, w) != 0);
+    CHECK(strcmp(kept, w) == 0);
+    free(w), free(banned), free(kept);
+
+    /* what cannot be shared */
+    lstm_engine closed, e;
+    memset(&closed, 0, sizeof closed);
+    CHECK_EQ_INT(lstm_engine_open_shared(&e, &closed, 8), LSTM_E_ARG);
+    CHECK_EQ_INT(lstm_engine_open_shared(&e, &base, 0), LSTM_E_ARG);
+    lstm_engine_close(&e); /* harmless after a failed open */
+
+    lstm_engine_close(&sh2);
+    lstm_engine_close(&base);
+    lstm_engine_close(&ind);
+    free_replies(ref_a);
+    free_replies(ref_b);
+    printf("test_engine: shared (%s): %d replies on each of 3 threads as an engine of its own, %d in flight at once\n",
+           strrchr(path, '/') + 1, SH_REPS * ROUNDS * NREQ, atomic_load(&sh_peak));
+}
+
 static void test_open_errors(void)
 {
     lstm_engine e;
@@ -456,16 +601,21 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir)) return 1;
     snprintf(chat_path, sizeof chat_path, "%s/chat.ckpt", dir);
     snprintf(plain_path, sizeof plain_path, "%s/plain.ckpt", dir);
+    snprintf(chars_path, sizeof chars_path, "%s/chars.ckpt", dir);
     lstm_set_threads(1);
     lstm_request_default(&defaults);
-    make_model(chat_path, 1);
-    make_model(plain_path, 0);
+    make_model(chat_path, 1, LSTM_TOK_WORDS);
+    make_model(plain_path, 0, LSTM_TOK_WORDS);
+    make_model(chars_path, 1, LSTM_TOK_CHARS);
     test_context();
     test_protocol();
     test_open_errors();
     test_threads();
+    test_shared(chat_path);
+    test_shared(chars_path);
     unlink(chat_path);
     unlink(plain_path);
+    unlink(chars_path);
     rmdir(dir);
     CHECK_DONE("test_engine");
 }

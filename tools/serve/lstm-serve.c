@@ -4,8 +4,8 @@
  * person did with the suggestions to --log, GET /v1/stats sums that log as lstm-eval --keystrokes
  * counts keystrokes, GET /healthz and GET /metrics (Prometheus text) watch it, GET /v1/model describes
  * it, and GET / is a page (page.html, in the binary) that shows the suggestions as a person types and
- * reports what they do with them. A fixed pool of
- * libmicrohttpd threads, each with its own engine (engines share nothing: engine.h). */
+ * reports what they do with them. A fixed pool of libmicrohttpd threads, each with its own engine;
+ * the engines share one copy of the model (lstm_engine_open_shared: engine.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +47,7 @@ static void usage(FILE *f)
             "  -m, --model FILE          checkpoint (required)\n"
             "  -l, --listen HOST:PORT    address to listen on (default 127.0.0.1:8080; port 0: any free port;\n"
             "                            [::1]:PORT for IPv6); the URL is printed on stderr\n"
-            "  -j, --threads N           worker threads, each with its own copy of the model state (default 2)\n"
+            "  -j, --threads N           worker threads, each with its own buffers, sharing the model (default 2)\n"
             "      --log FILE            append the events of POST /v1/events to FILE, one JSON line each\n"
             "                            (read back at start: GET /v1/stats counts them all)\n"
             "      --max-body BYTES      larger request bodies are refused with 413 (default 65536)\n"
@@ -829,14 +829,15 @@ int main(int argc, char **argv)
 
     double t0 = tool_now();
     lstm_set_threads(1); /* a request is a chain of small gemv calls: one thread each */
-    /* One engine per worker thread. Each maps the checkpoint read-only: the kernel shares the
-     * pages, so N workers cost one copy of the weights plus N sets of buffers. */
+    /* One engine per worker thread: the first maps the checkpoint, the others share its model
+     * (mapped once, the weights count once in the resident size) and own only their buffers. */
     if (!(S.w = calloc((size_t)threads, sizeof *S.w))) die(1, "out of memory");
     for (int i = 0; i < threads; i++) {
-        int rc = lstm_engine_open(&S.w[i].e, S.model, beam_words);
+        int rc = i ? lstm_engine_open_shared(&S.w[i].e, &S.w[0].e, beam_words)
+                   : lstm_engine_open(&S.w[i].e, S.model, beam_words);
         if (rc) {
             char msg[1024];
-            die(1, "%s", lstm_engine_open_error(&S.w[i].e, rc, S.model, msg, sizeof msg));
+            die(1, "%s", i ? lstm_strerror(rc) : lstm_engine_open_error(&S.w[i].e, rc, S.model, msg, sizeof msg));
         }
     }
     S.nw = threads;
@@ -915,7 +916,7 @@ int main(int argc, char **argv)
         tool_msg("%s: %llu requests answered, %ld events logged, stopped", sig == SIGINT ? "SIGINT" : "SIGTERM", n,
                  S.st.events);
     }
-    for (int i = 0; i < threads; i++) {
+    for (int i = threads - 1; i >= 0; i--) { /* the first engine last: the others share its model */
         lstm_serve_req_free(&S.w[i].q);
         free(S.w[i].out);
         lstm_engine_close(&S.w[i].e);
