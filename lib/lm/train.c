@@ -442,8 +442,8 @@ static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_tr
     }
     /* Across ranks, this rank's share of the batch's lanes. */
     int Bg = t->Bg = o->batch, T = t->T;
+    if (Bg < t->lane_step) FAIL_AB(LSTM_E_ARG, LSTM_TRAIN_AT_RANKS, Bg, t->lane_step); /* the same on every rank */
     int B = t->B = lstm_batcher_lanes(Bg, t->lane0, t->lane_step);
-    if (B < 1) FAIL_AB(LSTM_E_ARG, LSTM_TRAIN_AT_RANKS, Bg, t->lane_step);
     s->ranks = t->lane_step;
 
     /* ---- buffers ---- */
