@@ -80,6 +80,15 @@ rank_pid() {
     assert_output --partial 'identical=1'
 }
 
+@test "each rank streaming its own lanes (a file above --mem-budget) trains the bits of the loaded run" {
+    run --separate-stderr $MPIRUN "$TRAIN" $SMALL --dropout 0.3 --mem-budget 1 -o s.ckpt "$T/big.win"
+    assert_success
+    [[ "${stderr_lines[0]}" == *"(next-token, streamed)"* ]]
+    $MPIRUN "$TRAIN" -q $SMALL --dropout 0.3 -o m.ckpt "$T/big.win"
+    run $DIFF s.ckpt m.ckpt
+    assert_output --partial 'identical=1'
+}
+
 @test "rank 0 alone prints, logs and writes; the start line names the ranks and the bytes reduced per step" {
     run --separate-stderr $MPIRUN "$TRAIN" -v $SMALL --epochs 2 --log run.tsv -o m.ckpt "$T/cyc.win"
     assert_success

@@ -14,6 +14,7 @@
 #include "checkpoint.h"
 #include "errors.h"
 #include "eval.h"
+#include "hash.h"
 
 struct lstm_trainer {
     lstm_train_config cfg;
@@ -531,6 +532,27 @@ static int agree(lstm_trainer *t)
     return 0;
 }
 
+/* Across ranks, once per epoch: do all of them hold the same weights? MPI does not promise that a
+ * reduction gives every rank the same bits; a rank that drifted would train another model in
+ * silence. The parameters' XXH64 in four 16-bit pieces: N * sum(h^2) == sum(h)^2 for each piece
+ * exactly when every rank has the same h (the sums are exact in double). 0, 1 (they differ), or an
+ * error. */
+static int ranks_differ(lstm_trainer *t)
+{
+    uint64_t h = lstm_xxh64(t->model.params, t->model.n_params * sizeof(float), 0);
+    double v[8];
+    for (int k = 0; k < 4; k++) {
+        double x = (double)((h >> (16 * k)) & 0xffff);
+        v[2 * k] = x;
+        v[2 * k + 1] = x * x;
+    }
+    int rc = t->dist->sum(t->dist->ctx, v, 8);
+    if (rc) return rc;
+    for (int k = 0; k < 4; k++)
+        if ((double)t->lane_step * v[2 * k + 1] != v[2 * k] * v[2 * k]) return 1;
+    return 0;
+}
+
 /* backward's hook: a finished range of gradients goes to the reduction at once. */
 static void grads_ready(void *ctx, size_t off, size_t n)
 {
@@ -747,6 +769,13 @@ static int end_epoch(lstm_trainer *t)
     if (t->io.cb.on_steps_done && (rc = t->io.cb.on_steps_done(t->io.cb.ctx)))
         return run_fail(t, rc, LSTM_TRAIN_AT_CALLBACK);
     if ((rc = agree(t))) return rc;
+    if (t->dist && (rc = ranks_differ(t))) {
+        if (rc > 0) {
+            fail_ab(&t->err, LSTM_E_INTERNAL, LSTM_TRAIN_AT_DIVERGED, s->epoch, 0);
+            return t->failed = LSTM_E_INTERNAL;
+        }
+        return run_fail(t, rc, LSTM_TRAIN_AT_DIST);
+    }
     if (s->train_count == 0 && !stopping(t)) return run_fail(t, LSTM_E_EMPTY, LSTM_TRAIN_AT_PADDING);
     double tl = s->train_count ? s->train_nll / (double)s->train_count : NAN;
     double vl = NAN;

@@ -161,6 +161,7 @@ enum {
     LSTM_TRAIN_AT_SAVE,        /* writing path (errno in sys_errno for LSTM_E_IO) */
     LSTM_TRAIN_AT_RANKS,       /* the batch a has fewer lanes than the b ranks (LSTM_E_ARG) */
     LSTM_TRAIN_AT_DIST,        /* a collective across the ranks failed */
+    LSTM_TRAIN_AT_DIVERGED,    /* at the end of epoch a the ranks' weights differ (LSTM_E_INTERNAL): nothing saved */
     LSTM_TRAIN_AT_CALLBACK     /* a callback's non-zero return */
 };
 

@@ -335,6 +335,10 @@ static _Noreturn void die_train(const lstm_train_error *e, const opts_t *o, cons
         tool_die(2, "--batch %ld: fewer lanes than the %ld ranks (each rank trains lanes of its own): give --batch %ld or "
                  "more, or fewer ranks", e->a, e->b, e->b);
     case LSTM_TRAIN_AT_DIST: tool_die(1, "MPI: a collective across the ranks failed (a rank stopped?): stopping");
+    case LSTM_TRAIN_AT_DIVERGED:
+        tool_die(1, "the ranks' weights differ at the end of epoch %d (their reductions did not give every rank the "
+                 "same sum): stopping without saving it; the checkpoints of the epoch before are kept",
+                 (int)e->a);
     case LSTM_TRAIN_AT_CALLBACK: exit(1);
     default: tool_die(1, "out of memory");
     }
