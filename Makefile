@@ -35,11 +35,18 @@ SOMAJOR = $(firstword $(subst ., ,$(LIB_VERSION)))
 PKGS = icu-uc sentencepiece libzstd openblas jansson libxxhash
 DEBS = pkg-config libicu-dev libsentencepiece-dev sentencepiece libzstd-dev zstd libopenblas-dev \
        libjansson-dev libxxhash-dev bats bats-support bats-assert bats-file python3-torch g++ gnuplot-nox \
-       help2man libmicrohttpd-dev curl chromium chromium-driver python3-selenium
+       help2man libmicrohttpd-dev curl chromium chromium-driver python3-selenium \
+       libopenmpi-dev openmpi-bin
 # Packages only the benchmarks use (make bench): wrk loads lstm-serve (tests/bench/serve_http.sh).
 BENCH_DEBS = wrk
 # Packages only some tools link (not liblstm, so not in lstm.pc): TOOL_PKGS_<tool>.
 TOOL_PKGS_lstm-serve = libmicrohttpd
+# lstm-train runs as N ranks under mpirun when Open MPI is there (tools/train/dist.c: MPI glue, or
+# its one-rank twin without it); liblstm never links MPI. TOOL_SRCS_<tool>: more sources of a tool.
+HAVE_MPI := $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
+TOOL_PKGS_lstm-train = $(if $(HAVE_MPI),ompi-c)
+TOOL_DEFS_lstm-train = $(if $(HAVE_MPI),-DLSTM_HAVE_MPI)
+TOOL_SRCS_lstm-train = tools/train/dist.c
 TORCH_PY ?= /usr/bin/python3
 
 CC ?= cc
@@ -177,10 +184,10 @@ $(BUILD)/tools/common/%.o: tools/common/%.c tools/common/tool.h $(LIB_H) | $(DEP
 	$(CC) $(CFLAGS) -Itools/common -c $< -o $@
 
 define tool_rule
-$(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(LIBA) $(LIB_H) $(TOOL_COMMON_OBJ) tools/common/tool.h
+$(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(TOOL_SRCS_$(basename $(notdir $(1)))) $(wildcard $(dir $(1))*.h) $(LIBA) $(LIB_H) $(TOOL_COMMON_OBJ) tools/common/tool.h
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS) $$(if $$(TOOL_PKGS_$$(@F)),$$(shell pkg-config --cflags $$(TOOL_PKGS_$$(@F)))) -Itools/common -o $$@ $(1) \
-	  $(TOOL_COMMON_OBJ) $(LIBA) $$(LDFLAGS) $$(if $$(TOOL_PKGS_$$(@F)),$$(shell pkg-config --libs $$(TOOL_PKGS_$$(@F)))) $$(LDLIBS)
+	$$(CC) $$(CFLAGS) $$(TOOL_DEFS_$$(@F)) $$(if $$(TOOL_PKGS_$$(@F)),$$(shell pkg-config --cflags $$(TOOL_PKGS_$$(@F)))) -Itools/common -o $$@ $(1) \
+	  $$(TOOL_SRCS_$$(@F)) $(TOOL_COMMON_OBJ) $(LIBA) $$(LDFLAGS) $$(if $$(TOOL_PKGS_$$(@F)),$$(shell pkg-config --libs $$(TOOL_PKGS_$$(@F)))) $$(LDLIBS)
 endef
 $(foreach s,$(TOOL_SRC),$(eval $(call tool_rule,$(s))))
 # lstm-serve assembles its page into the binary (.incbin, a path from the top of the tree).

@@ -227,18 +227,33 @@ static int fetch(lstm_batcher *b, lane_reader *l, uint64_t idx, uint32_t *in, ui
     return rc ? LSTM_E_FORMAT : LSTM_OK;
 }
 
+int lstm_batcher_lanes(int Bg, int lane0, int lane_step)
+{
+    return lane_step < 1 || lane0 < 0 || lane0 >= Bg ? 0 : (Bg - lane0 + lane_step - 1) / lane_step;
+}
+
 int lstm_batcher_init(lstm_batcher *b, lstm_dataset *d, uint64_t begin, uint64_t end, int B, int stateful,
                       uint64_t shuffle_seed)
 {
+    return lstm_batcher_init_lanes(b, d, begin, end, B, 0, 1, stateful, shuffle_seed);
+}
+
+int lstm_batcher_init_lanes(lstm_batcher *b, lstm_dataset *d, uint64_t begin, uint64_t end, int Bg, int lane0,
+                            int lane_step, int stateful, uint64_t shuffle_seed)
+{
     memset(b, 0, sizeof *b);
+    int B = lstm_batcher_lanes(Bg, lane0, lane_step);
     if (B < 1 || begin > end || end > d->n) return LSTM_E_ARG;
     b->d = d;
     b->begin = begin;
     b->end = end;
     b->B = B;
+    b->Bg = Bg;
+    b->lane0 = lane0;
+    b->lane_step = lane_step;
     b->stateful = stateful;
     uint64_t n = end - begin;
-    b->seg = (n + (uint64_t)B - 1) / (uint64_t)B;
+    b->seg = (n + (uint64_t)Bg - 1) / (uint64_t)Bg;
     b->steps = b->seg; /* stateless: ceil(n / B) batches as well */
     b->win_in = malloc(4 * (size_t)d->T);
     b->win_tg = malloc(4 * (size_t)d->T);
@@ -283,23 +298,24 @@ long lstm_batcher_get(lstm_batcher *b, uint64_t step, uint32_t *inputs, uint32_t
     long count = 0;
     if (step >= b->steps) return LSTM_E_ARG;
     lane_reader *lanes = b->lanes;
-    for (int lane = 0; lane < b->B; lane++) {
-        uint32_t *in = inputs + (size_t)lane * T, *tg = targets + (size_t)lane * T;
+    for (int i = 0; i < b->B; i++) {
+        uint32_t *in = inputs + (size_t)i * T, *tg = targets + (size_t)i * T;
+        uint64_t lane = (uint64_t)b->lane0 + (uint64_t)i * (uint64_t)b->lane_step; /* of the whole batch */
         uint64_t idx;
         int have;
-        lane_reader *l = lanes ? &lanes[b->stateful ? lane : 0] : NULL;
+        lane_reader *l = lanes ? &lanes[b->stateful ? i : 0] : NULL;
         if (b->stateful) {
             idx = b->begin + (uint64_t)lane * b->seg + step;
             have = (uint64_t)lane * b->seg + step < b->end - b->begin && step < b->seg;
         } else {
-            uint64_t k = step * (uint64_t)b->B + (uint64_t)lane;
+            uint64_t k = step * (uint64_t)b->Bg + lane;
             have = k < b->end - b->begin;
             idx = b->perm && have ? b->perm[k] : b->begin + k;
         }
         if (!have) {
             memset(in, 0, 4 * (size_t)T);
             memset(tg, 0, 4 * (size_t)T);
-            reset[lane] = 1;
+            reset[i] = 1;
             continue;
         }
         uint32_t flags;
@@ -312,7 +328,7 @@ long lstm_batcher_get(lstm_batcher *b, uint64_t step, uint32_t *inputs, uint32_t
             tg[T - 1] = b->win_tg[0];
         }
         for (uint32_t i = 0; i < T; i++) count += tg[i] != 0;
-        reset[lane] = !(b->stateful && step > 0 && (flags & LSTM_WIN_CONT));
+        reset[i] = !(b->stateful && step > 0 && (flags & LSTM_WIN_CONT));
     }
     return count;
 }

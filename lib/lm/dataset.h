@@ -35,7 +35,8 @@ int lstm_dataset_streaming(const lstm_dataset *d);
 typedef struct {
     lstm_dataset *d;
     uint64_t begin, end; /* window range used */
-    int B;
+    int B;               /* lanes filled here: global lanes lane0, lane0 + lane_step, ... of Bg */
+    int Bg, lane0, lane_step; /* the whole batch's lanes and this batcher's share (lanes of one rank) */
     int stateful;        /* lanes walk contiguous segments and carry state across CONT windows */
     uint64_t seg;        /* windows per lane (stateful) */
     uint64_t steps;      /* batches per epoch */
@@ -49,6 +50,14 @@ typedef struct {
  * the order, shuffled with shuffle_seed unless it is 0 (in-memory only; streaming keeps file order). */
 int lstm_batcher_init(lstm_batcher *b, lstm_dataset *d, uint64_t begin, uint64_t end, int B, int stateful,
                       uint64_t shuffle_seed);
+/* The same batches of Bg lanes, of which only lanes lane0, lane0 + lane_step, ... (below Bg) are
+ * filled, as local lanes 0, 1, ... (lstm_batcher_lanes of them): one rank's share of a batch split
+ * over lane_step ranks. Segments, order and reset flags are those of the whole batch. LSTM_E_ARG
+ * when the share is empty. */
+int lstm_batcher_init_lanes(lstm_batcher *b, lstm_dataset *d, uint64_t begin, uint64_t end, int Bg, int lane0,
+                            int lane_step, int stateful, uint64_t shuffle_seed);
+/* Lanes lane0, lane0 + lane_step, ... below Bg: how many. */
+int lstm_batcher_lanes(int Bg, int lane0, int lane_step);
 void lstm_batcher_free(lstm_batcher *b);
 /* Batch `step` (0 <= step < steps): inputs and targets (B,T) by lane, PAD where a lane has no window;
  * for K = 1 windows the target sits at position T-1 and the rest are PAD. reset[b] = 1 when lane b

@@ -275,7 +275,15 @@ int lstm_evaluator_run(lstm_evaluator *e, lstm_dataset *d, uint64_t begin, uint6
 {
     int B = e->B, T = e->T, rc;
     lstm_batcher bt;
-    if ((rc = lstm_batcher_init(&bt, d, begin, end, B, stateful, 0))) return rc;
+    if (e->o.lane_step > 0)
+        rc = lstm_batcher_init_lanes(&bt, d, begin, end, e->o.lanes_of, e->o.lane0, e->o.lane_step, stateful, 0);
+    else
+        rc = lstm_batcher_init(&bt, d, begin, end, B, stateful, 0);
+    if (rc) return rc;
+    if (bt.B != B) {
+        lstm_batcher_free(&bt);
+        return LSTM_E_ARG;
+    }
     lstm_state_zero(e->st);
     e->in_word = 0;
     e->wlen = 0;

@@ -39,6 +39,9 @@ typedef struct {
      * cost, and the characters typed before its suggestion was accepted, or -1 when it was typed in
      * full. A non-zero return ends the run with that code. */
     int (*on_word)(void *ctx, const char *w, size_t n, size_t chars, long keys, long typed);
+    int lane_step, lane0; /* a share of the batch (one rank's): the evaluator's B lanes are lanes lane0,
+                             lane0 + lane_step, ... of lanes_of (lstm_batcher_init_lanes); 0 = all */
+    int lanes_of;
 } lstm_eval_opts;
 
 typedef struct lstm_evaluator lstm_evaluator;

@@ -14,6 +14,7 @@
 #include "checkpoint.h"
 #include "errors.h"
 #include "eval.h"
+#include "hash.h"
 
 struct lstm_trainer {
     lstm_train_config cfg;
@@ -47,6 +48,12 @@ struct lstm_trainer {
     lstm_train_error err;
     lstm_train_end end;
     char tkv[2048 + PATH_MAX];
+    /* split over ranks (io.dist): this rank's lanes are lane0, lane0 + lane_step, ... of Bg */
+    const lstm_train_dist *dist;
+    int Bg, lane0, lane_step;
+    int stop_agreed, time_local; /* the stop every rank agreed on; this rank's clock ran out */
+    int dist_rc;                 /* a failed grads_start inside backward */
+    lstm_state gst;              /* every lane's carried state (rank 0's is the sum), for a save */
 };
 
 static double now(void)
@@ -57,6 +64,9 @@ static double now(void)
 }
 
 static int stop_set(const lstm_trainer *t) { return t->io.stop && *t->io.stop; }
+
+/* Whether to stop: the flag, or across ranks the value they last agreed on (agree). */
+static int stopping(const lstm_trainer *t) { return t->dist ? t->stop_agreed : stop_set(t); }
 
 /* Fills *e (may be NULL) and returns rc; errno is kept. */
 static int fail_ab(lstm_train_error *e, int rc, int at, long a, long b)
@@ -115,13 +125,13 @@ int lstm_train_state_format(char *buf, size_t cap, const lstm_train_config *o, c
              "train_nll=%.17g\ntrain_count=%llu\n"
              "sched_lr=%.17g\nsched_best=%.17g\nsched_bad=%d\nearly_best=%.17g\nearly_bad=%d\n"
              "optim=%s\nlr=%.17g\nweight_decay=%.17g\nclip=%.17g\nschedule=%s\nlr_decay=%.17g\ndecay_after=%d\n"
-             "warmup=%ld\nbatch=%d\nepochs=%d\npatience=%d\nreset_state=%d\nseed=%llu\nvalid_frac=%.17g\n",
+             "warmup=%ld\nbatch=%d\nepochs=%d\npatience=%d\nreset_state=%d\nseed=%llu\nvalid_frac=%.17g\nranks=%d\n",
              s->epoch, (unsigned long long)s->step, (unsigned long long)s->global_step, (unsigned long long)s->rng.s,
              s->best_valid, s->best_epoch, (unsigned long long)s->tokens, s->train_nll,
              (unsigned long long)s->train_count, s->sched.plateau_lr, s->sched.best, s->sched.bad, s->early.best,
              s->early.bad, optim_name(o->optim), o->lr, o->weight_decay, o->clip, sched_name(o->schedule), o->lr_decay,
              o->decay_after, o->warmup, o->batch, o->epochs, o->patience, o->reset_state, (unsigned long long)o->seed,
-             o->valid_frac);
+             o->valid_frac, s->ranks > 1 ? s->ranks : 1);
     if (n < 0 || (size_t)n >= cap) return LSTM_E_TOOBIG;
     if (valid_path) {
         int m = snprintf(buf + n, cap - (size_t)n, "valid=%s\n", valid_path);
@@ -193,6 +203,8 @@ int lstm_train_state_parse(const char *t, size_t n, lstm_train_config *o, lstm_t
     s->sched.bad = (int)d[4];
     s->early.best = d[5];
     s->early.bad = (int)d[6];
+    double r;
+    s->ranks = kv_num(t, n, "ranks", &r) || r < 1 ? 1 : (int)r; /* absent before runs were split */
     return 0;
 }
 
@@ -300,6 +312,7 @@ void lstm_trainer_free(lstm_trainer *t)
     free(t->tnorms);
     lstm_acts_free(&t->acts);
     lstm_state_free(&t->st);
+    if (t->gst.h) lstm_state_free(&t->gst);
     lstm_optim_free(&t->opt);
     lstm_model_free(&t->model);
     free(t->best_path);
@@ -343,6 +356,9 @@ static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_tr
     }
     t->tok = tok;
     t->tok_len = tl;
+    t->dist = io->dist && io->dist->size > 1 ? io->dist : NULL;
+    t->lane0 = t->dist ? t->dist->rank : 0;
+    t->lane_step = t->dist ? t->dist->size : 1;
     if (cfg->threads > 0) lstm_set_threads(cfg->threads);
     lstm_train_config *o = &t->cfg;
     lstm_train_state *s = &t->s;
@@ -425,7 +441,11 @@ static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_tr
         if (io->on_batch_capped) io->on_batch_capped(io->cb.ctx, o->batch, t->n_train);
         o->batch = (int)t->n_train;
     }
-    int B = t->B = o->batch, T = t->T;
+    /* Across ranks, this rank's share of the batch's lanes. */
+    int Bg = t->Bg = o->batch, T = t->T;
+    if (Bg < t->lane_step) FAIL_AB(LSTM_E_ARG, LSTM_TRAIN_AT_RANKS, Bg, t->lane_step); /* the same on every rank */
+    int B = t->B = lstm_batcher_lanes(Bg, t->lane0, t->lane_step);
+    s->ranks = t->lane_step;
 
     /* ---- buffers ---- */
     /* Activations grow with B x T (bytes(1,1) x B x T bounds them from above). */
@@ -444,16 +464,28 @@ static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_tr
     t->reset = malloc((size_t)B);
     t->tnorms = malloc(sizeof *t->tnorms * (size_t)t->model.n_tensors);
     if (!t->in || !t->tg || !t->reset || !t->tnorms) FAIL(LSTM_E_NOMEM, LSTM_TRAIN_AT_BUFFERS);
+    if (t->dist && (rc = lstm_state_alloc(&t->gst, &t->model, Bg)))
+        FAIL_AB(rc, LSTM_TRAIN_AT_ACTS, B, T);
     if (c && c->f.state_h && s->step > 0) {
-        if (c->f.state_B != B) FAIL_AB(LSTM_E_FORMAT, LSTM_TRAIN_AT_LANES, c->f.state_B, B);
-        size_t nst = (size_t)o->model.L * B * o->model.H;
-        memcpy(t->st.h, c->f.state_h, nst * sizeof(float));
-        memcpy(t->st.c, c->f.state_c, nst * sizeof(float));
+        /* Saved for every lane of the batch: this rank takes its own. */
+        if (c->f.state_B != Bg) FAIL_AB(LSTM_E_FORMAT, LSTM_TRAIN_AT_LANES, c->f.state_B, Bg);
+        size_t H = (size_t)o->model.H;
+        for (int l = 0; l < o->model.L; l++)
+            for (int b = 0; b < B; b++) {
+                size_t from = ((size_t)l * Bg + (size_t)(t->lane0 + b * t->lane_step)) * H, to = ((size_t)l * B + b) * H;
+                memcpy(t->st.h + to, c->f.state_h + from, H * sizeof(float));
+                memcpy(t->st.c + to, c->f.state_c + from, H * sizeof(float));
+            }
         t->carried = 1;
     }
     lstm_eval_opts eo = {0};
     eo.k = 1;
-    eo.stop = io->stop;
+    eo.stop = t->dist ? NULL : io->stop; /* across ranks a validation is never cut short: ranks would part */
+    if (t->dist) {
+        eo.lane_step = t->lane_step;
+        eo.lane0 = t->lane0;
+        eo.lanes_of = Bg;
+    }
     if ((rc = lstm_evaluator_create_over(&t->ev, &t->model, &t->acts, &t->st, t->in, t->tg, t->reset, B, T, &eo)))
         FAIL(rc, LSTM_TRAIN_AT_BUFFERS);
     t->best_saved = io->best_on_disk;
@@ -487,11 +519,54 @@ static int run_fail(lstm_trainer *t, int rc, int at)
     return rc;
 }
 
+/* Across ranks: the stop flag and the time limit as every rank sees them, at the points where all
+ * the ranks are (the start of a step, the end of an epoch), so that they all stop at the same one. */
+static int agree(lstm_trainer *t)
+{
+    if (!t->dist) return 0;
+    double v[2] = {stop_set(t), t->time_local};
+    int rc = t->dist->sum(t->dist->ctx, v, 2);
+    if (rc) return run_fail(t, rc, LSTM_TRAIN_AT_DIST);
+    if (v[0] > 0) t->stop_agreed = 1;
+    if (v[1] > 0) t->time_up = 1;
+    return 0;
+}
+
+/* Across ranks, once per epoch: do all of them hold the same weights? MPI does not promise that a
+ * reduction gives every rank the same bits; a rank that drifted would train another model in
+ * silence. The parameters' XXH64 in four 16-bit pieces: N * sum(h^2) == sum(h)^2 for each piece
+ * exactly when every rank has the same h (the sums are exact in double). 0, 1 (they differ), or an
+ * error. */
+static int ranks_differ(lstm_trainer *t)
+{
+    uint64_t h = lstm_xxh64(t->model.params, t->model.n_params * sizeof(float), 0);
+    double v[8];
+    for (int k = 0; k < 4; k++) {
+        double x = (double)((h >> (16 * k)) & 0xffff);
+        v[2 * k] = x;
+        v[2 * k + 1] = x * x;
+    }
+    int rc = t->dist->sum(t->dist->ctx, v, 8);
+    if (rc) return rc;
+    for (int k = 0; k < 4; k++)
+        if ((double)t->lane_step * v[2 * k + 1] != v[2 * k] * v[2 * k]) return 1;
+    return 0;
+}
+
+/* backward's hook: a finished range of gradients goes to the reduction at once. */
+static void grads_ready(void *ctx, size_t off, size_t n)
+{
+    lstm_trainer *t = ctx;
+    if (t->dist_rc) return;
+    t->dist_rc = t->dist->grads_start(t->dist->ctx, t->model.grads, off, n);
+}
+
 static int begin_epoch(lstm_trainer *t)
 {
     lstm_train_state *s = &t->s;
     uint64_t shuffle = t->stateful ? 0 : (t->cfg.seed + 1) * 1000003ull + (uint64_t)s->epoch;
-    int rc = lstm_batcher_init(&t->bt, t->io.train, 0, t->n_train, t->B, t->stateful, shuffle);
+    int rc = lstm_batcher_init_lanes(&t->bt, t->io.train, 0, t->n_train, t->Bg, t->lane0, t->lane_step, t->stateful,
+                                     shuffle);
     if (rc) return run_fail(t, rc, LSTM_TRAIN_AT_DATA);
     t->bt_open = 1;
     t->in_epoch = 1;
@@ -522,6 +597,21 @@ int lstm_trainer_step(lstm_trainer *t)
     int B = t->B, T = t->T;
     long cnt = lstm_batcher_get(&t->bt, s->step, t->in, t->tg, t->reset);
     if (cnt < 0) return run_fail(t, (int)cnt, LSTM_TRAIN_AT_DATA);
+    if (t->dist) {
+        /* The whole batch's targets (the loss is their mean), and whether every rank goes on. */
+        double v[3] = {(double)cnt, stop_set(t), t->time_local};
+        if ((rc = t->dist->sum(t->dist->ctx, v, 3))) return run_fail(t, rc, LSTM_TRAIN_AT_DIST);
+        cnt = (long)v[0];
+        if (v[1] > 0) {
+            t->stop_agreed = 1;
+            return 0;
+        }
+        if (v[2] > 0) { /* a rank's clock ran out after the previous step: that one was the last */
+            t->time_up = 1;
+            s->step = t->steps;
+            return 0;
+        }
+    }
     for (int b = 0; b < B; b++)
         if (t->reset[b]) lstm_state_reset_row(&t->st, b);
     if (cnt == 0) {
@@ -529,13 +619,28 @@ int lstm_trainer_step(lstm_trainer *t)
         return 1;
     }
     lstm_model *m = &t->model;
-    if (t->cfg.model.dropout > 0) lstm_model_sample_dropout(m, &t->acts, &s->rng);
+    /* Masks by the lane's place in the whole batch: the same on any number of ranks. */
+    if (t->cfg.model.dropout > 0)
+        lstm_model_sample_dropout_lanes(m, &t->acts, &s->rng, t->Bg, t->lane0, t->lane_step);
     double loss;
     long c;
     if ((rc = lstm_model_forward(m, &t->acts, &t->st, t->in, t->tg, B, T, 1, &loss, &c)))
         return run_fail(t, rc, LSTM_TRAIN_AT_FORWARD);
     lstm_model_zero_grads(m);
-    if ((rc = lstm_model_backward(m, &t->acts, NULL))) return run_fail(t, rc, LSTM_TRAIN_AT_BACKWARD);
+    if (t->dist) {
+        /* Each rank's gradient is its targets' share of the whole batch's mean: the sum is the mean. */
+        t->dist_rc = 0;
+        if ((rc = lstm_model_backward_ex(m, &t->acts, NULL, cnt, grads_ready, t)))
+            return run_fail(t, rc, LSTM_TRAIN_AT_BACKWARD);
+        if (t->dist_rc || (rc = t->dist->grads_wait(t->dist->ctx)))
+            return run_fail(t, t->dist_rc ? t->dist_rc : rc, LSTM_TRAIN_AT_DIST);
+        double v = loss * (double)c;
+        if ((rc = t->dist->sum(t->dist->ctx, &v, 1))) return run_fail(t, rc, LSTM_TRAIN_AT_DIST);
+        c = cnt;
+        loss = v / (double)cnt;
+    } else if ((rc = lstm_model_backward(m, &t->acts, NULL))) {
+        return run_fail(t, rc, LSTM_TRAIN_AT_BACKWARD);
+    }
     int logging = t->io.cb.on_log && t->cfg.log_every > 0;
     if (logging && (s->global_step + 1) % (uint64_t)t->cfg.log_every == 0) lstm_optim_tensor_norms(t->tnorms, m);
     t->gnorm = lstm_optim_clip(m->grads, m->n_params, t->cfg.clip);
@@ -576,8 +681,12 @@ int lstm_trainer_step(lstm_trainer *t)
     if (t->io.cb.on_step && (rc = t->io.cb.on_step(t->io.cb.ctx, &p))) return run_fail(t, rc, LSTM_TRAIN_AT_CALLBACK);
     s->step++;
     if (t->cfg.time_limit > 0 && p.train_time >= t->cfg.time_limit) {
-        t->time_up = 1;
-        s->step = t->steps;
+        if (t->dist) {
+            t->time_local = 1; /* told to the others at the next agreement */
+        } else {
+            t->time_up = 1;
+            s->step = t->steps;
+        }
     }
     return 1;
 }
@@ -591,6 +700,12 @@ int lstm_trainer_validate(lstm_trainer *t, double *loss)
     int rc = lstm_evaluator_run(t->ev, t->valid, t->v_begin, t->v_end, t->stateful, &r);
     t->carried = 0; /* the validation went through the carried state */
     if (rc) return rc;
+    if (t->dist) { /* each rank validated its lanes */
+        double v[2] = {r.nll, (double)r.tokens};
+        if ((rc = t->dist->sum(t->dist->ctx, v, 2))) return rc;
+        r.nll = v[0];
+        r.tokens = (long)v[1];
+    }
     *loss = r.tokens ? r.nll / (double)r.tokens : NAN;
     return 0;
 }
@@ -602,9 +717,37 @@ int lstm_trainer_save(lstm_trainer *t, const char *path)
     /* Inside an epoch the carried state continues the next step (none is needed once its steps are
      * done: the resumed run validates first). */
     int with_state = t->in_epoch ? t->s.step < t->steps : t->carried && t->s.step > 0;
-    lstm_modelfile_save_args a = {&t->model, t->tok, t->tok_len, t->tkv, &t->opt, with_state ? &t->st : NULL,
-                                  t->provenance};
-    return lstm_modelfile_save(path, 1, &a);
+    if (!t->dist) {
+        lstm_modelfile_save_args a = {&t->model, t->tok, t->tok_len, t->tkv, &t->opt, with_state ? &t->st : NULL,
+                                      t->provenance};
+        return lstm_modelfile_save(path, 1, &a);
+    }
+    /* Across ranks: every lane's carried state to rank 0 (a sum over zeros elsewhere), which writes;
+     * then every rank learns how the write went. */
+    int L = t->model.cfg.L, H = t->model.cfg.H, Bg = t->Bg, r0 = t->dist->rank == 0;
+    if (with_state) {
+        size_t n = (size_t)L * Bg * H;
+        memset(t->gst.h, 0, n * sizeof(float));
+        memset(t->gst.c, 0, n * sizeof(float));
+        for (int l = 0; l < L; l++)
+            for (int b = 0; b < t->B; b++) {
+                size_t to = ((size_t)l * Bg + (size_t)(t->lane0 + b * t->lane_step)) * H, from = ((size_t)l * t->B + b) * H;
+                memcpy(t->gst.h + to, t->st.h + from, (size_t)H * sizeof(float));
+                memcpy(t->gst.c + to, t->st.c + from, (size_t)H * sizeof(float));
+            }
+        if ((rc = t->dist->gather_sum(t->dist->ctx, t->gst.h, n)) || (rc = t->dist->gather_sum(t->dist->ctx, t->gst.c, n)))
+            return rc;
+    }
+    if (r0 && !rc) {
+        lstm_modelfile_save_args a = {&t->model, t->tok, t->tok_len, t->tkv, &t->opt, with_state ? &t->gst : NULL,
+                                      t->provenance};
+        rc = lstm_modelfile_save(path, 1, &a);
+    }
+    int en = errno;
+    double v = r0 ? rc : 0;
+    int src = t->dist->sum(t->dist->ctx, &v, 1);
+    errno = en;
+    return src ? src : (int)v;
 }
 
 static int save_to(lstm_trainer *t, const char *path)
@@ -625,12 +768,20 @@ static int end_epoch(lstm_trainer *t)
     int rc;
     if (t->io.cb.on_steps_done && (rc = t->io.cb.on_steps_done(t->io.cb.ctx)))
         return run_fail(t, rc, LSTM_TRAIN_AT_CALLBACK);
-    if (s->train_count == 0 && !stop_set(t)) return run_fail(t, LSTM_E_EMPTY, LSTM_TRAIN_AT_PADDING);
+    if ((rc = agree(t))) return rc;
+    if (t->dist && (rc = ranks_differ(t))) {
+        if (rc > 0) {
+            fail_ab(&t->err, LSTM_E_INTERNAL, LSTM_TRAIN_AT_DIVERGED, s->epoch, 0);
+            return t->failed = LSTM_E_INTERNAL;
+        }
+        return run_fail(t, rc, LSTM_TRAIN_AT_DIST);
+    }
+    if (s->train_count == 0 && !stopping(t)) return run_fail(t, LSTM_E_EMPTY, LSTM_TRAIN_AT_PADDING);
     double tl = s->train_count ? s->train_nll / (double)s->train_count : NAN;
     double vl = NAN;
-    if (t->valid && !stop_set(t) && (rc = lstm_trainer_validate(t, &vl))) return run_fail(t, rc, LSTM_TRAIN_AT_VALID);
+    if (t->valid && !stopping(t) && (rc = lstm_trainer_validate(t, &vl))) return run_fail(t, rc, LSTM_TRAIN_AT_VALID);
     /* The last step's update can overflow without its own loss showing it: never save such a model. */
-    int valid_bad = t->valid && !stop_set(t) && !isfinite(vl);
+    int valid_bad = t->valid && !stopping(t) && !isfinite(vl);
     if (valid_bad || !params_finite(&t->model)) {
         memset(&t->end, 0, sizeof t->end);
         t->end.epoch = s->epoch;
@@ -641,7 +792,7 @@ static int end_epoch(lstm_trainer *t)
         t->failed = LSTM_E_NAN;
         return LSTM_E_NAN;
     }
-    if (stop_set(t)) {
+    if (stopping(t)) {
         /* In the steps or the validation: save everything needed to continue exactly here (a resumed
          * run redoes the validation). */
         if ((rc = save_to(t, t->last_path))) return rc;
@@ -687,7 +838,8 @@ static int end_epoch(lstm_trainer *t)
     r.stop_early = t->stop_early;
     r.time_up = t->time_up;
     if (t->io.cb.on_epoch && (rc = t->io.cb.on_epoch(t->io.cb.ctx, &r))) return run_fail(t, rc, LSTM_TRAIN_AT_CALLBACK);
-    if (stop_set(t)) {
+    if ((rc = agree(t))) return rc;
+    if (stopping(t)) {
         /* During the epoch-end saves (or just after the validation): the epoch is saved whole. */
         memset(&t->end, 0, sizeof t->end);
         t->end.epoch = r.epoch;
@@ -704,7 +856,7 @@ int lstm_trainer_epoch(lstm_trainer *t)
     int rc = 0;
     if (!t->in_epoch && (rc = begin_epoch(t))) return rc;
     /* The flag is checked before each step, so a stop leaves s.step at the next step to run. */
-    while (!stop_set(t) && (rc = lstm_trainer_step(t)) > 0) {}
+    while (!stopping(t) && (rc = lstm_trainer_step(t)) > 0) {}
     if (t->bt_open) lstm_batcher_free(&t->bt);
     t->bt_open = 0;
     t->ep_time = now() - t->te0;
@@ -732,7 +884,9 @@ void lstm_trainer_info(const lstm_trainer *t, lstm_train_info *o)
     o->T = t->T;
     o->K = t->K;
     o->V = t->V;
-    o->B = t->B;
+    o->B = t->Bg;
+    o->lanes = t->B;
+    o->ranks = t->lane_step;
     o->stateful = t->stateful;
     o->streaming = lstm_dataset_streaming(t->io.train);
     o->weights = lstm_model_num_weights(&t->model);

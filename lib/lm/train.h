@@ -106,6 +106,24 @@ typedef struct {
     int (*on_epoch)(void *ctx, const lstm_train_epoch_report *r);
 } lstm_train_callbacks;
 
+/* ---- a run split over ranks (synchronous data parallelism; one process: NULL) ----
+ * Every rank holds the whole model and takes lanes rank, rank + size, ... of the batch; the trainer
+ * calls these collectives in the same order on every rank, and each must give every rank the same
+ * result. A rank's data, gradients and validation are its lanes'; rank 0 alone writes checkpoints.
+ * The hooks return 0 or a negative LSTM_E_* (the run then fails with LSTM_TRAIN_AT_DIST). */
+typedef struct {
+    int rank, size;
+    void *ctx;
+    /* v (n) summed over the ranks, in place (blocking). */
+    int (*sum)(void *ctx, double *v, int n);
+    /* grads [off, off + n) summed over the ranks in place: may return before it is done (a
+     * non-blocking reduction started as backward finishes each layer); grads_wait finishes them all. */
+    int (*grads_start)(void *ctx, float *grads, size_t off, size_t n);
+    int (*grads_wait)(void *ctx);
+    /* v (n) summed over the ranks into rank 0's v (the carried state of every lane, for a save). */
+    int (*gather_sum)(void *ctx, float *v, size_t n);
+} lstm_train_dist;
+
 /* ---- what a run reads and writes ---- */
 typedef struct {
     lstm_dataset *train;      /* windows (borrowed, for the trainer's life); tokenizer in its metadata */
@@ -119,6 +137,7 @@ typedef struct {
     lstm_train_callbacks cb;
     /* Called once if batch is more than the training windows, before it is capped (or NULL). */
     void (*on_batch_capped)(void *ctx, int batch, uint64_t windows);
+    const lstm_train_dist *dist; /* or NULL: one process */
 } lstm_train_io;
 
 /* Where a create, resume or run failed, for the caller's message (lstm_trainer_error). */
@@ -140,6 +159,9 @@ enum {
     LSTM_TRAIN_AT_PADDING,     /* every training target is padding: nothing to train on (LSTM_E_EMPTY) */
     LSTM_TRAIN_AT_VALID,       /* reading the validation windows */
     LSTM_TRAIN_AT_SAVE,        /* writing path (errno in sys_errno for LSTM_E_IO) */
+    LSTM_TRAIN_AT_RANKS,       /* the batch a has fewer lanes than the b ranks (LSTM_E_ARG) */
+    LSTM_TRAIN_AT_DIST,        /* a collective across the ranks failed */
+    LSTM_TRAIN_AT_DIVERGED,    /* at the end of epoch a the ranks' weights differ (LSTM_E_INTERNAL): nothing saved */
     LSTM_TRAIN_AT_CALLBACK     /* a callback's non-zero return */
 };
 
@@ -196,6 +218,7 @@ typedef struct {
     uint64_t tokens;          /* target tokens trained on so far */
     double train_nll;         /* of the epoch in progress */
     uint64_t train_count;
+    int ranks;                /* processes of the run that saved it (1 when the key is absent) */
 } lstm_train_state;
 
 /* The `train` entry (formats/checkpoint.md, key=value lines) of a configuration and its state, into
@@ -269,6 +292,7 @@ int lstm_trainer_run(lstm_trainer *t);
 typedef struct {
     uint64_t windows, valid_windows; /* trained on per epoch, validated on (0: no validation) */
     int T, K, V, B;            /* window length, targets per window (T or 1), vocabulary, lanes */
+    int ranks, lanes;          /* processes the batch is split over; this one's lanes (B with one) */
     int stateful, streaming;   /* state carried across windows; the training input is re-read each epoch */
     size_t weights;            /* real parameters (lstm_model_num_weights) */
     size_t params_bytes, optim_bytes, acts_bytes; /* parameters (= gradients), both moments, activations */

@@ -348,6 +348,32 @@ void lstm_model_sample_dropout(const lstm_model *m, lstm_acts *a, lstm_rng *rng)
     fill_mask(a->mask_out, N * c->H, c->dropout, rng);
 }
 
+void lstm_model_sample_dropout_lanes(const lstm_model *m, lstm_acts *a, lstm_rng *rng, int Bg, int lane0,
+                                     int lane_step)
+{
+    const lstm_model_config *c = &m->cfg;
+    if (!(c->dropout > 0.0f) || !a->mask_emb) return;
+    float p = c->dropout, keep = 1.0f / (1.0f - p);
+    int B = a->Bmax, T = a->Tmax, E = c->E, H = c->H;
+    /* lstm_model_sample_dropout's order over Bg lanes: emb (T,Bg,E), each mid (T,Bg,H), out (T,Bg,H) */
+    uint64_t N = (uint64_t)Bg * (uint64_t)T;
+    for (int b = 0; b < B; b++) {
+        uint64_t g = (uint64_t)lane0 + (uint64_t)b * (uint64_t)lane_step;
+        for (int t = 0; t < T; t++) {
+            size_t row = (size_t)t * B + b;
+            uint64_t grow = (uint64_t)t * Bg + g, base = grow * E;
+            for (int k = 0; k < E; k++) a->mask_emb[row * E + k] = lstm_rng_uniform_at(rng, base + k) < p ? 0.0f : keep;
+            for (int l = 1; l < c->L; l++) {
+                base = N * E + (uint64_t)(l - 1) * N * H + grow * H;
+                for (int k = 0; k < H; k++) a->mask_mid[l][row * H + k] = lstm_rng_uniform_at(rng, base + k) < p ? 0.0f : keep;
+            }
+            base = N * E + (uint64_t)(c->L - 1) * N * H + grow * H;
+            for (int k = 0; k < H; k++) a->mask_out[row * H + k] = lstm_rng_uniform_at(rng, base + k) < p ? 0.0f : keep;
+        }
+    }
+    lstm_rng_skip(rng, N * E + (uint64_t)c->L * N * H);
+}
+
 /* y = x (* mask when mask is not NULL). */
 static void copy_masked(float *y, const float *x, const float *mask, size_t n)
 {
@@ -418,6 +444,12 @@ static void mul_mask(float *x, const float *mask, size_t n)
 
 int lstm_model_backward(lstm_model *m, lstm_acts *a, lstm_state *dstate)
 {
+    return lstm_model_backward_ex(m, a, dstate, 0, NULL, NULL);
+}
+
+int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long norm, lstm_grads_ready_fn ready,
+                           void *ctx)
+{
     const lstm_model_config *c = &m->cfg;
     int V = c->V, E = c->E, H = c->H, L = c->L, B = a->B, T = a->T;
     if (!m->grads || !a->has_targets) return LSTM_E_ARG;
@@ -426,13 +458,18 @@ int lstm_model_backward(lstm_model *m, lstm_acts *a, lstm_state *dstate)
     const uint32_t *in = a->ids, *tg = a->ids + (size_t)a->Bmax * a->Tmax;
     const float *P = m->params;
     float *Gr = m->grads;
-    float scale = a->count ? 1.0f / (float)a->count : 0.0f;
+    long n_div = norm > 0 ? norm : a->count;
+    float scale = n_div ? 1.0f / (float)n_div : 0.0f;
+    /* Tensor k's layer: emb, then 4 per layer, then out.w (untied) and out.b. */
+    const size_t first_out = m->tensors[1 + 4 * L].offset; /* out.w, or out.b when tied */
     int cur = 0;
     (m->reference ? lstm_out_backward_ref : lstm_out_backward)(a->dseq[cur], Gr + out_w_offset(m),
                                                                 Gr + out_b_offset(m), a->logits, a->lse,
                                                                 a->out_in, P + out_w_offset(m), tg, scale,
                                                                 (int)N, H, V);
     if (a->train) mul_mask(a->dseq[cur], a->mask_out, N * H);
+    /* Tied, the output weight is the embedding: only out.b is final here. */
+    if (ready) ready(ctx, first_out, m->n_params - first_out);
     for (int l = L - 1; l >= 0; l--) {
         int In = l == 0 ? E : H;
         lstm_layer_w w;
@@ -444,6 +481,10 @@ int lstm_model_backward(lstm_model *m, lstm_acts *a, lstm_state *dstate)
                                                                       &a->scratch, a->dseq[cur], &a->layer[l],
                                                                       a->xin[l], &w, B, T, In, H);
         cur = 1 - cur;
+        if (ready) {
+            size_t lo = m->tensors[1 + 4 * l].offset, hi = l + 1 < L ? m->tensors[1 + 4 * (l + 1)].offset : first_out;
+            ready(ctx, lo, hi - lo);
+        }
         if (a->train) mul_mask(a->dseq[cur], l == 0 ? a->mask_emb : a->mask_mid[l], N * In);
     }
     float *gemb = Gr + m->tensors[0].offset;
@@ -452,6 +493,7 @@ int lstm_model_backward(lstm_model *m, lstm_acts *a, lstm_state *dstate)
         const float *d = a->dseq[cur] + r * E;
         for (int k = 0; k < E; k++) row[k] += d[k];
     }
+    if (ready) ready(ctx, 0, m->tensors[1].offset);
     return 0;
 }
 

@@ -150,6 +150,12 @@ float *lstm_acts_logits(const lstm_acts *a, const lstm_model *m, int b, int t);
 
 /* Draws fresh dropout masks for the whole (Bmax,Tmax) window; forward with train = 1 applies them. */
 void lstm_model_sample_dropout(const lstm_model *m, lstm_acts *a, lstm_rng *rng);
+/* The same masks for a share of the lanes: this acts' lane b is lane lane0 + b * lane_step of a batch
+ * of Bg lanes, and gets exactly the masks lstm_model_sample_dropout draws for that lane with acts of
+ * Bg lanes (each draw is computed from its place in rng's stream), so a batch split over ranks draws
+ * the masks of one process. rng moves past the whole batch's draws. Bmax lanes, Tmax steps. */
+void lstm_model_sample_dropout_lanes(const lstm_model *m, lstm_acts *a, lstm_rng *rng, int Bg, int lane0,
+                                     int lane_step);
 
 /* Forward over a window. inputs / targets are (B,T) row-major by lane (targets may be NULL: logits
  * only; target id 0 = PAD is masked). st (B lanes) holds the initial state on entry and the final state
@@ -163,6 +169,18 @@ int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32
  * and, when dstate is not NULL, the gradient w.r.t. the forward's initial state into dstate (B lanes).
  * Destroys the logits. Returns 0 or LSTM_E_ARG (view model, forward without targets). */
 int lstm_model_backward(lstm_model *m, lstm_acts *a, lstm_state *dstate);
+
+/* Called by lstm_model_backward_ex as soon as grads [offset, offset + n) is final: the output layer's
+ * tensors first, then each layer's from the top down, the embedding last (the ranges cover the flat
+ * block once, padding included), so a caller can start reducing them while the lower layers are
+ * still in backward. */
+typedef void (*lstm_grads_ready_fn)(void *ctx, size_t offset, size_t n);
+
+/* lstm_model_backward of the loss summed over the last forward's targets and divided by norm targets
+ * (norm 0: the forward's own count), with ready (or NULL) called per finished range. With norm the
+ * targets of the whole batch split over ranks, every rank's gradients add up to the whole batch's. */
+int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long norm, lstm_grads_ready_fn ready,
+                           void *ctx);
 
 int lstm_infer_alloc(lstm_infer *inf, const lstm_model *m, int B);
 void lstm_infer_free(lstm_infer *inf);

@@ -676,6 +676,94 @@ static void test_schedules(void)
     CHECK_NEAR(e.best, 4.0, 0);
 }
 
+/* A batch split over ranks: each share's dropout masks are the whole batch's for its lanes (and the
+ * stream moves as far), and the shares' gradients, each normalised by the whole batch's targets and
+ * reported range by range, add up to the whole batch's gradient. */
+static void ready_count(void *ctx, size_t off, size_t n)
+{
+    unsigned char *seen = ctx;
+    for (size_t i = off; i < off + n; i++) seen[i]++;
+}
+
+static void test_split_batch(int tie)
+{
+    lstm_model_config c;
+    make_cfg(&c, LSTM_CELL_LSTM, tie, 0.4f);
+    lstm_model m;
+    CHECK_EQ_INT(lstm_model_create(&m, &c), 0);
+    lstm_rng_seed(&R, 21);
+    lstm_model_init_params(&m, &R);
+    enum { Bg = 5, T = 4 };
+    uint32_t in[Bg * T], tg[Bg * T];
+    random_tokens(in, Bg * T, c.V, 0);
+    random_tokens(tg, Bg * T, c.V, 1);
+    lstm_acts whole;
+    lstm_state st;
+    CHECK_EQ_INT(lstm_acts_alloc(&whole, &m, Bg, T), 0);
+    CHECK_EQ_INT(lstm_state_alloc(&st, &m, Bg), 0);
+    lstm_rng r0;
+    lstm_rng_seed(&r0, 7);
+    lstm_model_sample_dropout(&m, &whole, &r0);
+    double loss;
+    long cnt;
+    lstm_state_zero(&st);
+    CHECK_EQ_INT(lstm_model_forward(&m, &whole, &st, in, tg, Bg, T, 1, &loss, &cnt), 0);
+    lstm_model_zero_grads(&m);
+    CHECK_EQ_INT(lstm_model_backward(&m, &whole, NULL), 0);
+    float *want = malloc(m.n_params * sizeof(float)), *sum = calloc(m.n_params, sizeof(float));
+    unsigned char *seen = calloc(m.n_params, 1);
+    CHECK(want && sum && seen);
+    memcpy(want, m.grads, m.n_params * sizeof(float));
+    for (int r = 0; r < 2; r++) { /* shares: lanes 0, 2, 4 and lanes 1, 3 */
+        int B = (Bg - r + 1) / 2;
+        lstm_acts a;
+        lstm_state s;
+        CHECK_EQ_INT(lstm_acts_alloc(&a, &m, B, T), 0);
+        CHECK_EQ_INT(lstm_state_alloc(&s, &m, B), 0);
+        lstm_rng rr;
+        lstm_rng_seed(&rr, 7);
+        lstm_model_sample_dropout_lanes(&m, &a, &rr, Bg, r, 2);
+        CHECK(rr.s == r0.s);
+        uint32_t pin[Bg * T], ptg[Bg * T];
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                int g = r + 2 * b;
+                pin[b * T + t] = in[g * T + t];
+                ptg[b * T + t] = tg[g * T + t];
+                size_t lr = (size_t)t * B + b, wr = (size_t)t * Bg + g;
+                for (int k = 0; k < c.E; k++) CHECK(a.mask_emb[lr * c.E + k] == whole.mask_emb[wr * c.E + k]);
+                for (int k = 0; k < c.H; k++) {
+                    CHECK(a.mask_mid[1][lr * c.H + k] == whole.mask_mid[1][wr * c.H + k]);
+                    CHECK(a.mask_out[lr * c.H + k] == whole.mask_out[wr * c.H + k]);
+                }
+            }
+        double l;
+        long n;
+        lstm_state_zero(&s);
+        CHECK_EQ_INT(lstm_model_forward(&m, &a, &s, pin, ptg, B, T, 1, &l, &n), 0);
+        lstm_model_zero_grads(&m);
+        CHECK_EQ_INT(lstm_model_backward_ex(&m, &a, NULL, cnt, ready_count, seen), 0);
+        for (size_t i = 0; i < m.n_params; i++) sum[i] += m.grads[i];
+        lstm_acts_free(&a);
+        lstm_state_free(&s);
+    }
+    double worst = 0, top = 0;
+    for (size_t i = 0; i < m.n_params; i++) {
+        CHECK(seen[i] == 2); /* every float reported once per backward */
+        double d = fabs((double)sum[i] - want[i]);
+        if (d > worst) worst = d;
+        if (fabs(want[i]) > top) top = fabs(want[i]);
+    }
+    CHECK(top > 0);
+    CHECK(worst <= 1e-6 * top);
+    free(want);
+    free(sum);
+    free(seen);
+    lstm_acts_free(&whole);
+    lstm_state_free(&st);
+    lstm_model_free(&m);
+}
+
 int main(void)
 {
     lstm_set_threads(1);
@@ -694,5 +782,7 @@ int main(void)
     test_layout_and_view();
     test_optim();
     test_schedules();
+    test_split_batch(0);
+    test_split_batch(1);
     CHECK_DONE("test_kernels");
 }

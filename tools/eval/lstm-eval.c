@@ -251,7 +251,7 @@ int main(int argc, char **argv)
     FILE *trace = tpath ? open_trace(tpath) : NULL;
 
     run_t run = {name, trace};
-    lstm_eval_opts eo = {K, keystrokes, beam_words, NULL, &run, on_batch, trace ? trace_word : NULL};
+    lstm_eval_opts eo = {K, keystrokes, beam_words, NULL, &run, on_batch, trace ? trace_word : NULL, 0, 0, 0};
     lstm_evaluator *ev;
     if ((rc = lstm_evaluator_create(&ev, &lm, B, T, &eo)))
         tool_die(1, "allocating activations for batch %d x %d: %s", B, T, lstm_strerror(rc));

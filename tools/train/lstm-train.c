@@ -1,6 +1,7 @@
 /* lstm-train: train an LSTM / GRU / RNN language model on a window stream and write a checkpoint.
  * The training is lib/lm/train.h's; this file parses the flags, opens the data, checks the outputs,
- * turns signals into the trainer's stop flag and words every message and log row. */
+ * turns signals into the trainer's stop flag and words every message and log row. Under mpirun it is
+ * one rank of a data-parallel run (dist.h): rank 0 alone prints, logs and writes checkpoints. */
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "dist.h"
 #include "eval.h"
 #include "fileio.h"
 #include "numparse.h"
@@ -97,7 +99,9 @@ static void usage(FILE *f)
             "                         --time-limit --mem-budget -q. The model's --cell --layers --hidden --emb\n"
             "                         --tie/--no-tie --init-scale --forget-bias, --optim and --seed cannot change\n"
             "      --seed N           random seed (default 1)\n"
-            "      --threads N        BLAS threads (default: all cores)\n"
+            "      --threads N        BLAS threads (default: all cores; under mpirun, the cores / ranks per machine)\n"
+            "      --no-overlap       under mpirun: reduce the gradients in one MPI_Allreduce after backward (default:\n"
+            "                         each layer's as soon as backward has finished it, while the layers below run)\n"
             "      --log FILE.tsv     per-epoch and periodic per-step metrics\n"
             "      --log-every N      steps between per-step log rows (default 100)\n"
             "  -q, --quiet            no per-epoch lines\n"
@@ -108,14 +112,16 @@ static void usage(FILE *f)
             "Examples:\n"
             "  lstm-tok < chats.csv | lstm-window -L 15 | lstm-train\n"
             "  lstm-train --optim sgd --lr 20 --clip 0.25 --decay-after 4 --lr-decay 2 --epochs 13 \\\n"
-            "      --hidden 200 --layers 2 --dropout 0 --batch 20 --valid valid.win -o ptb.ckpt train.win\n");
+            "      --hidden 200 --layers 2 --dropout 0 --batch 20 --valid valid.win -o ptb.ckpt train.win\n"
+            "  mpirun -np 4 --hostfile hosts lstm-train --batch 64 --valid valid.win -o big.ckpt train.win\n"
+            "      (4 ranks, each with 16 of the 64 lanes: the run of one process with --batch 64)\n");
 }
 
 /* ------------------------------------------------------------------ options */
 
 enum { O_VALID = 256, O_VFRAC, O_MEM, O_CELL, O_LAYERS, O_HIDDEN, O_EMB, O_TIE, O_NOTIE, O_DROP, O_INIT, O_FB,
        O_OPTIM, O_LR, O_WD, O_CLIP, O_SCHED, O_DECAY, O_AFTER, O_WARM, O_BATCH, O_EPOCHS, O_PAT, O_RESET,
-       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_END };
+       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_NOOVERLAP, O_END };
 
 
 typedef struct {
@@ -123,7 +129,7 @@ typedef struct {
     unsigned char seen[O_END - O_VALID]; /* long options given on the command line, by O_* - O_VALID */
     long mem_budget_mb;
     lstm_train_config c;
-    int tie_set, emb_set, lr_set, decay_set, sched_set, quiet, force;
+    int tie_set, emb_set, lr_set, decay_set, sched_set, quiet, force, no_overlap;
 } opts_t;
 
 
@@ -151,7 +157,8 @@ static void parse_args(opts_t *o, int argc, char **argv)
         {"reset-state", no_argument, 0, O_RESET}, {"time-limit", required_argument, 0, O_TLIM},
         {"resume", required_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"log", required_argument, 0, O_LOG},
-        {"log-every", required_argument, 0, O_LOGEVERY}, {"output", required_argument, 0, 'o'},
+        {"log-every", required_argument, 0, O_LOGEVERY}, {"no-overlap", no_argument, 0, O_NOOVERLAP},
+        {"output", required_argument, 0, 'o'},
         {"force", no_argument, 0, 'f'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
         {"verbose", no_argument, 0, 'v'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     int ch;
@@ -206,6 +213,7 @@ static void parse_args(opts_t *o, int argc, char **argv)
         case O_THREADS: o->c.threads = (int)tool_parse_long(optarg, "--threads", 1, 1024); break;
         case O_LOG: o->log_path = optarg; break;
         case O_LOGEVERY: o->c.log_every = tool_parse_long(optarg, "--log-every", 1, 1L << 40); break;
+        case O_NOOVERLAP: o->no_overlap = 1; break;
         case 'o': o->out_path = optarg; break;
         case 'f': o->force = 1; break;
         case 'q': o->quiet = 1, tool_verbosity = TOOL_QUIET; break;
@@ -320,7 +328,17 @@ static _Noreturn void die_train(const lstm_train_error *e, const opts_t *o, cons
     case LSTM_TRAIN_AT_PADDING:
         tool_die(1, "%s: every target of the training windows is padding: nothing to train on, no model saved", tname);
     case LSTM_TRAIN_AT_VALID: tool_die(1, "%s: %s", vname, lstm_strerror(rc));
-    case LSTM_TRAIN_AT_SAVE: tool_die(1, "%s: %s", e->path, rc == LSTM_E_IO ? strerror(e->sys_errno) : lstm_strerror(rc));
+    case LSTM_TRAIN_AT_SAVE:
+        if (dist_rank() > 0) tool_die(1, "%s: rank 0 could not write it", e->path);
+        tool_die(1, "%s: %s", e->path, rc == LSTM_E_IO ? strerror(e->sys_errno) : lstm_strerror(rc));
+    case LSTM_TRAIN_AT_RANKS:
+        tool_die(2, "--batch %ld: fewer lanes than the %ld ranks (each rank trains lanes of its own): give --batch %ld or "
+                 "more, or fewer ranks", e->a, e->b, e->b);
+    case LSTM_TRAIN_AT_DIST: tool_die(1, "MPI: a collective across the ranks failed (a rank stopped?): stopping");
+    case LSTM_TRAIN_AT_DIVERGED:
+        tool_die(1, "the ranks' weights differ at the end of epoch %d (their reductions did not give every rank the "
+                 "same sum): stopping without saving it; the checkpoints of the epoch before are kept",
+                 (int)e->a);
     case LSTM_TRAIN_AT_CALLBACK: exit(1);
     default: tool_die(1, "out of memory");
     }
@@ -416,8 +434,9 @@ static int on_epoch(void *ctx, const lstm_train_epoch_report *e)
 static lstm_lock out_lock = {-1, NULL};
 static void release_lock(void) { lstm_lock_release(&out_lock); }
 
-/* Output paths, checked before any work so a long run cannot fail at the end; then the lock. */
-static void check_outputs(opts_t *o, char *out_path, size_t ocap, char *last_path, size_t lcap)
+/* Output paths, checked before any work so a long run cannot fail at the end; then the lock. Only
+ * the writer (rank 0) checks the files and takes the lock; the other ranks need the names. */
+static void check_outputs(opts_t *o, char *out_path, size_t ocap, char *last_path, size_t lcap, int writer)
 {
     if (o->out_path) snprintf(out_path, ocap, "%s", o->out_path);
     else if (o->resume_path) {
@@ -431,6 +450,7 @@ static void check_outputs(opts_t *o, char *out_path, size_t ocap, char *last_pat
         tool_die(2, "-o -: a checkpoint and its .last training state need real files (give -o FILE)");
     if (lstm_out_in_place(out_path))
         tool_die(2, "%s: a checkpoint and its .last training state need real files (give -o FILE)", out_path);
+    if (!writer) return;
     /* No two outputs and no output and input may name one file. */
     const char *ins[3] = {o->train_path, o->valid_path, o->resume_path};
     const char *ouns[3] = {out_path, last_path, o->log_path};
@@ -604,9 +624,29 @@ int main(int argc, char **argv)
         if (lstm_parse_long(grace, 1, 86400, &g)) tool_die(2, "LSTM_STOP_GRACE: expected seconds from 1 to 86400, got '%s'", grace);
         stop_grace = (unsigned)g;
     }
+    /* ---- under mpirun: this process's rank; the others stay silent but for their errors ---- */
+    int nranks = dist_init(&argc, &argv), rank = dist_rank();
+    if (nranks < 0)
+        tool_die(1, "started by mpirun as one rank of several, but built without MPI: install libopenmpi-dev and "
+                 "build again (make)");
+    static char rank_prog[64];
+    if (rank > 0) {
+        snprintf(rank_prog, sizeof rank_prog, PROG ": rank %d", rank);
+        tool_init(rank_prog);
+        o.quiet = 1;
+        tool_verbosity = TOOL_QUIET;
+        o.log_path = NULL;
+    }
+    if (nranks > 1 && !given_opt(&o, O_THREADS)) { /* the machine's cores are shared by its ranks */
+        long n = sysconf(_SC_NPROCESSORS_ONLN) / dist_local_size();
+        o.c.threads = n > 0 ? (int)n : 1;
+    }
     char out_path[4096], last_path[4200];
-    check_outputs(&o, out_path, sizeof out_path, last_path, sizeof last_path);
+    check_outputs(&o, out_path, sizeof out_path, last_path, sizeof last_path, rank == 0);
     const char *tname = o.train_path && strcmp(o.train_path, "-") ? o.train_path : "stdin";
+    if (nranks > 1 && !(o.train_path && strcmp(o.train_path, "-")))
+        tool_die(2, "under mpirun every rank reads its own lanes of the training windows: give them as a file "
+                 "(stdin reaches rank 0 only)");
     if (!o.train_path && isatty(0)) tool_die(2, "reading windows from a terminal: give a file or a pipe (see --help)");
 
     /* ---- data, and the checkpoint to continue ---- */
@@ -617,6 +657,10 @@ int main(int argc, char **argv)
     if (o.resume_path) {
         open_resume(&ck, &o, train, tname);
         valid_from_ckpt = o.valid_path == ck.valid_path;
+        if (ck.state.ranks != nranks)
+            tool_warn("%s was saved by a run on %d rank%s, this one has %d: the batches, lanes and dropout masks are "
+                      "the same, but the gradients are summed in another order, so the run continues it to float "
+                      "rounding, not bit for bit", o.resume_path, ck.state.ranks, ck.state.ranks == 1 ? "" : "s", nranks);
     }
     char valid_abs[PATH_MAX + 1];
     const char *valid_saved = NULL;
@@ -626,8 +670,13 @@ int main(int argc, char **argv)
     run_t run = {&o, NULL, NULL, isatty(2), 0, 0, 0};
     char *prov = provenance(train, o.resume_path ? &ck : NULL, argc, argv);
     lstm_train_io io = {train, valid, valid_saved, out_path, last_path, o.resume_path && access(out_path, F_OK) == 0,
-                        prov, &stop_requested, {&run, on_step, NULL, on_steps_done, on_epoch}, on_batch_capped};
+                        prov, &stop_requested, {&run, on_step, NULL, on_steps_done, on_epoch}, on_batch_capped, NULL};
     if (o.log_path) io.cb.on_log = on_log;
+    io.dist = dist_hooks(!o.no_overlap);
+    if (rank > 0) { /* rank 0 speaks for the run */
+        memset(&io.cb, 0, sizeof io.cb);
+        io.on_batch_capped = NULL;
+    }
     lstm_trainer *t;
     lstm_train_error err;
     int rc = o.resume_path ? lstm_trainer_resume(&t, &ck, &io, &err) : lstm_trainer_create(&t, &o.c, &io, &err);
@@ -638,7 +687,7 @@ int main(int argc, char **argv)
     const lstm_train_config *c = lstm_trainer_config(t);
     run.t = t;
     run.n_tensors = model->n_tensors;
-    if (o.log_path) run.logf = open_log(&o, model);
+    if (o.log_path && rank == 0) run.logf = open_log(&o, model);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -647,8 +696,10 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGALRM, &sa, NULL);
-    lstm_out_remove_stale(out_path, o.resume_path);
-    lstm_out_remove_stale(last_path, o.resume_path);
+    if (rank == 0) {
+        lstm_out_remove_stale(out_path, o.resume_path);
+        lstm_out_remove_stale(last_path, o.resume_path);
+    }
 
     lstm_train_info in;
     lstm_trainer_info(t, &in);
@@ -660,13 +711,18 @@ int main(int argc, char **argv)
                 in.streaming ? ", streamed" : "", in.V, lstm_cell_name(c->model.cell), c->model.L, c->model.H,
                 c->model.E, c->model.tie ? " tied" : "", (double)c->model.dropout, in.weights, optim_name(c->optim),
                 c->lr, in.B, in.valid_windows ? "" : ", no validation data");
+    if (!o.quiet && in.ranks > 1)
+        fprintf(stderr, PROG ": %d ranks (%s), %d threads each: rank r trains lanes r, r+%d, ... (%d on rank 0); "
+                "%zu bytes of gradients summed per step (%s)\n", in.ranks, dist_library(), c->threads, in.ranks, in.lanes,
+                in.params_bytes, o.no_overlap ? "one MPI_Allreduce after backward" : "MPI_Iallreduce per layer, during backward");
 
     run.t0 = tool_now();
     rc = lstm_trainer_run(t);
     const lstm_train_end *end = lstm_trainer_end(t);
     char kept[4200];
     lstm_trainer_info(t, &in);
-    if (rc == LSTM_E_NAN && end->nan <= LSTM_TRAIN_NAN_GRAD) {
+    if (rank > 0 && (rc == LSTM_E_NAN || rc == LSTM_TRAIN_STOPPED)) { /* every rank stops alike: rank 0 says how */
+    } else if (rc == LSTM_E_NAN && end->nan <= LSTM_TRAIN_NAN_GRAD) {
         fprintf(stderr, "%s" PROG ": %s at epoch %d step %llu (lr %g): stopping; %s (try a lower --lr or --clip)\n",
                 run.tty ? "\n" : "", end->nan == LSTM_TRAIN_NAN_GRAD ? "gradient norm is NaN/Inf" : "loss is NaN/Inf",
                 end->epoch, (unsigned long long)end->step, end->lr, kept_msg(kept, sizeof kept, out_path, in.best_saved));
@@ -688,10 +744,19 @@ int main(int argc, char **argv)
     }
     if (run.logf && (ferror(run.logf) | fclose(run.logf)) != 0) tool_die(1, "%s: %s", o.log_path, strerror(errno));
     if (rc == LSTM_TRAIN_DONE && !o.quiet) report_done(t, out_path, run.t0);
+    if (in.ranks > 1 && tool_verbosity >= TOOL_VERBOSE) {
+        double bytes, wait;
+        long steps;
+        dist_stats(&bytes, &wait, &steps);
+        fprintf(stderr, PROG ": allreduce: %.0f bytes per step, %.3f ms per step waiting for it after backward (%ld steps)\n",
+                bytes, 1e3 * wait, steps);
+    }
     free(prov);
     lstm_trainer_free(t);
     if (valid) lstm_dataset_free(valid);
     lstm_dataset_free(train);
+    release_lock(); /* before MPI_Finalize: mpirun may end a stopped job's ranks while they finalize */
+    dist_finish();
     /* A signal after the last check finds everything saved: still report the interruption. */
     return rc == LSTM_E_NAN ? 1 : rc == LSTM_TRAIN_STOPPED || stop_requested ? 130 : 0;
 }
