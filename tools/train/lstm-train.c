@@ -19,6 +19,7 @@
 #include "dist.h"
 #include "eval.h"
 #include "fileio.h"
+#include "gemm.h"
 #include "numparse.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -734,6 +735,9 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %d ranks (%s), %d threads each: rank r trains lanes r, r+%d, ... (%d on rank 0); "
                 "%zu bytes of gradients summed per step (%s)\n", in.ranks, dist_library(), c->threads, in.ranks, in.lanes,
                 in.params_bytes, o.no_overlap ? "one MPI_Allreduce after backward" : "MPI_Iallreduce per layer, during backward");
+    if (tool_verbosity >= TOOL_VERBOSE)
+        fprintf(stderr, PROG ": kernels: %s, picked for this CPU at run time (LSTM_KERNEL=avx512, avx2 or scalar asks "
+                "for one)\n", lstm_gemm_kernel());
     if (!o.quiet && in.ranks > 1 && in.held_max == 0)
         fprintf(stderr, PROG ": every rank streams its lanes' windows from %s (above --mem-budget)\n", tname);
     else if (!o.quiet && in.ranks > 1)
