@@ -293,6 +293,9 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
     a->scratch.dhg = c->cell == LSTM_CELL_GRU ? take(base, &cur, N * GH) : a->scratch.dxg;
     a->scratch.dh = take(base, &cur, (size_t)B * H);
     a->scratch.dc = take(base, &cur, (size_t)B * H);
+    /* one packed W_hh for whichever layer runs (forward or backward) */
+    a->scratch.wpack = take(base, &cur, lstm_cell_wpack_floats(c->cell, H));
+    for (int l = 0; l < c->L; l++) a->layer[l].wpack = a->scratch.wpack;
     a->dseq[0] = take(base, &cur, N * EH);
     a->dseq[1] = take(base, &cur, N * EH);
     return cur;
