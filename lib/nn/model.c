@@ -301,6 +301,14 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
     return cur;
 }
 
+double lstm_acts_bytes(const lstm_model *m, int B, int T)
+{
+    if (B < 1 || T < 1 || (long long)B * T > (1 << 24)) return 0;
+    lstm_acts tmp;
+    memset(&tmp, 0, sizeof tmp);
+    return (double)carve_acts(&tmp, m, NULL, B, T) * sizeof(float) + 2.0 * B * T * sizeof(uint32_t);
+}
+
 int lstm_acts_alloc(lstm_acts *a, const lstm_model *m, int B, int T)
 {
     memset(a, 0, sizeof *a);
