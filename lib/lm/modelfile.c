@@ -96,6 +96,72 @@ int lstm_modelfile_save(const char *path, int force, const lstm_modelfile_save_a
     return lstm_ck_write(path, force, e, n);
 }
 
+/* The tensors an export may quantize: the embedding and the output weight (absent when tied). */
+static int quantizable(const char *name) { return strcmp(name, "emb") == 0 || strcmp(name, "out.w") == 0; }
+
+int lstm_modelfile_export(const char *path, int force, const lstm_modelfile_save_args *a, int quant)
+{
+    if (quant != LSTM_Q_NONE && quant != LSTM_Q_INT8 && quant != LSTM_Q_BF16) return LSTM_E_ARG;
+    const lstm_model *m = a->model;
+    char cfg[512], meta[64];
+    int rc = lstm_model_config_format(&m->cfg, cfg, sizeof cfg);
+    if (rc) return rc;
+    snprintf(meta, sizeof meta, "quantize=%s\n", lstm_quant_name(quant));
+    lstm_ck_entry e[2 * LSTM_MAX_TENSORS + 10];
+    void *qbuf[2] = {NULL, NULL};
+    float *sbuf[2] = {NULL, NULL};
+    char snames[2][40];
+    int nq = 0;
+    size_t n = 0;
+    e[n++] = (lstm_ck_entry){"config", LSTM_CK_BYTES, 0, {0}, cfg, strlen(cfg), NULL};
+    e[n++] = (lstm_ck_entry){"export", LSTM_CK_BYTES, 0, {0}, meta, strlen(meta), NULL};
+    e[n++] = (lstm_ck_entry){"tokenizer", LSTM_CK_BYTES, 0, {0}, a->tokenizer, a->tokenizer_len, NULL};
+    if (quant == LSTM_Q_NONE)
+        e[n++] = (lstm_ck_entry){"params", LSTM_CK_F32, 1, {m->n_params}, m->params, 4 * (uint64_t)m->n_params, NULL};
+    rc = LSTM_OK;
+    for (int i = 0; i < m->n_tensors && !rc; i++) {
+        const lstm_tensor_info *t = &m->tensors[i];
+        const float *w = m->params + t->offset;
+        lstm_ck_entry v = {t->name, LSTM_CK_F32, t->ndim, {(uint64_t)t->shape[0], (uint64_t)t->shape[1]}, w,
+                           4 * (uint64_t)t->size, quant == LSTM_Q_NONE ? "params" : NULL};
+        if (quant != LSTM_Q_NONE && quantizable(t->name)) {
+            int R = t->shape[0], C = t->shape[1];
+            if (quant == LSTM_Q_INT8) {
+                int8_t *q = malloc(t->size);
+                float *sc = malloc(sizeof *sc * (size_t)R);
+                qbuf[nq] = q;
+                sbuf[nq] = sc;
+                if (!q || !sc) { rc = LSTM_E_NOMEM; nq++; break; }
+                lstm_quant_int8(q, sc, w, R, C);
+                v.type = LSTM_CK_I8;
+                v.data = q;
+                v.nbytes = t->size;
+                e[n++] = v;
+                snprintf(snames[nq], sizeof snames[nq], "%.31s.scale", t->name);
+                v = (lstm_ck_entry){snames[nq], LSTM_CK_F32, 1, {(uint64_t)R}, sc, 4 * (uint64_t)R, NULL};
+            } else {
+                uint16_t *q = malloc(2 * t->size);
+                qbuf[nq] = q;
+                if (!q) { rc = LSTM_E_NOMEM; nq++; break; }
+                lstm_quant_bf16(q, w, t->size);
+                v.type = LSTM_CK_BF16;
+                v.data = q;
+                v.nbytes = 2 * (uint64_t)t->size;
+            }
+            nq++;
+        }
+        e[n++] = v;
+    }
+    if (!rc && a->provenance)
+        e[n++] = (lstm_ck_entry){"provenance", LSTM_CK_BYTES, 0, {0}, a->provenance, strlen(a->provenance), NULL};
+    if (!rc) rc = lstm_ck_write_kind(path, force, LSTM_CK_KIND_MODEL, e, n);
+    for (int i = 0; i < nq; i++) {
+        free(qbuf[i]);
+        free(sbuf[i]);
+    }
+    return rc;
+}
+
 static const lstm_ck_entry *find_type(const lstm_ck *ck, const char *name, int type)
 {
     const lstm_ck_entry *e = lstm_ck_find(ck, name);
@@ -129,6 +195,56 @@ static const char *first_nonfinite(const lstm_modelfile *f)
     return NULL;
 }
 
+/* A quantized export: every tensor of the layout c implies, fp32 ones copied into one new block, the
+ * quantized ones (emb, out.w only) dequantized into it and kept as the model's qemb / qout. */
+static int open_quantized(lstm_modelfile *f, const lstm_model_config *c)
+{
+    lstm_tensor_info t[LSTM_MAX_TENSORS];
+    int nt;
+    size_t np = lstm_model_layout(c, t, &nt);
+    if (np == 0) return LSTM_E_FORMAT;
+    f->owned = aligned_alloc(64, (np * sizeof(float) + 63) / 64 * 64);
+    if (!f->owned) return LSTM_E_NOMEM;
+    memset(f->owned, 0, np * sizeof(float)); /* the padding between tensors is zero, as in a checkpoint */
+    lstm_qmat q[2];
+    int qi[2] = {-1, -1}, nq = 0, quant = LSTM_Q_NONE;
+    for (int i = 0; i < nt; i++) {
+        const lstm_ck_entry *v = lstm_ck_find(f->ck, t[i].name);
+        if (!v || v->ndim != t[i].ndim || v->dims[0] != (uint64_t)t[i].shape[0] ||
+            (t[i].ndim == 2 && v->dims[1] != (uint64_t)t[i].shape[1]))
+            return LSTM_E_FORMAT;
+        if (v->type == LSTM_CK_F32) {
+            memcpy(f->owned + t[i].offset, v->data, t[i].size * sizeof(float));
+            continue;
+        }
+        /* one quantization per file: int8 or bf16, for the embedding and the output weight only */
+        int type = v->type == LSTM_CK_I8 ? LSTM_Q_INT8 : v->type == LSTM_CK_BF16 ? LSTM_Q_BF16 : -1;
+        if (type < 0 || !quantizable(t[i].name) || t[i].ndim != 2 || (quant != LSTM_Q_NONE && quant != type))
+            return LSTM_E_FORMAT;
+        quant = type;
+        lstm_qmat m = {type, t[i].shape[0], t[i].shape[1], v->data, NULL};
+        if (type == LSTM_Q_INT8) {
+            char sn[48];
+            snprintf(sn, sizeof sn, "%.31s.scale", t[i].name);
+            const lstm_ck_entry *s = find_type(f->ck, sn, LSTM_CK_F32);
+            if (!s || s->ndim != 1 || s->dims[0] != (uint64_t)t[i].shape[0]) return LSTM_E_FORMAT;
+            m.scale = s->data;
+        }
+        lstm_qdequant(f->owned + t[i].offset, &m);
+        q[nq] = m;
+        qi[nq++] = i;
+    }
+    int rc = lstm_model_init_view(&f->model, c, f->owned);
+    if (rc) return LSTM_E_FORMAT;
+    for (int k = 0; k < nq; k++) {
+        if (qi[k] == 0) f->model.qemb = q[k];
+        else f->model.qout = q[k];
+    }
+    if (c->tie) f->model.qout = f->model.qemb;
+    f->quant = quant;
+    return LSTM_OK;
+}
+
 int lstm_modelfile_open(lstm_modelfile *f, const char *path)
 {
     memset(f, 0, sizeof *f);
@@ -138,8 +254,18 @@ int lstm_modelfile_open(lstm_modelfile *f, const char *path)
     const lstm_ck_entry *tok = find_type(f->ck, "tokenizer", LSTM_CK_BYTES);
     const lstm_ck_entry *par = find_type(f->ck, "params", LSTM_CK_F32);
     lstm_model_config c;
+    f->kind = lstm_ck_kind(f->ck);
     rc = LSTM_E_FORMAT;
-    if (!cfg || !tok || !par || lstm_model_config_parse(&c, cfg->data, cfg->nbytes)) goto fail;
+    if (!cfg || !tok || lstm_model_config_parse(&c, cfg->data, cfg->nbytes)) goto fail;
+    if (!par && f->kind == LSTM_CK_KIND_MODEL) {
+        if ((rc = open_quantized(f, &c)) != 0) goto fail;
+        f->tokenizer = tok->data;
+        f->tokenizer_len = tok->nbytes;
+        const lstm_ck_entry *pv = find_type(f->ck, "provenance", LSTM_CK_BYTES);
+        if (pv) { f->provenance = pv->data; f->provenance_len = pv->nbytes; }
+        goto check;
+    }
+    if (!par) goto fail;
     lstm_tensor_info t[LSTM_MAX_TENSORS];
     int nt;
     size_t np = lstm_model_layout(&c, t, &nt);
@@ -156,6 +282,10 @@ int lstm_modelfile_open(lstm_modelfile *f, const char *path)
     f->tokenizer = tok->data;
     f->tokenizer_len = tok->nbytes;
     const lstm_ck_entry *e;
+    if (f->kind == LSTM_CK_KIND_MODEL) { /* an export carries no training state */
+        if ((e = find_type(f->ck, "provenance", LSTM_CK_BYTES))) { f->provenance = e->data; f->provenance_len = e->nbytes; }
+        goto check;
+    }
     if ((e = find_type(f->ck, "train", LSTM_CK_BYTES))) { f->train = e->data; f->train_len = e->nbytes; }
     if ((e = find_type(f->ck, "provenance", LSTM_CK_BYTES))) { f->provenance = e->data; f->provenance_len = e->nbytes; }
     const lstm_ck_entry *om = find_type(f->ck, "optim.m", LSTM_CK_F32), *ov = find_type(f->ck, "optim.v", LSTM_CK_F32);
@@ -175,6 +305,7 @@ int lstm_modelfile_open(lstm_modelfile *f, const char *path)
         f->state_c = sc->data;
         f->state_B = (int)sh->dims[1];
     }
+check:;
     const char *bad = first_nonfinite(f);
     if (bad) {
         char name[sizeof f->bad_tensor];
@@ -192,6 +323,7 @@ fail:
 void lstm_modelfile_close(lstm_modelfile *f)
 {
     if (f->model.params) lstm_model_free(&f->model);
+    free(f->owned);
     lstm_ck_close(f->ck);
     memset(f, 0, sizeof *f);
 }

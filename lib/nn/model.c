@@ -543,7 +543,8 @@ static int embed(const lstm_model *m, float *x, const uint32_t *tokens, int n)
     const float *emb = m->params + m->tensors[0].offset;
     for (int i = 0; i < n; i++) {
         if (tokens[i] >= (uint32_t)m->cfg.V) return LSTM_E_RANGE;
-        memcpy(x + (size_t)i * E, emb + (size_t)tokens[i] * E, (size_t)E * sizeof(float));
+        if (m->qemb.type != LSTM_Q_NONE) lstm_qrow(x + (size_t)i * E, &m->qemb, (int)tokens[i]);
+        else memcpy(x + (size_t)i * E, emb + (size_t)tokens[i] * E, (size_t)E * sizeof(float));
     }
     return 0;
 }
@@ -554,6 +555,11 @@ static void out_logits(const lstm_model *m, float *logits, const float *h, int B
     int V = m->cfg.V;
     const float *bias = m->params + out_b_offset(m);
     for (int b = 0; b < B; b++) memcpy(logits + (size_t)b * V, bias, (size_t)V * sizeof(float));
+    if (m->qout.type != LSTM_Q_NONE) {
+        /* quantized weights: one GEMV per lane (B is 1 for suggestions, a small beam otherwise) */
+        for (int b = 0; b < B; b++) lstm_qgemv(logits + (size_t)b * V, &m->qout, h + (size_t)b * m->cfg.H);
+        return;
+    }
     project(logits, h, m->params + out_w_offset(m), B, V, m->cfg.H, 1.0f);
 }
 

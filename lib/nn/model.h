@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "cells.h"
+#include "quant.h"
 #include "rng.h"
 
 #define LSTM_MAX_LAYERS 8
@@ -61,6 +62,10 @@ typedef struct {
     float *grads;              /* (n_params), NULL for a view */
     int owns;                  /* params / grads were allocated by lstm_model_create */
     int reference;             /* tests: run the plain-loop reference kernels instead of the fast ones */
+    /* An exported model's quantized embedding and output weight (formats/model.md), or type
+     * LSTM_Q_NONE. The one-step inference path (lstm_infer_*) reads these instead of params (which
+     * still holds them dequantized, for the window forward); qout is qemb when tied. */
+    lstm_qmat qemb, qout;
 } lstm_model;
 
 /* Hidden state of every layer for B lanes; c is unused (but allocated) for GRU / RNN. */
