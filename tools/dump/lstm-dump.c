@@ -105,10 +105,12 @@ static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size
         lstm_ck_close(ck);
         return finish_output();
     }
-    printf("checkpoint: %s\nentries:\n", path);
+    int exported = lstm_ck_kind(ck) == LSTM_CK_KIND_MODEL;
+    printf("%s: %s\nentries:\n", exported ? "model (lstm-export)" : "checkpoint", path);
     for (size_t i = 0; i < lstm_ck_count(ck); i++) {
         const lstm_ck_entry *e = lstm_ck_at(ck, i);
-        printf("  %-12s %s", e->name, e->type == LSTM_CK_F32 ? "f32" : "bytes");
+        printf("  %-12s %s", e->name,
+               e->type == LSTM_CK_F32 ? "f32" : e->type == LSTM_CK_I8 ? "i8" : e->type == LSTM_CK_BF16 ? "bf16" : "bytes");
         for (int d = 0; d < e->ndim; d++) printf("%s%llu", d ? "x" : " (", (unsigned long long)e->dims[d]);
         printf("%s %llu bytes xxh64 %016llx\n", e->ndim ? ")" : "", (unsigned long long)e->nbytes,
                (unsigned long long)lstm_xxh64(e->data, (size_t)e->nbytes, 0));
@@ -117,8 +119,8 @@ static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size
         printf("tokenizer: %s, %u ids, %u speaker tags\n", lstm_tokenizer_kind_name(lstm_tokenizer_kind(tok)),
                lstm_tokenizer_vocab_size(tok), lstm_tokenizer_num_speakers(tok));
     print_speakers(tok);
-    static const char *texts[] = {"config", "train", "provenance"};
-    for (int k = 0; k < 3; k++) {
+    static const char *texts[] = {"config", "export", "train", "provenance"};
+    for (int k = 0; k < 4; k++) {
         const lstm_ck_entry *e = lstm_ck_find(ck, texts[k]);
         if (!e || e->type != LSTM_CK_BYTES) continue;
         printf("%s:\n", texts[k]);
@@ -130,7 +132,8 @@ static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size
             s = nl + 1;
         }
     }
-    if (tool_verbosity >= TOOL_VERBOSE) tool_msg("%s: checkpoint, %zu entries, checksum verified", path, lstm_ck_count(ck));
+    if (tool_verbosity >= TOOL_VERBOSE) tool_msg("%s: %s, %zu entries, checksum verified", path, exported ? "exported model" : "checkpoint",
+                                                lstm_ck_count(ck));
     lstm_tokenizer_free(tok);
     lstm_ck_close(ck);
     return finish_output();
