@@ -208,6 +208,17 @@ const char *lstm_lm_describe_file(const char *path)
     return what;
 }
 
+/* "exported model" when path starts with lstm-export's magic (or its first bytes), else "checkpoint". */
+static const char *container_name(const char *path)
+{
+    static const uint8_t model_magic[5] = {0x89, 'L', 'M', 'D', 'L'};
+    uint8_t b[5];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, b, sizeof b) : -1;
+    if (fd >= 0) close(fd);
+    return n >= 2 && memcmp(b, model_magic, (size_t)n) == 0 ? "exported model" : "checkpoint";
+}
+
 const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap)
 {
     if (rc == LSTM_E_IO) snprintf(buf, cap, "%s: %s", path, strerror(errno));
@@ -218,8 +229,8 @@ const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap
                      "(an n-gram model is evaluated with 'lstm-ngram eval -m %s TEST.tok')", path, what, path);
         else snprintf(buf, cap, "%s: not a checkpoint (%s): give -m the model written by lstm-train", path, what);
     }
-    else if (rc == LSTM_E_TRUNCATED) snprintf(buf, cap, "%s: truncated checkpoint (shorter than its header says)", path);
-    else if (rc == LSTM_E_CORRUPT) snprintf(buf, cap, "%s: corrupted checkpoint (checksum mismatch)", path);
+    else if (rc == LSTM_E_TRUNCATED) snprintf(buf, cap, "%s: truncated %s (shorter than its header says)", path, container_name(path));
+    else if (rc == LSTM_E_CORRUPT) snprintf(buf, cap, "%s: corrupted %s (checksum mismatch)", path, container_name(path));
     else if (rc == LSTM_E_NAN) snprintf(buf, cap, "%s: weights are NaN/Inf: the training that wrote it diverged", path);
     else snprintf(buf, cap, "%s: not a usable checkpoint: %s", path, lstm_strerror(rc));
     return buf;
