@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 const char *lstm_cell_name(int cell)
 {
@@ -195,17 +196,30 @@ static const char *first_nonfinite(const lstm_modelfile *f)
     return NULL;
 }
 
-/* A quantized export: every tensor of the layout c implies, fp32 ones copied into one new block, the
- * quantized ones (emb, out.w only) dequantized into it and kept as the model's qemb / qout. */
-static int open_quantized(lstm_modelfile *f, const lstm_model_config *c)
+/* 1 when no bf16 value of x (n) is a NaN or an Inf (exponent bits all ones). */
+static int bf16_finite(const uint16_t *x, size_t n)
+{
+    uint16_t any = 0;
+    for (size_t i = 0; i < n; i++) any |= (uint16_t)((x[i] & 0x7f80u) == 0x7f80u);
+    return !any;
+}
+
+/* A quantized export: every tensor of the layout c implies, the fp32 ones copied into a new block laid
+ * out as a checkpoint's params, the quantized ones (emb, out.w only) kept in place as the model's qemb /
+ * qout. Their regions of the block stay untouched anonymous memory (no resident pages) until a window
+ * forward dequantizes them (lstm_model.q_pending): the one-step inference of a server never does.
+ * LSTM_E_NAN with the tensor's name in bad (32 bytes) for a NaN or Inf. */
+static int open_quantized(lstm_modelfile *f, const lstm_model_config *c, char *bad)
 {
     lstm_tensor_info t[LSTM_MAX_TENSORS];
     int nt;
     size_t np = lstm_model_layout(c, t, &nt);
     if (np == 0) return LSTM_E_FORMAT;
-    f->owned = aligned_alloc(64, (np * sizeof(float) + 63) / 64 * 64);
-    if (!f->owned) return LSTM_E_NOMEM;
-    memset(f->owned, 0, np * sizeof(float)); /* the padding between tensors is zero, as in a checkpoint */
+    size_t bytes = (np * sizeof(float) + 4095) / 4096 * 4096;
+    void *blk = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (blk == MAP_FAILED) return LSTM_E_NOMEM;
+    f->owned = blk; /* zero, so the padding between tensors is zero as in a checkpoint */
+    f->owned_bytes = bytes;
     lstm_qmat q[2];
     int qi[2] = {-1, -1}, nq = 0, quant = LSTM_Q_NONE;
     for (int i = 0; i < nt; i++) {
@@ -214,6 +228,7 @@ static int open_quantized(lstm_modelfile *f, const lstm_model_config *c)
             (t[i].ndim == 2 && v->dims[1] != (uint64_t)t[i].shape[1]))
             return LSTM_E_FORMAT;
         if (v->type == LSTM_CK_F32) {
+            if (!all_finite(v->data, t[i].size)) { snprintf(bad, 32, "%.31s", t[i].name); return LSTM_E_NAN; }
             memcpy(f->owned + t[i].offset, v->data, t[i].size * sizeof(float));
             continue;
         }
@@ -229,18 +244,21 @@ static int open_quantized(lstm_modelfile *f, const lstm_model_config *c)
             const lstm_ck_entry *s = find_type(f->ck, sn, LSTM_CK_F32);
             if (!s || s->ndim != 1 || s->dims[0] != (uint64_t)t[i].shape[0]) return LSTM_E_FORMAT;
             m.scale = s->data;
+            if (!all_finite(m.scale, (size_t)t[i].shape[0])) { snprintf(bad, 32, "%.31s", sn); return LSTM_E_NAN; }
+        } else if (!bf16_finite(v->data, t[i].size)) {
+            snprintf(bad, 32, "%.31s", t[i].name);
+            return LSTM_E_NAN;
         }
-        lstm_qdequant(f->owned + t[i].offset, &m);
         q[nq] = m;
         qi[nq++] = i;
     }
-    int rc = lstm_model_init_view(&f->model, c, f->owned);
-    if (rc) return LSTM_E_FORMAT;
+    if (lstm_model_init_view(&f->model, c, f->owned)) return LSTM_E_FORMAT;
     for (int k = 0; k < nq; k++) {
         if (qi[k] == 0) f->model.qemb = q[k];
         else f->model.qout = q[k];
     }
     if (c->tie) f->model.qout = f->model.qemb;
+    f->model.q_pending = nq > 0;
     f->quant = quant;
     return LSTM_OK;
 }
@@ -258,12 +276,17 @@ int lstm_modelfile_open(lstm_modelfile *f, const char *path)
     rc = LSTM_E_FORMAT;
     if (!cfg || !tok || lstm_model_config_parse(&c, cfg->data, cfg->nbytes)) goto fail;
     if (!par && f->kind == LSTM_CK_KIND_MODEL) {
-        if ((rc = open_quantized(f, &c)) != 0) goto fail;
+        char name[sizeof f->bad_tensor] = "";
+        if ((rc = open_quantized(f, &c, name)) != 0) {
+            lstm_modelfile_close(f);
+            memcpy(f->bad_tensor, name, sizeof name);
+            return rc;
+        }
         f->tokenizer = tok->data;
         f->tokenizer_len = tok->nbytes;
         const lstm_ck_entry *pv = find_type(f->ck, "provenance", LSTM_CK_BYTES);
         if (pv) { f->provenance = pv->data; f->provenance_len = pv->nbytes; }
-        goto check;
+        return LSTM_OK; /* every float checked as it was read */
     }
     if (!par) goto fail;
     lstm_tensor_info t[LSTM_MAX_TENSORS];
@@ -323,7 +346,7 @@ fail:
 void lstm_modelfile_close(lstm_modelfile *f)
 {
     if (f->model.params) lstm_model_free(&f->model);
-    free(f->owned);
+    if (f->owned) munmap(f->owned, f->owned_bytes);
     lstm_ck_close(f->ck);
     memset(f, 0, sizeof *f);
 }

@@ -47,14 +47,15 @@ typedef struct {
     int kind;                  /* LSTM_CK_KIND_CHECKPOINT, or LSTM_CK_KIND_MODEL for an export */
     int quant;                 /* an export's LSTM_Q_* (LSTM_Q_NONE for checkpoints) */
     float *owned;              /* a quantized export's fp32 parameter block (model.params), built at open */
+    size_t owned_bytes;
 } lstm_modelfile;
 
 /* Opens and verifies (checksum, bounds), parses the config and checks that every tensor is present
  * with the shape the config implies: LSTM_E_FORMAT otherwise (plus lstm_ck_open's codes). A checkpoint
  * or an exported model (told by its magic: f->kind). A quantized export's parameters are rebuilt as
- * one fp32 block (the quantized tensors dequantized into it, for the window forward) and its model's
- * qemb / qout point at the mapped quantized weights (for the one-step inference path); an export has
- * no optimizer moments, carried state or training state. Every float
+ * one fp32 block (the quantized tensors dequantized into it by the first window forward: see
+ * lstm_model.q_pending) and its model's qemb / qout point at the mapped quantized weights (what the
+ * one-step inference path reads); an export has no optimizer moments, carried state or training state. Every float
  * it carries (parameters, optimizer moments, carried state) must be finite: LSTM_E_NAN otherwise, with
  * the tensor's name in f->bad_tensor (the one field a failed open leaves set; a checksum proves the
  * bytes are the ones written, not that the training that wrote them had not diverged). */

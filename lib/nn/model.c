@@ -3,6 +3,7 @@
 #include "model.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,9 +388,25 @@ static void copy_masked(float *y, const float *x, const float *mask, size_t n)
 /* ---------------------------------------------------------------------------------------------------
  * Forward and backward over a window. */
 
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* An export's quantized embedding / output weight into params, the first time a window forward runs
+ * (copies of the model struct may each do it once: the same values again). */
+static void dequant_pending(lstm_model *m)
+{
+    pthread_mutex_lock(&q_lock);
+    if (m->q_pending) {
+        if (m->qemb.type != LSTM_Q_NONE) lstm_qdequant(m->params + m->tensors[0].offset, &m->qemb);
+        if (!m->cfg.tie && m->qout.type != LSTM_Q_NONE) lstm_qdequant(m->params + out_w_offset(m), &m->qout);
+        m->q_pending = 0;
+    }
+    pthread_mutex_unlock(&q_lock);
+}
+
 int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32_t *inputs,
                        const uint32_t *targets, int B, int T, int train, double *loss, long *count)
 {
+    dequant_pending(m);
     const lstm_model_config *c = &m->cfg;
     int V = c->V, E = c->E, H = c->H, L = c->L;
     if (!inputs || B < 1 || T < 1 || B > a->Bmax || T > a->Tmax || !st || st->B != B || st->L != L ||

@@ -66,6 +66,10 @@ typedef struct {
      * LSTM_Q_NONE. The one-step inference path (lstm_infer_*) reads these instead of params (which
      * still holds them dequantized, for the window forward); qout is qemb when tied. */
     lstm_qmat qemb, qout;
+    /* 1 while params' emb / out.w hold zeros instead of the dequantized qemb / qout: lstm_model_forward
+     * fills them first (under a lock, once per model struct; a server's one-step inference never needs
+     * them, so a served export keeps only its quantized weights resident). */
+    int q_pending;
 } lstm_model;
 
 /* Hidden state of every layer for B lanes; c is unused (but allocated) for GRU / RNN. */

@@ -37,7 +37,16 @@ void lstm_quant_int8(int8_t *q, float *scale, const float *W, int rows, int cols
         const float *w = W + (size_t)r * cols;
         int8_t *qr = q + (size_t)r * cols;
         float mx = 0.0f;
-        for (int j = 0; j < cols; j++) mx = fabsf(w[j]) > mx ? fabsf(w[j]) : mx;
+        int bad = 0;
+        for (int j = 0; j < cols; j++) {
+            mx = fabsf(w[j]) > mx ? fabsf(w[j]) : mx;
+            bad |= !isfinite(w[j]);
+        }
+        if (bad) { /* a NaN or Inf row stays visibly broken: a NaN scale, never a plausible int8 row */
+            scale[r] = NAN;
+            memset(qr, 0, (size_t)cols);
+            continue;
+        }
         float s = mx / 127.0f;
         scale[r] = s;
         for (int j = 0; j < cols; j++) {

@@ -29,8 +29,9 @@ const char *lstm_quant_name(int type);
 int lstm_quant_from_name(const char *name);
 
 /* Row-wise symmetric int8: scale[r] = max_j |w[r,j]| / 127 (0 for an all-zero row), q = round(w / scale),
- * ties to even, so |w - q * scale| <= scale / 2 up to float rounding. W (rows, cols), q (rows, cols),
- * scale (rows). */
+ * ties to even, so |w - q * scale| <= scale / 2 up to float rounding. A row holding a NaN or an Inf
+ * gets a NaN scale (and q 0), so readers that check the scales refuse it. W (rows, cols), q (rows,
+ * cols), scale (rows). */
 void lstm_quant_int8(int8_t *q, float *scale, const float *W, int rows, int cols);
 /* bf16 of x rounded to nearest even (NaN stays a NaN); relative error <= 2^-8 for normal values. */
 uint16_t lstm_bf16_from_f32(float x);

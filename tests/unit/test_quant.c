@@ -9,8 +9,9 @@
  * - A model whose embedding and output weight are quantized: lstm_infer_step's logits through the
  *   quantized kernels against the fp32 path over the dequantized weights, within the same bound.
  * - lstm_modelfile_export: none keeps the parameters bit for bit; int8 / bf16 read back as the
- *   quantization of the parameters (the rest bit for bit), with no training state; a flipped byte is
- *   LSTM_E_CORRUPT, a truncated file LSTM_E_TRUNCATED.
+ *   quantization of the parameters (the rest bit for bit; the fp32 copy of the quantized ones made by
+ *   the first window forward), with no training state; a flipped byte is LSTM_E_CORRUPT, a truncated
+ *   file LSTM_E_TRUNCATED, a NaN or Inf LSTM_E_NAN naming the tensor.
  *
  * `test_quant bench` prints the GEMV microseconds (fp32 sgemv, scalar and AVX2 int8 / bf16) on the
  * PTB small model's output layer (10000 x 200), for tests/bench/quant.sh; never part of the tests. */
@@ -274,6 +275,24 @@ static void test_export_file(int tie)
         CHECK(f.tokenizer_len == sizeof tok && !memcmp(f.tokenizer, tok, sizeof tok));
         CHECK(f.provenance && f.provenance_len == strlen("lstm-train x\n"));
         CHECK_EQ_INT(f.model.n_params, m.n_params);
+        CHECK_EQ_INT(f.model.q_pending, type != LSTM_Q_NONE);
+        if (type != LSTM_Q_NONE) {
+            /* the fp32 copy of the quantized weights is made by the first window forward only */
+            const float *e0 = f.model.params + m.tensors[0].offset;
+            float mx = 0;
+            for (size_t k = 0; k < m.tensors[0].size; k++) mx = fabsf(e0[k]) > mx ? fabsf(e0[k]) : mx;
+            CHECK(mx == 0.0f);
+            lstm_acts acts;
+            lstm_state st;
+            CHECK_EQ_INT(lstm_acts_alloc(&acts, &f.model, 1, 3), 0);
+            CHECK_EQ_INT(lstm_state_alloc(&st, &f.model, 1), 0);
+            lstm_state_zero(&st);
+            uint32_t in[3] = {1, 2, 3};
+            CHECK_EQ_INT(lstm_model_forward(&f.model, &acts, &st, in, NULL, 1, 3, 0, NULL, NULL), 0);
+            CHECK_EQ_INT(f.model.q_pending, 0);
+            lstm_acts_free(&acts);
+            lstm_state_free(&st);
+        }
         for (int i = 0; i < m.n_tensors; i++) {
             const lstm_tensor_info *t = &m.tensors[i];
             const float *w = m.params + t->offset, *g = f.model.params + t->offset;
@@ -305,6 +324,21 @@ static void test_export_file(int tie)
         unlink(p);
     }
     CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, 7), LSTM_E_ARG);
+    /* NaN weights survive quantization as a NaN scale (int8) or a NaN (bf16): refused, named */
+    m.params[m.tensors[0].offset + 5] = NAN;
+    lstm_modelfile f;
+    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, LSTM_Q_INT8), 0);
+    CHECK_EQ_INT(lstm_modelfile_open(&f, p), LSTM_E_NAN);
+    CHECK(strcmp(f.bad_tensor, "emb.scale") == 0);
+    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, LSTM_Q_BF16), 0);
+    CHECK_EQ_INT(lstm_modelfile_open(&f, p), LSTM_E_NAN);
+    CHECK(strcmp(f.bad_tensor, "emb") == 0);
+    m.params[m.tensors[0].offset + 5] = 0.0f;
+    m.params[lstm_model_tensor(&m, lstm_model_find_tensor(&m, "l1.w_hh"))->offset] = INFINITY;
+    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, LSTM_Q_INT8), 0);
+    CHECK_EQ_INT(lstm_modelfile_open(&f, p), LSTM_E_NAN);
+    CHECK(strcmp(f.bad_tensor, "l1.w_hh") == 0);
+    unlink(p);
     lstm_model_free(&m);
 }
 
