@@ -5,7 +5,8 @@
 #  - the checkpoint and its none / int8 / bf16 exports side by side: file size, PTB test perplexity
 #    (lstm-eval), and lstm-sample --suggest 5 server-side microseconds per request (--serve --timing,
 #    median and p99 of the second of two passes) for typing prompts (each extends the previous one by a
-#    word) and distinct 1-12-word prompts, 2000 each.
+#    word) and distinct 1-12-word prompts, 2000 each, and the resident size of a one-shot --suggest
+#    (GNU time's maximum RSS; 0 without /usr/bin/time).
 # Without MODEL, a PTB "small"-sized model (2x200, V=10k, untied) is trained for SECS seconds (default 60).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,7 +43,7 @@ awk '{ s = ""; for (i = 1; i <= NF && i <= 12; i++) { s = s $i " "; print s; if 
 awk '{ n = 1 + NR % 12; s = ""; for (i = 1; i <= NF && i <= n; i++) s = s $i " "; print s; if (NR == 2000) exit }' "$ptb/ptb.test.txt" > "$tmp/distinct.txt"
 stats() { sort -n | awk '{ a[NR] = $1 } END { printf "%.0f / %.0f", a[int((NR + 1) / 2)], a[int(NR * 0.99 + 0.5)] }'; }
 
-printf '%-22s %11s %12s %10s %22s %22s\n' model bytes "test ppl" "vs fp32" "typing us (p50 / p99)" "distinct us (p50 / p99)"
+printf '%-14s %11s %10s %9s %22s %24s %8s\n' model bytes "test ppl" "vs fp32" "typing us (p50 / p99)" "distinct us (p50 / p99)" "RSS MB"
 p0=
 for m in "$model" "$tmp/m.none.lstm" "$tmp/m.int8.lstm" "$tmp/m.bf16.lstm"; do
     case $m in
@@ -57,6 +58,11 @@ for m in "$model" "$tmp/m.none.lstm" "$tmp/m.int8.lstm" "$tmp/m.bf16.lstm"; do
         cat "$tmp/$kind.txt" "$tmp/$kind.txt" | "$bin/lstm-sample" -m "$m" --serve --timing 2> "$tmp/t.txt" > /dev/null
         lat+=("$(tail -n 2000 "$tmp/t.txt" | stats)")
     done
-    printf '%-22s %11s %12.2f %10s %22s %22s\n' "$name" "$(stat -c %s "$m")" "$ppl" "$rel" "${lat[0]}" "${lat[1]}"
+    rss=0
+    if [ -x /usr/bin/time ]; then
+        rss=$( { /usr/bin/time -f %M "$bin/lstm-sample" -m "$m" --suggest 5 "the company said " > /dev/null; } 2>&1 | tail -n 1)
+    fi
+    printf '%-14s %11s %10.2f %9s %22s %24s %8.1f\n' "$name" "$(stat -c %s "$m")" "$ppl" "$rel" "${lat[0]}" "${lat[1]}" \
+        "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
 done
 "$bin/lstm-sample" -v -m "$tmp/m.int8.lstm" --suggest 1 "the " 2>&1 > /dev/null | head -1
