@@ -21,6 +21,7 @@ setup_file() {
     "$B/lstm-train" --hidden 32 --epochs 3 -q -o "$T/bpe.ckpt" "$T/bpe.win"
     for m in chat untied bpe; do
         for q in none int8 bf16; do "$X" -q -m "$T/$m.ckpt" -o "$T/$m.$q.lstm" --quantize "$q"; done
+        for q in int8 bf16; do "$X" -q -m "$T/$m.ckpt" -o "$T/$m.${q}r.lstm" --quantize "$q" --quantize-recurrent; done
     done
 }
 
@@ -68,6 +69,9 @@ ppl_json() { "$LSTM_BIN/lstm-eval" --json -m "$1" "$2" | sed 's/.*"perplexity":\
     run --separate-stderr "$X" -m "$T/chat.ckpt" -o "$T/chat.ckpt" -f
     assert_failure 2
     assert_equal "$stderr" "lstm-export: -o names the checkpoint -m ($T/chat.ckpt): it would be overwritten"
+    run --separate-stderr "$X" -m "$T/chat.ckpt" -o m.lstm --quantize-recurrent
+    assert_failure 2
+    assert_equal "$stderr" "lstm-export: --quantize-recurrent needs --quantize int8 or bf16"
     run --separate-stderr "$X" --bogus
     assert_failure 2
     [[ "$stderr" == "lstm-export: unknown option '--bogus'"* ]]
@@ -101,19 +105,19 @@ ppl_json() { "$LSTM_BIN/lstm-eval" --json -m "$1" "$2" | sed 's/.*"perplexity":\
     assert_equal "$b" "$a"
 }
 
-@test "--quantize int8 and bf16: lstm-eval perplexity within 0.5% of fp32, suggestions close to fp32's" {
+@test "--quantize int8 and bf16 (and --quantize-recurrent): lstm-eval perplexity within 0.5% of fp32, suggestions close to fp32's" {
     for m in chat untied bpe; do
         win="$T/chat.win"
         [ "$m" = bpe ] && win="$T/bpe.win"
         p0=$(ppl_json "$T/$m.ckpt" "$win")
-        for q in int8 bf16; do
+        for q in int8 bf16 int8r bf16r; do
             p=$(ppl_json "$T/$m.$q.lstm" "$win")
             echo "$m $q: perplexity $p against fp32 $p0"
             awk -v a="$p" -v b="$p0" 'BEGIN { d = a / b - 1; exit !(d < 0.005 && d > -0.005 && b > 1) }'
         done
     done
     # the top suggestion's probability moves by quantization only (a few percent at most here)
-    for q in int8 bf16; do
+    for q in int8 bf16 int8r bf16r; do
         a=$("$LSTM_BIN/lstm-sample" -m "$T/chat.ckpt" --suggest 1 "i need help with my " | cut -f2)
         b=$("$LSTM_BIN/lstm-sample" -m "$T/chat.$q.lstm" --suggest 1 "i need help with my " | cut -f2)
         echo "$q: top probability $b against fp32 $a"
@@ -121,28 +125,36 @@ ppl_json() { "$LSTM_BIN/lstm-eval" --json -m "$1" "$2" | sed 's/.*"perplexity":\
     done
 }
 
-@test "the int8 and bf16 exports' sizes: the fp32 export less 3 (int8, plus a scale per row) or 2 bytes per quantized weight" {
+@test "export sizes: the fp32 export less 3 bytes per int8 weight (plus a scale per row) or 2 per bf16 weight" {
     # Adam's two moments are not exported: the fp32 export is about a third of the checkpoint
     c=$(size "$T/chat.ckpt") n=$(size "$T/chat.none.lstm")
     echo "checkpoint $c, fp32 export $n bytes"
     [ $((n * 5 / 2)) -lt "$c" ]
     for m in chat untied; do
-        n=$(size "$T/$m.none.lstm") i=$(size "$T/$m.int8.lstm") b=$(size "$T/$m.bf16.lstm")
-        read -r V E H tie < <("$LSTM_BIN/lstm-dump" "$T/$m.ckpt" | awk -F= '/^  vocab=/ {v=$2} /^  emb=/ {e=$2}
-            /^  hidden=/ {h=$2} /^  tie=/ {t=$2} END {print v, e, h, t}')
-        q=$((V * E))
-        [ "$tie" = 1 ] || q=$((q + V * H))
-        rows=$V
-        [ "$tie" = 1 ] || rows=$((2 * V))
-        want_i=$((n - 3 * q + 4 * rows)) want_b=$((n - 2 * q))
-        echo "$m: V=$V E=$E H=$H tie=$tie: fp32 $n, int8 $i (expected $want_i), bf16 $b (expected $want_b) bytes; checkpoint / int8 = $(awk -v c="$(size "$T/$m.ckpt")" -v i="$i" 'BEGIN { printf "%.2f", c / i }')"
-        # within the 64-byte alignment of each entry and the longer entry table
-        [ $((i - want_i)) -lt 2048 ]
-        [ $((want_i - i)) -lt 2048 ]
-        [ $((b - want_b)) -lt 2048 ]
-        [ $((want_b - b)) -lt 2048 ]
-        [ "$i" -lt "$b" ]
-        [ "$b" -lt "$n" ]
+        n=$(size "$T/$m.none.lstm")
+        # the weight matrices of the fp32 export: the embedding and output weight, then the recurrent ones
+        read -r q rows qr rowsr < <("$LSTM_BIN/lstm-dump" "$T/$m.none.lstm" | awk '
+            /^  (emb|out\.w) +f32 \([0-9]+x[0-9]+\)/ { split(substr($3, 2), d, /[x)]/); q += d[1] * d[2]; r += d[1] }
+            /^  l[0-9]+\.w_(ih|hh) +f32 \([0-9]+x[0-9]+\)/ { split(substr($3, 2), d, /[x)]/); qr += d[1] * d[2]; rr += d[1] }
+            END { print q, r, qr, rr }')
+        [ "$q" -gt 0 ]
+        [ "$qr" -gt 0 ]
+        for v in int8 bf16 int8r bf16r; do
+            got=$(size "$T/$m.$v.lstm")
+            case $v in
+            int8) want=$((n - 3 * q + 4 * rows)) ;;
+            bf16) want=$((n - 2 * q)) ;;
+            int8r) want=$((n - 3 * (q + qr) + 4 * (rows + rowsr))) ;;
+            bf16r) want=$((n - 2 * (q + qr))) ;;
+            esac
+            echo "$m $v: $got bytes, expected $want (fp32 export $n, checkpoint $(size "$T/$m.ckpt"))"
+            # within the 64-byte alignment of each entry and the longer entry table
+            [ $((got - want)) -lt 2048 ]
+            [ $((want - got)) -lt 2048 ]
+        done
+        [ "$(size "$T/$m.int8r.lstm")" -lt "$(size "$T/$m.int8.lstm")" ]
+        [ "$(size "$T/$m.int8.lstm")" -lt "$(size "$T/$m.bf16.lstm")" ]
+        [ "$(size "$T/$m.bf16.lstm")" -lt "$n" ]
     done
     run --separate-stderr "$LSTM_BIN/lstm-dump" "$T/untied.int8.lstm"
     assert_success
@@ -150,10 +162,18 @@ ppl_json() { "$LSTM_BIN/lstm-eval" --json -m "$1" "$2" | sed 's/.*"perplexity":\
     assert_output --regexp "  emb +i8 \\([0-9]+x16\\)"
     assert_output --regexp "  out.w +i8 \\([0-9]+x24\\)"
     assert_output --regexp "  out.w.scale +f32"
+    assert_output --regexp "  l0.w_ih +f32 \\(96x16\\)"
     assert_output --partial "  quantize=int8"
+    assert_output --partial "  recurrent=0"
     assert_output --partial "lstm-export -q -m $T/untied.ckpt -o $T/untied.int8.lstm --quantize int8"
     refute_output --partial "optim.m"
     refute_output --partial "train:"
+    run --separate-stderr "$LSTM_BIN/lstm-dump" "$T/untied.int8r.lstm"
+    assert_output --regexp "  l0.w_ih +i8 \\(96x16\\)"
+    assert_output --regexp "  l1.w_hh +i8 \\(96x24\\)"
+    assert_output --regexp "  l1.w_hh.scale +f32 \\(96\\)"
+    assert_output --regexp "  l1.b_hh +f32 \\(96\\)"
+    assert_output --partial "  recurrent=1"
     run --separate-stderr "$LSTM_BIN/lstm-dump" "$T/chat.bf16.lstm"
     assert_output --regexp "  emb +bf16 \\([0-9]+x32\\)"
     refute_output --partial "out.w"
@@ -234,12 +254,14 @@ ppl_json() { "$LSTM_BIN/lstm-eval" --json -m "$1" "$2" | sed 's/.*"perplexity":\
     [[ "$stderr" =~ "lstm-export: quantized kernels on this CPU: "(avx2\+fma|scalar)$ ]]
     run --separate-stderr "$LSTM_BIN/lstm-sample" -v -m m.lstm --suggest 2 "hi "
     assert_success
-    [[ "$stderr" == *", int8 export (embedding and output layer; kernel "*")"* ]]
+    [[ "$stderr" == *", int8 export (embedding, output layer; kernel "*")"* ]]
+    run --separate-stderr "$LSTM_BIN/lstm-sample" -v -m "$T/chat.int8r.lstm" --suggest 2 "hi "
+    [[ "$stderr" == *", int8 export (embedding, output layer and recurrent weights; kernel "*")"* ]]
     run --separate-stderr "$LSTM_BIN/lstm-sample" -v -m "$T/chat.none.lstm" --suggest 2 "hi "
     [[ "$stderr" == *", fp32 export, loaded in "* ]]
     run --separate-stderr "$LSTM_BIN/lstm-eval" -v -m "$T/chat.bf16.lstm" "$T/chat.win"
     assert_success
-    [[ "$stderr" =~ "tok/s), bf16 export (embedding and output layer; kernel "(avx2\+fma|scalar)")"$ ]]
+    [[ "$stderr" =~ "tok/s), bf16 export (embedding, output layer; kernel "(avx2\+fma|scalar)")"$ ]]
     # the scalar reference answers too (the kernel is forced by the environment)
     a=$(LSTM_QUANT_KERNEL=scalar "$LSTM_BIN/lstm-sample" -v -m m.lstm --suggest 3 "i need help with my " 2> err)
     grep -q "kernel scalar" err

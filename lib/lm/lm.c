@@ -130,8 +130,8 @@ const char *lstm_lm_weights_desc(const lstm_lm *lm, char *buf, size_t cap)
     if (lm->f.kind != LSTM_CK_KIND_MODEL) snprintf(buf, cap, "fp32 checkpoint");
     else if (lm->f.quant == LSTM_Q_NONE) snprintf(buf, cap, "fp32 export");
     else
-        snprintf(buf, cap, "%s export (embedding and output layer; kernel %s)", lstm_quant_name(lm->f.quant),
-                 lstm_quant_kernel());
+        snprintf(buf, cap, "%s export (embedding, output layer%s; kernel %s)", lstm_quant_name(lm->f.quant),
+                 lm->f.quant_recurrent ? " and recurrent weights" : "", lstm_quant_kernel());
     return buf;
 }
 

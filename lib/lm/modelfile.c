@@ -97,21 +97,28 @@ int lstm_modelfile_save(const char *path, int force, const lstm_modelfile_save_a
     return lstm_ck_write(path, force, e, n);
 }
 
-/* The tensors an export may quantize: the embedding and the output weight (absent when tied). */
-static int quantizable(const char *name) { return strcmp(name, "emb") == 0 || strcmp(name, "out.w") == 0; }
+/* The tensors an export may quantize: the embedding and the output weight (absent when tied), and
+ * with recurrent the layers' w_ih and w_hh. */
+static int quantizable(const char *name, int recurrent)
+{
+    if (strcmp(name, "emb") == 0 || strcmp(name, "out.w") == 0) return 1;
+    size_t n = strlen(name);
+    return recurrent && name[0] == 'l' && n > 5 && (strcmp(name + n - 5, ".w_ih") == 0 || strcmp(name + n - 5, ".w_hh") == 0);
+}
 
-int lstm_modelfile_export(const char *path, int force, const lstm_modelfile_save_args *a, int quant)
+int lstm_modelfile_export(const char *path, int force, const lstm_modelfile_save_args *a, int quant, int recurrent)
 {
     if (quant != LSTM_Q_NONE && quant != LSTM_Q_INT8 && quant != LSTM_Q_BF16) return LSTM_E_ARG;
+    if (recurrent && quant == LSTM_Q_NONE) return LSTM_E_ARG;
     const lstm_model *m = a->model;
     char cfg[512], meta[64];
     int rc = lstm_model_config_format(&m->cfg, cfg, sizeof cfg);
     if (rc) return rc;
-    snprintf(meta, sizeof meta, "quantize=%s\n", lstm_quant_name(quant));
+    snprintf(meta, sizeof meta, "quantize=%s\nrecurrent=%d\n", lstm_quant_name(quant), recurrent ? 1 : 0);
     lstm_ck_entry e[2 * LSTM_MAX_TENSORS + 10];
-    void *qbuf[2] = {NULL, NULL};
-    float *sbuf[2] = {NULL, NULL};
-    char snames[2][40];
+    void *qbuf[LSTM_MAX_TENSORS] = {NULL};
+    float *sbuf[LSTM_MAX_TENSORS] = {NULL};
+    char snames[LSTM_MAX_TENSORS][40];
     int nq = 0;
     size_t n = 0;
     e[n++] = (lstm_ck_entry){"config", LSTM_CK_BYTES, 0, {0}, cfg, strlen(cfg), NULL};
@@ -125,7 +132,7 @@ int lstm_modelfile_export(const char *path, int force, const lstm_modelfile_save
         const float *w = m->params + t->offset;
         lstm_ck_entry v = {t->name, LSTM_CK_F32, t->ndim, {(uint64_t)t->shape[0], (uint64_t)t->shape[1]}, w,
                            4 * (uint64_t)t->size, quant == LSTM_Q_NONE ? "params" : NULL};
-        if (quant != LSTM_Q_NONE && quantizable(t->name)) {
+        if (quant != LSTM_Q_NONE && quantizable(t->name, recurrent)) {
             int R = t->shape[0], C = t->shape[1];
             if (quant == LSTM_Q_INT8) {
                 int8_t *q = malloc(t->size);
@@ -205,8 +212,8 @@ static int bf16_finite(const uint16_t *x, size_t n)
 }
 
 /* A quantized export: every tensor of the layout c implies, the fp32 ones copied into a new block laid
- * out as a checkpoint's params, the quantized ones (emb, out.w only) kept in place as the model's qemb /
- * qout. Their regions of the block stay untouched anonymous memory (no resident pages) until a window
+ * out as a checkpoint's params, the quantized ones (emb, out.w, the layers' w_ih and w_hh) kept in place
+ * as the model's qemb / qout / qw_ih / qw_hh. Their regions of the block stay untouched anonymous memory (no resident pages) until a window
  * forward dequantizes them (lstm_model.q_pending): the one-step inference of a server never does.
  * LSTM_E_NAN with the tensor's name in bad (32 bytes) for a NaN or Inf. */
 static int open_quantized(lstm_modelfile *f, const lstm_model_config *c, char *bad)
@@ -220,8 +227,8 @@ static int open_quantized(lstm_modelfile *f, const lstm_model_config *c, char *b
     if (blk == MAP_FAILED) return LSTM_E_NOMEM;
     f->owned = blk; /* zero, so the padding between tensors is zero as in a checkpoint */
     f->owned_bytes = bytes;
-    lstm_qmat q[2];
-    int qi[2] = {-1, -1}, nq = 0, quant = LSTM_Q_NONE;
+    lstm_qmat q[LSTM_MAX_TENSORS];
+    int qi[LSTM_MAX_TENSORS], nq = 0, quant = LSTM_Q_NONE, recurrent = 0;
     for (int i = 0; i < nt; i++) {
         const lstm_ck_entry *v = lstm_ck_find(f->ck, t[i].name);
         if (!v || v->ndim != t[i].ndim || v->dims[0] != (uint64_t)t[i].shape[0] ||
@@ -232,11 +239,12 @@ static int open_quantized(lstm_modelfile *f, const lstm_model_config *c, char *b
             memcpy(f->owned + t[i].offset, v->data, t[i].size * sizeof(float));
             continue;
         }
-        /* one quantization per file: int8 or bf16, for the embedding and the output weight only */
+        /* one quantization per file: int8 or bf16, for the weight matrices only (never the biases) */
         int type = v->type == LSTM_CK_I8 ? LSTM_Q_INT8 : v->type == LSTM_CK_BF16 ? LSTM_Q_BF16 : -1;
-        if (type < 0 || !quantizable(t[i].name) || t[i].ndim != 2 || (quant != LSTM_Q_NONE && quant != type))
+        if (type < 0 || !quantizable(t[i].name, 1) || t[i].ndim != 2 || (quant != LSTM_Q_NONE && quant != type))
             return LSTM_E_FORMAT;
         quant = type;
+        recurrent |= !quantizable(t[i].name, 0);
         lstm_qmat m = {type, t[i].shape[0], t[i].shape[1], v->data, NULL};
         if (type == LSTM_Q_INT8) {
             char sn[48];
@@ -253,13 +261,17 @@ static int open_quantized(lstm_modelfile *f, const lstm_model_config *c, char *b
         qi[nq++] = i;
     }
     if (lstm_model_init_view(&f->model, c, f->owned)) return LSTM_E_FORMAT;
+    /* the layout: emb, then w_ih, w_hh, b_ih, b_hh per layer, then out.w (untied) and out.b */
     for (int k = 0; k < nq; k++) {
         if (qi[k] == 0) f->model.qemb = q[k];
+        else if (qi[k] <= 4 * c->L && (qi[k] - 1) % 4 == 0) f->model.qw_ih[(qi[k] - 1) / 4] = q[k];
+        else if (qi[k] <= 4 * c->L && (qi[k] - 1) % 4 == 1) f->model.qw_hh[(qi[k] - 1) / 4] = q[k];
         else f->model.qout = q[k];
     }
     if (c->tie) f->model.qout = f->model.qemb;
     f->model.q_pending = nq > 0;
     f->quant = quant;
+    f->quant_recurrent = recurrent;
     return LSTM_OK;
 }
 

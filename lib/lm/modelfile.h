@@ -27,9 +27,10 @@ int lstm_modelfile_save(const char *path, int force, const lstm_modelfile_save_a
 /* An inference-only model (formats/model.md): a's model, tokenizer and provenance (its train, optim
  * and state are not written), with the embedding and the output weight stored as quant says
  * (LSTM_Q_NONE: every tensor fp32, mapped in place by readers as a checkpoint's are; LSTM_Q_INT8:
- * int8 + one fp32 scale per row; LSTM_Q_BF16). Written as lstm_modelfile_save writes. LSTM_E_ARG for
- * an unknown quant, LSTM_E_NOMEM, lstm_ck_write's codes. */
-int lstm_modelfile_export(const char *path, int force, const lstm_modelfile_save_args *a, int quant);
+ * int8 + one fp32 scale per row; LSTM_Q_BF16), and with recurrent != 0 every layer's w_ih and w_hh
+ * too (biases always fp32). Written as lstm_modelfile_save writes. LSTM_E_ARG for an unknown quant
+ * (or recurrent with LSTM_Q_NONE), LSTM_E_NOMEM, lstm_ck_write's codes. */
+int lstm_modelfile_export(const char *path, int force, const lstm_modelfile_save_args *a, int quant, int recurrent);
 
 typedef struct {
     lstm_ck *ck;
@@ -46,6 +47,7 @@ typedef struct {
     char bad_tensor[32];       /* after LSTM_E_NAN: the first tensor holding a NaN or Inf */
     int kind;                  /* LSTM_CK_KIND_CHECKPOINT, or LSTM_CK_KIND_MODEL for an export */
     int quant;                 /* an export's LSTM_Q_* (LSTM_Q_NONE for checkpoints) */
+    int quant_recurrent;       /* an export's recurrent weights are quantized too */
     float *owned;              /* a quantized export's fp32 parameter block (model.params), built at open */
     size_t owned_bytes;
 } lstm_modelfile;

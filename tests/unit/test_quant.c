@@ -164,8 +164,12 @@ static void test_gemv(void)
     printf("test_quant: kernel %s; avx2 vs scalar GEMV: largest gap %.3f of the stated bound\n", lstm_quant_kernel(), worst);
 }
 
-/* The quantized inference path against the fp32 one over the same (dequantized) weights. */
-static void test_infer(int tie, int type)
+/* The quantized inference path against the fp32 one over the same (dequantized) weights: with the
+ * embedding and output weight quantized, the state is the same to the bit (the embedding rows are the
+ * same floats) and the logits within the GEMV bound; with the recurrent weights too, the state differs
+ * by float rounding through the steps (stated: 1e-5 absolute on h, c and the logits, whose size here is
+ * about 0.1). lstm_infer_seq on one lane gives the bits of lstm_infer_step on the quantized model. */
+static void test_infer(int tie, int type, int recurrent)
 {
     lstm_model_config c;
     lstm_model_config_default(&c);
@@ -175,12 +179,15 @@ static void test_infer(int tie, int type)
     lstm_rng rng;
     lstm_rng_seed(&rng, 21);
     lstm_model_init_params(&m, &rng);
-    const char *names[2] = {"emb", "out.w"};
-    void *qw[2] = {NULL, NULL};
-    float *qs[2] = {NULL, NULL};
-    lstm_qmat qm[2];
+    /* larger weights than the init's, so that activations and logits are of order 1 */
+    for (size_t k = 0; k < m.n_params; k++) m.params[k] *= 8.0f;
+    const char *names[6] = {"emb", "out.w", "l0.w_ih", "l0.w_hh", "l1.w_ih", "l1.w_hh"};
+    void *qw[6] = {NULL};
+    float *qs[6] = {NULL};
+    lstm_qmat qm[6];
     memset(qm, 0, sizeof qm);
-    for (int k = 0; k < (tie ? 1 : 2); k++) {
+    for (int k = 0; k < 6; k++) {
+        if ((k == 1 && tie) || (k >= 2 && !recurrent)) continue;
         const lstm_tensor_info *t = lstm_model_tensor(&m, lstm_model_find_tensor(&m, names[k]));
         float *w = m.params + t->offset;
         int R = t->shape[0], C = t->shape[1];
@@ -199,38 +206,66 @@ static void test_infer(int tie, int type)
     CHECK_EQ_INT(lstm_model_init_view(&v, &c, m.params), 0);
     v.qemb = qm[0];
     v.qout = tie ? qm[0] : qm[1];
+    for (int l = 0; l < 2; l++) v.qw_ih[l] = qm[2 + 2 * l], v.qw_hh[l] = qm[3 + 2 * l];
     const int B = 3;
-    lstm_infer i0, i1;
-    lstm_state s0, s1;
+    lstm_infer i0, i1, i2;
+    lstm_state s0, s1, s2;
     CHECK_EQ_INT(lstm_infer_alloc(&i0, &m, B), 0);
     CHECK_EQ_INT(lstm_infer_alloc(&i1, &v, B), 0);
+    CHECK_EQ_INT(lstm_infer_alloc(&i2, &v, 3), 0);
     CHECK_EQ_INT(lstm_state_alloc(&s0, &m, B), 0);
     CHECK_EQ_INT(lstm_state_alloc(&s1, &v, B), 0);
+    CHECK_EQ_INT(lstm_state_alloc(&s2, &v, 1), 0);
     lstm_state_zero(&s0);
     lstm_state_zero(&s1);
-    float *l0 = malloc(sizeof(float) * B * c.V), *l1 = malloc(sizeof(float) * B * c.V);
-    uint32_t tok[3][3] = {{4, 5, 36}, {0, 17, 2}, {9, 9, 30}};
+    lstm_state_zero(&s2);
+    float *l0 = malloc(sizeof(float) * B * c.V), *l1 = malloc(sizeof(float) * B * c.V), *l2 = malloc(sizeof(float) * c.V);
+    uint32_t tok[3][3] = {{4, 5, 36}, {0, 17, 2}, {9, 9, 30}}, lane0[3] = {4, 0, 9};
     const float *ow = m.params + lstm_model_tensor(&m, lstm_model_find_tensor(&m, tie ? "emb" : "out.w"))->offset;
     const float *ob = m.params + lstm_model_tensor(&m, lstm_model_find_tensor(&m, "out.b"))->offset;
+    size_t nst = (size_t)c.L * B * c.H;
+    double worst = 0;
     for (int step = 0; step < 3; step++) {
         CHECK_EQ_INT(lstm_infer_step(&i0, &s0, tok[step], l0), 0);
         CHECK_EQ_INT(lstm_infer_step(&i1, &s1, tok[step], l1), 0);
-        /* the embedding rows are the same floats, so the state is the same to the bit */
-        CHECK(memcmp(s0.h, s1.h, sizeof(float) * (size_t)c.L * B * c.H) == 0);
+        if (!recurrent) CHECK(memcmp(s0.h, s1.h, sizeof(float) * nst) == 0);
+        for (size_t k = 0; k < nst; k++) {
+            CHECK(fabsf(s0.h[k] - s1.h[k]) <= 1e-5f);
+            CHECK(fabsf(s0.c[k] - s1.c[k]) <= 1e-5f);
+        }
         for (int b = 0; b < B; b++) {
             const float *h = s0.h + (size_t)(c.L - 1) * B * c.H + (size_t)b * c.H;
             for (int j = 0; j < c.V; j++) {
+                double d = fabs((double)l0[b * c.V + j] - l1[b * c.V + j]);
+                worst = d > worst ? d : worst;
+                if (recurrent) {
+                    CHECK(d <= 1e-5);
+                    continue;
+                }
                 double mag = fabs(ob[j]);
                 for (int k = 0; k < c.H; k++) mag += fabs((double)ow[(size_t)j * c.H + k] * h[k]);
-                CHECK(fabs((double)l0[b * c.V + j] - l1[b * c.V + j]) <= 4.0 * c.H * 0x1p-24 * mag + 1e-30);
+                CHECK(d <= 4.0 * c.H * 0x1p-24 * mag + 1e-30);
             }
         }
     }
-    free(l0), free(l1);
-    lstm_infer_free(&i0), lstm_infer_free(&i1), lstm_state_free(&s0), lstm_state_free(&s1);
+    /* lane 0's three tokens in one lstm_infer_seq: with quantized recurrent weights both run the same
+     * GEMV per token, so the same bits; otherwise a GEMM against the steps' GEMVs (float rounding) */
+    CHECK_EQ_INT(lstm_infer_seq(&i2, &s2, lane0, 3, NULL, NULL, l2), 0);
+    for (int l = 0; l < c.L; l++) {
+        const float *a = s2.h + (size_t)l * c.H, *b = s1.h + (size_t)l * B * c.H;
+        if (recurrent) CHECK(memcmp(a, b, sizeof(float) * c.H) == 0);
+        for (int k = 0; k < c.H; k++) CHECK(fabsf(a[k] - b[k]) <= 1e-5f);
+    }
+    if (recurrent) CHECK(memcmp(l2, l1, sizeof(float) * c.V) == 0);
+    for (int j = 0; j < c.V; j++) CHECK(fabsf(l2[j] - l1[j]) <= 1e-5f);
+    printf("test_quant: %s%s, %s: quantized path vs fp32 path: largest logit gap %.2g\n", lstm_quant_name(type),
+           recurrent ? " + recurrent" : "", tie ? "tied" : "untied", worst);
+    free(l0), free(l1), free(l2);
+    lstm_infer_free(&i0), lstm_infer_free(&i1), lstm_infer_free(&i2);
+    lstm_state_free(&s0), lstm_state_free(&s1), lstm_state_free(&s2);
     lstm_model_free(&v);
     lstm_model_free(&m);
-    for (int k = 0; k < 2; k++) free(qw[k]), free(qs[k]);
+    for (int k = 0; k < 6; k++) free(qw[k]), free(qs[k]);
 }
 
 static void path_of(char *buf, const char *name) { snprintf(buf, 256, "%s/%s", dir, name); }
@@ -263,10 +298,12 @@ static void test_export_file(int tie)
     const uint8_t tok[5] = {9, 8, 7, 6, 5};
     lstm_modelfile_save_args a = {&m, tok, sizeof tok, "epoch=1\n", NULL, NULL, "lstm-train x\n"};
     char p[256], q[256];
-    for (int type = LSTM_Q_NONE; type <= LSTM_Q_BF16; type++) {
+    /* none, int8, bf16, then int8 and bf16 with the recurrent weights */
+    for (int run = 0; run < 5; run++) {
+        int type = run < 3 ? run : run - 2, rec = run >= 3;
         path_of(p, "m.lstm");
-        CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, type), 0);
-        CHECK_EQ_INT(lstm_modelfile_export(p, 0, &a, type), LSTM_E_EXISTS);
+        CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, type, rec), 0);
+        CHECK_EQ_INT(lstm_modelfile_export(p, 0, &a, type, rec), LSTM_E_EXISTS);
         lstm_modelfile f;
         CHECK_EQ_INT(lstm_modelfile_open(&f, p), 0);
         CHECK_EQ_INT(f.kind, LSTM_CK_KIND_MODEL);
@@ -296,18 +333,24 @@ static void test_export_file(int tie)
         for (int i = 0; i < m.n_tensors; i++) {
             const lstm_tensor_info *t = &m.tensors[i];
             const float *w = m.params + t->offset, *g = f.model.params + t->offset;
-            int quantized = type != LSTM_Q_NONE && (!strcmp(t->name, "emb") || !strcmp(t->name, "out.w"));
+            int matrix = t->ndim == 2, recw = matrix && t->name[0] == 'l';
+            int quantized = type != LSTM_Q_NONE && matrix && (!recw || rec);
             if (!quantized) {
                 CHECK(memcmp(w, g, t->size * sizeof(float)) == 0);
                 continue;
             }
             for (size_t k = 0; k < t->size; k++) {
                 if (type == LSTM_Q_BF16) CHECK(g[k] == lstm_bf16_to_f32(lstm_bf16_from_f32(w[k])));
-                else CHECK(fabsf(g[k] - w[k]) <= c.init_scale / 127.0f * 0.5f * 1.0001f);
+                else CHECK(fabsf(g[k] - w[k]) <= c.init_scale / 127.0f * 0.5f * 1.0001f); /* |w| < init_scale */
             }
         }
         CHECK_EQ_INT(f.model.qemb.type, type);
         CHECK_EQ_INT(f.model.qout.type, type);
+        CHECK_EQ_INT(f.quant_recurrent, rec);
+        for (int l = 0; l < c.L; l++) {
+            CHECK_EQ_INT(f.model.qw_ih[l].type, rec ? type : LSTM_Q_NONE);
+            CHECK_EQ_INT(f.model.qw_hh[l].type, rec ? type : LSTM_Q_NONE);
+        }
         if (type != LSTM_Q_NONE) CHECK(tie ? f.model.qout.w == f.model.qemb.w : f.model.qout.w != f.model.qemb.w);
         lstm_modelfile_close(&f);
 
@@ -323,19 +366,20 @@ static void test_export_file(int tie)
         unlink(q);
         unlink(p);
     }
-    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, 7), LSTM_E_ARG);
+    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, 7, 0), LSTM_E_ARG);
+    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, LSTM_Q_NONE, 1), LSTM_E_ARG);
     /* NaN weights survive quantization as a NaN scale (int8) or a NaN (bf16): refused, named */
     m.params[m.tensors[0].offset + 5] = NAN;
     lstm_modelfile f;
-    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, LSTM_Q_INT8), 0);
+    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, LSTM_Q_INT8, 0), 0);
     CHECK_EQ_INT(lstm_modelfile_open(&f, p), LSTM_E_NAN);
     CHECK(strcmp(f.bad_tensor, "emb.scale") == 0);
-    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, LSTM_Q_BF16), 0);
+    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, LSTM_Q_BF16, 0), 0);
     CHECK_EQ_INT(lstm_modelfile_open(&f, p), LSTM_E_NAN);
     CHECK(strcmp(f.bad_tensor, "emb") == 0);
     m.params[m.tensors[0].offset + 5] = 0.0f;
     m.params[lstm_model_tensor(&m, lstm_model_find_tensor(&m, "l1.w_hh"))->offset] = INFINITY;
-    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, LSTM_Q_INT8), 0);
+    CHECK_EQ_INT(lstm_modelfile_export(p, 1, &a, LSTM_Q_INT8, 0), 0);
     CHECK_EQ_INT(lstm_modelfile_open(&f, p), LSTM_E_NAN);
     CHECK(strcmp(f.bad_tensor, "l1.w_hh") == 0);
     unlink(p);
@@ -411,8 +455,10 @@ int main(int argc, char **argv)
     test_bf16();
     test_gemv();
     for (int tie = 0; tie < 2; tie++) {
-        test_infer(tie, LSTM_Q_INT8);
-        test_infer(tie, LSTM_Q_BF16);
+        for (int rec = 0; rec < 2; rec++) {
+            test_infer(tie, LSTM_Q_INT8, rec);
+            test_infer(tie, LSTM_Q_BF16, rec);
+        }
         test_export_file(tie);
     }
     rmdir(dir);

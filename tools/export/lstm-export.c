@@ -22,9 +22,9 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: " PROG " -m CHECKPOINT -o MODEL [options]\n"
             "Write an inference-only model from a checkpoint of lstm-train: no optimizer state, no training\n"
-            "state, the embedding and the output layer optionally quantized. lstm-eval, lstm-sample,\n"
-            "lstm-serve, lstm-inspect and lstm-dump read it wherever they read a checkpoint (-m MODEL);\n"
-            "lstm-train --resume does not (a resume needs the checkpoint).\n"
+            "state, the embedding and the output layer (and the recurrent weights) optionally quantized.\n"
+            "lstm-eval, lstm-sample, lstm-serve, lstm-inspect and lstm-dump read it wherever they read a\n"
+            "checkpoint (-m MODEL); lstm-train --resume does not (a resume needs the checkpoint).\n"
             "\n"
             "  -m, --model FILE       checkpoint to export (required)\n"
             "  -o, --output FILE      the model file to write (required; - = stdout, not a terminal)\n"
@@ -32,6 +32,8 @@ static void usage(FILE *f)
             "                         int8 (embedding and output weight: int8, one fp32 scale per row) or\n"
             "                         bf16 (the same two as bfloat16); the recurrent weights stay fp32\n"
             "                         (default none)\n"
+            "      --quantize-recurrent\n"
+            "                         with int8 or bf16: the layers' w_ih and w_hh too (biases stay fp32)\n"
             "  -f, --force            overwrite an existing FILE\n"
             "  -q, --quiet            no summary line\n"
             "  -v, --verbose          the summary line even when stderr is not a terminal, and the kernel\n"
@@ -73,11 +75,12 @@ int main(int argc, char **argv)
     int closed = 0;
     lstm_reserve_std_fds(&closed);
     const char *model = NULL, *out = NULL;
-    int force = 0, quant = LSTM_Q_NONE;
-    enum { O_QUANT = 256 };
+    int force = 0, quant = LSTM_Q_NONE, recurrent = 0;
+    enum { O_QUANT = 256, O_RECUR };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
-        {"quantize", required_argument, 0, O_QUANT}, {"force", no_argument, 0, 'f'},
+        {"quantize", required_argument, 0, O_QUANT}, {"quantize-recurrent", no_argument, 0, O_RECUR},
+        {"force", no_argument, 0, 'f'},
         {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     int ch;
@@ -91,6 +94,7 @@ int main(int argc, char **argv)
             if ((quant = lstm_quant_from_name(optarg)) < 0)
                 tool_die(2, "--quantize: expected none, int8 or bf16, got '%s'", optarg);
             break;
+        case O_RECUR: recurrent = 1; break;
         case 'f': force = 1; break;
         case 'q': tool_verbosity = TOOL_QUIET; break;
         case 'v': tool_verbosity = TOOL_VERBOSE; break;
@@ -102,6 +106,7 @@ int main(int argc, char **argv)
     if (optind < argc) tool_die(2, "unexpected argument '%s' (the checkpoint is -m FILE, see --help)", argv[optind]);
     if (!model) tool_die(2, "no checkpoint: give -m MODEL.ckpt (see --help)");
     if (!out) tool_die(2, "no output: give -o FILE (see --help)");
+    if (recurrent && quant == LSTM_Q_NONE) tool_die(2, "--quantize-recurrent needs --quantize int8 or bf16");
     int to_stdout = !strcmp(out, "-");
     if (to_stdout && (closed & 2)) tool_die(2, "-o -: stdout is closed");
     if (to_stdout && isatty(1)) tool_die(2, "-o -: not writing a binary model to a terminal (redirect it or give -o FILE)");
@@ -121,7 +126,7 @@ int main(int argc, char **argv)
                  lstm_quant_name(lm.f.quant));
     char *prov = provenance(&lm.f, argc, argv);
     lstm_modelfile_save_args a = {lm.m, lm.f.tokenizer, lm.f.tokenizer_len, NULL, NULL, NULL, prov};
-    rc = lstm_modelfile_export(out, force, &a, quant);
+    rc = lstm_modelfile_export(out, force, &a, quant, recurrent);
     free(prov);
     if (rc == LSTM_E_EXISTS) tool_die(1, "%s: file exists (use -f to overwrite, or -o another file)", out);
     if (rc == LSTM_E_IO) tool_die(1, "%s: %s", out, strerror(errno));
@@ -134,10 +139,12 @@ int main(int argc, char **argv)
         if (in_size > 0 && out_size > 0)
             snprintf(sizes, sizeof sizes, ", %lld -> %lld bytes (%.2fx smaller)", in_size, out_size,
                      (double)in_size / (double)out_size);
-        tool_msg("%s -> %s: %s, %d ids, %d x %d %s%s%s in %.1f ms", model, to_stdout ? "stdout" : out,
-                 quant == LSTM_Q_NONE ? "fp32" : quant == LSTM_Q_INT8 ? "int8 embedding and output layer"
-                                                                      : "bf16 embedding and output layer",
-                 c->V, c->L, c->H, lstm_cell_name(c->cell), c->tie ? " (tied)" : "", sizes, (tool_now() - t0) * 1e3);
+        char what[96] = "fp32";
+        if (quant != LSTM_Q_NONE)
+            snprintf(what, sizeof what, "%s embedding%s output layer%s", lstm_quant_name(quant), recurrent ? "," : " and",
+                     recurrent ? " and recurrent weights" : "");
+        tool_msg("%s -> %s: %s, %d ids, %d x %d %s%s%s in %.1f ms", model, to_stdout ? "stdout" : out, what, c->V, c->L,
+                 c->H, lstm_cell_name(c->cell), c->tie ? " (tied)" : "", sizes, (tool_now() - t0) * 1e3);
     }
     if (tool_verbosity >= TOOL_VERBOSE && quant != LSTM_Q_NONE)
         tool_msg("quantized kernels on this CPU: %s", lstm_quant_kernel());
