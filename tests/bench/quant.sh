@@ -2,7 +2,8 @@
 # quant.sh [MODEL.ckpt]: what lstm-export's quantization buys and costs, in one run:
 #  - the output-layer GEMV (10000 x 200) in microseconds: fp32 cblas_sgemv, int8 and bf16 with the
 #    scalar reference and with the AVX2 kernel (build/tests/test_quant bench);
-#  - the checkpoint and its none / int8 / bf16 exports side by side: file size, PTB test perplexity
+#  - the checkpoint and its none / int8 / bf16 exports (the last two also with --quantize-recurrent,
+#    "+rec") side by side: file size, PTB test perplexity
 #    (lstm-eval), and lstm-sample --suggest 5 server-side microseconds per request (--serve --timing,
 #    median and p99 of the second of two passes) for typing prompts (each extends the previous one by a
 #    word) and distinct 1-12-word prompts, 2000 each, and the resident size of a one-shot --suggest
@@ -38,14 +39,15 @@ else
 fi
 "$bin/lstm-tok" -q "${tok[@]}" "$ptb/ptb.test.txt" | "$bin/lstm-window" -q -L 20 --cross-docs > "$tmp/test.win"
 for q in none int8 bf16; do "$bin/lstm-export" -q -m "$model" -o "$tmp/m.$q.lstm" --quantize "$q"; done
+for q in int8 bf16; do "$bin/lstm-export" -q -m "$model" -o "$tmp/m.$q+rec.lstm" --quantize "$q" --quantize-recurrent; done
 
 awk '{ s = ""; for (i = 1; i <= NF && i <= 12; i++) { s = s $i " "; print s; if (++c == 2000) exit } }' "$ptb/ptb.test.txt" > "$tmp/typing.txt"
 awk '{ n = 1 + NR % 12; s = ""; for (i = 1; i <= NF && i <= n; i++) s = s $i " "; print s; if (NR == 2000) exit }' "$ptb/ptb.test.txt" > "$tmp/distinct.txt"
 stats() { sort -n | awk '{ a[NR] = $1 } END { printf "%.0f / %.0f", a[int((NR + 1) / 2)], a[int(NR * 0.99 + 0.5)] }'; }
 
-printf '%-14s %11s %10s %9s %22s %24s %8s\n' model bytes "test ppl" "vs fp32" "typing us (p50 / p99)" "distinct us (p50 / p99)" "RSS MB"
+printf '%-16s %11s %10s %9s %22s %24s %8s\n' model bytes "test ppl" "vs fp32" "typing us (p50 / p99)" "distinct us (p50 / p99)" "RSS MB"
 p0=
-for m in "$model" "$tmp/m.none.lstm" "$tmp/m.int8.lstm" "$tmp/m.bf16.lstm"; do
+for m in "$model" "$tmp/m.none.lstm" "$tmp/m.int8.lstm" "$tmp/m.bf16.lstm" "$tmp/m.int8+rec.lstm" "$tmp/m.bf16+rec.lstm"; do
     case $m in
     "$model") name="checkpoint" ;;
     *) name="export ${m##*/m.}"; name=${name%.lstm} ;;
@@ -62,7 +64,7 @@ for m in "$model" "$tmp/m.none.lstm" "$tmp/m.int8.lstm" "$tmp/m.bf16.lstm"; do
     if [ -x /usr/bin/time ]; then
         rss=$( { /usr/bin/time -f %M "$bin/lstm-sample" -m "$m" --suggest 5 "the company said " > /dev/null; } 2>&1 | tail -n 1)
     fi
-    printf '%-14s %11s %10.2f %9s %22s %24s %8.1f\n' "$name" "$(stat -c %s "$m")" "$ppl" "$rel" "${lat[0]}" "${lat[1]}" \
+    printf '%-16s %11s %10.2f %9s %22s %24s %8.1f\n' "$name" "$(stat -c %s "$m")" "$ppl" "$rel" "${lat[0]}" "${lat[1]}" \
         "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
 done
-"$bin/lstm-sample" -v -m "$tmp/m.int8.lstm" --suggest 1 "the " 2>&1 > /dev/null | head -1
+"$bin/lstm-sample" -v -m "$tmp/m.int8+rec.lstm" --suggest 1 "the " 2>&1 > /dev/null | head -1
