@@ -67,4 +67,4 @@ for m in "$model" "$tmp/m.none.lstm" "$tmp/m.int8.lstm" "$tmp/m.bf16.lstm" "$tmp
     printf '%-16s %11s %10.2f %9s %22s %24s %8.1f\n' "$name" "$(stat -c %s "$m")" "$ppl" "$rel" "${lat[0]}" "${lat[1]}" \
         "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
 done
-"$bin/lstm-sample" -v -m "$tmp/m.int8+rec.lstm" --suggest 1 "the " 2>&1 > /dev/null | head -1
+"$bin/lstm-sample" -v -m "$tmp/m.int8+rec.lstm" --suggest 1 "the " 2>&1 > /dev/null | sed -n 1p
