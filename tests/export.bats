@@ -202,7 +202,10 @@ ppl_json() { "$LSTM_BIN/lstm-eval" --json -m "$1" "$2" | sed 's/.*"perplexity":\
     assert_equal "$stderr" "lstm-eval: magic.lstm: truncated exported model (shorter than its header says)"
     run --separate-stderr "$LSTM_BIN/lstm-dump" flip.lstm
     assert_failure 1
-    assert_equal "$stderr" "lstm-dump: flip.lstm: corrupted checkpoint (checksum mismatch)"
+    assert_equal "$stderr" "lstm-dump: flip.lstm: corrupted exported model (checksum mismatch)"
+    run --separate-stderr "$LSTM_BIN/lstm-dump" cut.lstm
+    assert_failure 1
+    assert_equal "$stderr" "lstm-dump: cut.lstm: truncated exported model (shorter than its header says)"
 }
 
 @test "lstm-train --resume and lstm-export refuse an export; lstm-tok -m reads its vocabulary" {

@@ -78,18 +78,18 @@ static void print_speakers(const lstm_tokenizer *tok)
 
 /* A checkpoint: its entries (name, type, shape, size, XXH64 of the data) and its text entries.
  * prefix/plen: its first bytes, already read from fd (a pipe). */
-static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size_t plen, int vocab)
+static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size_t plen, int vocab, int exported)
 {
     lstm_ck *ck;
     int rc = lstm_ck_open_fd(&ck, fd, prefix, plen);
     if (fd > 0) close(fd);
     if (rc) {
-        fprintf(stderr, PROG ": %s: %s\n", path,
-                rc == LSTM_E_IO ? strerror(errno)
-                : rc == LSTM_E_TRUNCATED ? "truncated checkpoint (shorter than its header says)"
-                : rc == LSTM_E_CORRUPT ? "corrupted checkpoint (checksum mismatch)"
-                : rc == LSTM_E_FORMAT ? "malformed checkpoint"
-                : lstm_strerror(rc));
+        const char *what = exported ? "exported model" : "checkpoint";
+        if (rc == LSTM_E_IO) fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
+        else if (rc == LSTM_E_TRUNCATED) fprintf(stderr, PROG ": %s: truncated %s (shorter than its header says)\n", path, what);
+        else if (rc == LSTM_E_CORRUPT) fprintf(stderr, PROG ": %s: corrupted %s (checksum mismatch)\n", path, what);
+        else if (rc == LSTM_E_FORMAT) fprintf(stderr, PROG ": %s: malformed %s\n", path, what);
+        else fprintf(stderr, PROG ": %s: %s\n", path, lstm_strerror(rc));
         return 1;
     }
     const lstm_ck_entry *t = lstm_ck_find(ck, "tokenizer");
@@ -105,7 +105,7 @@ static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size
         lstm_ck_close(ck);
         return finish_output();
     }
-    int exported = lstm_ck_kind(ck) == LSTM_CK_KIND_MODEL;
+    exported = lstm_ck_kind(ck) == LSTM_CK_KIND_MODEL;
     printf("%s: %s\nentries:\n", exported ? "model (lstm-export)" : "checkpoint", path);
     for (size_t i = 0; i < lstm_ck_count(ck); i++) {
         const lstm_ck_entry *e = lstm_ck_at(ck, i);
@@ -238,7 +238,7 @@ int main(int argc, char **argv)
     }
     plen = hn;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(fd, -(off_t)hn, SEEK_CUR) >= 0) plen = 0;
-    if (lstm_ck_is_magic(head, hn)) return dump_checkpoint(fd, iname, head, plen, vocab);
+    if (lstm_ck_is_magic(head, hn)) return dump_checkpoint(fd, iname, head, plen, vocab, head[2] == 'M'); /* \x89LMDL */
     lstm_reader *r;
     int rc = lstm_reader_open_prefix(&r, fd, 0, head, plen);
     if (rc) {
