@@ -4,7 +4,7 @@
 # bf16 within a stated perplexity tolerance of fp32; file sizes as the format says; a flipped byte, a
 # truncated file, an export given to lstm-train --resume or to lstm-export itself are refused with
 # one line; the output rules (-f, /dev/null, stdout, a FIFO); lstm-serve answers from an export. Tiny
-# models built once from tests/fixtures/eval_chat.csv (a word model, a BPE model, an untied one).
+# models built once from tests/fixtures/eval_chat.csv (a word model, a BPE model, an untied one, a GRU).
 
 bats_require_minimum_version 1.5.0
 
@@ -17,9 +17,10 @@ setup_file() {
     "$B/lstm-window" -q -L 8 "$T/chat.tok" > "$T/chat.win"
     "$B/lstm-train" --hidden 32 --epochs 40 --lr 0.01 -q -o "$T/chat.ckpt" "$T/chat.win"
     "$B/lstm-train" --hidden 24 --emb 16 --no-tie --epochs 3 -q -o "$T/untied.ckpt" "$T/chat.win"
+    "$B/lstm-train" --cell gru --hidden 24 --epochs 5 -q -o "$T/gru.ckpt" "$T/chat.win"
     "$B/lstm-tok" -q --bpe --vocab-size 400 "$FIX/eval_chat.csv" | "$B/lstm-window" -q -L 12 > "$T/bpe.win"
     "$B/lstm-train" --hidden 32 --epochs 3 -q -o "$T/bpe.ckpt" "$T/bpe.win"
-    for m in chat untied bpe; do
+    for m in chat untied bpe gru; do
         for q in none int8 bf16; do "$X" -q -m "$T/$m.ckpt" -o "$T/$m.$q.lstm" --quantize "$q"; done
         for q in int8 bf16; do "$X" -q -m "$T/$m.ckpt" -o "$T/$m.${q}r.lstm" --quantize "$q" --quantize-recurrent; done
     done
@@ -79,7 +80,7 @@ ppl_json() { "$LSTM_BIN/lstm-eval" --json -m "$1" "$2" | sed 's/.*"perplexity":\
 }
 
 @test "--quantize none: lstm-eval, lstm-sample --suggest and lstm-inspect answer to the bit as the checkpoint" {
-    for m in chat bpe untied; do
+    for m in chat bpe untied gru; do
         win="$T/chat.win"
         [ "$m" = bpe ] && win="$T/bpe.win"
         run --separate-stderr "$LSTM_BIN/lstm-eval" --json -m "$T/$m.ckpt" "$win"
@@ -106,7 +107,7 @@ ppl_json() { "$LSTM_BIN/lstm-eval" --json -m "$1" "$2" | sed 's/.*"perplexity":\
 }
 
 @test "--quantize int8 and bf16 (and --quantize-recurrent): lstm-eval perplexity within 0.5% of fp32, suggestions close to fp32's" {
-    for m in chat untied bpe; do
+    for m in chat untied bpe gru; do
         win="$T/chat.win"
         [ "$m" = bpe ] && win="$T/bpe.win"
         p0=$(ppl_json "$T/$m.ckpt" "$win")
