@@ -267,7 +267,7 @@ ppl_json() { "$LSTM_BIN/lstm-eval" --json -m "$1" "$2" | sed 's/.*"perplexity":\
     assert_success
     [[ "$stderr" =~ "tok/s), bf16 export (embedding, output layer; kernel "(avx2\+fma|scalar)")"$ ]]
     # the scalar reference answers too (the kernel is forced by the environment)
-    a=$(LSTM_QUANT_KERNEL=scalar "$LSTM_BIN/lstm-sample" -v -m m.lstm --suggest 3 "i need help with my " 2> err)
+    a=$(LSTM_KERNEL=scalar "$LSTM_BIN/lstm-sample" -v -m m.lstm --suggest 3 "i need help with my " 2> err)
     grep -q "kernel scalar" err
     b=$("$LSTM_BIN/lstm-sample" -m m.lstm --suggest 3 "i need help with my ")
     assert_equal "$(printf '%s\n' "$a" | cut -f1)" "$(printf '%s\n' "$b" | cut -f1)"

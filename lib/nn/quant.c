@@ -246,9 +246,11 @@ int lstm_quant_have_avx2(void) { return 0; }
 static pthread_once_t pick_once = PTHREAD_ONCE_INIT;
 static int use_avx2;
 
+/* LSTM_KERNEL=scalar (the variable that picks the other kernels' variant too) asks for the reference;
+ * any other value, or none, takes AVX2 where the CPU has it (there is no AVX-512 twin). */
 static void pick(void)
 {
-    const char *env = getenv("LSTM_QUANT_KERNEL");
+    const char *env = getenv("LSTM_KERNEL");
     use_avx2 = lstm_quant_have_avx2() && !(env && strcmp(env, "scalar") == 0);
 }
 

@@ -53,8 +53,8 @@ void lstm_qrow_ref(float *out, const lstm_qmat *W, int r);
 void lstm_qrow_avx2(float *out, const lstm_qmat *W, int r);
 int lstm_quant_have_avx2(void);
 
-/* "avx2+fma" or "scalar": the kernel lstm_qgemv and lstm_qrow run on this CPU. LSTM_QUANT_KERNEL=scalar
- * in the environment forces the reference (benchmarks compare the two in one binary). */
+/* "avx2+fma" or "scalar": the kernel lstm_qgemv and lstm_qrow run on this CPU. LSTM_KERNEL=scalar in
+ * the environment forces the reference (as it does for the GEMM and vector kernels). */
 const char *lstm_quant_kernel(void);
 
 #endif
