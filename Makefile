@@ -4,6 +4,8 @@
 #   make demo       the end-to-end demo on the sample shipped in examples/
 #   make bench      benchmarks (never part of the tests)
 #   make SAN=1 test the same tests built with ASan + UBSan (in build-san/)
+#   make native     the tools built with -march=native (in build-native/), to compare with the default
+#                   build, which runs on any x86-64 and picks its GEMM kernel at run time
 #   make fuzz       libFuzzer harnesses (tests/fuzz/), FUZZ_SECONDS each (default 60), in build-fuzz/
 #   make install PREFIX=/usr/local [DESTDIR=stage]   tools, liblstm.a/.so, headers, lstm.pc, man pages, completions
 #   make uninstall PREFIX=/usr/local [DESTDIR=stage] removes exactly what install put there
@@ -18,7 +20,10 @@ OPT = -O1 -g
 else
 BUILD ?= build
 SANFLAGS =
-OPT = -O2 -g -march=native -ffp-contract=off
+# No -march: the binaries run on any x86-64 (the GEMM kernels for AVX-512, AVX2 and plain x86-64 are
+# all built in and one is picked at run time, lib/nn/gemm_pick.c). `make native` sets ARCH=-march=native.
+ARCH ?=
+OPT = -O2 -g $(ARCH) -ffp-contract=off
 endif
 
 # Install layout (DESTDIR stages a package: files go to $(DESTDIR)$(PREFIX)/..., lstm.pc names $(PREFIX)).
@@ -63,13 +68,18 @@ CXXFLAGS = -std=c++17 $(OPT) -Wall -Wextra $(LIB_INC) $(SANFLAGS) $(PKG_CFLAGS)
 LDLIBS = $(PKG_LIBS) -lstdc++ -lm -lpthread
 LDFLAGS = $(SANFLAGS)
 
-LIB_C = $(wildcard lib/*/*.c)
+LIB_C = $(filter-out $(KERNEL_SRC) lib/nn/pick.c,$(wildcard lib/*/*.c))
 LIB_CC = $(wildcard lib/*/*.cc)
 LIB_H = $(wildcard lib/*/*.h)
-LIB_OBJ = $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CC:%.cc=$(BUILD)/%.o)
+# The files of kernels: each compiled once per x86-64 kernel (lib/nn/gemm_avx2.o, ...: GEMM_VARIANTS and
+# their -m flags below) and lib/nn/pick.c choosing among them at run time; where there are no
+# variants (not x86), each once as it is.
+KERNEL_SRC = lib/nn/gemm.c lib/nn/vec.c
+KERNEL_OBJ = $(if $(GEMM_VARIANTS),$(foreach f,$(KERNEL_SRC:.c=),$(GEMM_VARIANTS:%=$(f)_%.o)) lib/nn/pick.o,$(KERNEL_SRC:.c=.o))
+LIB_OBJ = $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CC:%.cc=$(BUILD)/%.o) $(KERNEL_OBJ:%=$(BUILD)/%)
 LIBA = $(BUILD)/liblstm.a
 # The shared library is built from a second, position-independent object set.
-PIC_OBJ = $(LIB_C:%.c=$(BUILD)/pic/%.o) $(LIB_CC:%.cc=$(BUILD)/pic/%.o)
+PIC_OBJ = $(LIB_C:%.c=$(BUILD)/pic/%.o) $(LIB_CC:%.cc=$(BUILD)/pic/%.o) $(KERNEL_OBJ:%=$(BUILD)/pic/%)
 SOLIB = $(BUILD)/liblstm.so.$(LIB_VERSION)
 
 TOOL_SRC = $(wildcard tools/*/lstm-*.c)
@@ -80,10 +90,9 @@ BATS = $(sort $(wildcard tests/*.bats))
 MANS = $(TOOLS:$(BUILD)/bin/%=$(BUILD)/man/%.1)
 COMPLETIONS = $(TOOLS:$(BUILD)/bin/%=$(BUILD)/completions/%)
 
-# test_gemm once more per micro-kernel of lib/nn/gemm.c (its #if picks AVX-512, else AVX2 + FMA, else
-# scalar; the plain test_gemm checks only the one -march=native picked). GEMM_CPU_x: the /proc/cpuinfo
-# flags a variant needs to run; without them `make unit` says it was not run. The scalar build keeps
-# the FMA instructions -march=native may have: fmaf() rounds the same either way, only faster.
+# The kernel variants of lib/nn/gemm.c and vec.c (their #if picks AVX-512, else AVX2 + FMA, else
+# scalar by the -m flags they are compiled with); lib/nn/pick.c picks one at run time. GEMM_CPU_x:
+# the /proc/cpuinfo flags a variant needs to run; without them `make unit` says it was not run.
 GEMM_VARIANTS := $(if $(filter x86_64 i386 i686,$(shell uname -m)),avx512 avx2 scalar)
 GEMM_FLAGS_avx512 = -mavx512f -mavx2 -mfma
 GEMM_FLAGS_avx2 = -mno-avx512f -mavx2 -mfma
@@ -91,9 +100,8 @@ GEMM_FLAGS_scalar = -mno-avx512f -mno-avx2
 GEMM_CPU_avx512 = avx512f
 GEMM_CPU_avx2 = avx2 fma
 GEMM_CPU_scalar =
-GEMM_UNITS = $(GEMM_VARIANTS:%=$(BUILD)/tests/test_gemm_%)
 
-.PHONY: all build-all deps test unit bats demo bench install install-files uninstall clean fuzz
+.PHONY: all build-all deps test unit bats demo bench install install-files uninstall clean fuzz native
 .DELETE_ON_ERROR:
 
 # The real build runs in a sub-make so that pkg-config sees packages installed by `deps`.
@@ -140,6 +148,18 @@ $(BUILD)/pic/lib/%.o: lib/%.c $(LIB_H) | $(DEPS_STAMP)
 $(BUILD)/pic/lib/%.o: lib/%.cc $(LIB_H) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -fPIC -c $< -o $@
+
+# $(call kernel_rules,FILE,VARIANT): FILE_VARIANT.o (static and PIC) from lib/nn/FILE.c, with the
+# variant's -m flags and FILE's VARIANT macro (GEMM_VARIANT, VEC_VARIANT) naming it.
+define kernel_rules
+$(BUILD)/lib/nn/$(1)_$(2).o: lib/nn/$(1).c $(LIB_H) | $(DEPS_STAMP)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $$(GEMM_FLAGS_$(2)) -D$(shell echo $(1) | tr a-z A-Z)_VARIANT=$(2) -c $$< -o $$@
+$(BUILD)/pic/lib/nn/$(1)_$(2).o: lib/nn/$(1).c $(LIB_H) | $(DEPS_STAMP)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $$(GEMM_FLAGS_$(2)) -D$(shell echo $(1) | tr a-z A-Z)_VARIANT=$(2) -fPIC -c $$< -o $$@
+endef
+$(foreach f,$(KERNEL_SRC:lib/nn/%.c=%),$(foreach v,$(GEMM_VARIANTS),$(eval $(call kernel_rules,$(f),$(v)))))
 
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@
@@ -197,26 +217,22 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBA) $(LIB_H) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBA) $(LDFLAGS) $(LDLIBS)
 
-# gemm.c compiled in (its objects come before liblstm.a, whose gemm.o is then not linked) with one
-# kernel's -m flags; TEST_GEMM_KERNEL makes the test check that kernel is the one compiled.
-$(BUILD)/tests/test_gemm_%: tests/unit/test_gemm.c lib/nn/gemm.c $(LIBA) $(LIB_H) $(wildcard tests/unit/*.h)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(GEMM_FLAGS_$*) -DTEST_GEMM_KERNEL='"$*"' -Itests/unit -o $@ tests/unit/test_gemm.c lib/nn/gemm.c \
-	  $(LIBA) $(LDFLAGS) $(LDLIBS)
-
 test: deps
-	@$(MAKE) --no-print-directory build-all $(UNITS) $(GEMM_UNITS)
+	@$(MAKE) --no-print-directory build-all $(UNITS)
 	@$(MAKE) --no-print-directory unit bats
 
-# A kernel variant the CPU cannot run is reported as not run, never passed silently. The plain
-# test_gemm is the variant of the kernel -march=native picked, so it runs as that variant.
-UNITS_RUN = $(if $(GEMM_VARIANTS),$(filter-out $(BUILD)/tests/test_gemm,$(UNITS)),$(UNITS))
-unit: $(UNITS) $(GEMM_UNITS)
+# The kernel tests (test_gemm, test_kernels) run once per kernel variant of the library, each asked
+# for by LSTM_KERNEL (lib/nn/pick.c; the tests check they got it). A variant the CPU cannot run is
+# reported as not run, never passed silently.
+KERNEL_TESTS = $(BUILD)/tests/test_gemm $(BUILD)/tests/test_kernels
+UNITS_RUN = $(if $(GEMM_VARIANTS),$(filter-out $(KERNEL_TESTS),$(UNITS)),$(UNITS))
+unit: $(UNITS)
 	@set -e; for t in $(UNITS_RUN); do echo "unit: $$t"; $$t; done; \
 	$(foreach v,$(GEMM_VARIANTS),missing=""; \
 	  for f in $(GEMM_CPU_$(v)); do grep -qw $$f /proc/cpuinfo 2>/dev/null || missing="$$missing $$f"; done; \
-	  if [ -n "$$missing" ]; then echo "unit: $(BUILD)/tests/test_gemm_$(v): NOT RUN: this CPU lacks$$missing (the $(v) micro-kernel is untested here)"; \
-	  else echo "unit: $(BUILD)/tests/test_gemm_$(v)"; $(BUILD)/tests/test_gemm_$(v); fi;)
+	  for t in $(KERNEL_TESTS); do \
+	  if [ -n "$$missing" ]; then echo "unit: LSTM_KERNEL=$(v) $$t: NOT RUN: this CPU lacks$$missing (the $(v) kernels are untested here)"; \
+	  else echo "unit: LSTM_KERNEL=$(v) $$t"; LSTM_KERNEL=$(v) $$t; fi; done;)
 
 # Tests that cannot fail are failures: '[ a ] && [ b ]' in a test passes when a is false (bats checks
 # only the last command's status), and a skipped test proves nothing. The TAP report names the skips.
@@ -232,6 +248,10 @@ bats: build-all $(UNITS)
 	if [ -n "$$skipped" ]; then printf '%s\n' "make: skipped tests fail the run:" "$$skipped" >&2; exit 1; fi; \
 	if [ ! -s $(BUILD)/bats-report/report.tap ]; then echo "make: bats wrote no report" >&2; exit 1; fi; \
 	exit $$rc
+
+# The old way, for comparisons: every file for this CPU only (the benchmarks take BIN=build-native/bin).
+native:
+	@$(MAKE) --no-print-directory BUILD=build-native ARCH=-march=native all
 
 demo: all
 	@$(MAKE) --no-print-directory -C examples/chat demo BIN=$(CURDIR)/$(BUILD)/bin
@@ -282,4 +302,4 @@ uninstall:
 	echo "uninstall: removed $$n files and $$k directories from $$D$(PREFIX)"; exit $$st
 
 clean:
-	rm -rf build build-san build-fuzz build-vg
+	rm -rf build build-san build-fuzz build-vg build-native

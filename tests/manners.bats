@@ -50,6 +50,11 @@ setup() {
     run --separate-stderr "$B/lstm-train" -v --hidden 16 --epochs 1 --valid-frac 0 -o m2.ckpt "$T/chat.win"
     assert_success
     [[ "$stderr" =~ "lstm-train: epoch 1/1 "[\ 0-9.]+"% loss "[0-9.]+" ppl "[0-9.]+" lr ".*" tok/s ETA " ]]
+    [[ "$stderr" =~ "lstm-train: kernels: "(avx512\ 14x32|avx2\ 6x16|scalar\ 4x4)", picked for this CPU at run time" ]]
+    # asked for by LSTM_KERNEL (scalar runs everywhere)
+    run --separate-stderr env LSTM_KERNEL=scalar "$B/lstm-train" -v --hidden 16 --epochs 1 --valid-frac 0 -o m4.ckpt "$T/chat.win"
+    assert_success
+    [[ "$stderr" == *"lstm-train: kernels: scalar 4x4, picked"* ]]
     [[ "$stderr" != *$'\r'* ]]
     run --separate-stderr "$B/lstm-train" --hidden 16 --epochs 1 --valid-frac 0 -o m3.ckpt "$T/chat.win"
     [[ "$stderr" != *"% loss"* ]]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # valgrind memcheck on one end-to-end pipeline: tok -> window -> train (1 tiny epoch) -> eval ->
 # sample --suggest (and two --serve requests). No errors, no definite or indirect leaks.
-# The tools are built once more into build-vg/ without -march=native: valgrind 3.19 does not decode
-# AVX-512, which -march=native emits on machines that have it. OpenBLAS runs one thread
+# The tools are built once more into build-vg/ without -march=native, and run with the AVX2 kernels
+# (LSTM_KERNEL=avx2, lib/nn/pick.c; the scalar ones where the CPU has no AVX2): valgrind 3.19 does not
+# decode AVX-512, which a CPU that has it would otherwise get. OpenBLAS runs one thread
 # (OPENBLAS_NUM_THREADS=1, --threads 1); with that no suppressions are needed (none are used).
 
 bats_require_minimum_version 1.5.0
@@ -12,7 +13,7 @@ setup_file() {
     # a plain build whatever the calling make was given (SAN=1, -j jobserver)
     env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory -s -C "$REPO" BUILD=build-vg SAN= OPT='-O1 -g' \
         build-all > "$BATS_FILE_TMPDIR/build.log" 2>&1 || { cat "$BATS_FILE_TMPDIR/build.log"; return 1; }
-    export V="$REPO/build-vg/bin" OPENBLAS_NUM_THREADS=1
+    export V="$REPO/build-vg/bin" OPENBLAS_NUM_THREADS=1 LSTM_KERNEL=avx2
 }
 
 setup() {

@@ -21,10 +21,19 @@ struct lstm_dataset {
     uint32_t T, K, V;
     uint64_t n;
     int streaming;
-    uint32_t *in;    /* (n,T) when loaded */
-    uint32_t *tg;    /* (n,K) */
-    uint8_t *flags;  /* (n) */
+    size_t budget;   /* bytes of windows above which a file is streamed */
+    uint32_t *in;    /* (held,T) when loaded */
+    uint32_t *tg;    /* (held,K) */
+    uint8_t *flags;  /* (held) */
+    /* Partial: only the windows of ranges [lo, hi) are held, one after the other in in/tg/flags
+     * (starts[k]: where range k's first window is). Else all n are held, window i at i. */
+    int partial, nr;
+    uint64_t *ranges; /* (nr) lo, hi pairs, sorted and disjoint */
+    uint64_t *starts; /* (nr) */
+    uint64_t held;
 };
+
+static uint64_t window_bytes(const lstm_dataset *d) { return ((uint64_t)d->T + d->K) * 4 + 1; }
 
 /* Open a reader on the stream and check it is windows. */
 static int open_reader(const char *path, int *fd, lstm_reader **r, uint32_t *kind)
@@ -55,7 +64,7 @@ static int check_window(const lstm_dataset *d, const lstm_window *w)
     return LSTM_OK;
 }
 
-int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind)
+static int open_dataset(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind, int lazy)
 {
     *out = NULL;
     lstm_dataset *d = calloc(1, sizeof *d);
@@ -83,6 +92,8 @@ int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, u
     d->V = (uint32_t)V;
     if ((rc = lstm_meta_copy(&d->meta, lstm_reader_meta(r)))) goto fail;
     if (path && strcmp(path, "-") && !(d->path = strdup(path))) { rc = LSTM_E_NOMEM; goto fail; }
+    d->budget = mem_budget;
+    if (lazy && d->path) d->streaming = 1; /* counted now; lstm_dataset_keep loads a share */
 
     uint64_t cap = 0;
     uint32_t *win_in = malloc(4 * (size_t)d->T), *win_tg = malloc(4 * (size_t)d->T);
@@ -127,6 +138,7 @@ int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, u
     if (k < 0) rc = k;
     else if (k == 0) rc = LSTM_OK;
     if (rc) goto fail;
+    if (!d->streaming) d->held = d->n;
     lstm_reader_free(r);
     if (fd > 0) close(fd);
     *out = d;
@@ -136,6 +148,16 @@ fail:
     if (fd > 0) close(fd);
     lstm_dataset_free(d);
     return rc;
+}
+
+int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind)
+{
+    return open_dataset(out, path, mem_budget, kind, 0);
+}
+
+int lstm_dataset_open_lazy(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind)
+{
+    return open_dataset(out, path, mem_budget, kind, 1);
 }
 
 const char *lstm_dataset_open_message(int rc, uint32_t kind, const char *name, char *buf, size_t cap)
@@ -164,6 +186,8 @@ void lstm_dataset_free(lstm_dataset *d)
     free(d->in);
     free(d->tg);
     free(d->flags);
+    free(d->ranges);
+    free(d->starts);
     free(d);
 }
 
@@ -173,6 +197,241 @@ uint32_t lstm_dataset_T(const lstm_dataset *d) { return d->T; }
 uint32_t lstm_dataset_K(const lstm_dataset *d) { return d->K; }
 uint32_t lstm_dataset_vocab(const lstm_dataset *d) { return d->V; }
 int lstm_dataset_streaming(const lstm_dataset *d) { return d->streaming; }
+uint64_t lstm_dataset_held(const lstm_dataset *d) { return d->held; }
+
+/* ------------------------------------------------------------------ shares */
+
+static int cmp_range(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* ranges (nr lo, hi pairs) clipped to [0, n), sorted and merged into *out (malloc'd; *out_nr pairs),
+ * their windows in *total. */
+static int normalize(const uint64_t *ranges, int nr, uint64_t n, uint64_t **out, int *out_nr, uint64_t *total)
+{
+    uint64_t *r = malloc(sizeof *r * 2 * (size_t)(nr > 0 ? nr : 1));
+    if (!r) return LSTM_E_NOMEM;
+    int k = 0;
+    for (int i = 0; i < nr; i++) {
+        uint64_t lo = ranges[2 * i], hi = ranges[2 * i + 1] < n ? ranges[2 * i + 1] : n;
+        if (lo < hi) { r[2 * k] = lo; r[2 * k + 1] = hi; k++; }
+    }
+    qsort(r, (size_t)k, 2 * sizeof *r, cmp_range);
+    int m = 0;
+    *total = 0;
+    for (int i = 0; i < k; i++) {
+        if (m && r[2 * i] <= r[2 * m - 1]) {
+            if (r[2 * i + 1] > r[2 * m - 1]) r[2 * m - 1] = r[2 * i + 1];
+            continue;
+        }
+        r[2 * m] = r[2 * i];
+        r[2 * m + 1] = r[2 * i + 1];
+        m++;
+    }
+    for (int i = 0; i < m; i++) *total += r[2 * i + 1] - r[2 * i];
+    *out = r;
+    *out_nr = m;
+    return LSTM_OK;
+}
+
+/* Where window idx is held, or -1. */
+static int64_t held_at(const lstm_dataset *d, uint64_t idx)
+{
+    if (!d->partial) return idx < d->held ? (int64_t)idx : -1;
+    int lo = 0, hi = d->nr - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (idx < d->ranges[2 * mid]) hi = mid - 1;
+        else if (idx >= d->ranges[2 * mid + 1]) lo = mid + 1;
+        else return (int64_t)(d->starts[mid] + idx - d->ranges[2 * mid]);
+    }
+    return -1;
+}
+
+/* Make r (m normalized ranges, total windows) the held ranges: starts computed, r owned. */
+static int set_ranges(lstm_dataset *d, uint64_t *r, int m, uint64_t total)
+{
+    uint64_t *st = malloc(sizeof *st * (size_t)(m > 0 ? m : 1));
+    if (!st) { free(r); return LSTM_E_NOMEM; }
+    for (int i = 0; i < m; i++) st[i] = i ? st[i - 1] + (r[2 * i - 1] - r[2 * i - 2]) : 0;
+    free(d->ranges);
+    free(d->starts);
+    d->ranges = r;
+    d->starts = st;
+    d->nr = m;
+    d->held = total;
+    d->partial = !(m == 1 && r[0] == 0 && r[1] == d->n);
+    return LSTM_OK;
+}
+
+static int alloc_held(lstm_dataset *d, uint64_t total)
+{
+    size_t c = total ? (size_t)total : 1;
+    d->in = malloc(c * d->T * 4);
+    d->tg = malloc(c * d->K * 4);
+    d->flags = malloc(c);
+    return d->in && d->tg && d->flags ? LSTM_OK : LSTM_E_NOMEM;
+}
+
+static void free_held(lstm_dataset *d)
+{
+    free(d->in); free(d->tg); free(d->flags);
+    d->in = d->tg = NULL;
+    d->flags = NULL;
+}
+
+/* A streamed file: read it once, holding the windows of the m ranges r (total windows). */
+static int load_ranges(lstm_dataset *d, uint64_t *r, int m, uint64_t total)
+{
+    int fd;
+    lstm_reader *rd;
+    uint32_t kind;
+    int rc = open_reader(d->path, &fd, &rd, &kind);
+    if (rc) { free(r); return rc; }
+    if ((rc = alloc_held(d, total))) goto out;
+    uint32_t *win_tg = malloc(4 * (size_t)d->T);
+    if (!win_tg) { rc = LSTM_E_NOMEM; goto out; }
+    uint64_t idx = 0, pos = 0;
+    int k = 0;
+    while (k < m) {
+        uint8_t tag;
+        const uint8_t *p;
+        uint32_t len;
+        int got = lstm_reader_next(rd, &tag, &p, &len);
+        if (got <= 0) { rc = got ? got : LSTM_E_TRUNCATED; break; }
+        if (idx >= r[2 * k]) {
+            lstm_window w = {0, 0, 0, d->in + pos * d->T, win_tg};
+            if ((rc = lstm_window_decode(p, len, &w, d->T)) || (rc = check_window(d, &w))) { rc = LSTM_E_FORMAT; break; }
+            memcpy(d->tg + pos * d->K, win_tg, 4 * (size_t)d->K);
+            d->flags[pos++] = (uint8_t)w.flags;
+        }
+        if (++idx == r[2 * k + 1]) k++;
+    }
+    free(win_tg);
+out:
+    lstm_reader_free(rd);
+    if (fd > 0) close(fd);
+    if (rc) { free_held(d); free(r); return rc; }
+    d->streaming = 0;
+    return set_ranges(d, r, m, total);
+}
+
+int lstm_dataset_keep(lstm_dataset *d, const uint64_t *ranges, int nr)
+{
+    uint64_t *r, total;
+    int m, rc = normalize(ranges, nr, d->n, &r, &m, &total);
+    if (rc) return rc;
+    if (d->streaming) {
+        if (d->budget && total * window_bytes(d) > d->budget) { free(r); return LSTM_OK; } /* still too big */
+        return load_ranges(d, r, m, total);
+    }
+    /* Held already: every window asked for must be, and they move towards the front in order. */
+    uint64_t pos = 0;
+    for (int k = 0; k < m; k++)
+        for (uint64_t i = r[2 * k]; i < r[2 * k + 1]; i++, pos++) {
+            int64_t at = held_at(d, i);
+            if (at < 0) { free(r); return LSTM_E_ARG; }
+            if ((uint64_t)at != pos) {
+                memmove(d->in + pos * d->T, d->in + (uint64_t)at * d->T, 4 * (size_t)d->T);
+                memmove(d->tg + pos * d->K, d->tg + (uint64_t)at * d->K, 4 * (size_t)d->K);
+                d->flags[pos] = d->flags[at];
+            }
+        }
+    size_t c = total ? (size_t)total : 1;
+    uint32_t *ni = realloc(d->in, c * d->T * 4), *nt = realloc(d->tg, c * d->K * 4);
+    uint8_t *nf = realloc(d->flags, c);
+    if (ni) d->in = ni;
+    if (nt) d->tg = nt;
+    if (nf) d->flags = nf;
+    return set_ranges(d, r, m, total);
+}
+
+int lstm_dataset_header(const lstm_dataset *d, uint8_t **out, size_t *len)
+{
+    uint8_t *mb;
+    size_t ml;
+    int rc = lstm_meta_encode(&d->meta, &mb, &ml);
+    if (rc) return rc;
+    uint8_t *p = malloc(ml + 20);
+    if (!p) { free(mb); return LSTM_E_NOMEM; }
+    lstm_put_u32(p, d->T);
+    lstm_put_u32(p + 4, d->K);
+    lstm_put_u32(p + 8, d->V);
+    lstm_put_u64(p + 12, d->n);
+    memcpy(p + 20, mb, ml);
+    free(mb);
+    *out = p;
+    *len = ml + 20;
+    return LSTM_OK;
+}
+
+int lstm_dataset_from_header(lstm_dataset **out, const uint8_t *p, size_t len)
+{
+    *out = NULL;
+    if (len < 20) return LSTM_E_FORMAT;
+    lstm_dataset *d = calloc(1, sizeof *d);
+    if (!d) return LSTM_E_NOMEM;
+    lstm_meta_init(&d->meta);
+    d->T = lstm_get_u32(p);
+    d->K = lstm_get_u32(p + 4);
+    d->V = lstm_get_u32(p + 8);
+    d->n = lstm_get_u64(p + 12);
+    d->partial = 1; /* nothing held */
+    int rc = lstm_meta_decode(&d->meta, p + 20, len - 20);
+    if (!rc && (d->T == 0 || (d->K != 1 && d->K != d->T) || d->V < 4)) rc = LSTM_E_FORMAT;
+    if (rc) { lstm_dataset_free(d); return rc; }
+    *out = d;
+    return LSTM_OK;
+}
+
+int lstm_dataset_pack(const lstm_dataset *d, const uint64_t *ranges, int nr, uint8_t **out, size_t *len)
+{
+    uint64_t *r, total;
+    int m, rc = normalize(ranges, nr, d->n, &r, &m, &total);
+    if (rc) return rc;
+    if (d->streaming) { free(r); return LSTM_E_ARG; }
+    size_t bytes = (size_t)(total * window_bytes(d));
+    uint8_t *p = malloc(bytes ? bytes : 1);
+    if (!p) { free(r); return LSTM_E_NOMEM; }
+    uint32_t *in = (uint32_t *)p, *tg = in + total * d->T;
+    uint8_t *fl = (uint8_t *)(tg + total * d->K);
+    uint64_t pos = 0;
+    for (int k = 0; k < m; k++)
+        for (uint64_t i = r[2 * k]; i < r[2 * k + 1]; i++, pos++) {
+            int64_t at = held_at(d, i);
+            if (at < 0) { free(p); free(r); return LSTM_E_ARG; }
+            memcpy(in + pos * d->T, d->in + (uint64_t)at * d->T, 4 * (size_t)d->T);
+            memcpy(tg + pos * d->K, d->tg + (uint64_t)at * d->K, 4 * (size_t)d->K);
+            fl[pos] = d->flags[at];
+        }
+    free(r);
+    *out = p;
+    *len = bytes;
+    return LSTM_OK;
+}
+
+int lstm_dataset_unpack(lstm_dataset *d, const uint64_t *ranges, int nr, const uint8_t *p, size_t len)
+{
+    uint64_t *r, total;
+    int m, rc = normalize(ranges, nr, d->n, &r, &m, &total);
+    if (rc) return rc;
+    if (len != total * window_bytes(d) || d->streaming) { free(r); return LSTM_E_ARG; }
+    free_held(d);
+    if ((rc = alloc_held(d, total))) { free_held(d); free(r); return rc; }
+    const uint32_t *in = (const uint32_t *)p, *tg = in + total * d->T;
+    const uint8_t *fl = (const uint8_t *)(tg + total * d->K);
+    memcpy(d->in, in, (size_t)total * d->T * 4);
+    memcpy(d->tg, tg, (size_t)total * d->K * 4);
+    memcpy(d->flags, fl, (size_t)total);
+    for (uint64_t i = 0; i < total * d->T; i++) /* a sender's bytes are checked like a file's */
+        if (d->in[i] >= d->V) rc = LSTM_E_FORMAT;
+    for (uint64_t i = 0; i < total * d->K; i++)
+        if (d->tg[i] >= d->V) rc = LSTM_E_FORMAT;
+    if (rc) { free_held(d); free(r); d->held = 0; d->nr = 0; return rc; }
+    return set_ranges(d, r, m, total);
+}
 
 /* ------------------------------------------------------------------ batching */
 
@@ -207,9 +466,11 @@ static int fetch(lstm_batcher *b, lane_reader *l, uint64_t idx, uint32_t *in, ui
 {
     lstm_dataset *d = b->d;
     if (!d->streaming) {
-        memcpy(in, d->in + idx * d->T, 4 * (size_t)d->T);
-        memcpy(tg, d->tg + idx * d->K, 4 * (size_t)d->K);
-        *flags = d->flags[idx];
+        int64_t at = held_at(d, idx);
+        if (at < 0) return LSTM_E_ARG; /* not in this process's share */
+        memcpy(in, d->in + (uint64_t)at * d->T, 4 * (size_t)d->T);
+        memcpy(tg, d->tg + (uint64_t)at * d->K, 4 * (size_t)d->K);
+        *flags = d->flags[at];
         return LSTM_OK;
     }
     int rc = lane_seek(b, l, idx);

@@ -20,6 +20,9 @@ typedef struct lstm_dataset lstm_dataset;
  * stream), LSTM_E_KIND (not windows), LSTM_E_FORMAT (windows of varying length, ids out of range),
  * LSTM_E_VOCAB (vocab_size in the metadata differs from the tokenizer's), LSTM_E_NOMEM. */
 int lstm_dataset_open(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind /* found */);
+/* The same, but a regular file is only counted (and streamed) until lstm_dataset_keep loads the share
+ * a caller needs: a rank of a run split over processes never holds the whole file. stdin is loaded. */
+int lstm_dataset_open_lazy(lstm_dataset **out, const char *path, size_t mem_budget, uint32_t *kind);
 void lstm_dataset_free(lstm_dataset *d);
 /* The one-line message (without the program name) for lstm_dataset_open's error rc on name, with a hint
  * for a stream of the wrong kind (token stream: "pipe it through lstm-window") or for text (LSTM_E_TEXT:
@@ -31,6 +34,23 @@ uint32_t lstm_dataset_T(const lstm_dataset *d);
 uint32_t lstm_dataset_K(const lstm_dataset *d);     /* targets per window: T or 1 */
 uint32_t lstm_dataset_vocab(const lstm_dataset *d);
 int lstm_dataset_streaming(const lstm_dataset *d);
+uint64_t lstm_dataset_held(const lstm_dataset *d); /* windows in memory (0 when streaming) */
+
+/* ---- shares: a process that trains some of the lanes holds only their windows ----
+ * Ranges are nr (lo, hi) pairs of window indices, in any order; they are clipped to the count,
+ * sorted and merged. A window that is not held is an LSTM_E_ARG from lstm_batcher_get. */
+/* Hold only the windows of the ranges. Held windows: the others are dropped (LSTM_E_ARG if one asked
+ * for is not held). Streamed: the file is read once for them, unless they are above the memory budget
+ * too (then it stays streamed, which serves every window). */
+int lstm_dataset_keep(lstm_dataset *d, const uint64_t *ranges, int nr);
+/* Everything but the windows (metadata, T, K, V, count) as bytes, and a dataset made of them that
+ * holds no windows: the receiving end of lstm_dataset_pack / unpack. */
+int lstm_dataset_header(const lstm_dataset *d, uint8_t **out, size_t *len);
+int lstm_dataset_from_header(lstm_dataset **out, const uint8_t *p, size_t len);
+/* The held windows of the ranges as bytes (this machine's byte order), and a dataset made to hold
+ * exactly them (its earlier windows dropped; ids checked against the vocabulary). */
+int lstm_dataset_pack(const lstm_dataset *d, const uint64_t *ranges, int nr, uint8_t **out, size_t *len);
+int lstm_dataset_unpack(lstm_dataset *d, const uint64_t *ranges, int nr, const uint8_t *p, size_t len);
 
 typedef struct {
     lstm_dataset *d;

@@ -54,6 +54,7 @@ struct lstm_trainer {
     int stop_agreed, time_local; /* the stop every rank agreed on; this rank's clock ran out */
     int dist_rc;                 /* a failed grads_start inside backward */
     lstm_state gst;              /* every lane's carried state (rank 0's is the sum), for a save */
+    uint64_t held_min, held_max; /* windows the ranks hold (lstm_train_info) */
 };
 
 static double now(void)
@@ -331,6 +332,100 @@ static char *dup_or_null(const char *s, int *bad)
     return d;
 }
 
+/* The windows [begin, end) that lanes rank, rank + size, ... of Bg read: their segments when state is
+ * carried, else all of them (a shuffled or strided order reaches every window). Appended to r at *k. */
+static void lane_ranges(uint64_t begin, uint64_t end, int Bg, int rank, int size, int stateful, uint64_t *r, int *k)
+{
+    if (begin >= end) return;
+    if (!stateful) {
+        r[2 * *k] = begin;
+        r[2 * *k + 1] = end;
+        ++*k;
+        return;
+    }
+    uint64_t seg = (end - begin + (uint64_t)Bg - 1) / (uint64_t)Bg;
+    for (int lane = rank; lane < Bg; lane += size) {
+        uint64_t lo = begin + (uint64_t)lane * seg, hi = lo + seg < end ? lo + seg : end;
+        if (lo >= hi) break;
+        r[2 * *k] = lo;
+        r[2 * *k + 1] = hi;
+        ++*k;
+    }
+}
+
+/* What rank needs of the training dataset (valid 0: its steps, and the held-out windows when they are
+ * taken from it) or of a separate validation dataset (valid 1). r has room for 2 * (Bg + 1) pairs. */
+static int rank_ranges(const lstm_trainer *t, int rank, int valid, uint64_t *r)
+{
+    int k = 0, size = t->lane_step;
+    if (!valid) lane_ranges(0, t->n_train, t->Bg, rank, size, t->stateful, r, &k);
+    if (valid ? t->valid && t->valid != t->io.train : t->valid == t->io.train)
+        lane_ranges(t->v_begin, t->v_end, t->Bg, rank, size, t->stateful, r, &k);
+    return k;
+}
+
+/* Across ranks, each keeps only its share of the windows (rank 0 sends theirs when it alone read
+ * them), and the ranks learn how many windows each holds. */
+static int share_windows(lstm_trainer *t, lstm_train_error *err)
+{
+    const lstm_train_dist *d = t->dist;
+    uint64_t *r = malloc(sizeof *r * 4 * ((size_t)t->Bg + 1));
+    double *held = calloc((size_t)d->size, sizeof *held);
+    int rc = r && held ? 0 : LSTM_E_NOMEM, k;
+    if (rc) goto out;
+    if (t->io.train_on_rank0) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if (d->rank == 0) {
+            for (int to = 1; to < d->size; to++) {
+                k = rank_ranges(t, to, 0, r);
+                if ((rc = lstm_dataset_pack(t->io.train, r, k, &buf, &len))) goto out_data;
+                uint8_t hdr[8];
+                lstm_put_u64(hdr, len);
+                if (!(rc = d->send(d->ctx, to, hdr, 8))) rc = d->send(d->ctx, to, buf, len);
+                free(buf);
+                if (rc) goto out_dist;
+            }
+        } else {
+            uint8_t hdr[8];
+            k = rank_ranges(t, d->rank, 0, r);
+            if ((rc = d->recv(d->ctx, hdr, 8))) goto out_dist;
+            len = (size_t)lstm_get_u64(hdr);
+            if (!(buf = malloc(len ? len : 1))) { rc = LSTM_E_NOMEM; goto out; }
+            if ((rc = d->recv(d->ctx, buf, len))) { free(buf); goto out_dist; }
+            rc = lstm_dataset_unpack(t->io.train, r, k, buf, len);
+            free(buf);
+        }
+        if (rc) goto out_data;
+    }
+    k = rank_ranges(t, d->rank, 0, r);
+    if ((rc = lstm_dataset_keep(t->io.train, r, k))) goto out_data;
+    held[d->rank] = (double)lstm_dataset_held(t->io.train);
+    if (t->valid && t->valid != t->io.train) {
+        k = rank_ranges(t, d->rank, 1, r);
+        if ((rc = lstm_dataset_keep(t->valid, r, k))) { rc = fail(err, rc, LSTM_TRAIN_AT_VALID); goto out; }
+        held[d->rank] += (double)lstm_dataset_held(t->valid);
+    }
+    if ((rc = d->sum(d->ctx, held, d->size))) goto out_dist;
+    t->held_min = UINT64_MAX;
+    for (int i = 0; i < d->size; i++) {
+        uint64_t h = (uint64_t)held[i];
+        if (h < t->held_min) t->held_min = h;
+        if (h > t->held_max) t->held_max = h;
+    }
+    goto out;
+out_dist:
+    rc = fail(err, rc, LSTM_TRAIN_AT_DIST);
+    goto out;
+out_data:
+    rc = fail(err, rc, LSTM_TRAIN_AT_DATA);
+out:
+    if (rc == LSTM_E_NOMEM && err && !err->rc) rc = fail(err, rc, LSTM_TRAIN_AT_BUFFERS);
+    free(r);
+    free(held);
+    return rc;
+}
+
 /* The parts shared by create and resume, in this order: the model (c from the checkpoint when
  * resuming), the optimizer and schedule, the validation split, the batch, the buffers. */
 static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_train_io *io, const lstm_train_ckpt *c,
@@ -447,6 +542,10 @@ static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_tr
     if (Bg < t->lane_step) FAIL_AB(LSTM_E_ARG, LSTM_TRAIN_AT_RANKS, Bg, t->lane_step); /* the same on every rank */
     int B = t->B = lstm_batcher_lanes(Bg, t->lane0, t->lane_step);
     s->ranks = t->lane_step;
+    if (t->dist && (rc = share_windows(t, err))) {
+        lstm_trainer_free(t);
+        return rc;
+    }
 
     /* ---- buffers ---- */
     /* Activations grow with B x T (bytes(1,1) x B x T bounds them from above). */
@@ -890,6 +989,10 @@ void lstm_trainer_info(const lstm_trainer *t, lstm_train_info *o)
     o->ranks = t->lane_step;
     o->stateful = t->stateful;
     o->streaming = lstm_dataset_streaming(t->io.train);
+    o->held_min = t->held_min;
+    o->held_max = t->held_max;
+    if (t->dist)
+        o->all_windows = lstm_dataset_count(t->io.train) + (t->valid && t->valid != t->io.train ? t->v_end - t->v_begin : 0);
     o->weights = lstm_model_num_weights(&t->model);
     o->params_bytes = t->model.n_params * sizeof(float);
     o->optim_bytes = lstm_optim_state_floats(&t->opt) * 2 * sizeof(float);

@@ -122,6 +122,10 @@ typedef struct {
     int (*grads_wait)(void *ctx);
     /* v (n) summed over the ranks into rank 0's v (the carried state of every lane, for a save). */
     int (*gather_sum)(void *ctx, float *v, size_t n);
+    /* len bytes from rank 0 to rank `to` (send, on rank 0) and their receipt (recv, on rank `to`):
+     * the windows rank 0 read from stdin for each rank's lanes (io.train_on_rank0). */
+    int (*send)(void *ctx, int to, const void *buf, size_t len);
+    int (*recv)(void *ctx, void *buf, size_t len);
 } lstm_train_dist;
 
 /* ---- what a run reads and writes ---- */
@@ -138,6 +142,10 @@ typedef struct {
     /* Called once if batch is more than the training windows, before it is capped (or NULL). */
     void (*on_batch_capped)(void *ctx, int batch, uint64_t windows);
     const lstm_train_dist *dist; /* or NULL: one process */
+    /* Across ranks, each rank keeps only its lanes' windows of train (and valid): opened lazily
+     * (lstm_dataset_open_lazy), its share is loaded. train_on_rank0: only rank 0 has read them (stdin;
+     * the other ranks' train is lstm_dataset_from_header of rank 0's) and it sends each rank its share. */
+    int train_on_rank0;
 } lstm_train_io;
 
 /* Where a create, resume or run failed, for the caller's message (lstm_trainer_error). */
@@ -295,6 +303,9 @@ typedef struct {
     int T, K, V, B;            /* window length, targets per window (T or 1), vocabulary, lanes */
     int ranks, lanes;          /* processes the batch is split over; this one's lanes (B with one) */
     int stateful, streaming;   /* state carried across windows; the training input is re-read each epoch */
+    /* Across ranks: the fewest and most windows (training and validation) a rank holds in memory, of
+     * all_windows (0 held: every rank streams its lanes from the file). One process: 0, 0, 0. */
+    uint64_t held_min, held_max, all_windows;
     size_t weights;            /* real parameters (lstm_model_num_weights) */
     size_t params_bytes, optim_bytes, acts_bytes; /* parameters (= gradients), both moments, activations */
     int epoch, epochs;         /* epoch in progress or next */

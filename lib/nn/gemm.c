@@ -16,6 +16,18 @@
  * Rounding: each C element is one FMA chain over k inside a K block, blocks added in order, then
  * C = fma(acc, alpha, beta * C) (or acc * alpha when beta == 0). Tails and full tiles use the same
  * arithmetic, so a different split of the tiles never changes a result. */
+/* GEMM_VARIANT (avx512, avx2, scalar): this file is one of the kernels of a build that picks one at
+ * run time (gemm_pick.c), compiled with that kernel's -m flags; its entry points get the variant's
+ * name as a suffix (lstm_gemm_avx2, ...). Without it, the entry points are the plain ones. */
+#ifdef GEMM_VARIANT
+#define GEMM_CAT2(a, b) a##_##b
+#define GEMM_CAT(a, b) GEMM_CAT2(a, b)
+#define lstm_gemm GEMM_CAT(lstm_gemm, GEMM_VARIANT)
+#define lstm_gemm_set_threads GEMM_CAT(lstm_gemm_set_threads, GEMM_VARIANT)
+#define lstm_gemm_threads GEMM_CAT(lstm_gemm_threads, GEMM_VARIANT)
+#define lstm_gemm_get_stats GEMM_CAT(lstm_gemm_get_stats, GEMM_VARIANT)
+#define lstm_gemm_kernel GEMM_CAT(lstm_gemm_kernel, GEMM_VARIANT)
+#endif
 #include "gemm.h"
 
 #include <cblas.h>

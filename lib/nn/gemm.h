@@ -1,7 +1,7 @@
 /* gemm.h: single-precision GEMM for the large products of training (the output layer's three GEMMs):
  * row-major C (M,N) = alpha * op(A) op(B) + beta * C, with packed, cache-blocked panels and an AVX-512
- * (else AVX2, else scalar) register-blocked micro-kernel chosen at compile time, run on a persistent
- * pool of threads.
+ * (else AVX2 + FMA, else scalar) register-blocked micro-kernel, run on a persistent pool of threads. On
+ * x86-64 every kernel is built in and the first call picks the fastest the CPU runs (gemm_pick.c).
  *
  * Arguments follow cblas_sgemm's row-major convention: op(A) is (M,K) and A is stored (M,K) with row
  * stride lda, or (K,M) when trans_a; op(B) is (K,N) and B is stored (K,N) with row stride ldb, or (N,K)
@@ -40,7 +40,7 @@ typedef struct {
 } lstm_gemm_stats;
 void lstm_gemm_get_stats(lstm_gemm_stats *s);
 
-/* Name of the micro-kernel compiled in ("avx512 14x32", "avx2 6x16", "scalar 4x4"). */
+/* Name of the micro-kernel in use ("avx512 14x32", "avx2 6x16", "scalar 4x4"). */
 const char *lstm_gemm_kernel(void);
 
 #endif

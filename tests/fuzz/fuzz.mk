@@ -23,7 +23,8 @@ FCFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O1 -g -Wall -Wex
 FCXXFLAGS = -std=c++17 -O1 -g $(patsubst %,-Ilib/%,common io text nn lm) -fsanitize=fuzzer-no-link $(SAN) $(shell pkg-config --cflags $(PKGS))
 FLIBS = $(shell pkg-config --libs $(PKGS)) -lstdc++ -lm -lpthread
 
-LIB_C = $(wildcard lib/*/*.c)
+# lib/nn/pick.c picks among per-kernel builds of gemm.c and vec.c; here each is built once, plain.
+LIB_C = $(filter-out lib/nn/pick.c,$(wildcard lib/*/*.c))
 LIB_CC = $(wildcard lib/*/*.cc)
 LIB_OBJ = $(LIB_C:%.c=$(FZ)/%.o) $(LIB_CC:%.cc=$(FZ)/%.o)
 LIBA = $(FZ)/liblstm.a

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "errors.h"
+#include "gemm.h"
 #include "model.h"
 #include "optim.h"
 
@@ -784,5 +785,9 @@ int main(void)
     test_schedules();
     test_split_batch(0);
     test_split_batch(1);
+    /* make unit runs this once per kernel variant (LSTM_KERNEL): the one asked for must be the one run */
+    const char *want = getenv("LSTM_KERNEL");
+    if (want) CHECK(strncmp(lstm_gemm_kernel(), want, strlen(want)) == 0);
+    printf("test_kernels: kernel %s\n", lstm_gemm_kernel());
     CHECK_DONE("test_kernels");
 }

@@ -420,6 +420,85 @@ static void test_state_and_apply(lstm_dataset *d)
     CHECK(err.need > err.have * 0.75);
 }
 
+/* Every batch of lanes lane0, lane0 + step, ... from d equals the same from the whole dataset w. */
+static void same_batches(lstm_dataset *w, lstm_dataset *d, uint64_t end, int Bg, int lane0, int step, int stateful)
+{
+    lstm_batcher a, b;
+    CHECK_EQ_INT(lstm_batcher_init_lanes(&a, w, 0, end, Bg, lane0, step, stateful, 0), 0);
+    CHECK_EQ_INT(lstm_batcher_init_lanes(&b, d, 0, end, Bg, lane0, step, stateful, 0), 0);
+    int T = (int)lstm_dataset_T(w), B = a.B;
+    uint32_t *ia = malloc(4 * (size_t)B * T), *ta = malloc(4 * (size_t)B * T);
+    uint32_t *ib = malloc(4 * (size_t)B * T), *tb = malloc(4 * (size_t)B * T);
+    uint8_t ra[64], rb[64];
+    for (uint64_t s = 0; s < a.steps; s++) {
+        long ca = lstm_batcher_get(&a, s, ia, ta, ra), cb = lstm_batcher_get(&b, s, ib, tb, rb);
+        CHECK(ca > 0 && ca == cb);
+        CHECK(memcmp(ia, ib, 4 * (size_t)B * T) == 0 && memcmp(ta, tb, 4 * (size_t)B * T) == 0);
+        CHECK(memcmp(ra, rb, (size_t)B) == 0);
+    }
+    free(ia); free(ta); free(ib); free(tb);
+    lstm_batcher_free(&a);
+    lstm_batcher_free(&b);
+}
+
+/* A rank's share: kept from a loaded dataset, loaded from a lazily opened file, or sent as bytes to a
+ * dataset made from the header; each gives the batches of its lanes, and a window outside is refused. */
+static void test_shares(const char *win, lstm_dataset *whole)
+{
+    uint32_t kind;
+    uint64_t n = lstm_dataset_count(whole), seg = (n + 3) / 4;
+    /* lanes 1 and 3 of 4, carrying state: segments 1 and 3; given out of order and overlapping */
+    uint64_t r[6] = {3 * seg, n + 5, seg, 2 * seg, seg + 1, seg + 2};
+    lstm_dataset *kept, *lazy, *sent;
+    CHECK_EQ_INT(lstm_dataset_open(&kept, win, 0, &kind), 0);
+    CHECK_EQ_INT(lstm_dataset_keep(kept, r, 3), 0);
+    CHECK(lstm_dataset_held(kept) == seg + (n - 3 * seg));
+    same_batches(whole, kept, n, 4, 1, 2, 1);
+    CHECK_EQ_INT(lstm_dataset_open_lazy(&lazy, win, 0, &kind), 0);
+    CHECK(lstm_dataset_streaming(lazy) && lstm_dataset_held(lazy) == 0);
+    CHECK_EQ_INT(lstm_dataset_keep(lazy, r, 3), 0);
+    CHECK(!lstm_dataset_streaming(lazy) && lstm_dataset_held(lazy) == lstm_dataset_held(kept));
+    same_batches(whole, lazy, n, 4, 1, 2, 1);
+    /* a lazily opened file whose share is above the budget stays streamed, and serves every window */
+    lstm_dataset *big;
+    CHECK_EQ_INT(lstm_dataset_open_lazy(&big, win, 100, &kind), 0);
+    CHECK_EQ_INT(lstm_dataset_keep(big, r, 3), 0);
+    CHECK(lstm_dataset_streaming(big));
+    same_batches(whole, big, n, 4, 0, 1, 1);
+    lstm_dataset_free(big);
+    uint8_t *h, *p;
+    size_t hl, pl;
+    CHECK_EQ_INT(lstm_dataset_header(whole, &h, &hl), 0);
+    CHECK_EQ_INT(lstm_dataset_from_header(&sent, h, hl), 0);
+    CHECK(lstm_dataset_count(sent) == n && lstm_dataset_held(sent) == 0 && lstm_dataset_T(sent) == lstm_dataset_T(whole));
+    size_t tl1, tl2;
+    const uint8_t *t1 = lstm_meta_get(lstm_dataset_meta(whole), "tokenizer", &tl1);
+    const uint8_t *t2 = lstm_meta_get(lstm_dataset_meta(sent), "tokenizer", &tl2);
+    CHECK(t1 && t2 && tl1 == tl2 && memcmp(t1, t2, tl1) == 0);
+    CHECK_EQ_INT(lstm_dataset_pack(whole, r, 3, &p, &pl), 0);
+    CHECK_EQ_INT(lstm_dataset_unpack(sent, r, 3, p, pl - 1), LSTM_E_ARG); /* a short message */
+    CHECK_EQ_INT(lstm_dataset_unpack(sent, r, 3, p, pl), 0);
+    same_batches(whole, sent, n, 4, 1, 2, 1);
+    /* lanes 0 and 2 read windows this share does not hold */
+    lstm_batcher bt;
+    CHECK_EQ_INT(lstm_batcher_init_lanes(&bt, sent, 0, n, 4, 0, 2, 1, 0), 0);
+    uint32_t in[64 * 8], tg[64 * 8];
+    uint8_t rs[8];
+    CHECK_EQ_INT((int)lstm_batcher_get(&bt, 0, in, tg, rs), LSTM_E_ARG);
+    lstm_batcher_free(&bt);
+    /* nor can a share keep what it does not hold; ids beyond the vocabulary are refused */
+    uint64_t all[2] = {0, n};
+    CHECK_EQ_INT(lstm_dataset_keep(kept, all, 1), LSTM_E_ARG);
+    p[0] = 0xff;
+    p[3] = 0x7f;
+    CHECK_EQ_INT(lstm_dataset_unpack(sent, r, 3, p, pl), LSTM_E_FORMAT);
+    free(h);
+    free(p);
+    lstm_dataset_free(kept);
+    lstm_dataset_free(lazy);
+    lstm_dataset_free(sent);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -433,6 +512,7 @@ int main(void)
         test_exact_resume(d);
         test_nan(d);
         test_state_and_apply(d);
+        test_shares(win, d);
         lstm_dataset_free(d);
     }
     char cmd[600];

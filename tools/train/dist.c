@@ -151,13 +151,53 @@ static int grads_wait(void *ctx)
     return mpi_rc(e);
 }
 
+/* Bytes between rank 0 and one rank, in pieces that an int counts. */
+#define PIECE (1u << 30)
+static int send_to(void *ctx, int to, const void *buf, size_t len)
+{
+    (void)ctx;
+    for (size_t off = 0; off < len || len == 0; off += PIECE) {
+        int k = len - off > PIECE ? (int)PIECE : (int)(len - off);
+        if (MPI_Send((const char *)buf + off, k, MPI_BYTE, to, 1, MPI_COMM_WORLD) != MPI_SUCCESS) return LSTM_E_IO;
+        if (len == 0) break;
+    }
+    return 0;
+}
+
+static int recv_from0(void *ctx, void *buf, size_t len)
+{
+    (void)ctx;
+    for (size_t off = 0; off < len || len == 0; off += PIECE) {
+        int k = len - off > PIECE ? (int)PIECE : (int)(len - off);
+        if (MPI_Recv((char *)buf + off, k, MPI_BYTE, 0, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            return LSTM_E_IO;
+        if (len == 0) break;
+    }
+    return 0;
+}
+
+int dist_bcast(uint8_t **buf, size_t *len)
+{
+    uint64_t n = rank == 0 ? *len : 0;
+    if (MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS) return LSTM_E_IO;
+    if (rank != 0) {
+        if (!(*buf = malloc(n ? (size_t)n : 1))) return LSTM_E_NOMEM;
+        *len = (size_t)n;
+    }
+    for (size_t off = 0; off < n; off += PIECE) {
+        int k = n - off > PIECE ? (int)PIECE : (int)(n - off);
+        if (MPI_Bcast(*buf + off, k, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS) return LSTM_E_IO;
+    }
+    return 0;
+}
+
 static lstm_train_dist hooks;
 
 const lstm_train_dist *dist_hooks(int ov)
 {
     if (size < 2) return NULL;
     overlap = ov;
-    hooks = (lstm_train_dist){rank, size, NULL, sum, grads_start, grads_wait, gather_sum};
+    hooks = (lstm_train_dist){rank, size, NULL, sum, grads_start, grads_wait, gather_sum, send_to, recv_from0};
     return &hooks;
 }
 
@@ -180,6 +220,12 @@ const lstm_train_dist *dist_hooks(int overlap)
 {
     (void)overlap;
     return NULL;
+}
+int dist_bcast(uint8_t **buf, size_t *len)
+{
+    (void)buf;
+    (void)len;
+    return 0;
 }
 
 #endif

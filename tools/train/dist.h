@@ -5,6 +5,7 @@
 #ifndef LSTM_TRAIN_DIST_H
 #define LSTM_TRAIN_DIST_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "train.h"
 
@@ -22,6 +23,10 @@ const char *dist_library(void);
 /* The trainer's collectives; overlap: a non-blocking MPI_Iallreduce per range backward finishes,
  * else one MPI_Allreduce of the whole block once backward is done. NULL with one rank. */
 const lstm_train_dist *dist_hooks(int overlap);
+
+/* Rank 0's *len bytes at *buf to every rank: the others receive them in a malloc'd *buf. 0 or an
+ * LSTM_E_*. */
+int dist_bcast(uint8_t **buf, size_t *len);
 
 /* Per step, on average so far: bytes of gradients each rank reduced, seconds spent waiting in
  * grads_wait (the reduction that backward did not hide), steps counted. */

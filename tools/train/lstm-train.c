@@ -19,6 +19,7 @@
 #include "dist.h"
 #include "eval.h"
 #include "fileio.h"
+#include "gemm.h"
 #include "numparse.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -484,12 +485,23 @@ static void check_outputs(opts_t *o, char *out_path, size_t ocap, char *last_pat
 }
 
 /* The training windows, with the tokenizer every checkpoint of the run will carry. */
-static lstm_dataset *open_train(const opts_t *o, const char *tname)
+static lstm_dataset *open_train(const opts_t *o, const char *tname, int nranks)
 {
     lstm_dataset *d;
     uint32_t kind;
     char msg[4400];
-    int rc = lstm_dataset_open(&d, o->train_path, (size_t)o->mem_budget_mb << 20, &kind);
+    int from_stdin = !(o->train_path && strcmp(o->train_path, "-")), rc;
+    if (nranks > 1 && from_stdin && dist_rank() > 0) { /* rank 0 reads stdin: its header, its windows later */
+        uint8_t *h = NULL;
+        size_t hl = 0;
+        if ((rc = dist_bcast(&h, &hl)) || (rc = lstm_dataset_from_header(&d, h, hl)))
+            tool_die(1, "stdin: the windows' header from rank 0: %s", lstm_strerror(rc));
+        free(h);
+        return d;
+    }
+    /* A rank holds only its lanes' windows: the file is counted, its share loaded by the trainer. */
+    if (nranks > 1) rc = lstm_dataset_open_lazy(&d, o->train_path, (size_t)o->mem_budget_mb << 20, &kind);
+    else rc = lstm_dataset_open(&d, o->train_path, (size_t)o->mem_budget_mb << 20, &kind);
     if (rc == LSTM_E_TEXT && o->train_path && strcmp(o->train_path, "-"))
         tool_die(1, "%s: a text/CSV file, not windows: tokenize it and cut it into windows (lstm-tok %s | "
                "lstm-window -L 15 | lstm-train ...)", tname, tname);
@@ -504,6 +516,13 @@ static lstm_dataset *open_train(const opts_t *o, const char *tname)
     if ((rc = lstm_tokenizer_blob_check(tok, tok_len)))
         tool_die(1, "%s: the stream's tokenizer is invalid (%s): tokenize the text again with lstm-tok", tname, lstm_strerror(rc));
     if (lstm_dataset_count(d) == 0) tool_die(1, "%s: no windows to train on", tname);
+    if (nranks > 1 && from_stdin) {
+        uint8_t *h;
+        size_t hl;
+        if ((rc = lstm_dataset_header(d, &h, &hl)) || (rc = dist_bcast(&h, &hl)))
+            tool_die(1, "stdin: sending the windows' header to the other ranks: %s", lstm_strerror(rc));
+        free(h);
+    }
     return d;
 }
 
@@ -538,7 +557,8 @@ static lstm_dataset *open_valid(const opts_t *o, const lstm_dataset *train, cons
     char msg[4400];
     const char *vname = o->valid_path;
     int T = (int)lstm_dataset_T(train);
-    int rc = lstm_dataset_open(&v, vname, (size_t)o->mem_budget_mb << 20, &kind);
+    int rc = dist_size() > 1 ? lstm_dataset_open_lazy(&v, vname, (size_t)o->mem_budget_mb << 20, &kind)
+                             : lstm_dataset_open(&v, vname, (size_t)o->mem_budget_mb << 20, &kind);
     if (rc && from_ckpt)
         tool_die(1, "%s (the validation windows of %s: give --valid FILE or --valid-frac F)",
             lstm_dataset_open_message(rc, kind, vname, msg, sizeof msg), o->resume_path);
@@ -647,13 +667,12 @@ int main(int argc, char **argv)
     char out_path[4096], last_path[4200];
     check_outputs(&o, out_path, sizeof out_path, last_path, sizeof last_path, rank == 0);
     const char *tname = o.train_path && strcmp(o.train_path, "-") ? o.train_path : "stdin";
-    if (nranks > 1 && !(o.train_path && strcmp(o.train_path, "-")))
-        tool_die(2, "under mpirun every rank reads its own lanes of the training windows: give them as a file "
-                 "(stdin reaches rank 0 only)");
-    if (!o.train_path && isatty(0)) tool_die(2, "reading windows from a terminal: give a file or a pipe (see --help)");
+    int from_stdin = !(o.train_path && strcmp(o.train_path, "-"));
+    if (from_stdin && rank == 0 && isatty(0))
+        tool_die(2, "reading windows from a terminal: give a file or a pipe (see --help)");
 
     /* ---- data, and the checkpoint to continue ---- */
-    lstm_dataset *train = open_train(&o, tname), *valid = NULL;
+    lstm_dataset *train = open_train(&o, tname, nranks), *valid = NULL;
     lstm_train_ckpt ck;
     memset(&ck, 0, sizeof ck);
     int valid_from_ckpt = 0;
@@ -673,9 +692,10 @@ int main(int argc, char **argv)
     run_t run = {&o, NULL, NULL, isatty(2), 0, 0, 0};
     char *prov = provenance(train, o.resume_path ? &ck : NULL, argc, argv);
     lstm_train_io io = {train, valid, valid_saved, out_path, last_path, o.resume_path && access(out_path, F_OK) == 0,
-                        prov, &stop_requested, {&run, on_step, NULL, on_steps_done, on_epoch}, on_batch_capped, NULL};
+                        prov, &stop_requested, {&run, on_step, NULL, on_steps_done, on_epoch}, on_batch_capped, NULL, 0};
     if (o.log_path) io.cb.on_log = on_log;
     io.dist = dist_hooks(!o.no_overlap);
+    io.train_on_rank0 = nranks > 1 && from_stdin; /* mpirun gives stdin to rank 0 */
     if (rank > 0) { /* rank 0 speaks for the run */
         memset(&io.cb, 0, sizeof io.cb);
         io.on_batch_capped = NULL;
@@ -718,6 +738,15 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %d ranks (%s), %d threads each: rank r trains lanes r, r+%d, ... (%d on rank 0); "
                 "%zu bytes of gradients summed per step (%s)\n", in.ranks, dist_library(), c->threads, in.ranks, in.lanes,
                 in.params_bytes, o.no_overlap ? "one MPI_Allreduce after backward" : "MPI_Iallreduce per layer, during backward");
+    if (tool_verbosity >= TOOL_VERBOSE)
+        fprintf(stderr, PROG ": kernels: %s, picked for this CPU at run time (LSTM_KERNEL=avx512, avx2 or scalar asks "
+                "for one)\n", lstm_gemm_kernel());
+    if (!o.quiet && in.ranks > 1 && in.held_max == 0)
+        fprintf(stderr, PROG ": every rank streams its lanes' windows from %s (above --mem-budget)\n", tname);
+    else if (!o.quiet && in.ranks > 1)
+        fprintf(stderr, PROG ": windows in memory: %llu to %llu per rank of %llu (its lanes' share%s)\n",
+                (unsigned long long)in.held_min, (unsigned long long)in.held_max, (unsigned long long)in.all_windows,
+                from_stdin ? ", sent by rank 0 from stdin" : "");
 
     run.t0 = tool_now();
     rc = lstm_trainer_run(t);
