@@ -548,14 +548,10 @@ static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_tr
     }
 
     /* ---- buffers ---- */
-    /* Activations grow with B x T (bytes(1,1) x B x T bounds them from above). */
-    if (lstm_acts_alloc(&t->acts, &t->model, 1, 1) == 0) {
-        double need = (double)t->acts.bytes * B * T;
-        lstm_acts_free(&t->acts);
-        if (fits(need, err, LSTM_TRAIN_AT_ACTS_SIZE, B, T)) {
-            lstm_trainer_free(t);
-            return LSTM_E_TOOBIG;
-        }
+    /* Activations for B x T, counted before they are allocated. */
+    if (fits((double)lstm_acts_bytes(&t->model, B, T), err, LSTM_TRAIN_AT_ACTS_SIZE, B, T)) {
+        lstm_trainer_free(t);
+        return LSTM_E_TOOBIG;
     }
     if ((rc = lstm_acts_alloc(&t->acts, &t->model, B, T)) || (rc = lstm_state_alloc(&t->st, &t->model, B)))
         FAIL_AB(rc, LSTM_TRAIN_AT_ACTS, B, T);

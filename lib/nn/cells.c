@@ -84,24 +84,44 @@ void lstm_cell_step(int cell, float *h, float *c, float *xg, float *hg, const fl
 /* ---------------------------------------------------------------------------------------------------
  * Fast layer kernels. */
 
+size_t lstm_cell_wpack_floats(int cell, int H)
+{
+    int GH = lstm_cell_gates(cell) * H;
+    size_t f = lstm_gemm_packed_floats(GH, H), b = lstm_gemm_packed_floats(H, GH);
+    return f > b ? f : b;
+}
+
+/* h (B,K) times the recurrent weights into out (B,N): from the packed panels when there are some. */
+static void rec_gemm(int tb, int B, int N, int K, const float *h, const float *w_hh, const float *packed, float beta,
+                     float *out)
+{
+    if (packed)
+        lstm_gemm_packed(0, B, N, K, 1.0f, h, K, packed, beta, out, N);
+    else
+        lstm_gemm(0, tb, B, N, K, 1.0f, h, K, w_hh, tb ? K : N, beta, out, N);
+}
+
 void lstm_cell_forward(int cell, lstm_layer_acts *a, const float *x, const lstm_layer_w *w, int B, int T, int In,
                        int H)
 {
     int GH = lstm_cell_gates(cell) * H;
     size_t BH = (size_t)B * H, BG = (size_t)B * GH;
     lstm_gemm(0, 1, T * B, GH, In, 1.0f, x, In, w->w_ih, In, 0.0f, a->gates, GH);
+    /* W_hh^T packed once for the T steps instead of at each (bit for bit the same products) */
+    const float *wp = a->wpack && T > 1 ? a->wpack : NULL;
+    if (wp) lstm_gemm_pack_b(1, GH, H, w->w_hh, H, a->wpack);
     for (int t = 0; t < T; t++) {
         float *gt = a->gates + t * BG;
         const float *hp = a->h + t * BH;
         float *hc = a->h + (t + 1) * BH;
         if (cell == LSTM_CELL_GRU) {
-            lstm_gemm(0, 1, B, GH, H, 1.0f, hp, H, w->w_hh, H, 0.0f, a->hg, GH);
+            rec_gemm(1, B, GH, H, hp, w->w_hh, wp, 0.0f, a->hg);
             for (int b = 0; b < B; b++)
                 gru_point(gt + b * GH, a->hn + t * BH + b * H, hc + b * H, a->hg + b * GH, hp + b * H, w->b_ih,
                           w->b_hh, H);
             continue;
         }
-        lstm_gemm(0, 1, B, GH, H, 1.0f, hp, H, w->w_hh, H, 1.0f, gt, GH);
+        rec_gemm(1, B, GH, H, hp, w->w_hh, wp, 1.0f, gt);
         for (int b = 0; b < B; b++) {
             if (cell == LSTM_CELL_LSTM)
                 lstm_point(gt + b * GH, a->c + (t + 1) * BH + b * H, a->tc + t * BH + b * H, hc + b * H,
@@ -127,6 +147,8 @@ void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float 
     float *dhg = cell == LSTM_CELL_GRU ? s->dhg : s->dxg;
     memset(s->dh, 0, BH * sizeof(float));
     if (cell == LSTM_CELL_LSTM) memset(s->dc, 0, BH * sizeof(float));
+    const float *wp = s->wpack && T > 1 ? s->wpack : NULL; /* W_hh packed once for the steps */
+    if (wp) lstm_gemm_pack_b(0, H, GH, w->w_hh, H, s->wpack);
     for (int t = T - 1; t >= 0; t--) {
         const float *gt = a->gates + t * BG, *dht = dh_seq + t * BH;
         float *dxt = s->dxg + t * BG, *dhgt = dhg + t * BG;
@@ -166,9 +188,7 @@ void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float 
                 for (int j = 0; j < H; j++) d[j] = (dhb[j] + dn[j]) * (1.0f - hc[j] * hc[j]);
             }
         }
-        if (t > 0 || dh0)
-            lstm_gemm(0, 0, B, H, GH, 1.0f, dhgt, GH, w->w_hh, H, cell == LSTM_CELL_GRU ? 1.0f : 0.0f, s->dh,
-                      H);
+        if (t > 0 || dh0) rec_gemm(0, B, H, GH, dhgt, w->w_hh, wp, cell == LSTM_CELL_GRU ? 1.0f : 0.0f, s->dh);
     }
     if (dh0)
         for (size_t k = 0; k < BH; k++) dh0[k] += s->dh[k];

@@ -46,6 +46,8 @@ typedef struct {
     float *tc;    /* (T,B,H)   tanh(c), LSTM only */
     float *hn;    /* (T,B,H)   W_hn h + b_hn, GRU only */
     float *hg;    /* (B,G*H)   per-step scratch, GRU only */
+    float *wpack; /* W_hh^T packed for the per-step GEMMs (lstm_gemm_pack_b; may be shared by the layers
+                   * and with lstm_layer_scratch's), or NULL: each step packs it again */
 } lstm_layer_acts;
 
 /* Backward scratch of one layer. */
@@ -54,7 +56,11 @@ typedef struct {
     float *dhg; /* (T,B,G*H) gradient w.r.t. the hidden-side pre-activations (GRU only; else = dxg) */
     float *dh;  /* (B,H) carried dL/dh_{t-1} */
     float *dc;  /* (B,H) carried dL/dc_{t-1} (LSTM) */
+    float *wpack; /* W_hh packed for the per-step GEMMs, or NULL (see lstm_layer_acts) */
 } lstm_layer_scratch;
+
+/* Floats of a wpack buffer (64-byte aligned) for layers of this cell and size, forward and backward. */
+size_t lstm_cell_wpack_floats(int cell, int H);
 
 /* Forward of one layer over T steps: input projection of all steps in one GEMM, one recurrent GEMM per
  * step, fused gate nonlinearities. */

@@ -27,6 +27,9 @@
 #define lstm_gemm_threads GEMM_CAT(lstm_gemm_threads, GEMM_VARIANT)
 #define lstm_gemm_get_stats GEMM_CAT(lstm_gemm_get_stats, GEMM_VARIANT)
 #define lstm_gemm_kernel GEMM_CAT(lstm_gemm_kernel, GEMM_VARIANT)
+#define lstm_gemm_packed_floats GEMM_CAT(lstm_gemm_packed_floats, GEMM_VARIANT)
+#define lstm_gemm_pack_b GEMM_CAT(lstm_gemm_pack_b, GEMM_VARIANT)
+#define lstm_gemm_packed GEMM_CAT(lstm_gemm_packed, GEMM_VARIANT)
 #endif
 #include "gemm.h"
 
@@ -139,6 +142,61 @@ static void pack_cols(float *dst, const float *src, size_t lds, int n, int P, in
         float *d = dst + (size_t)k * P;
         for (int r0 = 0; r0 < P; r0 += 16)
             _mm512_mask_storeu_ps(d + r0, lanes(P - r0), _mm512_maskz_loadu_ps(lanes(n - r0), s + r0));
+    }
+}
+#elif defined(GEMM_AVX2)
+/* x[r] (8 floats of row r) -> x[c] (8 floats of column c). */
+static inline void transpose8(__m256 x[8])
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        x[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        x[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
+/* The first n of 8 lanes, as a maskload / maskstore mask. */
+static inline __m256i lanes8(int n)
+{
+    n = n < 0 ? 0 : n > 8 ? 8 : n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Source line r at src + r*lds, contiguous in k: 8 lines by 8 k at a time through a transpose. */
+static void pack_rows(float *dst, const float *src, size_t lds, int n, int P, int kc)
+{
+    for (int k0 = 0; k0 < kc; k0 += 8) {
+        int kk = imin(8, kc - k0);
+        __m256i km = lanes8(kk);
+        for (int r0 = 0; r0 < P; r0 += 8) {
+            __m256 x[8];
+            for (int r = 0; r < 8; r++)
+                x[r] = r0 + r < n ? _mm256_maskload_ps(src + (size_t)(r0 + r) * lds + k0, km) : _mm256_setzero_ps();
+            transpose8(x);
+            __m256i wm = lanes8(P - r0);
+            for (int k = 0; k < kk; k++) _mm256_maskstore_ps(dst + (size_t)(k0 + k) * P + r0, wm, x[k]);
+        }
+    }
+}
+
+/* Source line r at src + r, step k at src + k*lds. */
+static void pack_cols(float *dst, const float *src, size_t lds, int n, int P, int kc)
+{
+    for (int k = 0; k < kc; k++) {
+        const float *s = src + (size_t)k * lds;
+        float *d = dst + (size_t)k * P;
+        for (int r0 = 0; r0 < P; r0 += 8)
+            _mm256_maskstore_ps(d + r0, lanes8(P - r0), _mm256_maskload_ps(s + r0, lanes8(n - r0)));
     }
 }
 #else
@@ -255,10 +313,14 @@ static void kernel(int P, int kc, const float *restrict a, const float *restrict
                    float alpha, float beta, int mr, int nr)
 {
     (void)P;
+    /* The loops over MR are unrolled so the 12 accumulators stay in registers (without the pragma GCC
+     * -O2 keeps them on the stack: a load and a store around every FMA, a third of the speed). */
     __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
     for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
     for (int k = 0; k < kc; k++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
             __m256 ai = _mm256_broadcast_ss(a + i);
             c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
@@ -269,6 +331,7 @@ static void kernel(int P, int kc, const float *restrict a, const float *restrict
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     if (mr == MR && nr == NR) {
+#pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
             float *ci = c + (size_t)i * ldc;
             __m256 r0 = _mm256_mul_ps(c0[i], va), r1 = _mm256_mul_ps(c1[i], va);
@@ -284,6 +347,7 @@ static void kernel(int P, int kc, const float *restrict a, const float *restrict
         return;
     }
     float tile[MR * NR] __attribute__((aligned(32)));
+#pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
         _mm256_store_ps(tile + i * NR, c0[i]);
         _mm256_store_ps(tile + i * NR + 8, c1[i]);
@@ -315,7 +379,16 @@ typedef struct {
     const float *A, *B;
     float *C;
     size_t lda, ldb, ldc;
+    const float *Bp; /* op(B) packed whole by lstm_gemm_pack_b (B then unused), or NULL */
+    size_t npad;     /* its panels' total width (N rounded up to NR) */
 } gemm_args;
+
+/* K block p of nk: its depth, and its first k in *k0 (the same split whoever packs or computes). */
+static int kblock(int K, int nk, int p, int *k0)
+{
+    *k0 = p * (K / nk) + imin(p, K % nk);
+    return K / nk + (p < K % nk);
+}
 
 static void gemm_part(const gemm_args *g, int m0, int m1, int n0, int n1, float *abuf /* (MC_MAX*KC_MAX) */,
                       float *bbuf /* (KC_MAX*NC_MAX) */)
@@ -335,7 +408,9 @@ static void gemm_part(const gemm_args *g, int m0, int m1, int n0, int n1, float 
         for (int p = 0; p < nk; p++) {
             int kc = K / nk + (p < K % nk);
             float beta = p == 0 ? g->beta : 1.0f;
-            for (int jr = 0; jr < nc; jr += NR) {
+            /* the B panels of this block: packed here, or where the whole op(B) was packed before */
+            const float *bblk = g->Bp ? g->Bp + (size_t)k0 * g->npad + (size_t)(jc / NR) * kc * NR : bbuf;
+            for (int jr = 0; jr < nc && !g->Bp; jr += NR) {
                 int n = imin(NR, nc - jr), P = n <= NR_MIN ? NR_MIN : NR;
                 float *dst = bbuf + (size_t)(jr / NR) * kc * NR;
                 if (g->tb)
@@ -354,7 +429,7 @@ static void gemm_part(const gemm_args *g, int m0, int m1, int n0, int n1, float 
                 }
                 for (int jr = 0; jr < nc; jr += NR) {
                     int n = imin(NR, nc - jr), P = n <= NR_MIN ? NR_MIN : NR;
-                    const float *bp = bbuf + (size_t)(jr / NR) * kc * NR;
+                    const float *bp = bblk + (size_t)(jr / NR) * kc * NR;
                     for (int ir = 0; ir < mc; ir += MR)
                         kernel(P, kc, abuf + (size_t)(ir / MR) * kc * MR, bp,
                                g->C + (size_t)(ic + ir) * g->ldc + jc + jr, g->ldc, g->alpha, beta,
@@ -362,6 +437,31 @@ static void gemm_part(const gemm_args *g, int m0, int m1, int n0, int n1, float 
                 }
             }
             k0 += kc;
+        }
+    }
+}
+
+size_t lstm_gemm_packed_floats(int N, int K)
+{
+    return N > 0 && K > 0 ? (size_t)((N + NR - 1) / NR) * NR * (size_t)K : 0;
+}
+
+/* op(B) whole, K block after K block (the blocks of gemm_part), each holding every NR-wide panel of
+ * columns: panel q of block p at k0(p) * npad + q * kc(p) * NR, as gemm_part packs it for a call. */
+void lstm_gemm_pack_b(int trans_b, int N, int K, const float *Bm, int ldb, float *packed)
+{
+    if (N <= 0 || K <= 0) return;
+    int nk = (K + KC_MAX - 1) / KC_MAX;
+    size_t npad = (size_t)((N + NR - 1) / NR) * NR;
+    for (int p = 0; p < nk; p++) {
+        int k0, kc = kblock(K, nk, p, &k0);
+        for (int j = 0; j < N; j += NR) {
+            int n = imin(NR, N - j), P = n <= NR_MIN ? NR_MIN : NR;
+            float *dst = packed + (size_t)k0 * npad + (size_t)(j / NR) * kc * NR;
+            if (trans_b)
+                pack_rows(dst, Bm + (size_t)j * ldb + k0, (size_t)ldb, n, P, kc);
+            else
+                pack_cols(dst, Bm + (size_t)k0 * ldb + j, (size_t)ldb, n, P, kc);
         }
     }
 }
@@ -526,6 +626,8 @@ void lstm_gemm_get_stats(lstm_gemm_stats *s)
     s->direct_peak = __atomic_load_n(&direct_peak, __ATOMIC_RELAXED);
 }
 
+static void run(const gemm_args *gp, packbuf *pb);
+
 void lstm_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                const float *Bm, int ldb, float beta, float *C, int ldc)
 {
@@ -536,7 +638,43 @@ void lstm_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
                     K, alpha, A, lda, Bm, ldb, beta, C, ldc);
         return;
     }
-    gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, A, Bm, C, (size_t)lda, (size_t)ldb, (size_t)ldc};
+    gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, A, Bm, C, (size_t)lda, (size_t)ldb, (size_t)ldc, NULL, 0};
+    run(&g, pb);
+}
+
+void lstm_gemm_packed(int trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *packed,
+                      float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    packbuf *pb = thread_bufs();
+    if (!pb) { /* no memory for the A buffers: plain loops over the packed panels, rounded as the kernels do */
+        int nk = K > 0 ? (K + KC_MAX - 1) / KC_MAX : 0;
+        size_t npad = (size_t)((N + NR - 1) / NR) * NR;
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                int q = j / NR, r = j % NR, P = imin(NR, N - q * NR) <= NR_MIN ? NR_MIN : NR;
+                float *c = C + (size_t)i * ldc + j;
+                if (nk == 0 || alpha == 0.0f) *c = beta == 0.0f ? 0.0f : beta * *c;
+                for (int p = 0; p < nk; p++) {
+                    int k0, kc = kblock(K, nk, p, &k0);
+                    const float *b = packed + (size_t)k0 * npad + (size_t)q * kc * NR;
+                    float acc = 0.0f, bt = p == 0 ? beta : 1.0f;
+                    for (int k = 0; k < kc; k++)
+                        acc = fmaf(trans_a ? A[(size_t)(k0 + k) * lda + i] : A[(size_t)i * lda + k0 + k], b[(size_t)k * P + r], acc);
+                    if (alpha != 0.0f) *c = bt == 0.0f ? acc * alpha : fmaf(acc, alpha, bt * *c);
+                }
+            }
+        return;
+    }
+    gemm_args g = {trans_a, 0, M, N, K, alpha, beta, A, NULL, C, (size_t)lda, 0, (size_t)ldc, packed,
+                   (size_t)((N + NR - 1) / NR) * NR};
+    run(&g, pb);
+}
+
+static void run(const gemm_args *gp, packbuf *pb)
+{
+    gemm_args g = *gp;
+    int M = g.M, N = g.N, K = g.K;
     /* (acquire: the workers of a count are running before the count is seen) */
     int nt = lstm_gemm_threads();
     long units = N >= M ? (N + NR - 1) / NR : (M + MR - 1) / MR;

@@ -20,11 +20,22 @@
  * lstm_gemm_set_threads on that thread) and freed when it exits; calls never allocate afterwards. */
 #ifndef LSTM_GEMM_H
 #define LSTM_GEMM_H
+#include <stddef.h>
 
 #define LSTM_GEMM_MAX_THREADS 16
 
 void lstm_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                const float *Bm, int ldb, float beta, float *C, int ldc);
+
+/* Products with one B many times (the recurrent weights at every step of a window): op(B) (K,N)
+ * packed once into lstm_gemm_packed_floats(N, K) floats by lstm_gemm_pack_b, then C (M,N) = alpha *
+ * op(A) op(B) + beta * C from it, bit for bit what lstm_gemm gives with B itself, without packing B
+ * again at every call. The layout is the kernel's: pack and multiply in the same process; packed is
+ * 64-byte aligned. */
+size_t lstm_gemm_packed_floats(int N, int K);
+void lstm_gemm_pack_b(int trans_b, int N, int K, const float *Bm, int ldb, float *packed);
+void lstm_gemm_packed(int trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *packed,
+                      float beta, float *C, int ldc);
 
 /* Threads used by the following calls (clamped to 1..LSTM_GEMM_MAX_THREADS); starts the workers and
  * allocates their buffers the first time a count is reached. Returns 0 or LSTM_E_NOMEM (the previous

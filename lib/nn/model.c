@@ -294,9 +294,20 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
     a->scratch.dhg = c->cell == LSTM_CELL_GRU ? take(base, &cur, N * GH) : a->scratch.dxg;
     a->scratch.dh = take(base, &cur, (size_t)B * H);
     a->scratch.dc = take(base, &cur, (size_t)B * H);
+    /* one packed W_hh for whichever layer runs (forward or backward) */
+    a->scratch.wpack = take(base, &cur, lstm_cell_wpack_floats(c->cell, H));
+    for (int l = 0; l < c->L; l++) a->layer[l].wpack = a->scratch.wpack;
     a->dseq[0] = take(base, &cur, N * EH);
     a->dseq[1] = take(base, &cur, N * EH);
     return cur;
+}
+
+double lstm_acts_bytes(const lstm_model *m, int B, int T)
+{
+    if (B < 1 || T < 1 || (long long)B * T > (1 << 24)) return 0;
+    lstm_acts tmp;
+    memset(&tmp, 0, sizeof tmp);
+    return (double)carve_acts(&tmp, m, NULL, B, T) * sizeof(float) + 2.0 * B * T * sizeof(uint32_t);
 }
 
 int lstm_acts_alloc(lstm_acts *a, const lstm_model *m, int B, int T)

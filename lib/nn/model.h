@@ -154,6 +154,8 @@ void lstm_state_zero(lstm_state *s);
 void lstm_state_reset_row(lstm_state *s, int b);
 
 int lstm_acts_alloc(lstm_acts *a, const lstm_model *m, int B, int T);
+/* The bytes lstm_acts_alloc(B, T) takes, without allocating (0 for sizes it refuses). */
+double lstm_acts_bytes(const lstm_model *m, int B, int T);
 void lstm_acts_free(lstm_acts *a);
 /* Logits (V) of lane b at step t of the last forward (valid until the backward). */
 float *lstm_acts_logits(const lstm_acts *a, const lstm_model *m, int b, int t);

@@ -19,6 +19,10 @@
     int lstm_gemm_threads_##v(void);                                                                           \
     void lstm_gemm_get_stats_##v(lstm_gemm_stats *s);                                                          \
     const char *lstm_gemm_kernel_##v(void);                                                                    \
+    size_t lstm_gemm_packed_floats_##v(int N, int K);                                                          \
+    void lstm_gemm_pack_b_##v(int trans_b, int N, int K, const float *Bm, int ldb, float *packed);             \
+    void lstm_gemm_packed_##v(int trans_a, int M, int N, int K, float alpha, const float *A, int lda,          \
+                              const float *packed, float beta, float *C, int ldc);                             \
     void lstm_vexp_##v(float *y, const float *x, size_t n);                                                    \
     void lstm_vsigmoid_##v(float *y, const float *x, size_t n);                                                \
     void lstm_vtanh_##v(float *y, const float *x, size_t n);                                                   \
@@ -36,6 +40,9 @@ typedef struct {
     int (*threads)(void);
     void (*get_stats)(lstm_gemm_stats *);
     const char *(*kernel)(void);
+    size_t (*packed_floats)(int, int);
+    void (*pack_b)(int, int, int, const float *, int, float *);
+    void (*packed)(int, int, int, int, float, const float *, int, const float *, float, float *, int);
     void (*vexp)(float *, const float *, size_t);
     void (*vsigmoid)(float *, const float *, size_t);
     void (*vtanh)(float *, const float *, size_t);
@@ -46,7 +53,7 @@ typedef struct {
 
 #define ENTRY(v)                                                                                               \
     {#v, lstm_gemm_##v, lstm_gemm_set_threads_##v, lstm_gemm_threads_##v, lstm_gemm_get_stats_##v,            \
-     lstm_gemm_kernel_##v, lstm_vexp_##v, lstm_vsigmoid_##v, lstm_vtanh_##v, lstm_row_bias_max_##v,            \
+     lstm_gemm_kernel_##v, lstm_gemm_packed_floats_##v, lstm_gemm_pack_b_##v, lstm_gemm_packed_##v, lstm_vexp_##v, lstm_vsigmoid_##v, lstm_vtanh_##v, lstm_row_bias_max_##v,            \
      lstm_row_sum_exp_##v, lstm_row_softmax_grad_##v}
 static const kernel_t kernels[] = {ENTRY(avx512), ENTRY(avx2), ENTRY(scalar)}; /* fastest first */
 
@@ -88,6 +95,16 @@ int lstm_gemm_set_threads(int n) { return k()->set_threads(n); }
 int lstm_gemm_threads(void) { return k()->threads(); }
 void lstm_gemm_get_stats(lstm_gemm_stats *s) { k()->get_stats(s); }
 const char *lstm_gemm_kernel(void) { return k()->kernel(); }
+size_t lstm_gemm_packed_floats(int N, int K) { return k()->packed_floats(N, K); }
+void lstm_gemm_pack_b(int trans_b, int N, int K, const float *Bm, int ldb, float *packed)
+{
+    k()->pack_b(trans_b, N, K, Bm, ldb, packed);
+}
+void lstm_gemm_packed(int trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *packed,
+                      float beta, float *C, int ldc)
+{
+    k()->packed(trans_a, M, N, K, alpha, A, lda, packed, beta, C, ldc);
+}
 void lstm_vexp(float *y, const float *x, size_t n) { k()->vexp(y, x, n); }
 void lstm_vsigmoid(float *y, const float *x, size_t n) { k()->vsigmoid(y, x, n); }
 void lstm_vtanh(float *y, const float *x, size_t n) { k()->vtanh(y, x, n); }

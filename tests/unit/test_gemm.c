@@ -1,7 +1,7 @@
 /* test_gemm.c: lstm_gemm (lib/nn/gemm.c) against the plain-loop lstm_gemm_ref on many shapes (1, 7, 33,
  * 700, 10001 and the micro-tile edges), all four transposition cases, alpha / beta variants, padded
  * leading dimensions, beta = 0 over NaN, K = 0, and 1 to 3 threads; results must be bit-identical run to
- * run and across thread counts. `make unit` runs it once per micro-kernel of the library (LSTM_KERNEL=
+ * run and across thread counts, and with op(B) packed once (lstm_gemm_pack_b, lstm_gemm_packed). `make unit` runs it once per micro-kernel of the library (LSTM_KERNEL=
  * avx512, avx2, scalar: gemm.c compiled with that kernel's -m flags, picked by lib/nn/pick.c), and then
  * the kernel run must be the one named. */
 #include <math.h>
@@ -80,6 +80,21 @@ static void check_case(int ta, int tb, int M, int N, int K, float alpha, float b
             fprintf(stderr, "gemm ta=%d tb=%d M=%d N=%d K=%d: not bit-identical (%d threads)\n", ta, tb, M, N, K, nt);
             check_failures++;
         }
+        /* op(B) packed once: the same bits from the packed panels, twice from one packing */
+        size_t pbytes = (lstm_gemm_packed_floats(N, K) * sizeof(float) + 63) / 64 * 64;
+        float *Bp = aligned_alloc(64, pbytes ? pbytes : 64);
+        if (!Bp) abort();
+        lstm_gemm_pack_b(tb, N, K, Bm, ldb, Bp);
+        for (int rep = 0; rep < 2; rep++) {
+            memcpy(C2, C0, nc * sizeof(float));
+            lstm_gemm_packed(ta, M, N, K, alpha, A, lda, Bp, beta, C2, ldc);
+            if (memcmp(C, C2, nc * sizeof(float)) != 0) {
+                fprintf(stderr, "gemm ta=%d tb=%d M=%d N=%d K=%d: packed B differs (%d threads)\n", ta, tb, M, N, K, nt);
+                check_failures++;
+                break;
+            }
+        }
+        free(Bp);
     }
     CHECK_EQ_INT(lstm_gemm_set_threads(1), 0);
     free(A), free(Bm), free(C0), free(C), free(Cr), free(C2), free(aA), free(aB), free(aC);
@@ -106,6 +121,11 @@ int main(void)
             check_case(t >> 1, t & 1, 37, 45, 29, ab[v][0], ab[v][1], 3);
             check_case(t >> 1, t & 1, 700, 100, 200, ab[v][0], ab[v][1], v % 2 ? 16 : 0);
         }
+    /* the recurrent steps of a 2x200 LSTM, B = 20 (forward h W_hh^T, backward dG W_hh), and 2x650 */
+    check_case(0, 1, 20, 800, 200, 1.0f, 1.0f, 0);
+    check_case(0, 0, 20, 200, 800, 1.0f, 1.0f, 0);
+    check_case(0, 1, 20, 2600, 650, 1.0f, 0.0f, 0);
+    check_case(0, 0, 20, 650, 2600, 1.0f, 0.0f, 0);
     /* the output layer's shapes, in size */
     check_case(0, 1, 700, 2000, 200, 1.0f, 0.0f, 0); /* logits = X W^T (V cut to 2000 for time) */
     check_case(1, 0, 2000, 200, 700, 1.0f, 1.0f, 0); /* dW += dY^T X */

@@ -121,6 +121,11 @@ static void layer_bufs_alloc(layer_bufs *L, int B, int T, int In, int H, int GH)
     L->dx = falloc(N * In);
     L->dh0 = falloc((size_t)B * H);
     L->dc0 = falloc((size_t)B * H);
+    /* the packed W_hh the per-step GEMMs use, as lstm_acts_alloc gives it (GH / H gives the cell) */
+    int cell = GH == 4 * H ? LSTM_CELL_LSTM : GH == 3 * H ? LSTM_CELL_GRU : LSTM_CELL_RNN;
+    size_t wb = (lstm_cell_wpack_floats(cell, H) * sizeof(float) + 63) / 64 * 64;
+    L->a.wpack = L->s.wpack = aligned_alloc(64, wb);
+    if (!L->a.wpack) abort();
 }
 
 static void layer_bufs_free(layer_bufs *L)
@@ -128,6 +133,7 @@ static void layer_bufs_free(layer_bufs *L)
     float *p[] = {L->a.gates, L->a.h,    L->a.c,    L->a.tc,   L->a.hn, L->a.hg,  L->s.dxg, L->s.dhg,
                   L->s.dh,    L->s.dc,   L->g.w_ih, L->g.w_hh, L->g.b_ih, L->g.b_hh, L->dx,  L->dh0, L->dc0};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
+    free(L->a.wpack);
 }
 
 static void test_cell_kernels(int cell)
