@@ -60,7 +60,7 @@ setup() {
     [[ "$stderr" != *"% loss"* ]]
     run --separate-stderr "$B/lstm-eval" -v -m "$T/m.ckpt" "$T/chat.win"
     assert_success
-    [[ "$stderr" =~ ^"lstm-eval: $T/chat.win: "[0-9]+" target tokens in "[0-9.]+"s ("[0-9]+" tok/s)"$ ]]
+    [[ "$stderr" =~ ^"lstm-eval: $T/chat.win: "[0-9]+" target tokens in "[0-9.]+"s ("[0-9]+" tok/s), fp32 checkpoint"$ ]]
     run --separate-stderr "$B/lstm-eval" -m "$T/m.ckpt" "$T/chat.win"
     [ -z "$stderr" ]
     run --separate-stderr "$B/lstm-dump" -v "$T/chat.tok"

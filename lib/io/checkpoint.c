@@ -14,6 +14,7 @@
 #include "stream.h"
 
 static const uint8_t MAGIC[8] = {0x89, 'L', 'C', 'K', 'P', '\r', '\n', 0x1a};
+static const uint8_t MAGIC_MODEL[8] = {0x89, 'L', 'M', 'D', 'L', '\r', '\n', 0x1a}; /* lstm-export's */
 #define HDR 64
 #define ALIGN 64
 #define MAX_ENTRIES 4096
@@ -81,9 +82,31 @@ static const lstm_ck_entry *find_in(const lstm_ck_entry *e, size_t n, const char
     return NULL;
 }
 
+/* Bytes per element of a tensor type, 0 for bytes entries. */
+static uint64_t elem_size(int type)
+{
+    switch (type) {
+    case LSTM_CK_F32: return 4;
+    case LSTM_CK_I8: return 1;
+    case LSTM_CK_BF16: return 2;
+    }
+    return 0;
+}
+
+static int type_ok(int kind, int type)
+{
+    if (type == LSTM_CK_F32 || type == LSTM_CK_BYTES) return 1;
+    return kind == LSTM_CK_KIND_MODEL && (type == LSTM_CK_I8 || type == LSTM_CK_BF16);
+}
+
 int lstm_ck_write(const char *path, int force, const lstm_ck_entry *e, size_t n)
 {
-    if (n == 0 || n > MAX_ENTRIES) return LSTM_E_ARG;
+    return lstm_ck_write_kind(path, force, LSTM_CK_KIND_CHECKPOINT, e, n);
+}
+
+int lstm_ck_write_kind(const char *path, int force, int kind, const lstm_ck_entry *e, size_t n)
+{
+    if (n == 0 || n > MAX_ENTRIES || (kind != LSTM_CK_KIND_CHECKPOINT && kind != LSTM_CK_KIND_MODEL)) return LSTM_E_ARG;
     uint64_t *off = calloc(n, sizeof *off);
     if (!off) return LSTM_E_NOMEM;
     /* Layout: owned entries in order, each 64-aligned; views take offsets inside their owner. */
@@ -91,7 +114,7 @@ int lstm_ck_write(const char *path, int force, const lstm_ck_entry *e, size_t n)
     int rc = LSTM_OK;
     for (size_t i = 0; i < n && !rc; i++) {
         size_t nl = strlen(e[i].name);
-        if (nl == 0 || nl > 255 || e[i].ndim < 0 || e[i].ndim > 4 || (e[i].type != LSTM_CK_F32 && e[i].type != LSTM_CK_BYTES))
+        if (nl == 0 || nl > 255 || e[i].ndim < 0 || e[i].ndim > 4 || !type_ok(kind, e[i].type))
             rc = LSTM_E_ARG;
         table_len += 1 + 1 + nl + 1 + 8 * (uint64_t)e[i].ndim + 16;
         if (e[i].view_of) continue;
@@ -123,7 +146,7 @@ int lstm_ck_write(const char *path, int force, const lstm_ck_entry *e, size_t n)
     w->len = 0;
 
     uint8_t h[HDR] = {0};
-    memcpy(h, MAGIC, 8);
+    memcpy(h, kind == LSTM_CK_KIND_MODEL ? MAGIC_MODEL : MAGIC, 8);
     lstm_put_u32(h + 8, LSTM_CK_VERSION);
     lstm_put_u32(h + 12, HDR);
     lstm_put_u64(h + 16, file_size);
@@ -172,6 +195,7 @@ struct lstm_ck {
     const uint8_t *map;
     size_t size;
     int heap; /* map is a malloc'ed copy (read from a pipe), not a mapping */
+    int kind; /* LSTM_CK_KIND_* */
     lstm_ck_entry *e;
     char *names;
     size_t n;
@@ -187,7 +211,12 @@ void lstm_ck_close(lstm_ck *ck)
     free(ck);
 }
 
-int lstm_ck_is_magic(const void *p, size_t n) { return n >= 8 && memcmp(p, MAGIC, 8) == 0; }
+int lstm_ck_is_magic(const void *p, size_t n)
+{
+    return n >= 8 && (memcmp(p, MAGIC, 8) == 0 || memcmp(p, MAGIC_MODEL, 8) == 0);
+}
+
+int lstm_ck_kind(const lstm_ck *ck) { return ck->kind; }
 
 int lstm_ck_is_checkpoint(const char *path)
 {
@@ -196,14 +225,16 @@ int lstm_ck_is_checkpoint(const char *path)
     uint8_t b[8];
     ssize_t k = read(fd, b, 8);
     close(fd);
-    return k == 8 && memcmp(b, MAGIC, 8) == 0;
+    return k == 8 && lstm_ck_is_magic(b, 8);
 }
 
 static int parse(lstm_ck *ck)
 {
     const uint8_t *m = ck->map;
     size_t size = ck->size;
-    if (size < 8 || memcmp(m, MAGIC, 8) != 0) return size < 8 && memcmp(m, MAGIC, size) == 0 ? LSTM_E_TRUNCATED : LSTM_E_MAGIC;
+    if (size < 8 || !lstm_ck_is_magic(m, size))
+        return size < 8 && (memcmp(m, MAGIC, size) == 0 || memcmp(m, MAGIC_MODEL, size) == 0) ? LSTM_E_TRUNCATED : LSTM_E_MAGIC;
+    ck->kind = memcmp(m, MAGIC_MODEL, 8) == 0 ? LSTM_CK_KIND_MODEL : LSTM_CK_KIND_CHECKPOINT;
     if (size < HDR + 8) return LSTM_E_TRUNCATED;
     if (lstm_get_u32(m + 8) != LSTM_CK_VERSION) return LSTM_E_VERSION;
     uint64_t fsize = lstm_get_u64(m + 16);
@@ -222,7 +253,7 @@ static int parse(lstm_ck *ck)
         if (tend - t < 3) return LSTM_E_FORMAT;
         e->type = t[0];
         size_t nl = t[1];
-        if ((e->type != LSTM_CK_F32 && e->type != LSTM_CK_BYTES) || nl == 0 || (size_t)(tend - t) < 3 + nl) return LSTM_E_FORMAT;
+        if (!type_ok(ck->kind, e->type) || nl == 0 || (size_t)(tend - t) < 3 + nl) return LSTM_E_FORMAT;
         char *name = ck->names + 256 * (size_t)i;
         memcpy(name, t + 2, nl);
         name[nl] = 0;
@@ -241,7 +272,7 @@ static int parse(lstm_ck *ck)
         uint64_t off = lstm_get_u64(t), nb = lstm_get_u64(t + 8);
         t += 16;
         if (off % ALIGN || off < HDR || off > toff || nb > toff - off) return LSTM_E_FORMAT;
-        if (e->type == LSTM_CK_F32 && nb != 4 * count) return LSTM_E_FORMAT;
+        if (e->type != LSTM_CK_BYTES && nb != elem_size(e->type) * count) return LSTM_E_FORMAT;
         e->data = m + off;
         e->nbytes = nb;
         for (uint32_t j = 0; j < i; j++) {

@@ -9,7 +9,11 @@
 #include "errors.h"
 
 #define LSTM_CK_VERSION 1u
-enum { LSTM_CK_F32 = 1, LSTM_CK_BYTES = 2 };
+/* Entry types; LSTM_CK_I8 and LSTM_CK_BF16 only in an exported model (formats/model.md). */
+enum { LSTM_CK_F32 = 1, LSTM_CK_BYTES = 2, LSTM_CK_I8 = 3, LSTM_CK_BF16 = 4 };
+/* What the container holds, told by its magic: a training checkpoint (formats/checkpoint.md) or an
+ * inference-only model exported by lstm-export (formats/model.md): the same layout, another magic. */
+enum { LSTM_CK_KIND_CHECKPOINT = 0, LSTM_CK_KIND_MODEL = 1 };
 
 typedef struct {
     const char *name;
@@ -24,6 +28,8 @@ typedef struct {
 /* Writes entries to path (temp file + fsync + rename; LSTM_E_EXISTS unless force). On error nothing
  * is left behind and an existing file at path is untouched. */
 int lstm_ck_write(const char *path, int force, const lstm_ck_entry *e, size_t n);
+/* The same with the magic of kind (LSTM_CK_KIND_*). */
+int lstm_ck_write_kind(const char *path, int force, int kind, const lstm_ck_entry *e, size_t n);
 
 typedef struct lstm_ck lstm_ck;
 /* Maps path read-only and verifies it completely: LSTM_E_MAGIC, LSTM_E_VERSION, LSTM_E_TRUNCATED,
@@ -34,13 +40,16 @@ int lstm_ck_open(lstm_ck **out, const char *path);
  * has already read from fd (a pipe peeked at for its magic): the checkpoint is prefix + the rest of
  * fd, read into memory. plen 0 on a regular file maps it. */
 int lstm_ck_open_fd(lstm_ck **out, int fd, const void *prefix, size_t plen);
-/* 1 if p (n bytes) starts with the checkpoint magic (n >= 8). */
+/* 1 if p (n bytes) starts with the magic of a checkpoint or of an exported model (n >= 8). */
 int lstm_ck_is_magic(const void *p, size_t n);
+/* The kind of an open container (LSTM_CK_KIND_*). */
+int lstm_ck_kind(const lstm_ck *ck);
 size_t lstm_ck_count(const lstm_ck *ck);
 const lstm_ck_entry *lstm_ck_at(const lstm_ck *ck, size_t i);
 const lstm_ck_entry *lstm_ck_find(const lstm_ck *ck, const char *name); /* NULL if absent */
 void lstm_ck_close(lstm_ck *ck);
-/* 1 if the first bytes of the file at path are the checkpoint magic. */
+/* 1 if the first bytes of the file at path are the magic of a checkpoint or of an exported model
+ * (both carry a model's tokenizer). */
 int lstm_ck_is_checkpoint(const char *path);
 
 /* key=value text blobs (config, training state): value of key, copied into buf; LSTM_E_NOTFOUND. */

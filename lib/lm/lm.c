@@ -116,12 +116,23 @@ int lstm_lm_open(lstm_lm *lm, const char *path)
     lm->toff[lm->V] = (uint32_t)used;
     /* Fault the mapped parameters in now (one read per page) rather than inside the first requests. */
     volatile float sink = 0;
-    for (size_t i = 0; i < lm->m->n_params; i += 1024) sink += lm->m->params[i];
+    if (!lm->m->q_pending) /* a quantized export's are in memory already, and its fp32 copy is not for serving */
+        for (size_t i = 0; i < lm->m->n_params; i += 1024) sink += lm->m->params[i];
     (void)sink;
     return 0;
 fail:
     lstm_lm_close(lm);
     return rc;
+}
+
+const char *lstm_lm_weights_desc(const lstm_lm *lm, char *buf, size_t cap)
+{
+    if (lm->f.kind != LSTM_CK_KIND_MODEL) snprintf(buf, cap, "fp32 checkpoint");
+    else if (lm->f.quant == LSTM_Q_NONE) snprintf(buf, cap, "fp32 export");
+    else
+        snprintf(buf, cap, "%s export (embedding, output layer%s; kernel %s)", lstm_quant_name(lm->f.quant),
+                 lm->f.quant_recurrent ? " and recurrent weights" : "", lstm_quant_kernel());
+    return buf;
 }
 
 int lstm_lm_open_shared(lstm_lm *lm, const lstm_lm *base)
@@ -198,6 +209,17 @@ const char *lstm_lm_describe_file(const char *path)
     return what;
 }
 
+/* "exported model" when path starts with lstm-export's magic (or its first bytes), else "checkpoint". */
+static const char *container_name(const char *path)
+{
+    static const uint8_t model_magic[5] = {0x89, 'L', 'M', 'D', 'L'};
+    uint8_t b[5];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, b, sizeof b) : -1;
+    if (fd >= 0) close(fd);
+    return n >= 2 && memcmp(b, model_magic, (size_t)n) == 0 ? "exported model" : "checkpoint";
+}
+
 const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap)
 {
     if (rc == LSTM_E_IO) snprintf(buf, cap, "%s: %s", path, strerror(errno));
@@ -208,8 +230,8 @@ const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap
                      "(an n-gram model is evaluated with 'lstm-ngram eval -m %s TEST.tok')", path, what, path);
         else snprintf(buf, cap, "%s: not a checkpoint (%s): give -m the model written by lstm-train", path, what);
     }
-    else if (rc == LSTM_E_TRUNCATED) snprintf(buf, cap, "%s: truncated checkpoint (shorter than its header says)", path);
-    else if (rc == LSTM_E_CORRUPT) snprintf(buf, cap, "%s: corrupted checkpoint (checksum mismatch)", path);
+    else if (rc == LSTM_E_TRUNCATED) snprintf(buf, cap, "%s: truncated %s (shorter than its header says)", path, container_name(path));
+    else if (rc == LSTM_E_CORRUPT) snprintf(buf, cap, "%s: corrupted %s (checksum mismatch)", path, container_name(path));
     else if (rc == LSTM_E_NAN) snprintf(buf, cap, "%s: weights are NaN/Inf: the training that wrote it diverged", path);
     else snprintf(buf, cap, "%s: not a usable checkpoint: %s", path, lstm_strerror(rc));
     return buf;

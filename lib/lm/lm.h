@@ -52,6 +52,11 @@ int lstm_lm_open(lstm_lm *lm, const char *path);
 int lstm_lm_open_shared(lstm_lm *lm, const lstm_lm *base);
 void lstm_lm_close(lstm_lm *lm);
 
+/* What the weights are, for -v lines, into buf: "fp32 checkpoint", "fp32 export", or "int8 export
+ * (embedding, output layer; kernel avx2+fma)" ("..., output layer and recurrent weights; ...") naming
+ * the quantized kernel in use. Returns buf. */
+const char *lstm_lm_weights_desc(const lstm_lm *lm, char *buf, size_t cap);
+
 /* The one-line message for lstm_lm_open's error rc on path (without the program name), into buf. */
 const char *lstm_lm_open_message(int rc, const char *path, char *buf, size_t cap);
 /* The same, after a failed lstm_lm_open(lm, path): also names the tensor of LSTM_E_NAN. */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 const char *lstm_cell_name(int cell)
 {
@@ -96,6 +97,79 @@ int lstm_modelfile_save(const char *path, int force, const lstm_modelfile_save_a
     return lstm_ck_write(path, force, e, n);
 }
 
+/* The tensors an export may quantize: the embedding and the output weight (absent when tied), and
+ * with recurrent the layers' w_ih and w_hh. */
+static int quantizable(const char *name, int recurrent)
+{
+    if (strcmp(name, "emb") == 0 || strcmp(name, "out.w") == 0) return 1;
+    size_t n = strlen(name);
+    return recurrent && name[0] == 'l' && n > 5 && (strcmp(name + n - 5, ".w_ih") == 0 || strcmp(name + n - 5, ".w_hh") == 0);
+}
+
+int lstm_modelfile_export(const char *path, int force, const lstm_modelfile_save_args *a, int quant, int recurrent)
+{
+    if (quant != LSTM_Q_NONE && quant != LSTM_Q_INT8 && quant != LSTM_Q_BF16) return LSTM_E_ARG;
+    if (recurrent && quant == LSTM_Q_NONE) return LSTM_E_ARG;
+    const lstm_model *m = a->model;
+    char cfg[512], meta[64];
+    int rc = lstm_model_config_format(&m->cfg, cfg, sizeof cfg);
+    if (rc) return rc;
+    snprintf(meta, sizeof meta, "quantize=%s\nrecurrent=%d\n", lstm_quant_name(quant), recurrent ? 1 : 0);
+    lstm_ck_entry e[2 * LSTM_MAX_TENSORS + 10];
+    void *qbuf[LSTM_MAX_TENSORS] = {NULL};
+    float *sbuf[LSTM_MAX_TENSORS] = {NULL};
+    char snames[LSTM_MAX_TENSORS][40];
+    int nq = 0;
+    size_t n = 0;
+    e[n++] = (lstm_ck_entry){"config", LSTM_CK_BYTES, 0, {0}, cfg, strlen(cfg), NULL};
+    e[n++] = (lstm_ck_entry){"export", LSTM_CK_BYTES, 0, {0}, meta, strlen(meta), NULL};
+    e[n++] = (lstm_ck_entry){"tokenizer", LSTM_CK_BYTES, 0, {0}, a->tokenizer, a->tokenizer_len, NULL};
+    if (quant == LSTM_Q_NONE)
+        e[n++] = (lstm_ck_entry){"params", LSTM_CK_F32, 1, {m->n_params}, m->params, 4 * (uint64_t)m->n_params, NULL};
+    rc = LSTM_OK;
+    for (int i = 0; i < m->n_tensors && !rc; i++) {
+        const lstm_tensor_info *t = &m->tensors[i];
+        const float *w = m->params + t->offset;
+        lstm_ck_entry v = {t->name, LSTM_CK_F32, t->ndim, {(uint64_t)t->shape[0], (uint64_t)t->shape[1]}, w,
+                           4 * (uint64_t)t->size, quant == LSTM_Q_NONE ? "params" : NULL};
+        if (quant != LSTM_Q_NONE && quantizable(t->name, recurrent)) {
+            int R = t->shape[0], C = t->shape[1];
+            if (quant == LSTM_Q_INT8) {
+                int8_t *q = malloc(t->size);
+                float *sc = malloc(sizeof *sc * (size_t)R);
+                qbuf[nq] = q;
+                sbuf[nq] = sc;
+                if (!q || !sc) { rc = LSTM_E_NOMEM; nq++; break; }
+                lstm_quant_int8(q, sc, w, R, C);
+                v.type = LSTM_CK_I8;
+                v.data = q;
+                v.nbytes = t->size;
+                e[n++] = v;
+                snprintf(snames[nq], sizeof snames[nq], "%.31s.scale", t->name);
+                v = (lstm_ck_entry){snames[nq], LSTM_CK_F32, 1, {(uint64_t)R}, sc, 4 * (uint64_t)R, NULL};
+            } else {
+                uint16_t *q = malloc(2 * t->size);
+                qbuf[nq] = q;
+                if (!q) { rc = LSTM_E_NOMEM; nq++; break; }
+                lstm_quant_bf16(q, w, t->size);
+                v.type = LSTM_CK_BF16;
+                v.data = q;
+                v.nbytes = 2 * (uint64_t)t->size;
+            }
+            nq++;
+        }
+        e[n++] = v;
+    }
+    if (!rc && a->provenance)
+        e[n++] = (lstm_ck_entry){"provenance", LSTM_CK_BYTES, 0, {0}, a->provenance, strlen(a->provenance), NULL};
+    if (!rc) rc = lstm_ck_write_kind(path, force, LSTM_CK_KIND_MODEL, e, n);
+    for (int i = 0; i < nq; i++) {
+        free(qbuf[i]);
+        free(sbuf[i]);
+    }
+    return rc;
+}
+
 static const lstm_ck_entry *find_type(const lstm_ck *ck, const char *name, int type)
 {
     const lstm_ck_entry *e = lstm_ck_find(ck, name);
@@ -129,6 +203,78 @@ static const char *first_nonfinite(const lstm_modelfile *f)
     return NULL;
 }
 
+/* 1 when no bf16 value of x (n) is a NaN or an Inf (exponent bits all ones). */
+static int bf16_finite(const uint16_t *x, size_t n)
+{
+    uint16_t any = 0;
+    for (size_t i = 0; i < n; i++) any |= (uint16_t)((x[i] & 0x7f80u) == 0x7f80u);
+    return !any;
+}
+
+/* A quantized export: every tensor of the layout c implies, the fp32 ones copied into a new block laid
+ * out as a checkpoint's params, the quantized ones (emb, out.w, the layers' w_ih and w_hh) kept in place
+ * as the model's qemb / qout / qw_ih / qw_hh. Their regions of the block stay untouched anonymous memory (no resident pages) until a window
+ * forward dequantizes them (lstm_model.q_pending): the one-step inference of a server never does.
+ * LSTM_E_NAN with the tensor's name in bad (32 bytes) for a NaN or Inf. */
+static int open_quantized(lstm_modelfile *f, const lstm_model_config *c, char *bad)
+{
+    lstm_tensor_info t[LSTM_MAX_TENSORS];
+    int nt;
+    size_t np = lstm_model_layout(c, t, &nt);
+    if (np == 0) return LSTM_E_FORMAT;
+    size_t bytes = (np * sizeof(float) + 4095) / 4096 * 4096;
+    void *blk = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (blk == MAP_FAILED) return LSTM_E_NOMEM;
+    f->owned = blk; /* zero, so the padding between tensors is zero as in a checkpoint */
+    f->owned_bytes = bytes;
+    lstm_qmat q[LSTM_MAX_TENSORS];
+    int qi[LSTM_MAX_TENSORS], nq = 0, quant = LSTM_Q_NONE, recurrent = 0;
+    for (int i = 0; i < nt; i++) {
+        const lstm_ck_entry *v = lstm_ck_find(f->ck, t[i].name);
+        if (!v || v->ndim != t[i].ndim || v->dims[0] != (uint64_t)t[i].shape[0] ||
+            (t[i].ndim == 2 && v->dims[1] != (uint64_t)t[i].shape[1]))
+            return LSTM_E_FORMAT;
+        if (v->type == LSTM_CK_F32) {
+            if (!all_finite(v->data, t[i].size)) { snprintf(bad, 32, "%.31s", t[i].name); return LSTM_E_NAN; }
+            memcpy(f->owned + t[i].offset, v->data, t[i].size * sizeof(float));
+            continue;
+        }
+        /* one quantization per file: int8 or bf16, for the weight matrices only (never the biases) */
+        int type = v->type == LSTM_CK_I8 ? LSTM_Q_INT8 : v->type == LSTM_CK_BF16 ? LSTM_Q_BF16 : -1;
+        if (type < 0 || !quantizable(t[i].name, 1) || t[i].ndim != 2 || (quant != LSTM_Q_NONE && quant != type))
+            return LSTM_E_FORMAT;
+        quant = type;
+        recurrent |= !quantizable(t[i].name, 0);
+        lstm_qmat m = {type, t[i].shape[0], t[i].shape[1], v->data, NULL};
+        if (type == LSTM_Q_INT8) {
+            char sn[48];
+            snprintf(sn, sizeof sn, "%.31s.scale", t[i].name);
+            const lstm_ck_entry *s = find_type(f->ck, sn, LSTM_CK_F32);
+            if (!s || s->ndim != 1 || s->dims[0] != (uint64_t)t[i].shape[0]) return LSTM_E_FORMAT;
+            m.scale = s->data;
+            if (!all_finite(m.scale, (size_t)t[i].shape[0])) { snprintf(bad, 32, "%.31s", sn); return LSTM_E_NAN; }
+        } else if (!bf16_finite(v->data, t[i].size)) {
+            snprintf(bad, 32, "%.31s", t[i].name);
+            return LSTM_E_NAN;
+        }
+        q[nq] = m;
+        qi[nq++] = i;
+    }
+    if (lstm_model_init_view(&f->model, c, f->owned)) return LSTM_E_FORMAT;
+    /* the layout: emb, then w_ih, w_hh, b_ih, b_hh per layer, then out.w (untied) and out.b */
+    for (int k = 0; k < nq; k++) {
+        if (qi[k] == 0) f->model.qemb = q[k];
+        else if (qi[k] <= 4 * c->L && (qi[k] - 1) % 4 == 0) f->model.qw_ih[(qi[k] - 1) / 4] = q[k];
+        else if (qi[k] <= 4 * c->L && (qi[k] - 1) % 4 == 1) f->model.qw_hh[(qi[k] - 1) / 4] = q[k];
+        else f->model.qout = q[k];
+    }
+    if (c->tie) f->model.qout = f->model.qemb;
+    f->model.q_pending = nq > 0;
+    f->quant = quant;
+    f->quant_recurrent = recurrent;
+    return LSTM_OK;
+}
+
 int lstm_modelfile_open(lstm_modelfile *f, const char *path)
 {
     memset(f, 0, sizeof *f);
@@ -138,8 +284,23 @@ int lstm_modelfile_open(lstm_modelfile *f, const char *path)
     const lstm_ck_entry *tok = find_type(f->ck, "tokenizer", LSTM_CK_BYTES);
     const lstm_ck_entry *par = find_type(f->ck, "params", LSTM_CK_F32);
     lstm_model_config c;
+    f->kind = lstm_ck_kind(f->ck);
     rc = LSTM_E_FORMAT;
-    if (!cfg || !tok || !par || lstm_model_config_parse(&c, cfg->data, cfg->nbytes)) goto fail;
+    if (!cfg || !tok || lstm_model_config_parse(&c, cfg->data, cfg->nbytes)) goto fail;
+    if (!par && f->kind == LSTM_CK_KIND_MODEL) {
+        char name[sizeof f->bad_tensor] = "";
+        if ((rc = open_quantized(f, &c, name)) != 0) {
+            lstm_modelfile_close(f);
+            memcpy(f->bad_tensor, name, sizeof name);
+            return rc;
+        }
+        f->tokenizer = tok->data;
+        f->tokenizer_len = tok->nbytes;
+        const lstm_ck_entry *pv = find_type(f->ck, "provenance", LSTM_CK_BYTES);
+        if (pv) { f->provenance = pv->data; f->provenance_len = pv->nbytes; }
+        return LSTM_OK; /* every float checked as it was read */
+    }
+    if (!par) goto fail;
     lstm_tensor_info t[LSTM_MAX_TENSORS];
     int nt;
     size_t np = lstm_model_layout(&c, t, &nt);
@@ -156,6 +317,10 @@ int lstm_modelfile_open(lstm_modelfile *f, const char *path)
     f->tokenizer = tok->data;
     f->tokenizer_len = tok->nbytes;
     const lstm_ck_entry *e;
+    if (f->kind == LSTM_CK_KIND_MODEL) { /* an export carries no training state */
+        if ((e = find_type(f->ck, "provenance", LSTM_CK_BYTES))) { f->provenance = e->data; f->provenance_len = e->nbytes; }
+        goto check;
+    }
     if ((e = find_type(f->ck, "train", LSTM_CK_BYTES))) { f->train = e->data; f->train_len = e->nbytes; }
     if ((e = find_type(f->ck, "provenance", LSTM_CK_BYTES))) { f->provenance = e->data; f->provenance_len = e->nbytes; }
     const lstm_ck_entry *om = find_type(f->ck, "optim.m", LSTM_CK_F32), *ov = find_type(f->ck, "optim.v", LSTM_CK_F32);
@@ -175,6 +340,7 @@ int lstm_modelfile_open(lstm_modelfile *f, const char *path)
         f->state_c = sc->data;
         f->state_B = (int)sh->dims[1];
     }
+check:;
     const char *bad = first_nonfinite(f);
     if (bad) {
         char name[sizeof f->bad_tensor];
@@ -192,6 +358,7 @@ fail:
 void lstm_modelfile_close(lstm_modelfile *f)
 {
     if (f->model.params) lstm_model_free(&f->model);
+    if (f->owned) munmap(f->owned, f->owned_bytes);
     lstm_ck_close(f->ck);
     memset(f, 0, sizeof *f);
 }

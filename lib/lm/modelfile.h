@@ -24,6 +24,14 @@ typedef struct {
 /* Atomic (temp + fsync + rename). LSTM_E_EXISTS unless force. */
 int lstm_modelfile_save(const char *path, int force, const lstm_modelfile_save_args *a);
 
+/* An inference-only model (formats/model.md): a's model, tokenizer and provenance (its train, optim
+ * and state are not written), with the embedding and the output weight stored as quant says
+ * (LSTM_Q_NONE: every tensor fp32, mapped in place by readers as a checkpoint's are; LSTM_Q_INT8:
+ * int8 + one fp32 scale per row; LSTM_Q_BF16), and with recurrent != 0 every layer's w_ih and w_hh
+ * too (biases always fp32). Written as lstm_modelfile_save writes. LSTM_E_ARG for an unknown quant
+ * (or recurrent with LSTM_Q_NONE), LSTM_E_NOMEM, lstm_ck_write's codes. */
+int lstm_modelfile_export(const char *path, int force, const lstm_modelfile_save_args *a, int quant, int recurrent);
+
 typedef struct {
     lstm_ck *ck;
     lstm_model model;          /* a view over the mapped parameters (no copy, no gradients) */
@@ -37,10 +45,19 @@ typedef struct {
     const char *provenance;
     size_t provenance_len;
     char bad_tensor[32];       /* after LSTM_E_NAN: the first tensor holding a NaN or Inf */
+    int kind;                  /* LSTM_CK_KIND_CHECKPOINT, or LSTM_CK_KIND_MODEL for an export */
+    int quant;                 /* an export's LSTM_Q_* (LSTM_Q_NONE for checkpoints) */
+    int quant_recurrent;       /* an export's recurrent weights are quantized too */
+    float *owned;              /* a quantized export's fp32 parameter block (model.params), built at open */
+    size_t owned_bytes;
 } lstm_modelfile;
 
 /* Opens and verifies (checksum, bounds), parses the config and checks that every tensor is present
- * with the shape the config implies: LSTM_E_FORMAT otherwise (plus lstm_ck_open's codes). Every float
+ * with the shape the config implies: LSTM_E_FORMAT otherwise (plus lstm_ck_open's codes). A checkpoint
+ * or an exported model (told by its magic: f->kind). A quantized export's parameters are rebuilt as
+ * one fp32 block (the quantized tensors dequantized into it by the first window forward: see
+ * lstm_model.q_pending) and its model's qemb / qout point at the mapped quantized weights (what the
+ * one-step inference path reads); an export has no optimizer moments, carried state or training state. Every float
  * it carries (parameters, optimizer moments, carried state) must be finite: LSTM_E_NAN otherwise, with
  * the tensor's name in f->bad_tensor (the one field a failed open leaves set; a checksum proves the
  * bytes are the ones written, not that the training that wrote them had not diverged). */

@@ -223,6 +223,7 @@ int lstm_train_ckpt_open(lstm_train_ckpt *c, const char *path, const uint8_t *to
     int rc = lstm_modelfile_open(&c->f, path);
     if (rc) return rc;
     c->open = 1;
+    if (c->f.kind != LSTM_CK_KIND_CHECKPOINT) return LSTM_E_KIND; /* an export has no state to resume */
     if (c->f.tokenizer_len != len || memcmp(c->f.tokenizer, tok, len) != 0) return LSTM_E_VOCAB;
     lstm_train_config_default(&c->cfg);
     if (!c->f.train || lstm_train_state_parse(c->f.train, c->f.train_len, &c->cfg, &c->state)) return LSTM_E_NOTFOUND;

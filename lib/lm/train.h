@@ -249,7 +249,8 @@ typedef struct {
 
 /* Opens path and reads its training state; tok (len bytes) is the training data's tokenizer, which
  * must be the checkpoint's. lstm_modelfile_open's codes, LSTM_E_VOCAB (another tokenizer),
- * LSTM_E_NOTFOUND (no training state, or one missing a key). Closed by lstm_train_ckpt_close, also
+ * LSTM_E_NOTFOUND (no training state, or one missing a key), LSTM_E_KIND (an exported model, which
+ * has none: formats/model.md). Closed by lstm_train_ckpt_close, also
  * after a failure. */
 int lstm_train_ckpt_open(lstm_train_ckpt *c, const char *path, const uint8_t *tok, size_t len);
 void lstm_train_ckpt_close(lstm_train_ckpt *c);

@@ -3,6 +3,7 @@
 #include "model.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,9 +399,29 @@ static void copy_masked(float *y, const float *x, const float *mask, size_t n)
 /* ---------------------------------------------------------------------------------------------------
  * Forward and backward over a window. */
 
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* An export's quantized embedding / output weight into params, the first time a window forward runs
+ * (copies of the model struct may each do it once: the same values again). */
+static void dequant_pending(lstm_model *m)
+{
+    pthread_mutex_lock(&q_lock);
+    if (m->q_pending) {
+        if (m->qemb.type != LSTM_Q_NONE) lstm_qdequant(m->params + m->tensors[0].offset, &m->qemb);
+        if (!m->cfg.tie && m->qout.type != LSTM_Q_NONE) lstm_qdequant(m->params + out_w_offset(m), &m->qout);
+        for (int l = 0; l < m->cfg.L; l++) {
+            if (m->qw_ih[l].type != LSTM_Q_NONE) lstm_qdequant(m->params + m->tensors[1 + 4 * l].offset, &m->qw_ih[l]);
+            if (m->qw_hh[l].type != LSTM_Q_NONE) lstm_qdequant(m->params + m->tensors[2 + 4 * l].offset, &m->qw_hh[l]);
+        }
+        m->q_pending = 0;
+    }
+    pthread_mutex_unlock(&q_lock);
+}
+
 int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32_t *inputs,
                        const uint32_t *targets, int B, int T, int train, double *loss, long *count)
 {
+    dequant_pending(m);
     const lstm_model_config *c = &m->cfg;
     int V = c->V, E = c->E, H = c->H, L = c->L;
     if (!inputs || B < 1 || T < 1 || B > a->Bmax || T > a->Tmax || !st || st->B != B || st->L != L ||
@@ -547,6 +568,19 @@ static void project(float *Y, const float *X, const float *W, int B, int N, int 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, K, 1.0f, X, K, W, K, beta, Y, N);
 }
 
+/* project() over weights that may be quantized (q->type != LSTM_Q_NONE): one GEMV per lane then. */
+static void qproject(float *Y, const float *X, const lstm_qmat *q, const float *W, int B, int N, int K)
+{
+    if (q->type == LSTM_Q_NONE) {
+        project(Y, X, W, B, N, K, 0.0f);
+        return;
+    }
+    for (int b = 0; b < B; b++) {
+        memset(Y + (size_t)b * N, 0, (size_t)N * sizeof(float));
+        lstm_qgemv(Y + (size_t)b * N, q, X + (size_t)b * K);
+    }
+}
+
 /* x (n,E) = the embeddings of tokens (n); LSTM_E_RANGE for an id outside the vocabulary. */
 static int embed(const lstm_model *m, float *x, const uint32_t *tokens, int n)
 {
@@ -554,7 +588,8 @@ static int embed(const lstm_model *m, float *x, const uint32_t *tokens, int n)
     const float *emb = m->params + m->tensors[0].offset;
     for (int i = 0; i < n; i++) {
         if (tokens[i] >= (uint32_t)m->cfg.V) return LSTM_E_RANGE;
-        memcpy(x + (size_t)i * E, emb + (size_t)tokens[i] * E, (size_t)E * sizeof(float));
+        if (m->qemb.type != LSTM_Q_NONE) lstm_qrow(x + (size_t)i * E, &m->qemb, (int)tokens[i]);
+        else memcpy(x + (size_t)i * E, emb + (size_t)tokens[i] * E, (size_t)E * sizeof(float));
     }
     return 0;
 }
@@ -565,6 +600,11 @@ static void out_logits(const lstm_model *m, float *logits, const float *h, int B
     int V = m->cfg.V;
     const float *bias = m->params + out_b_offset(m);
     for (int b = 0; b < B; b++) memcpy(logits + (size_t)b * V, bias, (size_t)V * sizeof(float));
+    if (m->qout.type != LSTM_Q_NONE) {
+        /* quantized weights: one GEMV per lane (B is 1 for suggestions, a small beam otherwise) */
+        for (int b = 0; b < B; b++) lstm_qgemv(logits + (size_t)b * V, &m->qout, h + (size_t)b * m->cfg.H);
+        return;
+    }
     project(logits, h, m->params + out_w_offset(m), B, V, m->cfg.H, 1.0f);
 }
 
@@ -584,10 +624,11 @@ int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int 
         layer_w(m, P, l, &w);
         int in = l == 0 ? E : H;
         /* xg (T,GH) = x (T,in) W_ih^T: then x is free to take this layer's outputs, the next one's input */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, GH, in, 1.0f, inf->x, in, w.w_ih, in, 0.0f, inf->xg, GH);
+        if (m->qw_ih[l].type != LSTM_Q_NONE) qproject(inf->xg, inf->x, &m->qw_ih[l], NULL, T, GH, in);
+        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, GH, in, 1.0f, inf->x, in, w.w_ih, in, 0.0f, inf->xg, GH);
         float *h = st->h + (size_t)l * H, *cc = st->c + (size_t)l * H;
         for (int t = 0; t < T; t++) {
-            project(inf->hg, h, w.w_hh, 1, GH, H, 0.0f);
+            qproject(inf->hg, h, &m->qw_hh[l], w.w_hh, 1, GH, H);
             lstm_cell_step(c->cell, h, cc, inf->xg + (size_t)t * GH, inf->hg, w.b_ih, w.b_hh, 1, H);
             memcpy(inf->x + (size_t)t * H, h, (size_t)H * sizeof(float));
             if (hs) memcpy(hs + (size_t)t * LH + (size_t)l * H, h, (size_t)H * sizeof(float));
@@ -612,8 +653,8 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, flo
         lstm_layer_w w;
         layer_w(m, P, l, &w);
         const float *x = l == 0 ? inf->x : st->h + (l - 1) * BH;
-        project(inf->xg, x, w.w_ih, B, GH, l == 0 ? E : H, 0.0f);
-        project(inf->hg, st->h + l * BH, w.w_hh, B, GH, H, 0.0f);
+        qproject(inf->xg, x, &m->qw_ih[l], w.w_ih, B, GH, l == 0 ? E : H);
+        qproject(inf->hg, st->h + l * BH, &m->qw_hh[l], w.w_hh, B, GH, H);
         lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, w.b_ih, w.b_hh, B, H);
     }
     if (logits) out_logits(m, logits, st->h + (c->L - 1) * BH, B);

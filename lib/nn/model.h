@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "cells.h"
+#include "quant.h"
 #include "rng.h"
 
 #define LSTM_MAX_LAYERS 8
@@ -61,6 +62,15 @@ typedef struct {
     float *grads;              /* (n_params), NULL for a view */
     int owns;                  /* params / grads were allocated by lstm_model_create */
     int reference;             /* tests: run the plain-loop reference kernels instead of the fast ones */
+    /* An exported model's quantized embedding and output weight and, optionally, recurrent layers'
+     * weights (formats/model.md), or type LSTM_Q_NONE. The one-step inference path (lstm_infer_*)
+     * reads these instead of params; qout is qemb when tied. */
+    lstm_qmat qemb, qout;
+    lstm_qmat qw_ih[LSTM_MAX_LAYERS], qw_hh[LSTM_MAX_LAYERS];
+    /* 1 while params hold zeros where the quantized tensors above go: lstm_model_forward dequantizes
+     * them first (under a lock, once per model struct; a server's one-step inference never needs
+     * them, so a served export keeps only its quantized weights resident). */
+    int q_pending;
 } lstm_model;
 
 /* Hidden state of every layer for B lanes; c is unused (but allocated) for GRU / RNN. */

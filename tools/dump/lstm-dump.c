@@ -78,18 +78,18 @@ static void print_speakers(const lstm_tokenizer *tok)
 
 /* A checkpoint: its entries (name, type, shape, size, XXH64 of the data) and its text entries.
  * prefix/plen: its first bytes, already read from fd (a pipe). */
-static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size_t plen, int vocab)
+static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size_t plen, int vocab, int exported)
 {
     lstm_ck *ck;
     int rc = lstm_ck_open_fd(&ck, fd, prefix, plen);
     if (fd > 0) close(fd);
     if (rc) {
-        fprintf(stderr, PROG ": %s: %s\n", path,
-                rc == LSTM_E_IO ? strerror(errno)
-                : rc == LSTM_E_TRUNCATED ? "truncated checkpoint (shorter than its header says)"
-                : rc == LSTM_E_CORRUPT ? "corrupted checkpoint (checksum mismatch)"
-                : rc == LSTM_E_FORMAT ? "malformed checkpoint"
-                : lstm_strerror(rc));
+        const char *what = exported ? "exported model" : "checkpoint";
+        if (rc == LSTM_E_IO) fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
+        else if (rc == LSTM_E_TRUNCATED) fprintf(stderr, PROG ": %s: truncated %s (shorter than its header says)\n", path, what);
+        else if (rc == LSTM_E_CORRUPT) fprintf(stderr, PROG ": %s: corrupted %s (checksum mismatch)\n", path, what);
+        else if (rc == LSTM_E_FORMAT) fprintf(stderr, PROG ": %s: malformed %s\n", path, what);
+        else fprintf(stderr, PROG ": %s: %s\n", path, lstm_strerror(rc));
         return 1;
     }
     const lstm_ck_entry *t = lstm_ck_find(ck, "tokenizer");
@@ -105,10 +105,12 @@ static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size
         lstm_ck_close(ck);
         return finish_output();
     }
-    printf("checkpoint: %s\nentries:\n", path);
+    exported = lstm_ck_kind(ck) == LSTM_CK_KIND_MODEL;
+    printf("%s: %s\nentries:\n", exported ? "model (lstm-export)" : "checkpoint", path);
     for (size_t i = 0; i < lstm_ck_count(ck); i++) {
         const lstm_ck_entry *e = lstm_ck_at(ck, i);
-        printf("  %-12s %s", e->name, e->type == LSTM_CK_F32 ? "f32" : "bytes");
+        printf("  %-12s %s", e->name,
+               e->type == LSTM_CK_F32 ? "f32" : e->type == LSTM_CK_I8 ? "i8" : e->type == LSTM_CK_BF16 ? "bf16" : "bytes");
         for (int d = 0; d < e->ndim; d++) printf("%s%llu", d ? "x" : " (", (unsigned long long)e->dims[d]);
         printf("%s %llu bytes xxh64 %016llx\n", e->ndim ? ")" : "", (unsigned long long)e->nbytes,
                (unsigned long long)lstm_xxh64(e->data, (size_t)e->nbytes, 0));
@@ -117,8 +119,8 @@ static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size
         printf("tokenizer: %s, %u ids, %u speaker tags\n", lstm_tokenizer_kind_name(lstm_tokenizer_kind(tok)),
                lstm_tokenizer_vocab_size(tok), lstm_tokenizer_num_speakers(tok));
     print_speakers(tok);
-    static const char *texts[] = {"config", "train", "provenance"};
-    for (int k = 0; k < 3; k++) {
+    static const char *texts[] = {"config", "export", "train", "provenance"};
+    for (int k = 0; k < 4; k++) {
         const lstm_ck_entry *e = lstm_ck_find(ck, texts[k]);
         if (!e || e->type != LSTM_CK_BYTES) continue;
         printf("%s:\n", texts[k]);
@@ -130,7 +132,8 @@ static int dump_checkpoint(int fd, const char *path, const uint8_t *prefix, size
             s = nl + 1;
         }
     }
-    if (tool_verbosity >= TOOL_VERBOSE) tool_msg("%s: checkpoint, %zu entries, checksum verified", path, lstm_ck_count(ck));
+    if (tool_verbosity >= TOOL_VERBOSE) tool_msg("%s: %s, %zu entries, checksum verified", path, exported ? "exported model" : "checkpoint",
+                                                lstm_ck_count(ck));
     lstm_tokenizer_free(tok);
     lstm_ck_close(ck);
     return finish_output();
@@ -235,7 +238,7 @@ int main(int argc, char **argv)
     }
     plen = hn;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(fd, -(off_t)hn, SEEK_CUR) >= 0) plen = 0;
-    if (lstm_ck_is_magic(head, hn)) return dump_checkpoint(fd, iname, head, plen, vocab);
+    if (lstm_ck_is_magic(head, hn)) return dump_checkpoint(fd, iname, head, plen, vocab, head[2] == 'M'); /* \x89LMDL */
     lstm_reader *r;
     int rc = lstm_reader_open_prefix(&r, fd, 0, head, plen);
     if (rc) {

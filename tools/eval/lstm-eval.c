@@ -267,8 +267,9 @@ int main(int argc, char **argv)
         char d[32];
         double took = tool_now() - t0;
         tool_fmt_duration(d, sizeof d, took);
-        tool_msg("%s: %llu target tokens in %s (%.0f tok/s)", name, (unsigned long long)s.tokens, d,
-                 took > 0 ? (double)s.tokens / took : 0);
+        char wd[128];
+        tool_msg("%s: %llu target tokens in %s (%.0f tok/s), %s", name, (unsigned long long)s.tokens, d,
+                 took > 0 ? (double)s.tokens / took : 0, lstm_lm_weights_desc(&lm, wd, sizeof wd));
     }
     if (fflush(stdout) || ferror(stdout)) tool_die(1, "stdout: %s", strerror(errno));
     if (trace && (ferror(trace) | fclose(trace))) tool_die(1, "%s: %s", tpath, strerror(errno));

@@ -275,10 +275,12 @@ int main(int argc, char **argv)
         die(2, "--speaker: '%s' is not a speaker of this model (speakers: %s)", o.d.speaker,
             lstm_lm_speaker_names(&e.lm, names, sizeof names));
     }
-    if (tool_verbosity >= TOOL_VERBOSE)
-        tool_msg("%s: %s tokenizer, %d ids, %d x %d %s, loaded in %.1f ms", o.model,
+    if (tool_verbosity >= TOOL_VERBOSE) {
+        char wd[128];
+        tool_msg("%s: %s tokenizer, %d ids, %d x %d %s, %s, loaded in %.1f ms", o.model,
                  lstm_tokenizer_kind_name(e.lm.kind), e.lm.V, e.lm.m->cfg.L, e.lm.m->cfg.H,
-                 lstm_cell_name(e.lm.m->cfg.cell), (tool_now() - t0) * 1e3);
+                 lstm_cell_name(e.lm.m->cfg.cell), lstm_lm_weights_desc(&e.lm, wd, sizeof wd), (tool_now() - t0) * 1e3);
+    }
     int status = 0;
     long answered = 1;
     if (o.serve) {

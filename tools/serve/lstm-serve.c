@@ -890,9 +890,12 @@ int main(int argc, char **argv)
         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
     if (!d) die(1, "libmicrohttpd did not start (try -v)");
-    if (tool_verbosity >= TOOL_VERBOSE)
-        tool_msg("%s: %s tokenizer, %d ids, %d x %d %s, %d engines loaded in %.1f ms", S.model, S.tok_kind, S.V,
-                 S.w[0].e.lm.m->cfg.L, S.w[0].e.lm.m->cfg.H, S.cell, threads, (tool_now() - t0) * 1e3);
+    if (tool_verbosity >= TOOL_VERBOSE) {
+        char wd[128];
+        tool_msg("%s: %s tokenizer, %d ids, %d x %d %s, %s, %d engines loaded in %.1f ms", S.model, S.tok_kind, S.V,
+                 S.w[0].e.lm.m->cfg.L, S.w[0].e.lm.m->cfg.H, S.cell, lstm_lm_weights_desc(&S.w[0].e.lm, wd, sizeof wd),
+                 threads, (tool_now() - t0) * 1e3);
+    }
     tool_msg("listening on %s (%d threads)", url, threads); /* always: with port 0 it is how to find us */
 
     int sig = 0;

@@ -538,6 +538,9 @@ static void open_resume(lstm_train_ckpt *ck, opts_t *o, lstm_dataset *train, con
         tool_die(1, "%s: tokenizer does not match the checkpoint %s's: tokenize with lstm-tok -m %s", tname, o->resume_path,
             o->resume_path);
     if (rc == LSTM_E_NOTFOUND) tool_die(1, "%s: no training state to resume from", o->resume_path);
+    if (rc == LSTM_E_KIND)
+        tool_die(1, "%s: an exported model (lstm-export), not a checkpoint: --resume needs the checkpoint lstm-train wrote",
+                 o->resume_path);
     if (rc) tool_die(1, "%s: %s", o->resume_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
     uint32_t conflict = 0;
     if (lstm_train_ckpt_apply(ck, &o->c, given_mask(o), &conflict)) die_conflict(conflict, o, ck);
