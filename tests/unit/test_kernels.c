@@ -256,6 +256,9 @@ static void test_model_fast_vs_ref(int cell, int tie)
     lstm_acts af, ar;
     CHECK_EQ_INT(lstm_acts_alloc(&af, &mf, B, T), 0);
     CHECK_EQ_INT(lstm_acts_alloc(&ar, &mr, B, T), 0);
+    /* the count lstm-train checks against memory is what the allocation takes */
+    CHECK(lstm_acts_bytes(&mf, B, T) == (double)af.bytes);
+    CHECK(lstm_acts_bytes(&mf, 0, T) == 0);
     lstm_rng r1, r2;
     lstm_rng_seed(&r1, 5), lstm_rng_seed(&r2, 5);
     lstm_model_sample_dropout(&mf, &af, &r1);
