@@ -2,9 +2,10 @@
  * scalar reference and an AVX2 + FMA twin picked once at run time. */
 #include "quant.h"
 
+#include "gemm.h"
+
 #include <math.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -141,77 +142,57 @@ AVX2_FN static inline __m256 load_bf16(const uint16_t *p)
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
-/* Four rows at a time share each load of x (the output layer's rows are short: H floats of x stay in
- * L1, the weights stream from memory, which is the cost). */
-AVX2_FN void lstm_qgemv_avx2(float *y, const lstm_qmat *W, const float *x)
+/* 8 weights of a row at w + j as floats, and one, for either storage type (a constant argument: each
+ * caller below is compiled for one). */
+AVX2_FN static inline __attribute__((always_inline)) __m256 load8(const void *w, size_t j, int type)
 {
-    int R = W->rows, C = W->cols, C8 = C & ~7;
-    int r = 0;
-    if (W->type == LSTM_Q_INT8) {
-        const int8_t *q = W->w;
-        for (; r + 4 <= R; r += 4) {
-            const int8_t *q0 = q + (size_t)r * C, *q1 = q0 + C, *q2 = q1 + C, *q3 = q2 + C;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int j = 0; j < C8; j += 8) {
-                __m256 xv = _mm256_loadu_ps(x + j);
-                a0 = _mm256_fmadd_ps(load_i8(q0 + j), xv, a0);
-                a1 = _mm256_fmadd_ps(load_i8(q1 + j), xv, a1);
-                a2 = _mm256_fmadd_ps(load_i8(q2 + j), xv, a2);
-                a3 = _mm256_fmadd_ps(load_i8(q3 + j), xv, a3);
-            }
-            float s0 = hsum8(a0), s1 = hsum8(a1), s2 = hsum8(a2), s3 = hsum8(a3);
-            for (int j = C8; j < C; j++) {
-                s0 += (float)q0[j] * x[j];
-                s1 += (float)q1[j] * x[j];
-                s2 += (float)q2[j] * x[j];
-                s3 += (float)q3[j] * x[j];
-            }
-            y[r] += s0 * W->scale[r];
-            y[r + 1] += s1 * W->scale[r + 1];
-            y[r + 2] += s2 * W->scale[r + 2];
-            y[r + 3] += s3 * W->scale[r + 3];
+    return type == LSTM_Q_INT8 ? load_i8((const int8_t *)w + j) : load_bf16((const uint16_t *)w + j);
+}
+
+static inline __attribute__((always_inline)) float load1(const void *w, size_t j, int type)
+{
+    return type == LSTM_Q_INT8 ? (float)((const int8_t *)w)[j] : lstm_bf16_to_f32(((const uint16_t *)w)[j]);
+}
+
+/* y += W x for one storage type. Four rows at a time share each load of x (the output layer's rows are
+ * short: H floats of x stay in L1, the weights stream from memory, which is the cost); an int8 row's
+ * sum is then scaled. */
+AVX2_FN static inline __attribute__((always_inline)) void gemv_rows(float *y, const lstm_qmat *W, const float *x,
+                                                                    int type)
+{
+    int R = W->rows, C = W->cols, C8 = C & ~7, r = 0;
+    size_t es = type == LSTM_Q_INT8 ? 1 : 2; /* bytes per weight */
+    const char *q = W->w;
+#define ROW(k) (q + ((size_t)(r + (k)) * C) * es)
+    for (; r + 4 <= R; r += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int j = 0; j < C8; j += 8) {
+            __m256 xv = _mm256_loadu_ps(x + j);
+            a0 = _mm256_fmadd_ps(load8(ROW(0), j, type), xv, a0);
+            a1 = _mm256_fmadd_ps(load8(ROW(1), j, type), xv, a1);
+            a2 = _mm256_fmadd_ps(load8(ROW(2), j, type), xv, a2);
+            a3 = _mm256_fmadd_ps(load8(ROW(3), j, type), xv, a3);
         }
-        for (; r < R; r++) {
-            const int8_t *q0 = q + (size_t)r * C;
-            __m256 a0 = _mm256_setzero_ps();
-            for (int j = 0; j < C8; j += 8) a0 = _mm256_fmadd_ps(load_i8(q0 + j), _mm256_loadu_ps(x + j), a0);
-            float s0 = hsum8(a0);
-            for (int j = C8; j < C; j++) s0 += (float)q0[j] * x[j];
-            y[r] += s0 * W->scale[r];
-        }
-    } else if (W->type == LSTM_Q_BF16) {
-        const uint16_t *q = W->w;
-        for (; r + 4 <= R; r += 4) {
-            const uint16_t *q0 = q + (size_t)r * C, *q1 = q0 + C, *q2 = q1 + C, *q3 = q2 + C;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int j = 0; j < C8; j += 8) {
-                __m256 xv = _mm256_loadu_ps(x + j);
-                a0 = _mm256_fmadd_ps(load_bf16(q0 + j), xv, a0);
-                a1 = _mm256_fmadd_ps(load_bf16(q1 + j), xv, a1);
-                a2 = _mm256_fmadd_ps(load_bf16(q2 + j), xv, a2);
-                a3 = _mm256_fmadd_ps(load_bf16(q3 + j), xv, a3);
-            }
-            float s0 = hsum8(a0), s1 = hsum8(a1), s2 = hsum8(a2), s3 = hsum8(a3);
-            for (int j = C8; j < C; j++) {
-                s0 += lstm_bf16_to_f32(q0[j]) * x[j];
-                s1 += lstm_bf16_to_f32(q1[j]) * x[j];
-                s2 += lstm_bf16_to_f32(q2[j]) * x[j];
-                s3 += lstm_bf16_to_f32(q3[j]) * x[j];
-            }
-            y[r] += s0;
-            y[r + 1] += s1;
-            y[r + 2] += s2;
-            y[r + 3] += s3;
-        }
-        for (; r < R; r++) {
-            const uint16_t *q0 = q + (size_t)r * C;
-            __m256 a0 = _mm256_setzero_ps();
-            for (int j = 0; j < C8; j += 8) a0 = _mm256_fmadd_ps(load_bf16(q0 + j), _mm256_loadu_ps(x + j), a0);
-            float s0 = hsum8(a0);
-            for (int j = C8; j < C; j++) s0 += lstm_bf16_to_f32(q0[j]) * x[j];
-            y[r] += s0;
+        float s[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
+        for (int k = 0; k < 4; k++) {
+            for (int j = C8; j < C; j++) s[k] += load1(ROW(k), j, type) * x[j];
+            y[r + k] += type == LSTM_Q_INT8 ? s[k] * W->scale[r + k] : s[k];
         }
     }
+    for (; r < R; r++) {
+        __m256 a0 = _mm256_setzero_ps();
+        for (int j = 0; j < C8; j += 8) a0 = _mm256_fmadd_ps(load8(ROW(0), j, type), _mm256_loadu_ps(x + j), a0);
+        float s0 = hsum8(a0);
+        for (int j = C8; j < C; j++) s0 += load1(ROW(0), j, type) * x[j];
+        y[r] += type == LSTM_Q_INT8 ? s0 * W->scale[r] : s0;
+    }
+#undef ROW
+}
+
+AVX2_FN void lstm_qgemv_avx2(float *y, const lstm_qmat *W, const float *x)
+{
+    if (W->type == LSTM_Q_INT8) gemv_rows(y, W, x, LSTM_Q_INT8);
+    else if (W->type == LSTM_Q_BF16) gemv_rows(y, W, x, LSTM_Q_BF16);
 }
 
 AVX2_FN void lstm_qrow_avx2(float *out, const lstm_qmat *W, int r)
@@ -246,12 +227,11 @@ int lstm_quant_have_avx2(void) { return 0; }
 static pthread_once_t pick_once = PTHREAD_ONCE_INIT;
 static int use_avx2;
 
-/* LSTM_KERNEL=scalar (the variable that picks the other kernels' variant too) asks for the reference;
- * any other value, or none, takes AVX2 where the CPU has it (there is no AVX-512 twin). */
+/* The variant the other kernels run (lib/nn/pick.c: the CPU's best, or LSTM_KERNEL's): the scalar
+ * reference with the scalar one, AVX2 with AVX2 or AVX-512 (there is no AVX-512 twin here). */
 static void pick(void)
 {
-    const char *env = getenv("LSTM_KERNEL");
-    use_avx2 = lstm_quant_have_avx2() && !(env && strcmp(env, "scalar") == 0);
+    use_avx2 = lstm_quant_have_avx2() && strncmp(lstm_gemm_kernel(), "scalar", 6) != 0;
 }
 
 const char *lstm_quant_kernel(void)
