@@ -95,9 +95,7 @@ size_t lstm_cell_wpack_floats(int cell, int H)
 static void rec_gemm(int tb, int B, int N, int K, const float *h, const float *w_hh, const float *packed, float beta,
                      float *out)
 {
-    if (packed)
-        lstm_gemm_packed(0, B, N, K, 1.0f, h, K, packed, beta, out, N);
-    else
+    if (!packed || lstm_gemm_packed(0, B, N, K, 1.0f, h, K, packed, beta, out, N))
         lstm_gemm(0, tb, B, N, K, 1.0f, h, K, w_hh, tb ? K : N, beta, out, N);
 }
 

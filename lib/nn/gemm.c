@@ -404,9 +404,9 @@ static void gemm_part(const gemm_args *g, int m0, int m1, int n0, int n1, float 
     }
     int nk = (K + KC_MAX - 1) / KC_MAX; /* K blocks of equal depth +-1 */
     for (int jc = n0; jc < n1; jc += NC_MAX) {
-        int nc = imin(NC_MAX, n1 - jc), k0 = 0;
+        int nc = imin(NC_MAX, n1 - jc);
         for (int p = 0; p < nk; p++) {
-            int kc = K / nk + (p < K % nk);
+            int k0, kc = kblock(K, nk, p, &k0);
             float beta = p == 0 ? g->beta : 1.0f;
             /* the B panels of this block: packed here, or where the whole op(B) was packed before */
             const float *bblk = g->Bp ? g->Bp + (size_t)k0 * g->npad + (size_t)(jc / NR) * kc * NR : bbuf;
@@ -436,7 +436,6 @@ static void gemm_part(const gemm_args *g, int m0, int m1, int n0, int n1, float 
                                imin(MR, mc - ir), n);
                 }
             }
-            k0 += kc;
         }
     }
 }
@@ -642,33 +641,16 @@ void lstm_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
     run(&g, pb);
 }
 
-void lstm_gemm_packed(int trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *packed,
-                      float beta, float *C, int ldc)
+int lstm_gemm_packed(int trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *packed,
+                     float beta, float *C, int ldc)
 {
-    if (M <= 0 || N <= 0) return;
+    if (M <= 0 || N <= 0) return 0;
     packbuf *pb = thread_bufs();
-    if (!pb) { /* no memory for the A buffers: plain loops over the packed panels, rounded as the kernels do */
-        int nk = K > 0 ? (K + KC_MAX - 1) / KC_MAX : 0;
-        size_t npad = (size_t)((N + NR - 1) / NR) * NR;
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) {
-                int q = j / NR, r = j % NR, P = imin(NR, N - q * NR) <= NR_MIN ? NR_MIN : NR;
-                float *c = C + (size_t)i * ldc + j;
-                if (nk == 0 || alpha == 0.0f) *c = beta == 0.0f ? 0.0f : beta * *c;
-                for (int p = 0; p < nk; p++) {
-                    int k0, kc = kblock(K, nk, p, &k0);
-                    const float *b = packed + (size_t)k0 * npad + (size_t)q * kc * NR;
-                    float acc = 0.0f, bt = p == 0 ? beta : 1.0f;
-                    for (int k = 0; k < kc; k++)
-                        acc = fmaf(trans_a ? A[(size_t)(k0 + k) * lda + i] : A[(size_t)i * lda + k0 + k], b[(size_t)k * P + r], acc);
-                    if (alpha != 0.0f) *c = bt == 0.0f ? acc * alpha : fmaf(acc, alpha, bt * *c);
-                }
-            }
-        return;
-    }
+    if (!pb) return LSTM_E_NOMEM; /* the caller multiplies by B itself (lstm_gemm falls back to cblas) */
     gemm_args g = {trans_a, 0, M, N, K, alpha, beta, A, NULL, C, (size_t)lda, 0, (size_t)ldc, packed,
                    (size_t)((N + NR - 1) / NR) * NR};
     run(&g, pb);
+    return 0;
 }
 
 static void run(const gemm_args *gp, packbuf *pb)

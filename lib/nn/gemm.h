@@ -34,8 +34,10 @@ void lstm_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
  * 64-byte aligned. */
 size_t lstm_gemm_packed_floats(int N, int K);
 void lstm_gemm_pack_b(int trans_b, int N, int K, const float *Bm, int ldb, float *packed);
-void lstm_gemm_packed(int trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *packed,
-                      float beta, float *C, int ldc);
+/* 0, or LSTM_E_NOMEM when this thread's packing buffers cannot be made (C untouched: multiply by B with
+ * lstm_gemm instead). */
+int lstm_gemm_packed(int trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *packed,
+                     float beta, float *C, int ldc);
 
 /* Threads used by the following calls (clamped to 1..LSTM_GEMM_MAX_THREADS); starts the workers and
  * allocates their buffers the first time a count is reached. Returns 0 or LSTM_E_NOMEM (the previous

@@ -21,8 +21,8 @@
     const char *lstm_gemm_kernel_##v(void);                                                                    \
     size_t lstm_gemm_packed_floats_##v(int N, int K);                                                          \
     void lstm_gemm_pack_b_##v(int trans_b, int N, int K, const float *Bm, int ldb, float *packed);             \
-    void lstm_gemm_packed_##v(int trans_a, int M, int N, int K, float alpha, const float *A, int lda,          \
-                              const float *packed, float beta, float *C, int ldc);                             \
+    int lstm_gemm_packed_##v(int trans_a, int M, int N, int K, float alpha, const float *A, int lda,           \
+                             const float *packed, float beta, float *C, int ldc);                              \
     void lstm_vexp_##v(float *y, const float *x, size_t n);                                                    \
     void lstm_vsigmoid_##v(float *y, const float *x, size_t n);                                                \
     void lstm_vtanh_##v(float *y, const float *x, size_t n);                                                   \
@@ -42,7 +42,7 @@ typedef struct {
     const char *(*kernel)(void);
     size_t (*packed_floats)(int, int);
     void (*pack_b)(int, int, int, const float *, int, float *);
-    void (*packed)(int, int, int, int, float, const float *, int, const float *, float, float *, int);
+    int (*packed)(int, int, int, int, float, const float *, int, const float *, float, float *, int);
     void (*vexp)(float *, const float *, size_t);
     void (*vsigmoid)(float *, const float *, size_t);
     void (*vtanh)(float *, const float *, size_t);
@@ -100,10 +100,10 @@ void lstm_gemm_pack_b(int trans_b, int N, int K, const float *Bm, int ldb, float
 {
     k()->pack_b(trans_b, N, K, Bm, ldb, packed);
 }
-void lstm_gemm_packed(int trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *packed,
-                      float beta, float *C, int ldc)
+int lstm_gemm_packed(int trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *packed,
+                     float beta, float *C, int ldc)
 {
-    k()->packed(trans_a, M, N, K, alpha, A, lda, packed, beta, C, ldc);
+    return k()->packed(trans_a, M, N, K, alpha, A, lda, packed, beta, C, ldc);
 }
 void lstm_vexp(float *y, const float *x, size_t n) { k()->vexp(y, x, n); }
 void lstm_vsigmoid(float *y, const float *x, size_t n) { k()->vsigmoid(y, x, n); }

@@ -87,7 +87,7 @@ static void check_case(int ta, int tb, int M, int N, int K, float alpha, float b
         lstm_gemm_pack_b(tb, N, K, Bm, ldb, Bp);
         for (int rep = 0; rep < 2; rep++) {
             memcpy(C2, C0, nc * sizeof(float));
-            lstm_gemm_packed(ta, M, N, K, alpha, A, lda, Bp, beta, C2, ldc);
+            CHECK_EQ_INT(lstm_gemm_packed(ta, M, N, K, alpha, A, lda, Bp, beta, C2, ldc), 0);
             if (memcmp(C, C2, nc * sizeof(float)) != 0) {
                 fprintf(stderr, "gemm ta=%d tb=%d M=%d N=%d K=%d: packed B differs (%d threads)\n", ta, tb, M, N, K, nt);
                 check_failures++;
