@@ -29,16 +29,12 @@ setup_file() {
 setup() {
     load '/usr/lib/bats/bats-support/load'
     load '/usr/lib/bats/bats-assert/load'
+    load 'serve_helpers'
     cd "$BATS_TEST_TMPDIR"
     SPID=
 }
 
-teardown() {
-    if [ -n "$SPID" ]; then
-        kill "$SPID" 2> /dev/null || true
-        wait "$SPID" 2> /dev/null || true
-    fi
-}
+teardown() { serve_stop; }
 
 size() { stat -c %s "$1"; }
 
@@ -280,14 +276,7 @@ ppl_json() { "$LSTM_BIN/lstm-eval" --json -m "$1" "$2" | sed 's/.*"perplexity":\
     b=$(printf '%s\n' "$lines" | "$LSTM_BIN/lstm-sample" --serve -m "$T/chat.none.lstm")
     [[ "$a" == *'"suggestions"'* ]]
     assert_equal "$b" "$a"
-    "$LSTM_BIN/lstm-serve" -m "$T/chat.int8.lstm" --listen 127.0.0.1:0 2> serve.err 3>&- &
-    SPID=$!
-    U=
-    for _ in $(seq 100); do
-        U=$(grep -o 'http://127.0.0.1:[0-9]*/' serve.err) && break
-        sleep 0.05
-    done
-    [ -n "$U" ]
+    serve_start "$T/chat.int8.lstm"
     code=$(curl -s -o body.out -w '%{http_code}' -X POST --data-binary '{"text":"hi, i need help with my ","k":3}' "${U}v1/suggest")
     assert_equal "$code" 200
     run cat body.out

@@ -20,28 +20,14 @@ setup_file() {
 setup() {
     load '/usr/lib/bats/bats-support/load'
     load '/usr/lib/bats/bats-assert/load'
+    load 'serve_helpers'
     cd "$BATS_TEST_TMPDIR"
     SPID=
 }
 
-teardown() {
-    if [ -n "$SPID" ]; then
-        kill "$SPID" 2> /dev/null || true
-        wait "$SPID" 2> /dev/null || true
-    fi
-}
+teardown() { serve_stop; }
 
-start() {
-    "$LSTM_BIN/lstm-serve" -m "$T/chat.ckpt" --listen 127.0.0.1:0 "$@" 2> serve.err 3>&- &
-    SPID=$!
-    for _ in $(seq 100); do
-        U=$(grep -o 'http://127.0.0.1:[0-9]*/' serve.err) && return 0
-        kill -0 "$SPID" 2> /dev/null || break
-        sleep 0.05
-    done
-    cat serve.err >&2
-    false
-}
+start() { serve_start "$T/chat.ckpt" "$@"; }
 
 @test "the page in headless chromium: chips as one types, Tab, 1-5, Esc, the grey completion, Enter, stale replies dropped; /v1/stats counts it" {
     start --log ev.jsonl
@@ -69,13 +55,7 @@ start() {
 @test "the page with a plain text model: no speaker selector, chips, Tab, Enter, the turns as context" {
     "$LSTM_BIN/lstm-tok" -q "$FIX/ngram_train.txt" | "$LSTM_BIN/lstm-window" -q -L 8 > text.win
     "$LSTM_BIN/lstm-train" -q --hidden 32 --epochs 5 --threads 1 -o text.ckpt text.win
-    "$LSTM_BIN/lstm-serve" -m text.ckpt --listen 127.0.0.1:0 2> serve.err 3>&- &
-    SPID=$!
-    for _ in $(seq 100); do
-        U=$(grep -o 'http://127.0.0.1:[0-9]*/' serve.err) && break
-        sleep 0.05
-    done
-    [ -n "$U" ]
+    serve_start text.ckpt
     run /usr/bin/python3 "$BATS_TEST_DIRNAME/page_test.py" "$U" --plain "the boat left the "
     echo "$output"
     assert_success

@@ -19,29 +19,15 @@ setup_file() {
 setup() {
     load '/usr/lib/bats/bats-support/load'
     load '/usr/lib/bats/bats-assert/load'
+    load 'serve_helpers'
     cd "$BATS_TEST_TMPDIR"
     SPID=
 }
 
-teardown() {
-    if [ -n "$SPID" ]; then
-        kill "$SPID" 2> /dev/null || true
-        wait "$SPID" 2> /dev/null || true
-    fi
-}
+teardown() { serve_stop; }
 
 # start [flags...]: a server on a free port; $U is its URL (ends in /), $SPID its pid, serve.err its stderr
-start() {
-    "$SRV" -m "$T/chat.ckpt" --listen 127.0.0.1:0 "$@" 2> serve.err 3>&- &
-    SPID=$!
-    for _ in $(seq 100); do
-        U=$(grep -o 'http://127.0.0.1:[0-9]*/' serve.err) && return 0
-        kill -0 "$SPID" 2> /dev/null || break
-        sleep 0.05
-    done
-    cat serve.err >&2
-    false
-}
+start() { serve_start "$T/chat.ckpt" "$@"; }
 
 # post PATH BODY: the reply body in $output, the status in $status_code
 post() {
