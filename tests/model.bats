@@ -24,13 +24,13 @@ setup() {
     assert_output "test_torchdump: ok"
 }
 
-@test "logits, loss, gradients and optimizer steps match PyTorch for lstm/gru/rnn, tied and untied" {
+@test "logits, loss, gradients and optimizer steps match PyTorch for lstm/gru/rnn, tied and untied, and the adaptive softmax" {
     run --separate-stderr "$TESTBIN/test_torchdump" "$BATS_TEST_TMPDIR/dump"
     assert_success
     run --separate-stderr "$PY" "$BATS_TEST_DIRNAME/torch_crosscheck.py" "$BATS_TEST_TMPDIR/dump"
     assert_success
-    assert_output --partial "6 of 6 cases ok"
-    for c in lstm_tie0 lstm_tie1 gru_tie0 gru_tie1 rnn_tie0 rnn_tie1; do
+    assert_output --partial "8 of 8 cases ok"
+    for c in lstm_tie0 lstm_tie1 gru_tie0 gru_tie1 rnn_tie0 rnn_tie1 lstm_adaptive gru_adaptive; do
         assert_line --partial "$c: ok"
     done
 }
@@ -48,5 +48,5 @@ PY
     assert_failure 1
     assert_line "lstm_tie0: FAIL"
     assert_line --partial "grad l0.w_hh: relative difference"
-    assert_output --partial "5 of 6 cases ok"
+    assert_output --partial "7 of 8 cases ok"
 }

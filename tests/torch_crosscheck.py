@@ -2,7 +2,7 @@
 """torch_crosscheck.py: the PyTorch half of the cross-check (Debian's python3-torch; run with
 /usr/bin/python3). Reads the cases written by `test_torchdump DIR`, rebuilds each model from the same
 weights with torch.nn.Embedding + nn.LSTM / nn.GRU / nn.RNN (num_layers=2, batch_first) + nn.Linear
-(tied or not), in float64, and compares the logits, the loss, every parameter gradient, the gradient
+(tied or not) or nn.AdaptiveLogSoftmaxWithLoss (head_bias=True; the *_adaptive cases), in float64, and compares the logits, the loss, every parameter gradient, the gradient
 w.r.t. the initial state, and the parameters after one SGD step and two Adam / AdamW steps (torch.optim,
 fed the C gradients so only the update rule is compared). Every comparison: max |c - torch| relative to
 max |torch| <= 1e-4. Prints one line per case; exits 1 on any mismatch.
@@ -50,7 +50,9 @@ def check_case(d):
     info, tensors = read_manifest(os.path.join(d, "manifest.txt"))
     V, E, H, L, B, T = (int(info[k]) for k in ("V", "E", "H", "L", "B", "T"))
     cell, tie = info["cell"], int(info["tie"])
-    shape = {n: ((a, b) if n.split(".")[-1].startswith("w") or n == "emb" else (a,)) for n, a, b in tensors}
+    adaptive = info.get("softmax") == "adaptive"
+    two_d = ("emb", "head.w") + tuple(f"tail{i}.{k}" for i in range(8) for k in ("proj", "out"))
+    shape = {n: ((a, b) if n.split(".")[-1].startswith("w") or n in two_d else (a,)) for n, a, b in tensors}
     P = {n: load(d, f"param.{n}.f32", shape[n]) for n in shape}
     G = {n: load(d, f"grad.{n}.f32", shape[n]) for n in shape}
 
@@ -59,14 +61,24 @@ def check_case(d):
     rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
     kw = {"nonlinearity": "tanh"} if cell == "rnn" else {}
     rnn = rnn_cls(E, H, num_layers=L, batch_first=True, **kw).double()
-    lin = torch.nn.Linear(H, V).double()
-    named = {"emb": emb.weight, "out.b": lin.bias}
+    named = {"emb": emb.weight}
+    if adaptive:
+        cutoffs = [int(x) for x in info["cutoffs"].split(",")]
+        asm = torch.nn.AdaptiveLogSoftmaxWithLoss(H, V, cutoffs, div_value=float(info["div"]), head_bias=True).double()
+        named["head.w"], named["head.b"] = asm.head.weight, asm.head.bias
+        for i, tail in enumerate(asm.tail):
+            named[f"tail{i}.proj"], named[f"tail{i}.out"] = tail[0].weight, tail[1].weight
+    else:
+        lin = torch.nn.Linear(H, V).double()
+        named["out.b"] = lin.bias
     for k in range(L):
         named[f"l{k}.w_ih"] = getattr(rnn, f"weight_ih_l{k}")
         named[f"l{k}.w_hh"] = getattr(rnn, f"weight_hh_l{k}")
         named[f"l{k}.b_ih"] = getattr(rnn, f"bias_ih_l{k}")
         named[f"l{k}.b_hh"] = getattr(rnn, f"bias_hh_l{k}")
-    if tie:
+    if adaptive:
+        pass
+    elif tie:
         lin.weight = emb.weight
     else:
         named["out.w"] = lin.weight
@@ -81,8 +93,15 @@ def check_case(d):
     h0 = load(d, "h0.f32", (L, B, H)).requires_grad_(True)
     c0 = load(d, "c0.f32", (L, B, H)).requires_grad_(True)
     out, _ = rnn(emb(inputs), (h0, c0) if cell == "lstm" else h0)
-    logits = lin(out)
-    loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=0)
+    if adaptive:
+        # PAD (0) targets are masked: the loss is over the others; log_prob gives the full distribution
+        flat, tflat = out.reshape(-1, H), targets.reshape(-1)
+        keep = tflat != 0
+        loss = asm(flat[keep], tflat[keep]).loss
+        logits = asm.log_prob(flat).reshape(B, T, V)
+    else:
+        logits = lin(out)
+        loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=0)
     loss.backward()
 
     errors = []
@@ -95,6 +114,8 @@ def check_case(d):
 
     worst = 0.0
     worst = max(worst, cmp("logits", load(d, "logits.f32", (B, T, V)), logits.detach()))
+    if adaptive:
+        worst = max(worst, cmp("inferred log-probabilities", load(d, "infer.f32", (B, T, V)), logits.detach()))
     lc = float(info["loss"])
     if not abs(lc - loss.item()) <= TOL * abs(loss.item()):
         errors.append(f"loss: C {lc!r} torch {loss.item()!r}")

@@ -29,7 +29,16 @@ int lstm_model_config_format(const lstm_model_config *c, char *buf, size_t cap)
                      "cell=%s\nvocab=%d\nemb=%d\nhidden=%d\nlayers=%d\ntie=%d\ndropout=%.9g\nforget_bias=%.9g\n"
                      "init_scale=%.9g\n",
                      lstm_cell_name(c->cell), c->V, c->E, c->H, c->L, c->tie, c->dropout, c->forget_bias, c->init_scale);
-    return n < 0 || (size_t)n >= cap ? LSTM_E_TOOBIG : LSTM_OK;
+    if (n < 0 || (size_t)n >= cap) return LSTM_E_TOOBIG;
+    if (c->softmax == LSTM_SOFTMAX_ADAPTIVE) {
+        /* only adaptive models carry the keys: a full-softmax config reads as before */
+        int k = snprintf(buf + n, cap - (size_t)n, "softmax=adaptive\ncutoffs=");
+        for (int i = 0; i < c->n_cutoffs && k >= 0 && (size_t)(n + k) < cap; i++)
+            k += snprintf(buf + n + k, cap - (size_t)(n + k), i ? ",%d" : "%d", c->cutoffs[i]);
+        if (k >= 0 && (size_t)(n + k) < cap) k += snprintf(buf + n + k, cap - (size_t)(n + k), "\ndiv=%.9g\n", c->div);
+        if (k < 0 || (size_t)(n + k) >= cap) return LSTM_E_TOOBIG;
+    }
+    return LSTM_OK;
 }
 
 static int kv_int(const char *t, size_t len, const char *key, int *out)
@@ -59,6 +68,18 @@ int lstm_model_config_parse(lstm_model_config *c, const char *t, size_t len)
     if (kv_int(t, len, "vocab", &c->V) || kv_int(t, len, "emb", &c->E) || kv_int(t, len, "hidden", &c->H) ||
         kv_int(t, len, "layers", &c->L) || kv_int(t, len, "tie", &c->tie) || kv_float(t, len, "dropout", &c->dropout) ||
         kv_float(t, len, "forget_bias", &c->forget_bias) || kv_float(t, len, "init_scale", &c->init_scale))
+        return LSTM_E_FORMAT;
+    char sm[16];
+    c->softmax = LSTM_SOFTMAX_FULL, c->n_cutoffs = 0, c->div = 4.0f;
+    memset(c->cutoffs, 0, sizeof c->cutoffs);
+    int rc = lstm_kv_get(t, len, "softmax", sm, sizeof sm);
+    if (rc == LSTM_OK && strcmp(sm, "adaptive") == 0) {
+        char cuts[128];
+        c->softmax = LSTM_SOFTMAX_ADAPTIVE;
+        if (lstm_kv_get(t, len, "cutoffs", cuts, sizeof cuts) || kv_float(t, len, "div", &c->div) ||
+            lstm_asm_parse_cutoffs(cuts, c->cutoffs, &c->n_cutoffs))
+            return LSTM_E_FORMAT;
+    } else if (rc == LSTM_OK ? strcmp(sm, "full") != 0 : rc != LSTM_E_NOTFOUND)
         return LSTM_E_FORMAT;
     return lstm_model_config_check(c) ? LSTM_E_FORMAT : LSTM_OK;
 }

@@ -245,6 +245,8 @@ int lstm_train_ckpt_apply(lstm_train_ckpt *c, const lstm_train_config *g, uint32
         {LSTM_TF_EMB, gm->E != m->E}, {LSTM_TF_TIE, gm->tie != m->tie}, {LSTM_TF_INIT, gm->init_scale != m->init_scale},
         {LSTM_TF_FB, gm->forget_bias != m->forget_bias}, {LSTM_TF_SEED, g->seed != o->seed},
         {LSTM_TF_OPTIM, g->optim != o->optim},
+        {LSTM_TF_SOFTMAX, gm->softmax != m->softmax || gm->n_cutoffs != m->n_cutoffs || gm->div != m->div ||
+                              memcmp(gm->cutoffs, m->cutoffs, sizeof m->cutoffs) != 0},
         /* these change what a step does: only at an epoch boundary */
         {LSTM_TF_BATCH, g->batch != o->batch && mid}, {LSTM_TF_RESET, g->reset_state != o->reset_state && mid}};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
@@ -476,7 +478,7 @@ static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_tr
     int nt;
     if (!c) {
         o->model.V = t->V;
-        if (lstm_model_config_check(&o->model)) FAIL(LSTM_E_ARG, LSTM_TRAIN_AT_CONFIG);
+        if (lstm_model_config_check(&o->model)) FAIL_AB(LSTM_E_ARG, LSTM_TRAIN_AT_CONFIG, t->V, 0);
     }
     /* parameters, gradients and two optimizer moments */
     if (fits(16.0 * (double)lstm_model_layout(&o->model, ti, &nt), err, LSTM_TRAIN_AT_MODEL_SIZE, 0, 0)) {

@@ -25,6 +25,8 @@ void lstm_model_config_default(lstm_model_config *cfg)
     cfg->dropout = 0.0f;
     cfg->forget_bias = 1.0f;
     cfg->init_scale = 0.1f;
+    cfg->softmax = LSTM_SOFTMAX_FULL;
+    cfg->div = 4.0f;
 }
 
 int lstm_model_config_check(const lstm_model_config *cfg)
@@ -36,6 +38,11 @@ int lstm_model_config_check(const lstm_model_config *cfg)
     /* keep every GEMM dimension and row offset within int */
     if ((long long)cfg->V * cfg->H > (1LL << 30) || (long long)cfg->V * cfg->E > (1LL << 30) ||
         (long long)cfg->H * 4 * cfg->H > (1LL << 30) || (long long)cfg->E * 4 * cfg->H > (1LL << 30))
+        return LSTM_E_ARG;
+    if (cfg->softmax == LSTM_SOFTMAX_ADAPTIVE) {
+        lstm_asm_shape s;
+        if (cfg->tie || lstm_asm_shape_init(&s, cfg->V, cfg->H, cfg->cutoffs, cfg->n_cutoffs, cfg->div)) return LSTM_E_ARG;
+    } else if (cfg->softmax != LSTM_SOFTMAX_FULL)
         return LSTM_E_ARG;
     return 0;
 }
@@ -72,8 +79,21 @@ size_t lstm_model_layout(const lstm_model_config *cfg, lstm_tensor_info *t, int 
         snprintf(name, sizeof name, "l%d.b_hh", l);
         add_tensor(t, &n, &off, name, G * cfg->H, 0);
     }
-    if (!cfg->tie) add_tensor(t, &n, &off, "out.w", cfg->V, cfg->H);
-    add_tensor(t, &n, &off, "out.b", cfg->V, 0);
+    if (cfg->softmax == LSTM_SOFTMAX_ADAPTIVE) {
+        lstm_asm_shape s;
+        lstm_asm_shape_init(&s, cfg->V, cfg->H, cfg->cutoffs, cfg->n_cutoffs, cfg->div);
+        add_tensor(t, &n, &off, "head.w", s.head, cfg->H);
+        add_tensor(t, &n, &off, "head.b", s.head, 0);
+        for (int i = 0; i < s.n; i++) {
+            snprintf(name, sizeof name, "tail%d.proj", i);
+            add_tensor(t, &n, &off, name, s.dim[i], cfg->H);
+            snprintf(name, sizeof name, "tail%d.out", i);
+            add_tensor(t, &n, &off, name, s.cut[i + 1] - s.cut[i], s.dim[i]);
+        }
+    } else {
+        if (!cfg->tie) add_tensor(t, &n, &off, "out.w", cfg->V, cfg->H);
+        add_tensor(t, &n, &off, "out.b", cfg->V, 0);
+    }
     *n_tensors = n;
     return off;
 }
@@ -86,6 +106,8 @@ static int model_setup(lstm_model *m, const lstm_model_config *cfg)
     m->cfg = *cfg;
     m->G = lstm_cell_gates(cfg->cell);
     m->n_params = lstm_model_layout(cfg, m->tensors, &m->n_tensors);
+    if (cfg->softmax == LSTM_SOFTMAX_ADAPTIVE)
+        lstm_asm_shape_init(&m->as, cfg->V, cfg->H, cfg->cutoffs, cfg->n_cutoffs, cfg->div);
     return 0;
 }
 
@@ -210,6 +232,32 @@ static size_t out_w_offset(const lstm_model *m)
 
 static size_t out_b_offset(const lstm_model *m) { return m->tensors[m->n_tensors - 1].offset; }
 
+static int adaptive(const lstm_model *m) { return m->cfg.softmax == LSTM_SOFTMAX_ADAPTIVE; }
+
+/* The adaptive softmax's tensors inside a block laid out like params: head.w, head.b, then proj and
+ * out per cluster, right after the layers. */
+static void asm_w(const lstm_model *m, const float *base, lstm_asm_w *w)
+{
+    const lstm_tensor_info *t = &m->tensors[1 + 4 * m->cfg.L];
+    w->head_w = base + t[0].offset;
+    w->head_b = base + t[1].offset;
+    for (int i = 0; i < m->as.n; i++) {
+        w->proj[i] = base + t[2 + 2 * i].offset;
+        w->out[i] = base + t[3 + 2 * i].offset;
+    }
+}
+
+static void asm_g(const lstm_model *m, float *base, lstm_asm_g *g)
+{
+    const lstm_tensor_info *t = &m->tensors[1 + 4 * m->cfg.L];
+    g->head_w = base + t[0].offset;
+    g->head_b = base + t[1].offset;
+    for (int i = 0; i < m->as.n; i++) {
+        g->proj[i] = base + t[2 + 2 * i].offset;
+        g->out[i] = base + t[3 + 2 * i].offset;
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------------
  * State, activations, inference scratch. */
 
@@ -283,8 +331,14 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
         }
     }
     a->out_in = take(base, &cur, N * H);
-    a->logits = take(base, &cur, N * c->V);
-    a->lse = take(base, &cur, N);
+    if (adaptive(m)) {
+        lstm_asm_carve(&a->as, &m->as, base, &cur, N, take);
+        a->row_lp = take(base, &cur, (size_t)c->V);
+        a->row_scratch = take(base, &cur, lstm_asm_row_scratch(&m->as));
+    } else {
+        a->logits = take(base, &cur, N * c->V);
+        a->lse = take(base, &cur, N);
+    }
     if (c->dropout > 0.0f) {
         a->mask_emb = take(base, &cur, N * E);
         for (int l = 1; l < c->L; l++) a->mask_mid[l] = take(base, &cur, N * H);
@@ -341,7 +395,12 @@ void lstm_acts_free(lstm_acts *a)
 
 float *lstm_acts_logits(const lstm_acts *a, const lstm_model *m, int b, int t)
 {
-    return a->logits + ((size_t)t * a->B + b) * m->cfg.V;
+    size_t r = (size_t)t * a->B + b;
+    if (!adaptive(m)) return a->logits + r * m->cfg.V;
+    lstm_asm_w w;
+    asm_w(m, m->params, &w);
+    lstm_asm_logprobs(&m->as, &w, a->row_lp, a->out_in + r * m->cfg.H, a->row_scratch);
+    return a->row_lp;
 }
 
 static void fill_mask(float *mask, size_t n, float p, lstm_rng *rng)
@@ -460,9 +519,14 @@ int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32
     copy_masked(a->out_in, a->layer[L - 1].h + BH, drop ? a->mask_out : NULL, N * H);
     double nll = 0.0;
     long cnt = 0;
-    (m->reference ? lstm_out_forward_ref : lstm_out_forward)(a->logits, a->lse, &nll, &cnt, a->out_in,
-                                                              P + out_w_offset(m), P + out_b_offset(m),
-                                                              targets ? tg : NULL, (int)N, H, V);
+    if (adaptive(m)) {
+        lstm_asm_w aw;
+        asm_w(m, P, &aw);
+        lstm_asm_forward(&m->as, &aw, &a->as, a->out_in, targets ? tg : NULL, (int)N, &nll, &cnt, m->reference);
+    } else
+        (m->reference ? lstm_out_forward_ref : lstm_out_forward)(a->logits, a->lse, &nll, &cnt, a->out_in,
+                                                                  P + out_w_offset(m), P + out_b_offset(m),
+                                                                  targets ? tg : NULL, (int)N, H, V);
     a->B = B, a->T = T, a->train = drop, a->has_targets = targets != NULL, a->count = cnt;
     if (loss) *loss = cnt ? nll / (double)cnt : 0.0;
     if (count) *count = cnt;
@@ -492,13 +556,21 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long
     float *Gr = m->grads;
     long n_div = norm > 0 ? norm : a->count;
     float scale = n_div ? 1.0f / (float)n_div : 0.0f;
-    /* Tensor k's layer: emb, then 4 per layer, then out.w (untied) and out.b. */
-    const size_t first_out = m->tensors[1 + 4 * L].offset; /* out.w, or out.b when tied */
+    /* Tensor k's layer: emb, then 4 per layer, then out.w (untied) and out.b, or the adaptive
+     * softmax's tensors. */
+    const size_t first_out = m->tensors[1 + 4 * L].offset; /* out.w, out.b when tied, or head.w */
     int cur = 0;
-    (m->reference ? lstm_out_backward_ref : lstm_out_backward)(a->dseq[cur], Gr + out_w_offset(m),
-                                                                Gr + out_b_offset(m), a->logits, a->lse,
-                                                                a->out_in, P + out_w_offset(m), tg, scale,
-                                                                (int)N, H, V);
+    if (adaptive(m)) {
+        lstm_asm_w aw;
+        lstm_asm_g ag;
+        asm_w(m, P, &aw);
+        asm_g(m, Gr, &ag);
+        lstm_asm_backward(&m->as, &aw, &ag, &a->as, a->dseq[cur], a->out_in, tg, scale, (int)N, m->reference);
+    } else
+        (m->reference ? lstm_out_backward_ref : lstm_out_backward)(a->dseq[cur], Gr + out_w_offset(m),
+                                                                    Gr + out_b_offset(m), a->logits, a->lse,
+                                                                    a->out_in, P + out_w_offset(m), tg, scale,
+                                                                    (int)N, H, V);
     if (a->train) mul_mask(a->dseq[cur], a->mask_out, N * H);
     /* Tied, the output weight is the embedding: only out.b is final here. */
     if (ready) ready(ctx, first_out, m->n_params - first_out);
@@ -541,12 +613,15 @@ int lstm_infer_alloc(lstm_infer *inf, const lstm_model *m, int B)
     take(NULL, &cur, (size_t)B * EH);
     take(NULL, &cur, (size_t)B * GH);
     take(NULL, &cur, (size_t)B * GH);
+    size_t as = adaptive(m) ? lstm_asm_row_scratch(&m->as) : 0;
+    take(NULL, &cur, as);
     inf->block = aligned_alloc(64, cur * sizeof(float));
     if (!inf->block) return LSTM_E_NOMEM;
     cur = 0;
     inf->x = take(inf->block, &cur, (size_t)B * EH);
     inf->xg = take(inf->block, &cur, (size_t)B * GH);
     inf->hg = take(inf->block, &cur, (size_t)B * GH);
+    inf->as = as ? take(inf->block, &cur, as) : NULL;
     inf->m = m;
     inf->B = B;
     return 0;
@@ -594,10 +669,18 @@ static int embed(const lstm_model *m, float *x, const uint32_t *tokens, int n)
     return 0;
 }
 
-/* logits (B,V) = h (B,H) W_out^T + b_out. */
-static void out_logits(const lstm_model *m, float *logits, const float *h, int B)
+/* logits (B,V) = h (B,H) W_out^T + b_out; with the adaptive softmax, the log-probabilities. */
+static void out_logits(const lstm_infer *inf, float *logits, const float *h, int B)
 {
+    const lstm_model *m = inf->m;
     int V = m->cfg.V;
+    if (adaptive(m)) {
+        lstm_asm_w w;
+        asm_w(m, m->params, &w);
+        for (int b = 0; b < B; b++)
+            lstm_asm_logprobs(&m->as, &w, logits + (size_t)b * V, h + (size_t)b * m->cfg.H, inf->as);
+        return;
+    }
     const float *bias = m->params + out_b_offset(m);
     for (int b = 0; b < B; b++) memcpy(logits + (size_t)b * V, bias, (size_t)V * sizeof(float));
     if (m->qout.type != LSTM_Q_NONE) {
@@ -635,7 +718,7 @@ int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int 
             if (cs) memcpy(cs + (size_t)t * LH + (size_t)l * H, cc, (size_t)H * sizeof(float));
         }
     }
-    if (logits) out_logits(m, logits, st->h + (size_t)(L - 1) * H, 1);
+    if (logits) out_logits(inf, logits, st->h + (size_t)(L - 1) * H, 1);
     return 0;
 }
 
@@ -657,6 +740,6 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, flo
         qproject(inf->hg, st->h + l * BH, &m->qw_hh[l], w.w_hh, B, GH, H);
         lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, w.b_ih, w.b_hh, B, H);
     }
-    if (logits) out_logits(m, logits, st->h + (c->L - 1) * BH, B);
+    if (logits) out_logits(inf, logits, st->h + (c->L - 1) * BH, B);
     return 0;
 }

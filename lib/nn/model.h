@@ -13,6 +13,10 @@
  *   "l<k>.b_hh" (G*H)
  *   "out.w"    (V,H)        absent when tied
  *   "out.b"    (V)
+ * or, with the adaptive softmax (adaptive.h), in place of out.w and out.b:
+ *   "head.w"   (c0+n, H)    shortlist plus one row per tail cluster
+ *   "head.b"   (c0+n)
+ *   "tail<i>.proj" (d_i, H) and "tail<i>.out" (c_{i+1}-c_i, d_i) for each cluster i
  * Gradients (grads) and optimizer moments use exactly the same layout, so the optimizer and clipping
  * are flat loops over lstm_model_num_params() floats.
  *
@@ -28,12 +32,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adaptive.h"
 #include "cells.h"
 #include "quant.h"
 #include "rng.h"
 
 #define LSTM_MAX_LAYERS 8
-#define LSTM_MAX_TENSORS (3 + 4 * LSTM_MAX_LAYERS)
+#define LSTM_MAX_TENSORS (3 + 4 * LSTM_MAX_LAYERS + 2 * LSTM_MAX_CLUSTERS)
+
+enum { LSTM_SOFTMAX_FULL = 0, LSTM_SOFTMAX_ADAPTIVE = 1 };
 
 typedef struct {
     int cell;          /* LSTM_CELL_LSTM, LSTM_CELL_GRU, LSTM_CELL_RNN */
@@ -42,6 +49,10 @@ typedef struct {
     float dropout;     /* drop probability in [0, 1) on embeddings, between layers, before the output */
     float forget_bias; /* LSTM: initial b_ih of the f gate */
     float init_scale;  /* weights uniform in (-init_scale, init_scale) */
+    int softmax;       /* LSTM_SOFTMAX_FULL, or LSTM_SOFTMAX_ADAPTIVE (adaptive.h; not with tie) */
+    int n_cutoffs;     /* adaptive: 1..LSTM_MAX_CLUSTERS cutoffs, increasing, in (0, V) */
+    int cutoffs[LSTM_MAX_CLUSTERS];
+    float div;         /* adaptive: cluster i projects to floor(H / div^(i+1)) */
 } lstm_model_config;
 
 typedef struct {
@@ -55,6 +66,7 @@ typedef struct {
 typedef struct {
     lstm_model_config cfg;
     int G;                     /* gates per cell */
+    lstm_asm_shape as;         /* the adaptive softmax's shape (cfg.softmax == LSTM_SOFTMAX_ADAPTIVE) */
     int n_tensors;
     lstm_tensor_info tensors[LSTM_MAX_TENSORS];
     size_t n_params;           /* floats in the flat block, padding included */
@@ -92,7 +104,9 @@ typedef struct {
     float *xin[LSTM_MAX_LAYERS];  /* layer inputs: xin[0] = x0, else (T,B,H) */
     lstm_layer_acts layer[LSTM_MAX_LAYERS];
     float *out_in;                /* (T,B,H) input of the output layer (after dropout) */
-    float *logits;                /* (T,B,V) logits after forward; dlogits after backward */
+    float *logits;                /* (T,B,V) logits after forward; dlogits after backward (full softmax) */
+    lstm_asm_acts as;             /* the adaptive softmax's (instead of logits) */
+    float *row_lp, *row_scratch;  /* adaptive: lstm_acts_logits' row (V) and its scratch */
     float *lse;                   /* (T,B) */
     float *mask_emb;              /* (T,B,E) 0 or 1/(1-p) */
     float *mask_mid[LSTM_MAX_LAYERS]; /* (T,B,H) on the input of layer k >= 1 */
@@ -110,13 +124,14 @@ typedef struct {
     float *x;      /* (B,max(E,H)) */
     float *xg;     /* (B,G*H) */
     float *hg;     /* (B,G*H) */
+    float *as;     /* adaptive softmax scratch (lstm_asm_row_scratch) */
 } lstm_infer;
 
 /* Defaults: LSTM, V=10000, E=H=200, L=2, no tying, dropout 0, forget_bias 1, init_scale 0.1. */
 void lstm_model_config_default(lstm_model_config *cfg);
 
 /* 0 or LSTM_E_ARG (unknown cell, sizes < 1, L > LSTM_MAX_LAYERS, tie with E != H, dropout out of
- * [0,1)). */
+ * [0,1), an adaptive softmax with tie or cutoffs / div lstm_asm_shape_init refuses). */
 int lstm_model_config_check(const lstm_model_config *cfg);
 
 /* The tensor table a config implies; returns the flat size in floats (0 for an invalid config). */
@@ -157,7 +172,9 @@ int lstm_acts_alloc(lstm_acts *a, const lstm_model *m, int B, int T);
 /* The bytes lstm_acts_alloc(B, T) takes, without allocating (0 for sizes it refuses). */
 double lstm_acts_bytes(const lstm_model *m, int B, int T);
 void lstm_acts_free(lstm_acts *a);
-/* Logits (V) of lane b at step t of the last forward (valid until the backward). */
+/* Logits (V) of lane b at step t of the last forward (valid until the backward). With the adaptive
+ * softmax: the exact log-probabilities (V) instead, computed on the call from the saved output-layer
+ * input, valid until the next call. */
 float *lstm_acts_logits(const lstm_acts *a, const lstm_model *m, int b, int t);
 
 /* Draws fresh dropout masks for the whole (Bmax,Tmax) window; forward with train = 1 applies them. */

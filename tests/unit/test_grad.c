@@ -1,6 +1,7 @@
 /* test_grad.c: finite-difference check of the analytic gradient of EVERY parameter entry and of the
  * initial state (h0, c0), for LSTM / GRU / RNN, 2 layers, tied and untied, with fixed dropout masks
- * (p > 0) and PAD targets masked, through both the fast and the reference kernels.
+ * (p > 0) and PAD targets masked, through both the fast and the reference kernels; and the adaptive
+ * softmax's head, projections and cluster weights (LSTM and GRU, untied).
  *
  * Each derivative is a Richardson-extrapolated central difference of the loss (accumulated in double)
  * with float parameters: (4 D(h/2) - D(h)) / 3, error O(h^4) plus float noise. An entry passes when
@@ -142,10 +143,17 @@ static void check_tensor(const ctx *c, const char *what, float *p, const float *
     free(dir);
 }
 
-static void grad_check(int cell, int tie, int reference)
+static void grad_check(int cell, int tie, int reference, int softmax)
 {
     lstm_model_config cfg;
     lstm_model_config_default(&cfg);
+    if (softmax == LSTM_SOFTMAX_ADAPTIVE) {
+        /* shortlist 0..2, clusters 3..6 (projected to 3) and 7..10 (projected to 1) */
+        cfg.softmax = softmax;
+        cfg.n_cutoffs = 2;
+        cfg.cutoffs[0] = 3, cfg.cutoffs[1] = 7;
+        cfg.div = 2.0f;
+    }
     cfg.cell = cell;
     cfg.V = 11;
     cfg.H = 6;
@@ -181,6 +189,7 @@ static void grad_check(int cell, int tie, int reference)
         tg[k] = 1 + lstm_rng_below(&R, (uint32_t)cfg.V - 1);
     }
     tg[2] = tg[7] = 0; /* PAD targets: masked out of the loss */
+    if (softmax == LSTM_SOFTMAX_ADAPTIVE) tg[0] = 1, tg[1] = 4, tg[3] = 9, tg[4] = 10; /* every cluster has a target */
     ctx c = {&m, &a, &s0, &st, in, tg, B, T};
     /* analytic */
     lstm_model_zero_grads(&m);
@@ -195,7 +204,8 @@ static void grad_check(int cell, int tie, int reference)
     static const char *cells[] = {"lstm", "gru", "rnn"};
     for (int i = 0; i < m.n_tensors; i++) {
         const lstm_tensor_info *t = lstm_model_tensor(&m, i);
-        snprintf(what, sizeof what, "%s tie=%d ref=%d %s", cells[cell], tie, reference, t->name);
+        snprintf(what, sizeof what, "%s%s tie=%d ref=%d %s", cells[cell], softmax ? "+adaptive" : "", tie, reference,
+                 t->name);
         check_tensor(&c, what, m.params + t->offset, g + t->offset, t->size);
     }
     snprintf(what, sizeof what, "%s tie=%d ref=%d h0", cells[cell], tie, reference);
@@ -216,7 +226,10 @@ int main(int argc, char **argv)
     lstm_rng_seed(&R, argc > 1 ? strtoull(argv[1], NULL, 10) : 2024); /* another seed: another draw */
     for (int cell = 0; cell < 3; cell++)
         for (int tie = 0; tie < 2; tie++)
-            for (int ref = 0; ref < 2; ref++) grad_check(cell, tie, ref);
+            for (int ref = 0; ref < 2; ref++) grad_check(cell, tie, ref, LSTM_SOFTMAX_FULL);
+    /* the adaptive softmax: head, projections and cluster outputs, on LSTM and GRU layers */
+    for (int cell = 0; cell < 2; cell++)
+        for (int ref = 0; ref < 2; ref++) grad_check(cell, 0, ref, LSTM_SOFTMAX_ADAPTIVE);
     printf("test_grad: worst error / tolerance = %.3f\n", worst_ratio);
     CHECK_DONE("test_grad");
 }

@@ -3,7 +3,9 @@
  * case (lstm/gru/rnn x tied/untied), the weights, inputs, initial state, logits, loss, every gradient,
  * the initial-state gradient, and the parameters after one SGD step and after two Adam and two AdamW
  * steps, as raw little-endian float32 / uint32 files plus a text manifest that
- * tests/torch_crosscheck.py reads. */
+ * tests/torch_crosscheck.py reads. Two more cases (lstm_adaptive, gru_adaptive) replace the output layer
+ * by the adaptive softmax: their logits.f32 are log-probabilities, and infer.f32 the same from the
+ * one-step inference path. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -45,10 +47,10 @@ static int write_tensors(const char *dir, const char *prefix, const lstm_model *
 }
 
 /* Runs one case; writes it under root when root is not NULL. */
-static void run_case(const char *root, int cell, int tie)
+static void run_case(const char *root, int cell, int tie, int softmax)
 {
     lstm_rng rng;
-    lstm_rng_seed(&rng, 100 + (uint64_t)cell * 2 + (uint64_t)tie);
+    lstm_rng_seed(&rng, 100 + (uint64_t)cell * 2 + (uint64_t)tie + 10 * (uint64_t)softmax);
     lstm_model_config cfg;
     lstm_model_config_default(&cfg);
     cfg.cell = cell;
@@ -59,6 +61,13 @@ static void run_case(const char *root, int cell, int tie)
     cfg.tie = tie;
     cfg.init_scale = 0.3f;
     cfg.forget_bias = 1.0f;
+    if (softmax == LSTM_SOFTMAX_ADAPTIVE) {
+        /* shortlist 0..3, clusters 4..9, 10..15, 16..22 projected to 4, 2 and 1 */
+        cfg.softmax = softmax;
+        cfg.n_cutoffs = 3;
+        cfg.cutoffs[0] = 4, cfg.cutoffs[1] = 10, cfg.cutoffs[2] = 16;
+        cfg.div = 2.0f;
+    }
     int B = 3, T = 5;
     lstm_model m;
     CHECK_EQ_INT(lstm_model_create(&m, &cfg), 0);
@@ -82,6 +91,26 @@ static void run_case(const char *root, int cell, int tie)
         tg[k] = 1 + lstm_rng_below(&rng, (uint32_t)cfg.V - 1);
     }
     tg[3] = tg[9] = tg[14] = 0; /* PAD */
+    float *inferred = malloc((size_t)B * T * cfg.V * sizeof(float));
+    if (!inferred) abort();
+    if (softmax == LSTM_SOFTMAX_ADAPTIVE) {
+        /* the one-step inference path from the same initial state: the log-probabilities again */
+        lstm_infer inf;
+        CHECK_EQ_INT(lstm_infer_alloc(&inf, &m, B), 0);
+        uint32_t tok[3];
+        float *lp = malloc((size_t)B * cfg.V * sizeof(float));
+        if (!lp) abort();
+        for (int t = 0; t < T; t++) {
+            for (int b = 0; b < B; b++) tok[b] = in[b * T + t];
+            CHECK_EQ_INT(lstm_infer_step(&inf, &st, tok, lp), 0);
+            for (int b = 0; b < B; b++)
+                memcpy(inferred + ((size_t)b * T + t) * cfg.V, lp + (size_t)b * cfg.V, cfg.V * sizeof(float));
+        }
+        free(lp);
+        lstm_infer_free(&inf);
+        memcpy(st.h, s0.h, ns * sizeof(float));
+        memcpy(st.c, s0.c, ns * sizeof(float));
+    }
     double loss = 0;
     long count = 0;
     lstm_model_zero_grads(&m);
@@ -118,7 +147,10 @@ static void run_case(const char *root, int cell, int tie)
 
     if (root) {
         char dir[4096];
-        snprintf(dir, sizeof dir, "%s/%s_tie%d", root, cell_names[cell], tie);
+        if (softmax == LSTM_SOFTMAX_ADAPTIVE)
+            snprintf(dir, sizeof dir, "%s/%s_adaptive", root, cell_names[cell]);
+        else
+            snprintf(dir, sizeof dir, "%s/%s_tie%d", root, cell_names[cell], tie);
         if (mkdir(dir, 0755) && errno != EEXIST) {
             fprintf(stderr, "test_torchdump: cannot create %s\n", dir);
             check_failures++;
@@ -136,6 +168,8 @@ static void run_case(const char *root, int cell, int tie)
             err |= write_raw(dir, "dh0.f32", ds.h, ns * sizeof(float));
             err |= write_raw(dir, "dc0.f32", ds.c, ns * sizeof(float));
             err |= write_raw(dir, "logits.f32", logits, (size_t)B * T * cfg.V * sizeof(float));
+            if (softmax == LSTM_SOFTMAX_ADAPTIVE)
+                err |= write_raw(dir, "infer.f32", inferred, (size_t)B * T * cfg.V * sizeof(float));
             char path[4200];
             snprintf(path, sizeof path, "%s/manifest.txt", dir);
             FILE *f = fopen(path, "w");
@@ -148,6 +182,9 @@ static void run_case(const char *root, int cell, int tie)
                 fprintf(f, "lr_sgd %.9g\nlr_adam %.9g\nweight_decay_adamw %.17g\nbeta1 %.17g\nbeta2 %.17g\neps %.17g\n",
                         LR_SGD, LR_ADAM, WD_ADAMW, beta1, beta2, eps);
                 fprintf(f, "adam_steps 2\n");
+                if (softmax == LSTM_SOFTMAX_ADAPTIVE)
+                    fprintf(f, "softmax adaptive\ncutoffs %d,%d,%d\ndiv %.9g\n", cfg.cutoffs[0], cfg.cutoffs[1],
+                            cfg.cutoffs[2], cfg.div);
                 for (int i = 0; i < m.n_tensors; i++)
                     fprintf(f, "tensor %s %d %d\n", m.tensors[i].name, m.tensors[i].shape[0], m.tensors[i].shape[1]);
                 if (fclose(f)) err = -1;
@@ -158,7 +195,7 @@ static void run_case(const char *root, int cell, int tie)
             }
         }
     }
-    free(logits), free(p_sgd), free(p_adam), free(p_adamw);
+    free(logits), free(inferred), free(p_sgd), free(p_adam), free(p_adamw);
     lstm_state_free(&st), lstm_state_free(&s0), lstm_state_free(&ds);
     lstm_acts_free(&a);
     lstm_model_free(&m);
@@ -173,6 +210,8 @@ int main(int argc, char **argv)
     }
     lstm_set_threads(1);
     for (int cell = 0; cell < 3; cell++)
-        for (int tie = 0; tie < 2; tie++) run_case(root, cell, tie);
+        for (int tie = 0; tie < 2; tie++) run_case(root, cell, tie, LSTM_SOFTMAX_FULL);
+    /* the adaptive softmax (PyTorch's nn.AdaptiveLogSoftmaxWithLoss): logits.f32 holds log-probabilities */
+    for (int cell = 0; cell < 2; cell++) run_case(root, cell, 0, LSTM_SOFTMAX_ADAPTIVE);
     CHECK_DONE("test_torchdump");
 }

@@ -75,6 +75,11 @@ static void usage(FILE *f)
             "      --dropout P        dropout on embeddings, between layers and before the output (default 0.2)\n"
             "      --init-scale S     weights uniform in (-S, S) (default 0.1)\n"
             "      --forget-bias B    LSTM forget-gate bias at init (default 1)\n"
+            "      --softmax S        full (default) or adaptive: a head over the frequent ids plus tail clusters\n"
+            "                         scored only for their own targets (Grave et al. 2017; untied)\n"
+            "      --cutoffs C0,C1..  adaptive: the shortlist is ids below C0, cluster i ids [Ci, Ci+1) (implies\n"
+            "                         --softmax adaptive; up to 4 cutoffs; lstm-tok numbers words by frequency)\n"
+            "      --div D            adaptive: cluster i is projected to H / D^(i+1) dimensions (default 4)\n"
             "Optimisation (the loss is the mean NLL per target token)\n"
             "      --optim O          adam (default), adamw or sgd\n"
             "      --lr LR            learning rate (default 0.002 for adam/adamw, 20 for sgd)\n"
@@ -98,7 +103,8 @@ static void usage(FILE *f)
             "                         --lr-decay --decay-after --warmup --dropout --valid, and at an epoch boundary\n"
             "                         --batch --reset-state --valid-frac; as do -o --log --log-every --threads\n"
             "                         --time-limit --mem-budget -q. The model's --cell --layers --hidden --emb\n"
-            "                         --tie/--no-tie --init-scale --forget-bias, --optim and --seed cannot change\n"
+            "                         --tie/--no-tie --init-scale --forget-bias --softmax --cutoffs --div, --optim\n"
+            "                         and --seed cannot change\n"
             "      --seed N           random seed (default 1)\n"
             "      --threads N        BLAS threads (default: all cores; under mpirun, the cores / ranks per machine)\n"
             "      --no-overlap       under mpirun: reduce the gradients in one MPI_Allreduce after backward (default:\n"
@@ -114,6 +120,7 @@ static void usage(FILE *f)
             "  lstm-tok < chats.csv | lstm-window -L 15 | lstm-train\n"
             "  lstm-train --optim sgd --lr 20 --clip 0.25 --decay-after 4 --lr-decay 2 --epochs 13 \\\n"
             "      --hidden 200 --layers 2 --dropout 0 --batch 20 --valid valid.win -o ptb.ckpt train.win\n"
+            "  lstm-train --cutoffs 2000,10000 --hidden 200 --valid valid.win -o big-vocab.ckpt train.win\n"
             "  mpirun -np 4 --hostfile hosts lstm-train --batch 64 --valid valid.win -o big.ckpt train.win\n"
             "      (4 ranks, each with 16 of the 64 lanes: the run of one process with --batch 64)\n");
 }
@@ -122,7 +129,7 @@ static void usage(FILE *f)
 
 enum { O_VALID = 256, O_VFRAC, O_MEM, O_CELL, O_LAYERS, O_HIDDEN, O_EMB, O_TIE, O_NOTIE, O_DROP, O_INIT, O_FB,
        O_OPTIM, O_LR, O_WD, O_CLIP, O_SCHED, O_DECAY, O_AFTER, O_WARM, O_BATCH, O_EPOCHS, O_PAT, O_RESET,
-       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_NOOVERLAP, O_END };
+       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_NOOVERLAP, O_SOFTMAX, O_CUTOFFS, O_DIV, O_END };
 
 
 typedef struct {
@@ -131,6 +138,7 @@ typedef struct {
     long mem_budget_mb;
     lstm_train_config c;
     int tie_set, emb_set, lr_set, decay_set, sched_set, quiet, force, no_overlap;
+    const char *cutoffs; /* as given */
 } opts_t;
 
 
@@ -159,6 +167,8 @@ static void parse_args(opts_t *o, int argc, char **argv)
         {"resume", required_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"log", required_argument, 0, O_LOG},
         {"log-every", required_argument, 0, O_LOGEVERY}, {"no-overlap", no_argument, 0, O_NOOVERLAP},
+        {"softmax", required_argument, 0, O_SOFTMAX}, {"cutoffs", required_argument, 0, O_CUTOFFS},
+        {"div", required_argument, 0, O_DIV},
         {"output", required_argument, 0, 'o'},
         {"force", no_argument, 0, 'f'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
         {"verbose", no_argument, 0, 'v'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
@@ -215,6 +225,22 @@ static void parse_args(opts_t *o, int argc, char **argv)
         case O_LOG: o->log_path = optarg; break;
         case O_LOGEVERY: o->c.log_every = tool_parse_long(optarg, "--log-every", 1, 1L << 40); break;
         case O_NOOVERLAP: o->no_overlap = 1; break;
+        case O_SOFTMAX:
+            if (!strcmp(optarg, "full")) o->c.model.softmax = LSTM_SOFTMAX_FULL;
+            else if (!strcmp(optarg, "adaptive")) o->c.model.softmax = LSTM_SOFTMAX_ADAPTIVE;
+            else tool_die(2, "--softmax: expected full or adaptive, got '%s'", optarg);
+            break;
+        case O_CUTOFFS:
+            if (lstm_asm_parse_cutoffs(optarg, o->c.model.cutoffs, &o->c.model.n_cutoffs))
+                tool_die(2, "--cutoffs: expected 1 to %d comma-separated ids such as 2000,10000, got '%s'",
+                    LSTM_MAX_CLUSTERS, optarg);
+            for (int i = 1; i < o->c.model.n_cutoffs; i++)
+                if (o->c.model.cutoffs[i] <= o->c.model.cutoffs[i - 1])
+                    tool_die(2, "--cutoffs: each cutoff must be above the one before, got '%s'", optarg);
+            if (o->c.model.cutoffs[0] < 1) tool_die(2, "--cutoffs: the shortlist (below the first cutoff) cannot be empty");
+            o->cutoffs = optarg;
+            break;
+        case O_DIV: o->c.model.div = (float)tool_parse_double(optarg, "--div", 1, 1e6); break;
         case 'o': o->out_path = optarg; break;
         case 'f': o->force = 1; break;
         case 'q': o->quiet = 1, tool_verbosity = TOOL_QUIET; break;
@@ -227,6 +253,20 @@ static void parse_args(opts_t *o, int argc, char **argv)
     if (argc - optind > 1) tool_die(2, "one training input at most (got %d)", argc - optind);
     o->train_path = optind < argc ? argv[optind] : NULL;
     if (!o->emb_set) o->c.model.E = o->c.model.H;
+    if (o->cutoffs && !o->seen[O_SOFTMAX - O_VALID]) o->c.model.softmax = LSTM_SOFTMAX_ADAPTIVE;
+    if (o->c.model.softmax == LSTM_SOFTMAX_ADAPTIVE) {
+        if (!o->cutoffs) tool_die(2, "--softmax adaptive needs --cutoffs, e.g. --cutoffs 2000,10000");
+        if (o->tie_set && o->c.model.tie)
+            tool_die(2, "--tie: the adaptive softmax has no single output matrix to share with the embedding");
+        o->tie_set = 1, o->c.model.tie = 0;
+        lstm_asm_shape sh;
+        int big[LSTM_MAX_CLUSTERS];
+        for (int i = 0; i < o->c.model.n_cutoffs; i++) big[i] = i + 1; /* the vocabulary is checked later */
+        if (lstm_asm_shape_init(&sh, o->c.model.n_cutoffs + 1, o->c.model.H, big, o->c.model.n_cutoffs, o->c.model.div))
+            tool_die(2, "--div %g: cluster %d would be projected to less than 1 of --hidden %d dimensions",
+                (double)o->c.model.div, o->c.model.n_cutoffs, o->c.model.H);
+    } else if (o->cutoffs || o->seen[O_DIV - O_VALID])
+        tool_die(2, "%s: only with --softmax adaptive", o->cutoffs ? "--cutoffs" : "--div");
     if (!o->tie_set) o->c.model.tie = o->c.model.E == o->c.model.H;
     if (o->c.model.tie && o->c.model.E != o->c.model.H) tool_die(2, "--tie needs --emb equal to --hidden (%d vs %d)", o->c.model.E, o->c.model.H);
     if (!o->lr_set) o->c.lr = o->c.optim == LSTM_OPT_SGD ? 20 : 0.002;
@@ -250,7 +290,8 @@ static uint32_t given_mask(const opts_t *o)
         {O_DROP, LSTM_TF_DROPOUT}, {O_OPTIM, LSTM_TF_OPTIM}, {O_LR, LSTM_TF_LR}, {O_WD, LSTM_TF_WD},
         {O_CLIP, LSTM_TF_CLIP}, {O_SCHED, LSTM_TF_SCHEDULE}, {O_DECAY, LSTM_TF_DECAY}, {O_AFTER, LSTM_TF_AFTER},
         {O_WARM, LSTM_TF_WARMUP}, {O_BATCH, LSTM_TF_BATCH}, {O_EPOCHS, LSTM_TF_EPOCHS}, {O_PAT, LSTM_TF_PATIENCE},
-        {O_RESET, LSTM_TF_RESET}, {O_SEED, LSTM_TF_SEED}, {O_VFRAC, LSTM_TF_VALID_FRAC}, {O_VALID, LSTM_TF_VALID}};
+        {O_RESET, LSTM_TF_RESET}, {O_SEED, LSTM_TF_SEED}, {O_VFRAC, LSTM_TF_VALID_FRAC}, {O_VALID, LSTM_TF_VALID},
+        {O_SOFTMAX, LSTM_TF_SOFTMAX}, {O_CUTOFFS, LSTM_TF_SOFTMAX}, {O_DIV, LSTM_TF_SOFTMAX}};
     uint32_t m = 0;
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         if (given_opt(o, map[i].opt)) m |= map[i].bit;
@@ -258,6 +299,18 @@ static uint32_t given_mask(const opts_t *o)
 }
 
 /* ------------------------------------------------------------------ messages */
+
+/* ", adaptive softmax 2000,10000 div 4" or "" for the start line. */
+static const char *softmax_desc(const lstm_model_config *c, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    if (c->softmax != LSTM_SOFTMAX_ADAPTIVE) return buf;
+    int k = snprintf(buf, cap, ", adaptive softmax ");
+    for (int i = 0; i < c->n_cutoffs && k >= 0 && (size_t)k < cap; i++)
+        k += snprintf(buf + k, cap - (size_t)k, i ? ",%d" : "%d", c->cutoffs[i]);
+    if (k >= 0 && (size_t)k < cap) snprintf(buf + k, cap - (size_t)k, " div %g", (double)c->div);
+    return buf;
+}
 
 
 static double safe_ppl(double loss) { return lstm_eval_ppl(loss); }
@@ -281,6 +334,15 @@ static _Noreturn void die_conflict(uint32_t bit, const opts_t *o, const lstm_tra
     const char *shape = bit == LSTM_TF_CELL ? "--cell" : bit == LSTM_TF_LAYERS ? "--layers" : bit == LSTM_TF_HIDDEN ? "--hidden"
                       : bit == LSTM_TF_EMB ? "--emb" : bit == LSTM_TF_TIE ? (given_opt(o, O_TIE) ? "--tie" : "--no-tie") : NULL;
     if (shape) tool_die(2, "%s cannot change when resuming (%s)", shape, model);
+    if (bit == LSTM_TF_SOFTMAX) {
+        char cuts[64] = "";
+        for (int i = 0, k = 0; i < c->n_cutoffs && k >= 0 && k < (int)sizeof cuts; i++)
+            k += snprintf(cuts + k, sizeof cuts - (size_t)k, i ? ",%d" : "%d", c->cutoffs[i]);
+        if (c->softmax == LSTM_SOFTMAX_ADAPTIVE)
+            tool_die(2, "--softmax, --cutoffs and --div cannot change when resuming (the checkpoint's model has an "
+                "adaptive softmax, --cutoffs %s --div %g)", cuts, (double)c->div);
+        tool_die(2, "--softmax, --cutoffs and --div cannot change when resuming (the checkpoint's model has a full softmax)");
+    }
     if (bit == LSTM_TF_INIT)
         tool_die(2, "--init-scale cannot change when resuming (the checkpoint's model was initialised with --init-scale %g)",
             (double)c->init_scale);
@@ -311,7 +373,10 @@ static _Noreturn void die_train(const lstm_train_error *e, const opts_t *o, cons
     char what[96];
     int rc = e->rc;
     switch (e->at) {
-    case LSTM_TRAIN_AT_CONFIG: tool_die(2, "invalid model configuration");
+    case LSTM_TRAIN_AT_CONFIG:
+        if (o->c.model.softmax == LSTM_SOFTMAX_ADAPTIVE)
+            tool_die(2, "--cutoffs %s: every cutoff must be below the vocabulary size, %ld ids in %s", o->cutoffs, e->a, tname);
+        tool_die(2, "invalid model configuration");
     case LSTM_TRAIN_AT_MODEL_SIZE:
         die_too_big(e, "the model's parameters, gradients and optimizer state", "lower --hidden, --emb or --layers");
     case LSTM_TRAIN_AT_MODEL: tool_die(1, "model: %s", lstm_strerror(rc));
@@ -726,13 +791,15 @@ int main(int argc, char **argv)
 
     lstm_train_info in;
     lstm_trainer_info(t, &in);
+    char sm[96];
     if (!o.quiet)
         fprintf(stderr,
-                PROG ": %s: %llu windows of %d (%s%s), vocabulary %d; %s %dx%d emb %d%s dropout %g, %zu parameters; "
+                PROG ": %s: %llu windows of %d (%s%s), vocabulary %d; %s %dx%d emb %d%s%s dropout %g, %zu parameters; "
                 "%s lr %g, batch %d%s\n",
                 tname, (unsigned long long)in.windows, in.T, in.K == 1 ? "last-token" : "next-token",
                 in.streaming ? ", streamed" : "", in.V, lstm_cell_name(c->model.cell), c->model.L, c->model.H,
-                c->model.E, c->model.tie ? " tied" : "", (double)c->model.dropout, in.weights, optim_name(c->optim),
+                c->model.E, c->model.tie ? " tied" : "", softmax_desc(&c->model, sm, sizeof sm), (double)c->model.dropout,
+                in.weights, optim_name(c->optim),
                 c->lr, in.B, in.valid_windows ? "" : ", no validation data");
     if (!o.quiet && in.ranks > 1)
         fprintf(stderr, PROG ": %d ranks (%s), %d threads each: rank r trains lanes r, r+%d, ... (%d on rank 0); "
