@@ -46,6 +46,35 @@ def rel(c, t):
     return diff / scale if scale > 0 else diff
 
 
+class CIFG(torch.nn.Module):
+    """The coupled input-forget gate LSTM (no torch module has it): gates f, g, o stacked in w_ih /
+    w_hh like torch.nn.LSTM's, i = 1 - f; c' = f c + (1 - f) g, h' = o tanh(c'); batch_first."""
+
+    def __init__(self, E, H, L):
+        super().__init__()
+        self.H, self.L = H, L
+        for k in range(L):
+            In = E if k == 0 else H
+            setattr(self, f"weight_ih_l{k}", torch.nn.Parameter(torch.empty(3 * H, In)))
+            setattr(self, f"weight_hh_l{k}", torch.nn.Parameter(torch.empty(3 * H, H)))
+            setattr(self, f"bias_ih_l{k}", torch.nn.Parameter(torch.empty(3 * H)))
+            setattr(self, f"bias_hh_l{k}", torch.nn.Parameter(torch.empty(3 * H)))
+
+    def forward(self, x, state):
+        h0, c0 = state
+        for k in range(self.L):
+            h, c, outs = h0[k], c0[k], []
+            for t in range(x.shape[1]):
+                z = (x[:, t] @ getattr(self, f"weight_ih_l{k}").T + getattr(self, f"bias_ih_l{k}")
+                     + h @ getattr(self, f"weight_hh_l{k}").T + getattr(self, f"bias_hh_l{k}"))
+                f, g, o = torch.sigmoid(z[:, :self.H]), torch.tanh(z[:, self.H:2 * self.H]), torch.sigmoid(z[:, 2 * self.H:])
+                c = f * c + (1 - f) * g
+                h = o * torch.tanh(c)
+                outs.append(h)
+            x = torch.stack(outs, 1)
+        return x, None
+
+
 def check_case(d):
     info, tensors = read_manifest(os.path.join(d, "manifest.txt"))
     V, E, H, L, B, T = (int(info[k]) for k in ("V", "E", "H", "L", "B", "T"))
@@ -58,9 +87,12 @@ def check_case(d):
 
     torch.manual_seed(0)
     emb = torch.nn.Embedding(V, E).double()
-    rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
-    kw = {"nonlinearity": "tanh"} if cell == "rnn" else {}
-    rnn = rnn_cls(E, H, num_layers=L, batch_first=True, **kw).double()
+    if cell == "cifg":
+        rnn = CIFG(E, H, L).double()
+    else:
+        rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+        kw = {"nonlinearity": "tanh"} if cell == "rnn" else {}
+        rnn = rnn_cls(E, H, num_layers=L, batch_first=True, **kw).double()
     named = {"emb": emb.weight}
     if adaptive:
         cutoffs = [int(x) for x in info["cutoffs"].split(",")]
@@ -92,7 +124,7 @@ def check_case(d):
     targets = load(d, "targets.u32", (B, T), "<u4")
     h0 = load(d, "h0.f32", (L, B, H)).requires_grad_(True)
     c0 = load(d, "c0.f32", (L, B, H)).requires_grad_(True)
-    out, _ = rnn(emb(inputs), (h0, c0) if cell == "lstm" else h0)
+    out, _ = rnn(emb(inputs), (h0, c0) if cell in ("lstm", "cifg") else h0)
     if adaptive:
         # PAD (0) targets are masked: the loss is over the others; log_prob gives the full distribution
         flat, tflat = out.reshape(-1, H), targets.reshape(-1)
@@ -124,7 +156,7 @@ def check_case(d):
     for n, p in named.items():
         worst = max(worst, cmp(f"grad {n}", G[n], p.grad))
     worst = max(worst, cmp("grad h0", load(d, "dh0.f32", (L, B, H)), h0.grad))
-    if cell == "lstm":
+    if cell in ("lstm", "cifg"):
         worst = max(worst, cmp("grad c0", load(d, "dc0.f32", (L, B, H)), c0.grad))
 
     # Optimizer rules, on the C gradients.

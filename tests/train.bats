@@ -422,6 +422,25 @@ PY
     done
 }
 
+@test "cifg: learns the cyc language with a quarter fewer recurrent weights; eval, sample and inspect read it" {
+    "$TRAIN" -q $SMALL --cell cifg --epochs 3 --lr 0.01 --dropout 0 -o cifg.ckpt --log cifg.tsv "$T/cyc.win"
+    awk -F'\t' '$1 == "epoch" { l[++n] = $7 } END { exit !(n == 3 && l[3] < 0.6 * l[1]) }' cifg.tsv
+    run "$DUMP" cifg.ckpt
+    assert_output --partial 'cell=cifg'
+    assert_output --regexp $'\n  l0\.w_ih +f32 \(48x16\)'
+    assert_output --regexp $'\n  l1\.w_hh +f32 \(48x16\)'
+    # w3 follows w2 in the cyc language: the model has learned it
+    run --separate-stderr "$LSTM_BIN/lstm-sample" -m cifg.ckpt --suggest 1 "w0 w1 w2 "
+    assert_success
+    assert_output --regexp $'^w3\t'
+    run --separate-stderr "$LSTM_BIN/lstm-eval" -m cifg.ckpt "$T/cyc.win"
+    assert_success
+    assert_output --regexp '^perplexity [0-9.]+ '
+    run --separate-stderr "$LSTM_BIN/lstm-inspect" gates -m cifg.ckpt --tsv "w3 w4 w5"
+    assert_success
+    assert_line --index 0 $'pos\ttoken\tl0.forget\tl0.out\tl1.forget\tl1.out'
+}
+
 @test "the per-epoch line has train and valid loss and ppl, lr, tok/s and the elapsed time" {
     run --separate-stderr "$TRAIN" $SMALL --epochs 2 "$T/cyc.win"
     assert_success

@@ -12,13 +12,14 @@ const char *lstm_cell_name(int cell)
     case LSTM_CELL_LSTM: return "lstm";
     case LSTM_CELL_GRU: return "gru";
     case LSTM_CELL_RNN: return "rnn";
+    case LSTM_CELL_CIFG: return "cifg";
     }
     return "?";
 }
 
 int lstm_cell_from_name(const char *name)
 {
-    for (int c = 0; c < 3; c++)
+    for (int c = 0; c < LSTM_N_CELLS; c++)
         if (strcmp(name, lstm_cell_name(c)) == 0) return c;
     return -1;
 }

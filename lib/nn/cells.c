@@ -15,9 +15,12 @@ int lstm_cell_gates(int cell)
     case LSTM_CELL_LSTM: return 4;
     case LSTM_CELL_GRU: return 3;
     case LSTM_CELL_RNN: return 1;
+    case LSTM_CELL_CIFG: return 3;
     }
     return 0;
 }
+
+int lstm_cell_has_c(int cell) { return cell == LSTM_CELL_LSTM || cell == LSTM_CELL_CIFG; }
 
 /* ---------------------------------------------------------------------------------------------------
  * Fused pointwise steps, shared by the training forward and the inference step. */
@@ -33,6 +36,20 @@ static void lstm_point(float *g, float *c, float *tc, float *h, const float *c_p
     for (int j = 0; j < H; j++) c[j] = g[H + j] * c_prev[j] + g[j] * g[2 * H + j];
     lstm_vtanh(tc, c, (size_t)H);
     for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * tc[j];
+}
+
+/* g (3H): W_ih x + W_hh h on entry, activated f,g,o on exit (the input gate is 1 - f). c_prev may
+ * equal c. */
+static void cifg_point(float *g, float *c, float *tc, float *h, const float *c_prev, const float *b_ih,
+                       const float *b_hh, int H)
+{
+    for (int j = 0; j < 3 * H; j++) g[j] += b_ih[j] + b_hh[j];
+    lstm_vsigmoid(g, g, (size_t)H);
+    lstm_vtanh(g + H, g + H, (size_t)H);
+    lstm_vsigmoid(g + 2 * H, g + 2 * H, (size_t)H);
+    for (int j = 0; j < H; j++) c[j] = g[j] * c_prev[j] + (1.0f - g[j]) * g[H + j];
+    lstm_vtanh(tc, c, (size_t)H);
+    for (int j = 0; j < H; j++) h[j] = g[2 * H + j] * tc[j];
 }
 
 /* g (3H): W_ih x on entry, activated r,z,n on exit; hg (3H): W_hh h; hn (H) receives W_hn h + b_hn (may
@@ -75,6 +92,9 @@ void lstm_cell_step(int cell, float *h, float *c, float *xg, float *hg, const fl
         if (cell == LSTM_CELL_LSTM) {
             float *cb = c + (size_t)b * H;
             lstm_point(g, cb, hgb /* tanh(c) scratch */, hb, cb, b_ih, b_hh, H);
+        } else if (cell == LSTM_CELL_CIFG) {
+            float *cb = c + (size_t)b * H;
+            cifg_point(g, cb, hgb /* tanh(c) scratch */, hb, cb, b_ih, b_hh, H);
         } else {
             rnn_point(g, hb, b_ih, b_hh, H);
         }
@@ -124,6 +144,9 @@ void lstm_cell_forward(int cell, lstm_layer_acts *a, const float *x, const lstm_
             if (cell == LSTM_CELL_LSTM)
                 lstm_point(gt + b * GH, a->c + (t + 1) * BH + b * H, a->tc + t * BH + b * H, hc + b * H,
                            a->c + t * BH + b * H, w->b_ih, w->b_hh, H);
+            else if (cell == LSTM_CELL_CIFG)
+                cifg_point(gt + b * GH, a->c + (t + 1) * BH + b * H, a->tc + t * BH + b * H, hc + b * H,
+                           a->c + t * BH + b * H, w->b_ih, w->b_hh, H);
             else
                 rnn_point(gt + b * GH, hc + b * H, w->b_ih, w->b_hh, H);
         }
@@ -144,7 +167,7 @@ void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float 
     size_t BH = (size_t)B * H, BG = (size_t)B * GH;
     float *dhg = cell == LSTM_CELL_GRU ? s->dhg : s->dxg;
     memset(s->dh, 0, BH * sizeof(float));
-    if (cell == LSTM_CELL_LSTM) memset(s->dc, 0, BH * sizeof(float));
+    if (lstm_cell_has_c(cell)) memset(s->dc, 0, BH * sizeof(float));
     const float *wp = s->wpack && T > 1 ? s->wpack : NULL; /* W_hh packed once for the steps */
     if (wp) lstm_gemm_pack_b(0, H, GH, w->w_hh, H, s->wpack);
     for (int t = T - 1; t >= 0; t--) {
@@ -164,6 +187,18 @@ void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float 
                     d[H + j] = dc * cp[j] * f * (1.0f - f);
                     d[2 * H + j] = dc * i * (1.0f - gg * gg);
                     d[3 * H + j] = dh * tcv * o * (1.0f - o);
+                    dcn[j] = dc * f;
+                }
+            } else if (cell == LSTM_CELL_CIFG) {
+                const float *tc = a->tc + t * BH + b * H, *cp = a->c + t * BH + b * H;
+                float *dcn = s->dc + b * H;
+                for (int j = 0; j < H; j++) {
+                    float f = gb[j], gg = gb[H + j], o = gb[2 * H + j], tcv = tc[j];
+                    float dh = dhb[j] + dn[j];
+                    float dc = dcn[j] + dh * o * (1.0f - tcv * tcv);
+                    d[j] = dc * (cp[j] - gg) * f * (1.0f - f);
+                    d[H + j] = dc * (1.0f - f) * (1.0f - gg * gg);
+                    d[2 * H + j] = dh * tcv * o * (1.0f - o);
                     dcn[j] = dc * f;
                 }
             } else if (cell == LSTM_CELL_GRU) {
@@ -190,7 +225,7 @@ void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float 
     }
     if (dh0)
         for (size_t k = 0; k < BH; k++) dh0[k] += s->dh[k];
-    if (dc0 && cell == LSTM_CELL_LSTM)
+    if (dc0 && lstm_cell_has_c(cell))
         for (size_t k = 0; k < BH; k++) dc0[k] += s->dc[k];
     int N = T * B;
     lstm_gemm(1, 0, GH, In, N, 1.0f, s->dxg, GH, x, In, 1.0f, g->w_ih, In);
@@ -291,6 +326,14 @@ void lstm_cell_forward_ref(int cell, lstm_layer_acts *a, const float *x, const l
                     a->c[(r + B) * H + j] = c;
                     a->tc[r * H + j] = tanhf(c);
                     h[j] = o * tanhf(c);
+                } else if (cell == LSTM_CELL_CIFG) {
+                    float f = sigm_ref(PX(j) + PH(j)), gg = tanhf(PX(H + j) + PH(H + j));
+                    float o = sigm_ref(PX(2 * H + j) + PH(2 * H + j));
+                    float c = f * a->c[r * H + j] + (1.0f - f) * gg;
+                    g[j] = f, g[H + j] = gg, g[2 * H + j] = o;
+                    a->c[(r + B) * H + j] = c;
+                    a->tc[r * H + j] = tanhf(c);
+                    h[j] = o * tanhf(c);
                 } else if (cell == LSTM_CELL_GRU) {
                     float rr = sigm_ref(PX(j) + PH(j)), z = sigm_ref(PX(H + j) + PH(H + j));
                     float hn = PH(2 * H + j);
@@ -315,7 +358,7 @@ void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx, float *dh0, fl
     int GH = lstm_cell_gates(cell) * H;
     float *dhg = cell == LSTM_CELL_GRU ? s->dhg : s->dxg;
     memset(s->dh, 0, (size_t)B * H * sizeof(float));
-    if (cell == LSTM_CELL_LSTM) memset(s->dc, 0, (size_t)B * H * sizeof(float));
+    if (lstm_cell_has_c(cell)) memset(s->dc, 0, (size_t)B * H * sizeof(float));
     for (int t = T - 1; t >= 0; t--)
         for (int b = 0; b < B; b++) {
             size_t r = (size_t)t * B + b;
@@ -331,6 +374,15 @@ void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx, float *dh0, fl
                     d[H + j] = dc * a->c[r * H + j] * f * (1.0f - f);
                     d[2 * H + j] = dc * i * (1.0f - gg * gg);
                     d[3 * H + j] = dh * tc * o * (1.0f - o);
+                    s->dc[(size_t)b * H + j] = dc * f;
+                    dn[j] = 0.0f;
+                } else if (cell == LSTM_CELL_CIFG) {
+                    float f = gr[j], gg = gr[H + j], o = gr[2 * H + j];
+                    float c = a->c[(r + B) * H + j], tc = tanhf(c);
+                    float dc = s->dc[(size_t)b * H + j] + dh * o * (1.0f - tc * tc);
+                    d[j] = dc * (a->c[r * H + j] - gg) * f * (1.0f - f);
+                    d[H + j] = dc * (1.0f - f) * (1.0f - gg * gg);
+                    d[2 * H + j] = dh * tc * o * (1.0f - o);
                     s->dc[(size_t)b * H + j] = dc * f;
                     dn[j] = 0.0f;
                 } else if (cell == LSTM_CELL_GRU) {
@@ -367,7 +419,7 @@ void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx, float *dh0, fl
         }
     for (int k = 0; k < B * H; k++) {
         if (dh0) dh0[k] += s->dh[k];
-        if (dc0 && cell == LSTM_CELL_LSTM) dc0[k] += s->dc[k];
+        if (dc0 && lstm_cell_has_c(cell)) dc0[k] += s->dc[k];
     }
 }
 

@@ -11,16 +11,21 @@
  *   LSTM (G=4, order i,f,g,o): c' = f*c + i*g, h' = o*tanh(c')
  *   GRU  (G=3, order r,z,n):   n = tanh(W_in x + b_in + r*(W_hn h + b_hn)), h' = (1-z)*n + z*h
  *   RNN  (G=1):                h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+ *   CIFG (G=3, order f,g,o):   the LSTM with its input gate coupled to the forget gate, i = 1 - f:
+ *                              c' = f*c + (1-f)*g, h' = o*tanh(c') (Greff et al. 2017; a quarter smaller)
  * Kernels never allocate and never fail: the caller checks sizes. */
 #ifndef LSTM_CELLS_H
 #define LSTM_CELLS_H
 #include <stddef.h>
 #include <stdint.h>
 
-enum { LSTM_CELL_LSTM = 0, LSTM_CELL_GRU = 1, LSTM_CELL_RNN = 2 };
+enum { LSTM_CELL_LSTM = 0, LSTM_CELL_GRU = 1, LSTM_CELL_RNN = 2, LSTM_CELL_CIFG = 3 };
+#define LSTM_N_CELLS 4
 
-/* Gates per cell type (4, 3, 1), 0 for an unknown type. */
+/* Gates per cell type (4, 3, 1, 3), 0 for an unknown type. */
 int lstm_cell_gates(int cell);
+/* 1 for the cells with a cell state c (LSTM, CIFG). */
+int lstm_cell_has_c(int cell);
 
 /* Weights of one layer (read-only) and the matching gradient accumulators. */
 typedef struct {
@@ -40,10 +45,10 @@ typedef struct {
 /* What one layer's forward saves for its backward (all time-major). The caller fills slot 0 of h (and
  * of c for LSTM) with the initial state before the forward; the final state is slot T afterwards. */
 typedef struct {
-    float *gates; /* (T,B,G*H) activated gates (LSTM i,f,g,o; GRU r,z,n; RNN unused) */
+    float *gates; /* (T,B,G*H) activated gates (LSTM i,f,g,o; GRU r,z,n; CIFG f,g,o; RNN unused) */
     float *h;     /* (T+1,B,H) */
-    float *c;     /* (T+1,B,H) LSTM only */
-    float *tc;    /* (T,B,H)   tanh(c), LSTM only */
+    float *c;     /* (T+1,B,H) LSTM and CIFG only */
+    float *tc;    /* (T,B,H)   tanh(c), LSTM and CIFG only */
     float *hn;    /* (T,B,H)   W_hn h + b_hn, GRU only */
     float *hg;    /* (B,G*H)   per-step scratch, GRU only */
     float *wpack; /* W_hh^T packed for the per-step GEMMs (lstm_gemm_pack_b; may be shared by the layers

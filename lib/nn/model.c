@@ -161,10 +161,11 @@ void lstm_model_init_params(lstm_model *m, lstm_rng *rng)
         }
         for (size_t k = 0; k < t->size; k++) p[k] = (2.0f * lstm_rng_uniform(rng) - 1.0f) * c->init_scale;
     }
-    if (c->cell == LSTM_CELL_LSTM)
+    if (lstm_cell_has_c(c->cell)) /* the f gate: block 1 of the LSTM's i,f,g,o, block 0 of CIFG's f,g,o */
         for (int l = 0; l < c->L; l++) {
             float *b_ih = m->params + m->tensors[1 + 4 * l + 2].offset;
-            for (int j = c->H; j < 2 * c->H; j++) b_ih[j] = c->forget_bias;
+            int f0 = c->cell == LSTM_CELL_LSTM ? c->H : 0;
+            for (int j = f0; j < f0 + c->H; j++) b_ih[j] = c->forget_bias;
         }
 }
 
@@ -321,7 +322,7 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
         if (l > 0) a->xin[l] = take(base, &cur, N * H);
         la->gates = take(base, &cur, N * GH);
         la->h = take(base, &cur, (N + B) * H);
-        if (c->cell == LSTM_CELL_LSTM) {
+        if (lstm_cell_has_c(c->cell)) {
             la->c = take(base, &cur, (N + B) * H);
             la->tc = take(base, &cur, N * H);
         }
@@ -508,13 +509,13 @@ int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32
         lstm_layer_w w;
         layer_w(m, P, l, &w);
         memcpy(la->h, st->h + l * BH, BH * sizeof(float));
-        if (c->cell == LSTM_CELL_LSTM) memcpy(la->c, st->c + l * BH, BH * sizeof(float));
+        if (lstm_cell_has_c(c->cell)) memcpy(la->c, st->c + l * BH, BH * sizeof(float));
         if (m->reference)
             lstm_cell_forward_ref(c->cell, la, a->xin[l], &w, B, T, In, H);
         else
             lstm_cell_forward(c->cell, la, a->xin[l], &w, B, T, In, H);
         memcpy(st->h + l * BH, la->h + N * H, BH * sizeof(float));
-        if (c->cell == LSTM_CELL_LSTM) memcpy(st->c + l * BH, la->c + N * H, BH * sizeof(float));
+        if (lstm_cell_has_c(c->cell)) memcpy(st->c + l * BH, la->c + N * H, BH * sizeof(float));
     }
     copy_masked(a->out_in, a->layer[L - 1].h + BH, drop ? a->mask_out : NULL, N * H);
     double nll = 0.0;

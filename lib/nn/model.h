@@ -8,7 +8,7 @@
  * and stay zero. Tensors in order:
  *   "emb"      (V,E)        embedding; also the output weight when tied
  *   "l<k>.w_ih" (G*H, In)   layer k input weights, In = E for k = 0, else H; PyTorch gate order
- *   "l<k>.w_hh" (G*H, H)    (LSTM i,f,g,o, G=4; GRU r,z,n, G=3; RNN G=1)
+ *   "l<k>.w_hh" (G*H, H)    (LSTM i,f,g,o, G=4; GRU r,z,n, G=3; RNN G=1; CIFG f,g,o, G=3)
  *   "l<k>.b_ih" (G*H)
  *   "l<k>.b_hh" (G*H)
  *   "out.w"    (V,H)        absent when tied
@@ -43,7 +43,7 @@
 enum { LSTM_SOFTMAX_FULL = 0, LSTM_SOFTMAX_ADAPTIVE = 1 };
 
 typedef struct {
-    int cell;          /* LSTM_CELL_LSTM, LSTM_CELL_GRU, LSTM_CELL_RNN */
+    int cell;          /* LSTM_CELL_LSTM, LSTM_CELL_GRU, LSTM_CELL_RNN, LSTM_CELL_CIFG */
     int V, E, H, L;    /* vocabulary, embedding width, hidden width, layers (1..LSTM_MAX_LAYERS) */
     int tie;           /* output weight = embedding (requires E == H) */
     float dropout;     /* drop probability in [0, 1) on embeddings, between layers, before the output */

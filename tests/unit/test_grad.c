@@ -1,5 +1,5 @@
 /* test_grad.c: finite-difference check of the analytic gradient of EVERY parameter entry and of the
- * initial state (h0, c0), for LSTM / GRU / RNN, 2 layers, tied and untied, with fixed dropout masks
+ * initial state (h0, c0), for LSTM / GRU / RNN / CIFG, 2 layers, tied and untied, with fixed dropout masks
  * (p > 0) and PAD targets masked, through both the fast and the reference kernels; and the adaptive
  * softmax's head, projections and cluster weights (LSTM and GRU, untied).
  *
@@ -201,7 +201,7 @@ static void grad_check(int cell, int tie, int reference, int softmax)
     if (!g) abort();
     memcpy(g, m.grads, m.n_params * sizeof(float));
     char what[96];
-    static const char *cells[] = {"lstm", "gru", "rnn"};
+    static const char *cells[] = {"lstm", "gru", "rnn", "cifg"};
     for (int i = 0; i < m.n_tensors; i++) {
         const lstm_tensor_info *t = lstm_model_tensor(&m, i);
         snprintf(what, sizeof what, "%s%s tie=%d ref=%d %s", cells[cell], softmax ? "+adaptive" : "", tie, reference,
@@ -210,7 +210,7 @@ static void grad_check(int cell, int tie, int reference, int softmax)
     }
     snprintf(what, sizeof what, "%s tie=%d ref=%d h0", cells[cell], tie, reference);
     check_tensor(&c, what, s0.h, ds.h, ns);
-    if (cell == LSTM_CELL_LSTM) {
+    if (lstm_cell_has_c(cell)) {
         snprintf(what, sizeof what, "%s tie=%d ref=%d c0", cells[cell], tie, reference);
         check_tensor(&c, what, s0.c, ds.c, ns);
     }
@@ -224,7 +224,7 @@ int main(int argc, char **argv)
 {
     lstm_set_threads(1);
     lstm_rng_seed(&R, argc > 1 ? strtoull(argv[1], NULL, 10) : 2024); /* another seed: another draw */
-    for (int cell = 0; cell < 3; cell++)
+    for (int cell = 0; cell < LSTM_N_CELLS; cell++)
         for (int tie = 0; tie < 2; tie++)
             for (int ref = 0; ref < 2; ref++) grad_check(cell, tie, ref, LSTM_SOFTMAX_FULL);
     /* the adaptive softmax: head, projections and cluster outputs, on LSTM and GRU layers */

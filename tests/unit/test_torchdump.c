@@ -1,6 +1,6 @@
 /* test_torchdump.c: the C half of the PyTorch cross-check. With no argument it runs every case in memory
  * and checks it is sane (so `make unit` exercises it); with a directory argument it also writes, per
- * case (lstm/gru/rnn x tied/untied), the weights, inputs, initial state, logits, loss, every gradient,
+ * case (lstm/gru/rnn/cifg x tied/untied), the weights, inputs, initial state, logits, loss, every gradient,
  * the initial-state gradient, and the parameters after one SGD step and after two Adam and two AdamW
  * steps, as raw little-endian float32 / uint32 files plus a text manifest that
  * tests/torch_crosscheck.py reads. Two more cases (lstm_adaptive, gru_adaptive) replace the output layer
@@ -21,7 +21,7 @@
 #define LR_ADAM 0.01f
 #define WD_ADAMW 0.1
 
-static const char *cell_names[] = {"lstm", "gru", "rnn"};
+static const char *cell_names[] = {"lstm", "gru", "rnn", "cifg"};
 
 /* The files are little-endian by contract; this build only targets little-endian hosts. */
 static int write_raw(const char *dir, const char *name, const void *data, size_t bytes)
@@ -83,7 +83,7 @@ static void run_case(const char *root, int cell, int tie, int softmax)
     size_t ns = (size_t)cfg.L * B * cfg.H;
     for (size_t k = 0; k < ns; k++) {
         st.h[k] = s0.h[k] = 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
-        st.c[k] = s0.c[k] = cell == LSTM_CELL_LSTM ? 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f) : 0.0f;
+        st.c[k] = s0.c[k] = lstm_cell_has_c(cell) ? 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f) : 0.0f;
     }
     uint32_t in[15], tg[15];
     for (int k = 0; k < B * T; k++) {
@@ -209,7 +209,7 @@ int main(int argc, char **argv)
         return 1;
     }
     lstm_set_threads(1);
-    for (int cell = 0; cell < 3; cell++)
+    for (int cell = 0; cell < LSTM_N_CELLS; cell++)
         for (int tie = 0; tie < 2; tie++) run_case(root, cell, tie, LSTM_SOFTMAX_FULL);
     /* the adaptive softmax (PyTorch's nn.AdaptiveLogSoftmaxWithLoss): logits.f32 holds log-probabilities */
     for (int cell = 0; cell < 2; cell++) run_case(root, cell, 0, LSTM_SOFTMAX_ADAPTIVE);

@@ -91,12 +91,14 @@ static int cmd_gates(lstm_lm *lm, const char *speaker, const char *text, int tsv
     long cnt;
     int rc = lstm_model_forward(&mm, &a, &st, ids.v, NULL, 1, T, 0, &loss, &cnt);
     if (rc) die(1, lstm_strerror(rc), "forward");
-    /* LSTM blocks i, f, g, o: report i, f, o. GRU blocks r, z, n: report r, z. */
-    static const char *lstm_names[] = {"in", "forget", "out"}, *gru_names[] = {"reset", "update"};
-    static const int lstm_blk[] = {0, 1, 3}, gru_blk[] = {0, 1};
+    /* LSTM blocks i, f, g, o: report i, f, o. GRU blocks r, z, n: report r, z. CIFG blocks f, g, o
+     * (i = 1 - f): report f, o. */
+    static const char *lstm_names[] = {"in", "forget", "out"}, *gru_names[] = {"reset", "update"},
+                      *cifg_names[] = {"forget", "out"};
+    static const int lstm_blk[] = {0, 1, 3}, gru_blk[] = {0, 1}, cifg_blk[] = {0, 2};
     int ng = cell == LSTM_CELL_LSTM ? 3 : 2;
-    const char **names = cell == LSTM_CELL_LSTM ? lstm_names : gru_names;
-    const int *blk = cell == LSTM_CELL_LSTM ? lstm_blk : gru_blk;
+    const char **names = cell == LSTM_CELL_LSTM ? lstm_names : cell == LSTM_CELL_CIFG ? cifg_names : gru_names;
+    const int *blk = cell == LSTM_CELL_LSTM ? lstm_blk : cell == LSTM_CELL_CIFG ? cifg_blk : gru_blk;
     int G = m->G;
     if (tsv) {
         printf("pos\ttoken");
