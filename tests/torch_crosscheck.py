@@ -46,29 +46,44 @@ def rel(c, t):
     return diff / scale if scale > 0 else diff
 
 
-class CIFG(torch.nn.Module):
-    """The coupled input-forget gate LSTM (no torch module has it): gates f, g, o stacked in w_ih /
-    w_hh like torch.nn.LSTM's, i = 1 - f; c' = f c + (1 - f) g, h' = o tanh(c'); batch_first."""
+class ManualLSTM(torch.nn.Module):
+    """The LSTM variants no torch module has, written out step by step (batch_first), weights stacked in
+    w_ih / w_hh like torch.nn.LSTM's:
+    cifg: gates f, g, o, i = 1 - f; c' = f c + (1 - f) g, h' = o tanh(c');
+    peephole: gates i, f, g, o with peep_l<k> = (p_i, p_f, p_o): i = sig(.. + p_i c), f = sig(.. + p_f c),
+    c' = f c + i g, o = sig(.. + p_o c'), h' = o tanh(c')."""
 
-    def __init__(self, E, H, L):
+    def __init__(self, kind, E, H, L):
         super().__init__()
-        self.H, self.L = H, L
+        self.kind, self.H, self.L = kind, H, L
+        G = 3 if kind == "cifg" else 4
         for k in range(L):
             In = E if k == 0 else H
-            setattr(self, f"weight_ih_l{k}", torch.nn.Parameter(torch.empty(3 * H, In)))
-            setattr(self, f"weight_hh_l{k}", torch.nn.Parameter(torch.empty(3 * H, H)))
-            setattr(self, f"bias_ih_l{k}", torch.nn.Parameter(torch.empty(3 * H)))
-            setattr(self, f"bias_hh_l{k}", torch.nn.Parameter(torch.empty(3 * H)))
+            setattr(self, f"weight_ih_l{k}", torch.nn.Parameter(torch.empty(G * H, In)))
+            setattr(self, f"weight_hh_l{k}", torch.nn.Parameter(torch.empty(G * H, H)))
+            setattr(self, f"bias_ih_l{k}", torch.nn.Parameter(torch.empty(G * H)))
+            setattr(self, f"bias_hh_l{k}", torch.nn.Parameter(torch.empty(G * H)))
+            if kind == "peephole":
+                setattr(self, f"peep_l{k}", torch.nn.Parameter(torch.empty(3 * H)))
 
     def forward(self, x, state):
         h0, c0 = state
+        H = self.H
         for k in range(self.L):
             h, c, outs = h0[k], c0[k], []
             for t in range(x.shape[1]):
                 z = (x[:, t] @ getattr(self, f"weight_ih_l{k}").T + getattr(self, f"bias_ih_l{k}")
                      + h @ getattr(self, f"weight_hh_l{k}").T + getattr(self, f"bias_hh_l{k}"))
-                f, g, o = torch.sigmoid(z[:, :self.H]), torch.tanh(z[:, self.H:2 * self.H]), torch.sigmoid(z[:, 2 * self.H:])
-                c = f * c + (1 - f) * g
+                if self.kind == "cifg":
+                    f, g, o = torch.sigmoid(z[:, :H]), torch.tanh(z[:, H:2 * H]), torch.sigmoid(z[:, 2 * H:])
+                    c = f * c + (1 - f) * g
+                else:
+                    p = getattr(self, f"peep_l{k}")
+                    i = torch.sigmoid(z[:, :H] + p[:H] * c)
+                    f = torch.sigmoid(z[:, H:2 * H] + p[H:2 * H] * c)
+                    g = torch.tanh(z[:, 2 * H:3 * H])
+                    c = f * c + i * g
+                    o = torch.sigmoid(z[:, 3 * H:] + p[2 * H:] * c)
                 h = o * torch.tanh(c)
                 outs.append(h)
             x = torch.stack(outs, 1)
@@ -87,8 +102,9 @@ def check_case(d):
 
     torch.manual_seed(0)
     emb = torch.nn.Embedding(V, E).double()
-    if cell == "cifg":
-        rnn = CIFG(E, H, L).double()
+    peephole = info.get("peephole") == "1"
+    if cell == "cifg" or peephole:
+        rnn = ManualLSTM("cifg" if cell == "cifg" else "peephole", E, H, L).double()
     else:
         rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
         kw = {"nonlinearity": "tanh"} if cell == "rnn" else {}
@@ -108,6 +124,8 @@ def check_case(d):
         named[f"l{k}.w_hh"] = getattr(rnn, f"weight_hh_l{k}")
         named[f"l{k}.b_ih"] = getattr(rnn, f"bias_ih_l{k}")
         named[f"l{k}.b_hh"] = getattr(rnn, f"bias_hh_l{k}")
+        if peephole:
+            named[f"l{k}.peep"] = getattr(rnn, f"peep_l{k}")
     if adaptive:
         pass
     elif tie:

@@ -441,6 +441,34 @@ PY
     assert_line --index 0 $'pos\ttoken\tl0.forget\tl0.out\tl1.forget\tl1.out'
 }
 
+@test "--peephole: learns the cyc language; the peepholes are saved, resumed, exported and read back" {
+    "$TRAIN" -q $SMALL --peephole --epochs 3 --lr 0.01 --dropout 0 -o peep.ckpt --log peep.tsv "$T/cyc.win"
+    awk -F'\t' '$1 == "epoch" { l[++n] = $7 } END { exit !(n == 3 && l[3] < 0.6 * l[1]) }' peep.tsv
+    run "$DUMP" peep.ckpt
+    assert_output --partial 'peephole=1'
+    assert_output --regexp $'\n  l0\.peep +f32 \(48\)'
+    assert_output --regexp $'\n  l1\.peep +f32 \(48\)'
+    run --separate-stderr "$LSTM_BIN/lstm-sample" -m peep.ckpt --suggest 1 "w0 w1 w2 "
+    assert_output --regexp $'^w3\t'
+    # an export with every matrix quantized keeps the peepholes (fp32) beside the layers it maps
+    "$LSTM_BIN/lstm-export" -q -m peep.ckpt -o peep.lstm --quantize int8 --quantize-recurrent
+    a=$("$LSTM_BIN/lstm-eval" --json -m peep.ckpt "$T/cyc.win")
+    b=$("$LSTM_BIN/lstm-eval" --json -m peep.lstm "$T/cyc.win")
+    run python3 -c 'import json, sys; a, b = (json.loads(x) for x in sys.argv[1:]); assert abs(b["perplexity"] / a["perplexity"] - 1) < 0.01, (a, b)' "$a" "$b"
+    assert_success
+    run --separate-stderr "$TRAIN" -q --threads 1 --resume peep.ckpt --epochs 4 -o peep2.ckpt "$T/cyc.win"
+    assert_success
+    run "$DUMP" peep2.ckpt
+    assert_output --partial 'peephole=1'
+    run --separate-stderr "$TRAIN" -q $SMALL --epochs 1 -o plain.ckpt "$T/cyc.win"
+    run --separate-stderr "$TRAIN" -q --resume plain.ckpt --peephole -o x.ckpt "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --peephole cannot change when resuming (the checkpoint's model is lstm 2x16, emb 16, tied, without peepholes)"
+    run --separate-stderr "$TRAIN" --cell gru --peephole "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --peephole: only with --cell lstm (got --cell gru)"
+}
+
 @test "the per-epoch line has train and valid loss and ppl, lr, tok/s and the elapsed time" {
     run --separate-stderr "$TRAIN" $SMALL --epochs 2 "$T/cyc.win"
     assert_success

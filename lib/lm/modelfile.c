@@ -31,6 +31,10 @@ int lstm_model_config_format(const lstm_model_config *c, char *buf, size_t cap)
                      "init_scale=%.9g\n",
                      lstm_cell_name(c->cell), c->V, c->E, c->H, c->L, c->tie, c->dropout, c->forget_bias, c->init_scale);
     if (n < 0 || (size_t)n >= cap) return LSTM_E_TOOBIG;
+    if (c->peephole) {
+        int k = snprintf(buf + n, cap - (size_t)n, "peephole=1\n");
+        if (k < 0 || (size_t)(n += k) >= cap) return LSTM_E_TOOBIG;
+    }
     if (c->softmax == LSTM_SOFTMAX_ADAPTIVE) {
         /* only adaptive models carry the keys: a full-softmax config reads as before */
         int k = snprintf(buf + n, cap - (size_t)n, "softmax=adaptive\ncutoffs=");
@@ -70,6 +74,11 @@ int lstm_model_config_parse(lstm_model_config *c, const char *t, size_t len)
         kv_int(t, len, "layers", &c->L) || kv_int(t, len, "tie", &c->tie) || kv_float(t, len, "dropout", &c->dropout) ||
         kv_float(t, len, "forget_bias", &c->forget_bias) || kv_float(t, len, "init_scale", &c->init_scale))
         return LSTM_E_FORMAT;
+    /* keys written only when they differ from the default (older files have none of them) */
+    char pv[8];
+    int prc = lstm_kv_get(t, len, "peephole", pv, sizeof pv);
+    c->peephole = prc == LSTM_OK && strcmp(pv, "1") == 0;
+    if (prc == LSTM_OK ? !c->peephole && strcmp(pv, "0") != 0 : prc != LSTM_E_NOTFOUND) return LSTM_E_FORMAT;
     char sm[16];
     c->softmax = LSTM_SOFTMAX_FULL, c->n_cutoffs = 0, c->div = 4.0f;
     memset(c->cutoffs, 0, sizeof c->cutoffs);
@@ -283,11 +292,12 @@ static int open_quantized(lstm_modelfile *f, const lstm_model_config *c, char *b
         qi[nq++] = i;
     }
     if (lstm_model_init_view(&f->model, c, f->owned)) return LSTM_E_FORMAT;
-    /* the layout: emb, then w_ih, w_hh, b_ih, b_hh per layer, then out.w (untied) and out.b */
+    /* the layout: emb, then w_ih, w_hh, b_ih, b_hh (, peep) per layer, then out.w (untied) and out.b */
+    int per = lstm_layer_tensor(c, 1) - lstm_layer_tensor(c, 0), first_out = lstm_layer_tensor(c, c->L);
     for (int k = 0; k < nq; k++) {
         if (qi[k] == 0) f->model.qemb = q[k];
-        else if (qi[k] <= 4 * c->L && (qi[k] - 1) % 4 == 0) f->model.qw_ih[(qi[k] - 1) / 4] = q[k];
-        else if (qi[k] <= 4 * c->L && (qi[k] - 1) % 4 == 1) f->model.qw_hh[(qi[k] - 1) / 4] = q[k];
+        else if (qi[k] < first_out && (qi[k] - 1) % per == 0) f->model.qw_ih[(qi[k] - 1) / per] = q[k];
+        else if (qi[k] < first_out && (qi[k] - 1) % per == 1) f->model.qw_hh[(qi[k] - 1) / per] = q[k];
         else f->model.qout = q[k];
     }
     if (c->tie) f->model.qout = f->model.qemb;

@@ -245,6 +245,7 @@ int lstm_train_ckpt_apply(lstm_train_ckpt *c, const lstm_train_config *g, uint32
         {LSTM_TF_EMB, gm->E != m->E}, {LSTM_TF_TIE, gm->tie != m->tie}, {LSTM_TF_INIT, gm->init_scale != m->init_scale},
         {LSTM_TF_FB, gm->forget_bias != m->forget_bias}, {LSTM_TF_SEED, g->seed != o->seed},
         {LSTM_TF_OPTIM, g->optim != o->optim},
+        {LSTM_TF_PEEP, gm->peephole != m->peephole},
         {LSTM_TF_SOFTMAX, gm->softmax != m->softmax || gm->n_cutoffs != m->n_cutoffs || gm->div != m->div ||
                               memcmp(gm->cutoffs, m->cutoffs, sizeof m->cutoffs) != 0},
         /* these change what a step does: only at an epoch boundary */

@@ -61,7 +61,8 @@ enum {
     LSTM_TF_BATCH = 1u << 16, LSTM_TF_EPOCHS = 1u << 17, LSTM_TF_PATIENCE = 1u << 18, LSTM_TF_RESET = 1u << 19,
     LSTM_TF_SEED = 1u << 20, LSTM_TF_VALID_FRAC = 1u << 21,
     LSTM_TF_VALID = 1u << 22, /* other validation data (a file) given: valid_frac becomes 0 */
-    LSTM_TF_SOFTMAX = 1u << 23 /* --softmax, --cutoffs, --div */
+    LSTM_TF_SOFTMAX = 1u << 23, /* --softmax, --cutoffs, --div */
+    LSTM_TF_PEEP = 1u << 24
 };
 
 /* ---- progress, through the caller's callbacks ---- */

@@ -25,15 +25,23 @@ int lstm_cell_has_c(int cell) { return cell == LSTM_CELL_LSTM || cell == LSTM_CE
 /* ---------------------------------------------------------------------------------------------------
  * Fused pointwise steps, shared by the training forward and the inference step. */
 
-/* g (4H): W_ih x + W_hh h on entry, activated i,f,g,o on exit. c_prev may equal c. */
+/* g (4H): W_ih x + W_hh h on entry, activated i,f,g,o on exit. c_prev may equal c. peep (3H: p_i, p_f,
+ * p_o) or NULL: the peephole terms p_i*c_prev, p_f*c_prev and p_o*c join the i, f and o pre-activations. */
 static void lstm_point(float *g, float *c, float *tc, float *h, const float *c_prev, const float *b_ih,
-                       const float *b_hh, int H)
+                       const float *b_hh, const float *peep, int H)
 {
     for (int j = 0; j < 4 * H; j++) g[j] += b_ih[j] + b_hh[j];
+    if (peep)
+        for (int j = 0; j < H; j++) {
+            g[j] += peep[j] * c_prev[j];
+            g[H + j] += peep[H + j] * c_prev[j];
+        }
     lstm_vsigmoid(g, g, (size_t)2 * H);
     lstm_vtanh(g + 2 * H, g + 2 * H, (size_t)H);
-    lstm_vsigmoid(g + 3 * H, g + 3 * H, (size_t)H);
     for (int j = 0; j < H; j++) c[j] = g[H + j] * c_prev[j] + g[j] * g[2 * H + j];
+    if (peep)
+        for (int j = 0; j < H; j++) g[3 * H + j] += peep[2 * H + j] * c[j];
+    lstm_vsigmoid(g + 3 * H, g + 3 * H, (size_t)H);
     lstm_vtanh(tc, c, (size_t)H);
     for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * tc[j];
 }
@@ -79,7 +87,7 @@ static void rnn_point(float *g, float *h, const float *b_ih, const float *b_hh, 
 }
 
 void lstm_cell_step(int cell, float *h, float *c, float *xg, float *hg, const float *b_ih, const float *b_hh,
-                    int B, int H)
+                    const float *peep, int B, int H)
 {
     int GH = lstm_cell_gates(cell) * H;
     for (int b = 0; b < B; b++) {
@@ -91,7 +99,7 @@ void lstm_cell_step(int cell, float *h, float *c, float *xg, float *hg, const fl
         for (int j = 0; j < GH; j++) g[j] += hgb[j];
         if (cell == LSTM_CELL_LSTM) {
             float *cb = c + (size_t)b * H;
-            lstm_point(g, cb, hgb /* tanh(c) scratch */, hb, cb, b_ih, b_hh, H);
+            lstm_point(g, cb, hgb /* tanh(c) scratch */, hb, cb, b_ih, b_hh, peep, H);
         } else if (cell == LSTM_CELL_CIFG) {
             float *cb = c + (size_t)b * H;
             cifg_point(g, cb, hgb /* tanh(c) scratch */, hb, cb, b_ih, b_hh, H);
@@ -143,7 +151,7 @@ void lstm_cell_forward(int cell, lstm_layer_acts *a, const float *x, const lstm_
         for (int b = 0; b < B; b++) {
             if (cell == LSTM_CELL_LSTM)
                 lstm_point(gt + b * GH, a->c + (t + 1) * BH + b * H, a->tc + t * BH + b * H, hc + b * H,
-                           a->c + t * BH + b * H, w->b_ih, w->b_hh, H);
+                           a->c + t * BH + b * H, w->b_ih, w->b_hh, w->peep, H);
             else if (cell == LSTM_CELL_CIFG)
                 cifg_point(gt + b * GH, a->c + (t + 1) * BH + b * H, a->tc + t * BH + b * H, hc + b * H,
                            a->c + t * BH + b * H, w->b_ih, w->b_hh, H);
@@ -176,7 +184,26 @@ void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float 
         for (int b = 0; b < B; b++) {
             const float *gb = gt + b * GH, *dhb = dht + b * H;
             float *d = dxt + b * GH, *dn = s->dh + b * H;
-            if (cell == LSTM_CELL_LSTM) {
+            if (cell == LSTM_CELL_LSTM && w->peep) {
+                const float *tc = a->tc + t * BH + b * H, *cp = a->c + t * BH + b * H;
+                const float *cc = a->c + (t + 1) * BH + b * H, *p = w->peep;
+                float *dcn = s->dc + b * H;
+                for (int j = 0; j < H; j++) {
+                    float i = gb[j], f = gb[H + j], gg = gb[2 * H + j], o = gb[3 * H + j], tcv = tc[j];
+                    float dh = dhb[j] + dn[j];
+                    float dop = dh * tcv * o * (1.0f - o);
+                    float dc = dcn[j] + dh * o * (1.0f - tcv * tcv) + dop * p[2 * H + j];
+                    float dip = dc * gg * i * (1.0f - i), dfp = dc * cp[j] * f * (1.0f - f);
+                    d[j] = dip;
+                    d[H + j] = dfp;
+                    d[2 * H + j] = dc * i * (1.0f - gg * gg);
+                    d[3 * H + j] = dop;
+                    dcn[j] = dc * f + dip * p[j] + dfp * p[H + j];
+                    g->peep[j] += dip * cp[j];
+                    g->peep[H + j] += dfp * cp[j];
+                    g->peep[2 * H + j] += dop * cc[j];
+                }
+            } else if (cell == LSTM_CELL_LSTM) {
                 const float *tc = a->tc + t * BH + b * H, *cp = a->c + t * BH + b * H;
                 float *dcn = s->dc + b * H;
                 for (int j = 0; j < H; j++) {
@@ -319,9 +346,13 @@ void lstm_cell_forward_ref(int cell, lstm_layer_acts *a, const float *x, const l
 #define PH(k) (dot_ref(w->w_hh + (size_t)(k) * H, hp, H) + w->b_hh[k])
             for (int j = 0; j < H; j++) {
                 if (cell == LSTM_CELL_LSTM) {
-                    float i = sigm_ref(PX(j) + PH(j)), f = sigm_ref(PX(H + j) + PH(H + j));
-                    float gg = tanhf(PX(2 * H + j) + PH(2 * H + j)), o = sigm_ref(PX(3 * H + j) + PH(3 * H + j));
-                    float c = f * a->c[r * H + j] + i * gg;
+                    const float *p = w->peep;
+                    float cp = a->c[r * H + j];
+                    float i = sigm_ref(PX(j) + PH(j) + (p ? p[j] * cp : 0.0f));
+                    float f = sigm_ref(PX(H + j) + PH(H + j) + (p ? p[H + j] * cp : 0.0f));
+                    float gg = tanhf(PX(2 * H + j) + PH(2 * H + j));
+                    float c = f * cp + i * gg;
+                    float o = sigm_ref(PX(3 * H + j) + PH(3 * H + j) + (p ? p[2 * H + j] * c : 0.0f));
                     g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;
                     a->c[(r + B) * H + j] = c;
                     a->tc[r * H + j] = tanhf(c);
@@ -367,14 +398,21 @@ void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx, float *dh0, fl
             for (int j = 0; j < H; j++) {
                 float dh = dh_seq[r * H + j] + dn[j];
                 if (cell == LSTM_CELL_LSTM) {
+                    const float *p = w->peep;
                     float i = gr[j], f = gr[H + j], gg = gr[2 * H + j], o = gr[3 * H + j];
-                    float c = a->c[(r + B) * H + j], tc = tanhf(c);
-                    float dc = s->dc[(size_t)b * H + j] + dh * o * (1.0f - tc * tc);
+                    float c = a->c[(r + B) * H + j], tc = tanhf(c), cp = a->c[r * H + j];
+                    float dop = dh * tc * o * (1.0f - o);
+                    float dc = s->dc[(size_t)b * H + j] + dh * o * (1.0f - tc * tc) + (p ? dop * p[2 * H + j] : 0.0f);
                     d[j] = dc * gg * i * (1.0f - i);
-                    d[H + j] = dc * a->c[r * H + j] * f * (1.0f - f);
+                    d[H + j] = dc * cp * f * (1.0f - f);
                     d[2 * H + j] = dc * i * (1.0f - gg * gg);
-                    d[3 * H + j] = dh * tc * o * (1.0f - o);
-                    s->dc[(size_t)b * H + j] = dc * f;
+                    d[3 * H + j] = dop;
+                    s->dc[(size_t)b * H + j] = dc * f + (p ? d[j] * p[j] + d[H + j] * p[H + j] : 0.0f);
+                    if (p) {
+                        g->peep[j] += d[j] * cp;
+                        g->peep[H + j] += d[H + j] * cp;
+                        g->peep[2 * H + j] += dop * c;
+                    }
                     dn[j] = 0.0f;
                 } else if (cell == LSTM_CELL_CIFG) {
                     float f = gr[j], gg = gr[H + j], o = gr[2 * H + j];

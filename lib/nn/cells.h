@@ -11,6 +11,8 @@
  *   LSTM (G=4, order i,f,g,o): c' = f*c + i*g, h' = o*tanh(c')
  *   GRU  (G=3, order r,z,n):   n = tanh(W_in x + b_in + r*(W_hn h + b_hn)), h' = (1-z)*n + z*h
  *   RNN  (G=1):                h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+ *   LSTM with peepholes (Gers & Schmidhuber 2000): p_i*c and p_f*c (the previous cell state) join the i
+ *                              and f pre-activations, p_o*c' (the new one) joins o's
  *   CIFG (G=3, order f,g,o):   the LSTM with its input gate coupled to the forget gate, i = 1 - f:
  *                              c' = f*c + (1-f)*g, h' = o*tanh(c') (Greff et al. 2017; a quarter smaller)
  * Kernels never allocate and never fail: the caller checks sizes. */
@@ -33,6 +35,7 @@ typedef struct {
     const float *w_hh; /* (G*H, H) */
     const float *b_ih; /* (G*H) */
     const float *b_hh; /* (G*H) */
+    const float *peep; /* (3H) LSTM peephole weights p_i, p_f, p_o, or NULL */
 } lstm_layer_w;
 
 typedef struct {
@@ -40,6 +43,7 @@ typedef struct {
     float *w_hh; /* (G*H, H) */
     float *b_ih; /* (G*H) */
     float *b_hh; /* (G*H) */
+    float *peep; /* (3H), with lstm_layer_w.peep */
 } lstm_layer_g;
 
 /* What one layer's forward saves for its backward (all time-major). The caller fills slot 0 of h (and
@@ -89,7 +93,8 @@ void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx /* (T,B,In) */,
 /* One step of one layer for inference: gates from precomputed projections, state updated in place.
  * xg (B,G*H): W_ih x (no bias), overwritten; hg (B,G*H): W_hh h (no bias), overwritten. */
 void lstm_cell_step(int cell, float *h /* (B,H) */, float *c /* (B,H) */, float *xg, float *hg,
-                    const float *b_ih /* (G*H) */, const float *b_hh /* (G*H) */, int B, int H);
+                    const float *b_ih /* (G*H) */, const float *b_hh /* (G*H) */, const float *peep /* (3H) or NULL */,
+                    int B, int H);
 
 /* Output layer over N = T*B rows: logits = x W^T + b. With targets (id 0 = PAD, masked), also lse[n] =
  * log sum exp(logits[n]) and the NLL summed in double over unmasked rows, and the number of such rows. */

@@ -34,6 +34,7 @@ int lstm_model_config_check(const lstm_model_config *cfg)
     if (!cfg || lstm_cell_gates(cfg->cell) == 0) return LSTM_E_ARG;
     if (cfg->V < 1 || cfg->E < 1 || cfg->H < 1 || cfg->L < 1 || cfg->L > LSTM_MAX_LAYERS) return LSTM_E_ARG;
     if (cfg->tie && cfg->E != cfg->H) return LSTM_E_ARG;
+    if (cfg->peephole && (cfg->peephole != 1 || cfg->cell != LSTM_CELL_LSTM)) return LSTM_E_ARG;
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f)) return LSTM_E_ARG;
     /* keep every GEMM dimension and row offset within int */
     if ((long long)cfg->V * cfg->H > (1LL << 30) || (long long)cfg->V * cfg->E > (1LL << 30) ||
@@ -78,6 +79,10 @@ size_t lstm_model_layout(const lstm_model_config *cfg, lstm_tensor_info *t, int 
         add_tensor(t, &n, &off, name, G * cfg->H, 0);
         snprintf(name, sizeof name, "l%d.b_hh", l);
         add_tensor(t, &n, &off, name, G * cfg->H, 0);
+        if (cfg->peephole) {
+            snprintf(name, sizeof name, "l%d.peep", l);
+            add_tensor(t, &n, &off, name, 3 * cfg->H, 0);
+        }
     }
     if (cfg->softmax == LSTM_SOFTMAX_ADAPTIVE) {
         lstm_asm_shape s;
@@ -155,7 +160,7 @@ void lstm_model_init_params(lstm_model *m, lstm_rng *rng)
     for (int i = 0; i < m->n_tensors; i++) {
         const lstm_tensor_info *t = &m->tensors[i];
         float *p = m->params + t->offset;
-        if (t->ndim == 1) {
+        if (t->ndim == 1 && !strstr(t->name, ".peep")) { /* biases; peephole weights are weights */
             memset(p, 0, t->size * sizeof(float));
             continue;
         }
@@ -163,7 +168,7 @@ void lstm_model_init_params(lstm_model *m, lstm_rng *rng)
     }
     if (lstm_cell_has_c(c->cell)) /* the f gate: block 1 of the LSTM's i,f,g,o, block 0 of CIFG's f,g,o */
         for (int l = 0; l < c->L; l++) {
-            float *b_ih = m->params + m->tensors[1 + 4 * l + 2].offset;
+            float *b_ih = m->params + m->tensors[lstm_layer_tensor(c, l) + 2].offset;
             int f0 = c->cell == LSTM_CELL_LSTM ? c->H : 0;
             for (int j = f0; j < f0 + c->H; j++) b_ih[j] = c->forget_bias;
         }
@@ -210,25 +215,27 @@ void lstm_set_threads(int n)
 /* Tensor pointers inside a flat block laid out like params (params itself or grads). */
 static void layer_w(const lstm_model *m, const float *base, int l, lstm_layer_w *w)
 {
-    const lstm_tensor_info *t = &m->tensors[1 + 4 * l];
+    const lstm_tensor_info *t = &m->tensors[lstm_layer_tensor(&m->cfg, l)];
     w->w_ih = base + t[0].offset;
     w->w_hh = base + t[1].offset;
     w->b_ih = base + t[2].offset;
     w->b_hh = base + t[3].offset;
+    w->peep = m->cfg.peephole ? base + t[4].offset : NULL;
 }
 
 static void layer_g(const lstm_model *m, float *base, int l, lstm_layer_g *g)
 {
-    const lstm_tensor_info *t = &m->tensors[1 + 4 * l];
+    const lstm_tensor_info *t = &m->tensors[lstm_layer_tensor(&m->cfg, l)];
     g->w_ih = base + t[0].offset;
     g->w_hh = base + t[1].offset;
     g->b_ih = base + t[2].offset;
     g->b_hh = base + t[3].offset;
+    g->peep = m->cfg.peephole ? base + t[4].offset : NULL;
 }
 
 static size_t out_w_offset(const lstm_model *m)
 {
-    return m->cfg.tie ? m->tensors[0].offset : m->tensors[1 + 4 * m->cfg.L].offset;
+    return m->cfg.tie ? m->tensors[0].offset : m->tensors[lstm_layer_tensor(&m->cfg, m->cfg.L)].offset;
 }
 
 static size_t out_b_offset(const lstm_model *m) { return m->tensors[m->n_tensors - 1].offset; }
@@ -239,7 +246,7 @@ static int adaptive(const lstm_model *m) { return m->cfg.softmax == LSTM_SOFTMAX
  * out per cluster, right after the layers. */
 static void asm_w(const lstm_model *m, const float *base, lstm_asm_w *w)
 {
-    const lstm_tensor_info *t = &m->tensors[1 + 4 * m->cfg.L];
+    const lstm_tensor_info *t = &m->tensors[lstm_layer_tensor(&m->cfg, m->cfg.L)];
     w->head_w = base + t[0].offset;
     w->head_b = base + t[1].offset;
     for (int i = 0; i < m->as.n; i++) {
@@ -250,7 +257,7 @@ static void asm_w(const lstm_model *m, const float *base, lstm_asm_w *w)
 
 static void asm_g(const lstm_model *m, float *base, lstm_asm_g *g)
 {
-    const lstm_tensor_info *t = &m->tensors[1 + 4 * m->cfg.L];
+    const lstm_tensor_info *t = &m->tensors[lstm_layer_tensor(&m->cfg, m->cfg.L)];
     g->head_w = base + t[0].offset;
     g->head_b = base + t[1].offset;
     for (int i = 0; i < m->as.n; i++) {
@@ -470,8 +477,9 @@ static void dequant_pending(lstm_model *m)
         if (m->qemb.type != LSTM_Q_NONE) lstm_qdequant(m->params + m->tensors[0].offset, &m->qemb);
         if (!m->cfg.tie && m->qout.type != LSTM_Q_NONE) lstm_qdequant(m->params + out_w_offset(m), &m->qout);
         for (int l = 0; l < m->cfg.L; l++) {
-            if (m->qw_ih[l].type != LSTM_Q_NONE) lstm_qdequant(m->params + m->tensors[1 + 4 * l].offset, &m->qw_ih[l]);
-            if (m->qw_hh[l].type != LSTM_Q_NONE) lstm_qdequant(m->params + m->tensors[2 + 4 * l].offset, &m->qw_hh[l]);
+            int k = lstm_layer_tensor(&m->cfg, l);
+            if (m->qw_ih[l].type != LSTM_Q_NONE) lstm_qdequant(m->params + m->tensors[k].offset, &m->qw_ih[l]);
+            if (m->qw_hh[l].type != LSTM_Q_NONE) lstm_qdequant(m->params + m->tensors[k + 1].offset, &m->qw_hh[l]);
         }
         m->q_pending = 0;
     }
@@ -557,9 +565,9 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long
     float *Gr = m->grads;
     long n_div = norm > 0 ? norm : a->count;
     float scale = n_div ? 1.0f / (float)n_div : 0.0f;
-    /* Tensor k's layer: emb, then 4 per layer, then out.w (untied) and out.b, or the adaptive
-     * softmax's tensors. */
-    const size_t first_out = m->tensors[1 + 4 * L].offset; /* out.w, out.b when tied, or head.w */
+    /* Tensor k's layer: emb, then 4 per layer (5 with peepholes), then out.w (untied) and out.b, or the
+     * adaptive softmax's tensors. */
+    const size_t first_out = m->tensors[lstm_layer_tensor(c, L)].offset; /* out.w, out.b when tied, or head.w */
     int cur = 0;
     if (adaptive(m)) {
         lstm_asm_w aw;
@@ -587,7 +595,8 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long
                                                                       a->xin[l], &w, B, T, In, H);
         cur = 1 - cur;
         if (ready) {
-            size_t lo = m->tensors[1 + 4 * l].offset, hi = l + 1 < L ? m->tensors[1 + 4 * (l + 1)].offset : first_out;
+            size_t lo = m->tensors[lstm_layer_tensor(c, l)].offset;
+            size_t hi = l + 1 < L ? m->tensors[lstm_layer_tensor(c, l + 1)].offset : first_out;
             ready(ctx, lo, hi - lo);
         }
         if (a->train) mul_mask(a->dseq[cur], l == 0 ? a->mask_emb : a->mask_mid[l], N * In);
@@ -713,7 +722,7 @@ int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int 
         float *h = st->h + (size_t)l * H, *cc = st->c + (size_t)l * H;
         for (int t = 0; t < T; t++) {
             qproject(inf->hg, h, &m->qw_hh[l], w.w_hh, 1, GH, H);
-            lstm_cell_step(c->cell, h, cc, inf->xg + (size_t)t * GH, inf->hg, w.b_ih, w.b_hh, 1, H);
+            lstm_cell_step(c->cell, h, cc, inf->xg + (size_t)t * GH, inf->hg, w.b_ih, w.b_hh, w.peep, 1, H);
             memcpy(inf->x + (size_t)t * H, h, (size_t)H * sizeof(float));
             if (hs) memcpy(hs + (size_t)t * LH + (size_t)l * H, h, (size_t)H * sizeof(float));
             if (cs) memcpy(cs + (size_t)t * LH + (size_t)l * H, cc, (size_t)H * sizeof(float));
@@ -739,7 +748,7 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, flo
         const float *x = l == 0 ? inf->x : st->h + (l - 1) * BH;
         qproject(inf->xg, x, &m->qw_ih[l], w.w_ih, B, GH, l == 0 ? E : H);
         qproject(inf->hg, st->h + l * BH, &m->qw_hh[l], w.w_hh, B, GH, H);
-        lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, w.b_ih, w.b_hh, B, H);
+        lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, w.b_ih, w.b_hh, w.peep, B, H);
     }
     if (logits) out_logits(inf, logits, st->h + (c->L - 1) * BH, B);
     return 0;

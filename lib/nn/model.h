@@ -11,6 +11,7 @@
  *   "l<k>.w_hh" (G*H, H)    (LSTM i,f,g,o, G=4; GRU r,z,n, G=3; RNN G=1; CIFG f,g,o, G=3)
  *   "l<k>.b_ih" (G*H)
  *   "l<k>.b_hh" (G*H)
+ *   "l<k>.peep" (3H)        with cfg.peephole (LSTM): p_i, p_f, p_o (cells.h)
  *   "out.w"    (V,H)        absent when tied
  *   "out.b"    (V)
  * or, with the adaptive softmax (adaptive.h), in place of out.w and out.b:
@@ -38,7 +39,7 @@
 #include "rng.h"
 
 #define LSTM_MAX_LAYERS 8
-#define LSTM_MAX_TENSORS (3 + 4 * LSTM_MAX_LAYERS + 2 * LSTM_MAX_CLUSTERS)
+#define LSTM_MAX_TENSORS (3 + 5 * LSTM_MAX_LAYERS + 2 * LSTM_MAX_CLUSTERS)
 
 enum { LSTM_SOFTMAX_FULL = 0, LSTM_SOFTMAX_ADAPTIVE = 1 };
 
@@ -53,7 +54,11 @@ typedef struct {
     int n_cutoffs;     /* adaptive: 1..LSTM_MAX_CLUSTERS cutoffs, increasing, in (0, V) */
     int cutoffs[LSTM_MAX_CLUSTERS];
     float div;         /* adaptive: cluster i projects to floor(H / div^(i+1)) */
+    int peephole;      /* LSTM only: peephole weights l<k>.peep per layer */
 } lstm_model_config;
+
+/* Index in the tensor table of layer l's first tensor (l<l>.w_ih); l = L gives the output layer's. */
+static inline int lstm_layer_tensor(const lstm_model_config *c, int l) { return 1 + (4 + (c->peephole != 0)) * l; }
 
 typedef struct {
     char name[32];
@@ -141,7 +146,7 @@ size_t lstm_model_layout(const lstm_model_config *cfg, lstm_tensor_info *tensors
 /* Allocates zeroed params and grads. Returns 0, LSTM_E_ARG, LSTM_E_NOMEM. */
 int lstm_model_create(lstm_model *m, const lstm_model_config *cfg);
 
-/* Weights uniform(-init_scale, init_scale), biases 0, LSTM forget bias in b_ih's f block. */
+/* Weights (peepholes included) uniform(-init_scale, init_scale), biases 0, the forget bias in b_ih's f block. */
 void lstm_model_init_params(lstm_model *m, lstm_rng *rng);
 
 /* A model over external read-only parameters laid out as lstm_model_layout() says (params 64-byte

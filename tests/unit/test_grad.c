@@ -143,10 +143,11 @@ static void check_tensor(const ctx *c, const char *what, float *p, const float *
     free(dir);
 }
 
-static void grad_check(int cell, int tie, int reference, int softmax)
+static void grad_check(int cell, int tie, int reference, int softmax, int peephole)
 {
     lstm_model_config cfg;
     lstm_model_config_default(&cfg);
+    cfg.peephole = peephole;
     if (softmax == LSTM_SOFTMAX_ADAPTIVE) {
         /* shortlist 0..2, clusters 3..6 (projected to 3) and 7..10 (projected to 1) */
         cfg.softmax = softmax;
@@ -167,7 +168,7 @@ static void grad_check(int cell, int tie, int reference, int softmax)
     lstm_model m;
     CHECK_EQ_INT(lstm_model_create(&m, &cfg), 0);
     lstm_model_init_params(&m, &R);
-    /* non-zero biases so their paths are exercised as well */
+    /* non-zero biases (and peepholes) so their paths are exercised as well */
     for (int i = 0; i < m.n_tensors; i++)
         if (m.tensors[i].ndim == 1)
             for (size_t k = 0; k < m.tensors[i].size; k++)
@@ -204,8 +205,8 @@ static void grad_check(int cell, int tie, int reference, int softmax)
     static const char *cells[] = {"lstm", "gru", "rnn", "cifg"};
     for (int i = 0; i < m.n_tensors; i++) {
         const lstm_tensor_info *t = lstm_model_tensor(&m, i);
-        snprintf(what, sizeof what, "%s%s tie=%d ref=%d %s", cells[cell], softmax ? "+adaptive" : "", tie, reference,
-                 t->name);
+        snprintf(what, sizeof what, "%s%s%s tie=%d ref=%d %s", cells[cell], peephole ? "+peephole" : "",
+                 softmax ? "+adaptive" : "", tie, reference, t->name);
         check_tensor(&c, what, m.params + t->offset, g + t->offset, t->size);
     }
     snprintf(what, sizeof what, "%s tie=%d ref=%d h0", cells[cell], tie, reference);
@@ -226,10 +227,13 @@ int main(int argc, char **argv)
     lstm_rng_seed(&R, argc > 1 ? strtoull(argv[1], NULL, 10) : 2024); /* another seed: another draw */
     for (int cell = 0; cell < LSTM_N_CELLS; cell++)
         for (int tie = 0; tie < 2; tie++)
-            for (int ref = 0; ref < 2; ref++) grad_check(cell, tie, ref, LSTM_SOFTMAX_FULL);
+            for (int ref = 0; ref < 2; ref++) grad_check(cell, tie, ref, LSTM_SOFTMAX_FULL, 0);
+    /* LSTM with peepholes (l<k>.peep) */
+    for (int tie = 0; tie < 2; tie++)
+        for (int ref = 0; ref < 2; ref++) grad_check(LSTM_CELL_LSTM, tie, ref, LSTM_SOFTMAX_FULL, 1);
     /* the adaptive softmax: head, projections and cluster outputs, on LSTM and GRU layers */
     for (int cell = 0; cell < 2; cell++)
-        for (int ref = 0; ref < 2; ref++) grad_check(cell, 0, ref, LSTM_SOFTMAX_ADAPTIVE);
+        for (int ref = 0; ref < 2; ref++) grad_check(cell, 0, ref, LSTM_SOFTMAX_ADAPTIVE, 0);
     printf("test_grad: worst error / tolerance = %.3f\n", worst_ratio);
     CHECK_DONE("test_grad");
 }

@@ -19,6 +19,8 @@ static void fill(float *x, size_t n, float s)
     for (size_t i = 0; i < n; i++) x[i] = (2.0f * lstm_rng_uniform(&R) - 1.0f) * s;
 }
 
+static int peep_all; /* the cell and model tests give LSTMs peepholes */
+
 static float *falloc(size_t n)
 {
     float *p = calloc(n ? n : 1, sizeof(float));
@@ -144,10 +146,14 @@ static void test_cell_kernels(int cell)
     float *x = falloc(N * In), *dh_seq = falloc(N * H);
     fill(w_ih, (size_t)GH * In, 0.6f), fill(w_hh, (size_t)GH * H, 0.6f), fill(b_ih, GH, 0.5f), fill(b_hh, GH, 0.5f);
     fill(x, N * In, 1.0f), fill(dh_seq, N * H, 1.0f);
-    lstm_layer_w w = {w_ih, w_hh, b_ih, b_hh};
+    float *peep = cell == LSTM_CELL_LSTM && peep_all ? falloc((size_t)3 * H) : NULL;
+    if (peep) fill(peep, (size_t)3 * H, 0.7f);
+    lstm_layer_w w = {w_ih, w_hh, b_ih, b_hh, peep};
     layer_bufs f, r;
     layer_bufs_alloc(&f, B, T, In, H, GH);
     layer_bufs_alloc(&r, B, T, In, H, GH);
+    f.g.peep = peep ? falloc((size_t)3 * H) : NULL;
+    r.g.peep = peep ? falloc((size_t)3 * H) : NULL;
     fill(f.a.h, (size_t)B * H, 0.8f), fill(f.a.c, (size_t)B * H, 0.8f);
     memcpy(r.a.h, f.a.h, (size_t)B * H * sizeof(float));
     memcpy(r.a.c, f.a.c, (size_t)B * H * sizeof(float));
@@ -174,13 +180,14 @@ static void test_cell_kernels(int cell)
     CHECK_CLOSE(f.dx, r.dx, N * In, 2e-6);
     CHECK_CLOSE(f.dh0, r.dh0, (size_t)B * H, 2e-6);
     CHECK_CLOSE(f.dc0, r.dc0, (size_t)B * H, 2e-6);
+    if (peep) CHECK_CLOSE(f.g.peep, r.g.peep, (size_t)3 * H, 2e-6);
     /* a gradient that is all zero would compare equal to nothing useful: make sure these are not */
     double s = 0;
     for (size_t i = 0; i < (size_t)GH * H; i++) s += fabs(r.g.w_hh[i]);
     CHECK(s > 1e-3);
     layer_bufs_free(&f);
     layer_bufs_free(&r);
-    free(w_ih), free(w_hh), free(b_ih), free(b_hh), free(x), free(dh_seq);
+    free(w_ih), free(w_hh), free(b_ih), free(b_hh), free(x), free(dh_seq), free(peep), free(f.g.peep), free(r.g.peep);
 }
 
 static void test_out_kernels(void)
@@ -225,6 +232,7 @@ static void make_cfg(lstm_model_config *c, int cell, int tie, float dropout)
 {
     lstm_model_config_default(c);
     c->cell = cell;
+    c->peephole = cell == LSTM_CELL_LSTM && peep_all;
     c->V = 29;
     c->E = tie ? 10 : 9;
     c->H = 10;
@@ -787,6 +795,15 @@ int main(void)
         test_infer(cell, 3);
         test_infer_seq(cell);
     }
+    /* the same for the LSTM with peepholes */
+    peep_all = 1;
+    test_cell_kernels(LSTM_CELL_LSTM);
+    for (int tie = 0; tie < 2; tie++) test_model_fast_vs_ref(LSTM_CELL_LSTM, tie);
+    test_stateful_carry(LSTM_CELL_LSTM);
+    test_infer(LSTM_CELL_LSTM, 1);
+    test_infer(LSTM_CELL_LSTM, 3);
+    test_infer_seq(LSTM_CELL_LSTM);
+    peep_all = 0;
     test_out_kernels();
     test_accumulate();
     test_layout_and_view();

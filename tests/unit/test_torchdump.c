@@ -1,6 +1,6 @@
 /* test_torchdump.c: the C half of the PyTorch cross-check. With no argument it runs every case in memory
  * and checks it is sane (so `make unit` exercises it); with a directory argument it also writes, per
- * case (lstm/gru/rnn/cifg x tied/untied), the weights, inputs, initial state, logits, loss, every gradient,
+ * case (lstm/gru/rnn/cifg x tied/untied, and the peephole LSTM), the weights, inputs, initial state, logits, loss, every gradient,
  * the initial-state gradient, and the parameters after one SGD step and after two Adam and two AdamW
  * steps, as raw little-endian float32 / uint32 files plus a text manifest that
  * tests/torch_crosscheck.py reads. Two more cases (lstm_adaptive, gru_adaptive) replace the output layer
@@ -47,7 +47,7 @@ static int write_tensors(const char *dir, const char *prefix, const lstm_model *
 }
 
 /* Runs one case; writes it under root when root is not NULL. */
-static void run_case(const char *root, int cell, int tie, int softmax)
+static void run_case(const char *root, int cell, int tie, int softmax, int peephole)
 {
     lstm_rng rng;
     lstm_rng_seed(&rng, 100 + (uint64_t)cell * 2 + (uint64_t)tie + 10 * (uint64_t)softmax);
@@ -61,6 +61,7 @@ static void run_case(const char *root, int cell, int tie, int softmax)
     cfg.tie = tie;
     cfg.init_scale = 0.3f;
     cfg.forget_bias = 1.0f;
+    cfg.peephole = peephole;
     if (softmax == LSTM_SOFTMAX_ADAPTIVE) {
         /* shortlist 0..3, clusters 4..9, 10..15, 16..22 projected to 4, 2 and 1 */
         cfg.softmax = softmax;
@@ -149,6 +150,8 @@ static void run_case(const char *root, int cell, int tie, int softmax)
         char dir[4096];
         if (softmax == LSTM_SOFTMAX_ADAPTIVE)
             snprintf(dir, sizeof dir, "%s/%s_adaptive", root, cell_names[cell]);
+        else if (peephole)
+            snprintf(dir, sizeof dir, "%s/%s_peephole_tie%d", root, cell_names[cell], tie);
         else
             snprintf(dir, sizeof dir, "%s/%s_tie%d", root, cell_names[cell], tie);
         if (mkdir(dir, 0755) && errno != EEXIST) {
@@ -181,7 +184,7 @@ static void run_case(const char *root, int cell, int tie, int softmax)
                 fprintf(f, "loss %.17g\ncount %ld\n", loss, count);
                 fprintf(f, "lr_sgd %.9g\nlr_adam %.9g\nweight_decay_adamw %.17g\nbeta1 %.17g\nbeta2 %.17g\neps %.17g\n",
                         LR_SGD, LR_ADAM, WD_ADAMW, beta1, beta2, eps);
-                fprintf(f, "adam_steps 2\n");
+                fprintf(f, "adam_steps 2\npeephole %d\n", peephole);
                 if (softmax == LSTM_SOFTMAX_ADAPTIVE)
                     fprintf(f, "softmax adaptive\ncutoffs %d,%d,%d\ndiv %.9g\n", cfg.cutoffs[0], cfg.cutoffs[1],
                             cfg.cutoffs[2], cfg.div);
@@ -210,8 +213,10 @@ int main(int argc, char **argv)
     }
     lstm_set_threads(1);
     for (int cell = 0; cell < LSTM_N_CELLS; cell++)
-        for (int tie = 0; tie < 2; tie++) run_case(root, cell, tie, LSTM_SOFTMAX_FULL);
+        for (int tie = 0; tie < 2; tie++) run_case(root, cell, tie, LSTM_SOFTMAX_FULL, 0);
+    /* peephole LSTM (a torch autograd module on the other side) */
+    for (int tie = 0; tie < 2; tie++) run_case(root, LSTM_CELL_LSTM, tie, LSTM_SOFTMAX_FULL, 1);
     /* the adaptive softmax (PyTorch's nn.AdaptiveLogSoftmaxWithLoss): logits.f32 holds log-probabilities */
-    for (int cell = 0; cell < 2; cell++) run_case(root, cell, 0, LSTM_SOFTMAX_ADAPTIVE);
+    for (int cell = 0; cell < 2; cell++) run_case(root, cell, 0, LSTM_SOFTMAX_ADAPTIVE, 0);
     CHECK_DONE("test_torchdump");
 }
