@@ -56,9 +56,10 @@ rank_pid() {
     return 1
 }
 
-@test "2 ranks x 10 lanes give the weights of 1 process with --batch 20 after one epoch: SGD, Adam, dropout, --reset-state" {
+@test "2 ranks x 10 lanes give the weights of 1 process with --batch 20 after one epoch: SGD, Adam, dropout, --reset-state, the model variants" {
     for cfg in "--optim sgd --lr 1 --dropout 0" "--optim adam --dropout 0" "--optim adam --dropout 0.3" \
-               "--optim sgd --lr 1 --dropout 0.3 --reset-state --clip 0.1"; do
+               "--optim sgd --lr 1 --dropout 0.3 --reset-state --clip 0.1" "--optim adam --dropout 0 --cutoffs 8,14 --div 2" \
+               "--optim adam --dropout 0.3 --cell cifg" "--optim sgd --lr 1 --dropout 0 --peephole"; do
         "$TRAIN" -q $SMALL $cfg --valid "$T/valid.win" -o one.ckpt "$T/cyc.win"
         run --separate-stderr $MPIRUN "$TRAIN" -q $SMALL $cfg --valid "$T/valid.win" -o two.ckpt "$T/cyc.win"
         assert_success
