@@ -283,12 +283,14 @@ static int do_suggest(lstm_engine *e, const lstm_request *r, size_t *prefix_len,
         ctx = e->buf;
     }
     if (make_prompt(e, r, ctx, clen)) return -1;
-    int rc = lstm_session_feed(&e->sess, e->ids.v, e->ids.n);
+    /* a word model with an adaptive softmax scores only the clusters a suggestion can come from */
+    int lazy = lstm_suggest_lazy(&e->sug);
+    int rc = lazy ? lstm_session_feed_state(&e->sess, e->ids.v, e->ids.n) : lstm_session_feed(&e->sess, e->ids.v, e->ids.n);
     if (rc) {
         e->err = lstm_strerror(rc);
         return -1;
     }
-    int n = lstm_suggest(&e->sug, &e->sess.st, e->sess.logits, e->prefix, plen, r->k, e->sg, mass);
+    int n = lstm_suggest(&e->sug, &e->sess.st, lazy ? NULL : e->sess.logits, e->prefix, plen, r->k, e->sg, mass);
     if (n < 0) {
         e->err = lstm_strerror(n);
         return -1;

@@ -468,7 +468,13 @@ void lstm_session_free(lstm_session *s)
 
 void lstm_session_reset(lstm_session *s) { s->n = 0; }
 
-int lstm_session_feed(lstm_session *s, const uint32_t *ids, size_t n)
+static int session_feed(lstm_session *s, const uint32_t *ids, size_t n, int logits);
+
+int lstm_session_feed(lstm_session *s, const uint32_t *ids, size_t n) { return session_feed(s, ids, n, 1); }
+
+int lstm_session_feed_state(lstm_session *s, const uint32_t *ids, size_t n) { return session_feed(s, ids, n, 0); }
+
+static int session_feed(lstm_session *s, const uint32_t *ids, size_t n, int logits)
 {
     if (n == 0) return LSTM_E_ARG;
     if (n > s->cap) {
@@ -487,7 +493,7 @@ int lstm_session_feed(lstm_session *s, const uint32_t *ids, size_t n)
     for (size_t i = c; i < n;) {
         /* several new ids: layer by layer, the input projections of a chunk in one GEMM */
         size_t k = n - i < LSTM_SESSION_CHUNK ? n - i : LSTM_SESSION_CHUNK;
-        float *lg = i + k == n ? s->logits : NULL;
+        float *lg = i + k == n && logits ? s->logits : NULL;
         int rc = k == 1 ? lstm_infer_step(&s->inf, &s->st, &ids[i], lg)
                         : lstm_infer_seq(&s->seq, &s->st, &ids[i], (int)k, s->hs + i * LH, s->cs + i * LH, lg);
         if (rc) return rc;
@@ -557,6 +563,11 @@ int lstm_suggester_init(lstm_suggester *g, const lstm_lm *lm, int kmax, int W, c
     g->work = malloc(sizeof *g->work * (size_t)V);
     g->idx = malloc(sizeof *g->idx * (size_t)(V > 2 * W ? V : 2 * W));
     if (!g->work || !g->idx) goto fail;
+    if ((lm->kind == LSTM_TOK_WORDS || lm->kind == LSTM_TOK_SPACE) && lm->m->cfg.softmax == LSTM_SOFTMAX_ADAPTIVE) {
+        g->lazy = malloc(sizeof *g->lazy * (size_t)V);
+        g->ahead = malloc(sizeof *g->ahead * lstm_asm_row_scratch(&lm->m->as));
+        if (!g->lazy || !g->ahead) goto fail;
+    }
     if (lm->kind == LSTM_TOK_WORDS || lm->kind == LSTM_TOK_SPACE) {
         g->sorted = malloc(sizeof *g->sorted * (size_t)V);
         g->excl = malloc(sizeof *g->excl * (size_t)V);
@@ -601,6 +612,9 @@ void lstm_suggester_free(lstm_suggester *g)
 {
     free(g->work);
     free(g->idx);
+    free(g->lazy);
+    free(g->ahead);
+    free(g->topv);
     free(g->sorted);
     free(g->excl);
     free(g->found);
@@ -692,15 +706,101 @@ static void prefix_range(const lstm_suggester *g, const char *p, size_t pn, uint
     *hi = a;
 }
 
-static int suggest_words(lstm_suggester *g, const float *logits, const char *prefix, size_t plen, int k,
-                         lstm_suggestion *out, double *mass)
+int lstm_suggest_lazy(const lstm_suggester *g) { return g->lazy != NULL; }
+
+/* Cluster of id in the adaptive softmax s, -1 for the shortlist. */
+static int asm_cluster_of(const lstm_asm_shape *s, uint32_t id)
+{
+    int c = -1;
+    while (c + 1 < s->n && (uint32_t)s->cut[c + 1] <= id) c++;
+    return c;
+}
+
+#define LAZY_MAX_WANT 64 /* more suggestions asked: every cluster is computed */
+
+/* Keeps g->topv (g->ntopv of them, decreasing) the want (<= LAZY_MAX_WANT) largest of itself and
+ * x[idx[0..n)] (decreasing). */
+static void merge_top(lstm_suggester *g, const float *x, const int *idx, int n, int want)
+{
+    float m[LAZY_MAX_WANT];
+    int a = 0, b = 0, k = 0;
+    while (k < want && (a < g->ntopv || b < n))
+        m[k++] = b >= n || (a < g->ntopv && g->topv[a] >= x[idx[b]]) ? g->topv[a++] : x[idx[b++]];
+    memcpy(g->topv, m, (size_t)k * sizeof *m);
+    g->ntopv = k;
+}
+
+/* The lazy distribution for suggest_words (see lstm_suggest): g->lazy (V) holds the exact
+ * log-probabilities of the shortlist and of every cluster that can hold one of the want best eligible
+ * words (no prefix) or a word of sorted[lo, hi) (a prefix), -INFINITY elsewhere. */
+static const float *lazy_logprobs(lstm_suggester *g, const lstm_state *st, size_t plen, uint32_t lo, uint32_t hi,
+                                  int want)
+{
+    const lstm_model *m = g->lm->m;
+    const lstm_asm_shape *as = &m->as;
+    lstm_asm_w w;
+    lstm_model_asm_weights(m, &w);
+    const float *x = st->h + (size_t)(st->L - 1) * st->B * st->H; /* lane 0 of the top layer */
+    float *lp = g->lazy, *head = g->ahead, *scr = g->ahead + as->head;
+    int C0 = as->cut[0], need[LSTM_MAX_CLUSTERS] = {0};
+    lstm_asm_head(as, &w, head, x);
+    memcpy(lp, head, (size_t)C0 * sizeof *lp);
+    for (int j = C0; j < as->V; j++) lp[j] = -INFINITY;
+    if (plen) {
+        for (uint32_t i = lo; i < hi; i++) {
+            int c = asm_cluster_of(as, g->sorted[i]);
+            if (c >= 0) need[c] = 1;
+        }
+    } else if (want > LAZY_MAX_WANT) {
+        for (int i = 0; i < as->n; i++) need[i] = 1;
+    } else {
+        /* the want-th best eligible log-probability so far bounds what a cluster must beat: every word
+         * of cluster i has log p <= head[C0 + i] (its in-cluster log-probability is <= 0) */
+        if (!g->topv && !(g->topv = malloc(LAZY_MAX_WANT * sizeof *g->topv))) {
+            for (int i = 0; i < as->n; i++) need[i] = 1;
+            want = 0;
+        }
+        memcpy(g->work, lp, (size_t)C0 * sizeof *g->work);
+        for (uint32_t i = 0; i < g->nexcl; i++)
+            if (g->excl[i] < (uint32_t)C0) g->work[g->excl[i]] = -INFINITY;
+        g->ntopv = 0;
+        if (want > 0) merge_top(g, g->work, g->idx, lstm_topk(g->work, C0, want, g->idx), want);
+        int order[LSTM_MAX_CLUSTERS];
+        for (int i = 0; i < as->n; i++) order[i] = i;
+        for (int i = 1; i < as->n; i++) /* by decreasing head probability: the likely clusters first */
+            for (int j = i; j > 0 && head[C0 + order[j]] > head[C0 + order[j - 1]]; j--) {
+                int t = order[j];
+                order[j] = order[j - 1], order[j - 1] = t;
+            }
+        for (int r = 0; r < as->n && want > 0; r++) {
+            int i = order[r], lo_id = as->cut[i], sz = as->cut[i + 1] - lo_id;
+            /* 1e-5: a margin over the rounding of head + in-cluster log-probabilities */
+            if (g->ntopv == want && head[C0 + i] + 1e-5f < g->topv[want - 1]) continue;
+            lstm_asm_cluster(as, &w, i, lp + lo_id, x, head, scr);
+            need[i] = 2;
+            float *wk = g->work + lo_id;
+            memcpy(wk, lp + lo_id, (size_t)sz * sizeof *wk);
+            for (uint32_t e = 0; e < g->nexcl; e++)
+                if (g->excl[e] >= (uint32_t)lo_id && g->excl[e] < (uint32_t)(lo_id + sz)) wk[g->excl[e] - lo_id] = -INFINITY;
+            merge_top(g, wk, g->idx, lstm_topk(wk, sz, want, g->idx), want);
+        }
+    }
+    for (int i = 0; i < as->n; i++)
+        if (need[i] == 1) lstm_asm_cluster(as, &w, i, lp + as->cut[i], x, head, scr);
+    return lp;
+}
+
+static int suggest_words(lstm_suggester *g, const lstm_state *st, const float *logits, const char *prefix,
+                         size_t plen, int k, lstm_suggestion *out, double *mass)
 {
     const lstm_lm *lm = g->lm;
     int V = lm->V, n = 0;
-    double lse = lstm_logsumexp(logits, (size_t)V);
     uint32_t lo = 0, hi = g->nsorted;
     if (plen) prefix_range(g, prefix, plen, &lo, &hi);
     int want = k + (int)g->nban; /* banned words are dropped after selection */
+    double lse = 0; /* the lazy log-probabilities are normalised */
+    if (!logits) logits = lazy_logprobs(g, st, plen, lo, hi, want);
+    else lse = lstm_logsumexp(logits, (size_t)V);
     int got;
     double m = 0;
     if (!plen) {
@@ -913,6 +1013,7 @@ int lstm_suggest(lstm_suggester *g, const lstm_state *st, const float *logits, c
 {
     if (k < 1) return 0;
     if (k > g->kmax) k = g->kmax;
-    if (g->sorted) return suggest_words(g, logits, prefix, plen, k, out, mass);
+    if (!logits && (!g->lazy || !st || st->B != 1)) return LSTM_E_ARG;
+    if (g->sorted) return suggest_words(g, st, logits, prefix, plen, k, out, mass);
     return suggest_beam(g, st, logits, prefix, plen, k, out, mass);
 }

@@ -135,6 +135,9 @@ void lstm_session_free(lstm_session *s);
  * s->logits. Reuses the states of the longest common prefix with the previous prompt (only the
  * last id runs the output layer). Prompts longer than cap keep their last cap ids. */
 int lstm_session_feed(lstm_session *s, const uint32_t *ids, size_t n);
+/* lstm_session_feed without the output layer for the last id (s->logits is left as it was): for
+ * lstm_suggest with logits NULL. */
+int lstm_session_feed_state(lstm_session *s, const uint32_t *ids, size_t n);
 /* Forget the previous prompt (the next feed starts from a zero state). */
 void lstm_session_reset(lstm_session *s);
 
@@ -170,6 +173,10 @@ typedef struct {
     int nfound, capfound;
     uint32_t *bound;          /* ids that end a word: specials, speakers, word starts, spaces, punctuation */
     uint32_t nbound;
+    /* word models with an adaptive softmax: the next word's log-probabilities, filled only where a
+     * suggestion can be (lstm_suggest with logits NULL), the head's and a projection */
+    float *lazy, *ahead, *topv;
+    int ntopv;
 } lstm_suggester;
 
 /* kmax: the largest k asked; W: beam width (bpe / chars); banned: (V) ids never suggested, or NULL
@@ -182,13 +189,18 @@ void lstm_suggester_free(lstm_suggester *g);
 int lstm_suggester_ban_word(lstm_suggester *g, const char *w, size_t n);
 
 /* The k most likely next words (k <= kmax) after a context whose one-lane state is st and whose
- * next-token logits are logits. prefix (normalised, may be empty): only words extending it. Writes
+ * next-token logits are logits. logits may be NULL for a word model with an adaptive softmax
+ * (lstm_suggest_lazy): the distribution is computed from st's top layer, the head and only the tail
+ * clusters that can hold a suggestion (for a prefix, those holding a word that extends it); the
+ * suggestions are the ones the full distribution gives. prefix (normalised, may be empty): only words extending it. Writes
  * up to k suggestions by decreasing probability and returns how many. Probabilities: without a
  * prefix, the model's probability that the next word is that word; with a prefix, renormalised over
  * the words extending the prefix that were found (all vocabulary words for word models, the beam's
  * words for bpe / chars). *mass (may be NULL): the unrenormalised probability of all candidates. */
 int lstm_suggest(lstm_suggester *g, const lstm_state *st, const float *logits, const char *prefix, size_t plen,
                  int k, lstm_suggestion *out, double *mass);
+/* 1 when lstm_suggest on g may be given NULL logits (a word model with an adaptive softmax). */
+int lstm_suggest_lazy(const lstm_suggester *g);
 
 /* Generation-side bans for words of several pieces: 1 when the word that ids[0..n) ends with (its
  * first piece and the continuing ones after it) is a banned word and has a piece at index >= from

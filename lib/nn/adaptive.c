@@ -204,20 +204,29 @@ void lstm_asm_backward(const lstm_asm_shape *s, const lstm_asm_w *w, const lstm_
 
 size_t lstm_asm_row_scratch(const lstm_asm_shape *s) { return (size_t)s->head + (size_t)s->dim[0]; }
 
-void lstm_asm_logprobs(const lstm_asm_shape *s, const lstm_asm_w *w, float *out, const float *x, float *scratch)
+void lstm_asm_head(const lstm_asm_shape *s, const lstm_asm_w *w, float *head, const float *x)
 {
-    int H = s->H, Hd = s->head, C0 = s->cut[0];
-    float *head = scratch, *p = scratch + Hd;
+    int H = s->H, Hd = s->head;
     memcpy(head, w->head_b, (size_t)Hd * sizeof(float));
     cblas_sgemv(CblasRowMajor, CblasNoTrans, Hd, H, 1.0f, w->head_w, H, x, 1, 1.0f, head, 1);
     float l = (float)lstm_logsumexp(head, (size_t)Hd);
-    for (int j = 0; j < C0; j++) out[j] = head[j] - l;
-    for (int i = 0; i < s->n; i++) {
-        int d = s->dim[i], sz = s->cut[i + 1] - s->cut[i];
-        float *t = out + s->cut[i];
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, d, H, 1.0f, w->proj[i], H, x, 1, 0.0f, p, 1);
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, sz, d, 1.0f, w->out[i], d, p, 1, 0.0f, t, 1);
-        float base = head[C0 + i] - l - (float)lstm_logsumexp(t, (size_t)sz);
-        for (int j = 0; j < sz; j++) t[j] += base;
-    }
+    for (int j = 0; j < Hd; j++) head[j] -= l;
+}
+
+void lstm_asm_cluster(const lstm_asm_shape *s, const lstm_asm_w *w, int i, float *out, const float *x,
+                      const float *head, float *scratch)
+{
+    int H = s->H, d = s->dim[i], sz = s->cut[i + 1] - s->cut[i];
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, d, H, 1.0f, w->proj[i], H, x, 1, 0.0f, scratch, 1);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, sz, d, 1.0f, w->out[i], d, scratch, 1, 0.0f, out, 1);
+    float base = head[s->cut[0] + i] - (float)lstm_logsumexp(out, (size_t)sz);
+    for (int j = 0; j < sz; j++) out[j] += base;
+}
+
+void lstm_asm_logprobs(const lstm_asm_shape *s, const lstm_asm_w *w, float *out, const float *x, float *scratch)
+{
+    float *head = scratch;
+    lstm_asm_head(s, w, head, x);
+    memcpy(out, head, (size_t)s->cut[0] * sizeof(float));
+    for (int i = 0; i < s->n; i++) lstm_asm_cluster(s, w, i, out + s->cut[i], x, head, scratch + s->head);
 }

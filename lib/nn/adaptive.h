@@ -85,6 +85,14 @@ void lstm_asm_backward(const lstm_asm_shape *s, const lstm_asm_w *w, const lstm_
 /* Floats of scratch lstm_asm_logprobs needs. */
 size_t lstm_asm_row_scratch(const lstm_asm_shape *s);
 
+/* The head's log-softmax (head floats) for one input x (H): the shortlist ids' log-probabilities, then
+ * each cluster's (an upper bound of every log-probability in it). */
+void lstm_asm_head(const lstm_asm_shape *s, const lstm_asm_w *w, float *head, const float *x);
+/* Cluster i's log-probabilities (ids cut[i] .. cut[i+1]-1) into out, given the head's; scratch holds
+ * dim[i] floats. */
+void lstm_asm_cluster(const lstm_asm_shape *s, const lstm_asm_w *w, int i, float *out, const float *x,
+                      const float *head, float *scratch);
+
 /* The exact log-probabilities (V) of all ids for one input x (H). */
 void lstm_asm_logprobs(const lstm_asm_shape *s, const lstm_asm_w *w, float *out, const float *x, float *scratch);
 

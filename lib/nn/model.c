@@ -255,6 +255,8 @@ static void asm_w(const lstm_model *m, const float *base, lstm_asm_w *w)
     }
 }
 
+void lstm_model_asm_weights(const lstm_model *m, lstm_asm_w *w) { asm_w(m, m->params, w); }
+
 static void asm_g(const lstm_model *m, float *base, lstm_asm_g *g)
 {
     const lstm_tensor_info *t = &m->tensors[lstm_layer_tensor(&m->cfg, m->cfg.L)];

@@ -216,6 +216,10 @@ typedef void (*lstm_grads_ready_fn)(void *ctx, size_t offset, size_t n);
 int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long norm, lstm_grads_ready_fn ready,
                            void *ctx);
 
+/* The adaptive softmax's weights of a model with cfg.softmax == LSTM_SOFTMAX_ADAPTIVE (for the
+ * lstm_asm_head / lstm_asm_cluster calls of a caller that needs only part of the distribution). */
+void lstm_model_asm_weights(const lstm_model *m, lstm_asm_w *w);
+
 int lstm_infer_alloc(lstm_infer *inf, const lstm_model *m, int B);
 void lstm_infer_free(lstm_infer *inf);
 /* One step for inf->B lanes: feeds tokens (B), updates st, and writes logits (B,V) unless logits is

@@ -9,8 +9,10 @@
  *  - engines sharing one model (lstm_engine_open_shared), for a words and a chars model (its
  *    suggester's beam): replies byte-identical to an engine opened on the checkpoint, one after the
  *    other and with the base and two shared engines on three threads at once.
+ *  - the adaptive softmax's lazy suggestions (lstm_suggest with NULL logits) are the full distribution's.
  * Also a helper for tests/sample.bats: `test_engine suggest MODEL K ID...` feeds the ids to a fresh
  * session and prints the K suggestions as "word<TAB>p" (p with 17 digits). */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,8 +36,9 @@ static const char *const corpus[] = {
     "sorry about that. can you send the receipt?", "can you reset my password please",
     "of course, please check your email", NULL};
 
-/* A random model over a tokenizer of the corpus (words or chars; with speakers user and agent when chat). */
-static void make_model(const char *path, int chat, int kind)
+/* A random model over a tokenizer of the corpus (words or chars; with speakers user and agent when chat;
+ * an adaptive softmax when adaptive). */
+static void make_model_ex(const char *path, int chat, int kind, int adaptive)
 {
     lstm_tokenizer *t;
     lstm_tokenizer_opts to = {kind, 0, NULL};
@@ -55,11 +58,19 @@ static void make_model(const char *path, int chat, int kind)
     lstm_model_config c;
     lstm_model_config_default(&c);
     c.V = (int)lstm_tokenizer_vocab_size(t), c.E = 16, c.H = 24, c.L = 2, c.init_scale = 0.6f;
+    if (adaptive) {
+        c.softmax = LSTM_SOFTMAX_ADAPTIVE, c.n_cutoffs = 2, c.cutoffs[0] = 20, c.cutoffs[1] = 32, c.div = 2.0f;
+        c.init_scale = 1.2f;
+    }
     lstm_model m;
     CHECK_EQ_INT(lstm_model_create(&m, &c), 0);
     lstm_rng rng;
     lstm_rng_seed(&rng, chat ? 11 : 12);
     lstm_model_init_params(&m, &rng);
+    if (adaptive) { /* one cluster likely, the other not: both branches of the bound */
+        float *hb = m.params + m.tensors[lstm_model_find_tensor(&m, "head.b")].offset;
+        hb[20] = 1.0f, hb[21] = -1.5f;
+    }
     lstm_modelfile_save_args a = {&m, blob, blen, NULL, NULL, NULL, NULL};
     CHECK_EQ_INT(lstm_modelfile_save(path, 1, &a), 0);
     lstm_model_free(&m);
@@ -67,6 +78,8 @@ static void make_model(const char *path, int chat, int kind)
     lstm_ids_free(&ids);
     lstm_tokenizer_free(t);
 }
+
+static void make_model(const char *path, int chat, int kind) { make_model_ex(path, chat, kind, 0); }
 
 static lstm_request defaults; /* formats/serve.md's: set in main */
 
@@ -595,6 +608,66 @@ static int helper_suggest(int argc, char **argv)
     return 0;
 }
 
+/* lstm_suggest with NULL logits on an adaptive word model (only the clusters that can hold a
+ * suggestion) against the full distribution: the same words in the same order, the same probabilities
+ * up to rounding, for prompts, k, prefixes and a banned word; and clusters really were skipped. */
+static void test_lazy(const char *path)
+{
+    lstm_lm lm;
+    CHECK_EQ_INT(lstm_lm_open(&lm, path), 0);
+    lstm_session s;
+    lstm_suggester g;
+    CHECK_EQ_INT(lstm_session_init(&s, &lm, LSTM_ENGINE_CTX_CAP), 0);
+    CHECK_EQ_INT(lstm_suggester_init(&g, &lm, LSTM_ENGINE_MAX_K, 8, NULL), 0);
+    CHECK(lstm_suggest_lazy(&g));
+    CHECK_EQ_INT(lstm_suggester_ban_word(&g, "order", 5), 0);
+    static const char *prefixes[] = {"", "", "o", "th", "y", "c", "it", "a"};
+    static const int ks[] = {1, 2, 3, 1, 5, 20};
+    lstm_rng rng;
+    lstm_rng_seed(&rng, 5);
+    int skipped = 0, cases = 0, tail_top = 0, V = lm.V;
+    for (int trial = 0; trial < 60; trial++) {
+        uint32_t ids[6];
+        int n = 1 + (int)lstm_rng_below(&rng, 6);
+        for (int i = 0; i < n; i++) ids[i] = 4 + lstm_rng_below(&rng, (uint32_t)V - 4);
+        const char *pf = prefixes[trial % 8];
+        int k = ks[trial % 6];
+        lstm_suggestion a[32], b[32];
+        double ma = -1, mb = -1;
+        CHECK_EQ_INT(lstm_session_feed(&s, ids, (size_t)n), 0);
+        int na = lstm_suggest(&g, &s.st, s.logits, pf, strlen(pf), k, a, &ma);
+        CHECK_EQ_INT(lstm_session_feed_state(&s, ids, (size_t)n), 0);
+        int nb = lstm_suggest(&g, &s.st, NULL, pf, strlen(pf), k, b, &mb);
+        CHECK_EQ_INT(nb, na);
+        CHECK(fabs(ma - mb) <= 1e-5 * ma); /* the full path's log-normaliser is 0 up to rounding */
+        for (int i = 0; i < na && i < nb; i++) {
+            CHECK(strcmp(a[i].word, b[i].word) == 0);
+            CHECK(fabs(a[i].p - b[i].p) <= 1e-5 * a[i].p);
+        }
+        int sk = 0;
+        for (int j = 0; j < V; j++) sk |= g.lazy[j] == -INFINITY;
+        skipped += sk && !*pf;
+        cases += na > 0;
+        /* a suggestion from a tail cluster (id >= 20): the bound was tested where it matters */
+        for (int i = 0; i < na && !*pf; i++) {
+            uint32_t id;
+            lstm_ids one = {0};
+            if (lstm_lm_prompt(&lm, NULL, a[i].word, a[i].len, &one) == 0 && one.n > 0) {
+                id = one.v[one.n - 1];
+                tail_top += id >= 20;
+            }
+            lstm_ids_free(&one);
+        }
+    }
+    CHECK(cases >= 50);
+    CHECK(skipped >= 5);   /* the point of it: next-word requests skip a cluster */
+    CHECK(tail_top >= 10); /* and others need one */
+    CHECK_EQ_INT(lstm_suggest(&g, &s.st, NULL, "", 0, 1, (lstm_suggestion[1]){0}, NULL), 1);
+    lstm_suggester_free(&g);
+    lstm_session_free(&s);
+    lstm_lm_close(&lm);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "suggest")) return helper_suggest(argc, argv);
@@ -607,6 +680,11 @@ int main(int argc, char **argv)
     make_model(chat_path, 1, LSTM_TOK_WORDS);
     make_model(plain_path, 0, LSTM_TOK_WORDS);
     make_model(chars_path, 1, LSTM_TOK_CHARS);
+    char asm_path[256];
+    snprintf(asm_path, sizeof asm_path, "%s/asm.ckpt", dir);
+    make_model_ex(asm_path, 1, LSTM_TOK_WORDS, 1);
+    test_lazy(asm_path);
+    unlink(asm_path);
     test_context();
     test_protocol();
     test_open_errors();
