@@ -58,25 +58,23 @@ void lstm_asm_carve(lstm_asm_acts *a, const lstm_asm_shape *s, float *base, size
     a->tlse = take(base, cur, N);
     a->dproj = take(base, cur, N * (size_t)s->dim[0]);
     a->dxg = take(base, cur, N * (size_t)s->H);
-    a->zero = take(base, cur, (size_t)s->maxsz);
-    a->db = take(base, cur, (size_t)s->maxsz);
     a->rows = (int32_t *)take(base, cur, N);
 }
 
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 
-/* log sum exp of row (n) after row += b (b may be the zero vector). */
+/* log sum exp of row (n) after row += b (b NULL: no bias). */
 static float row_lse(float *row, const float *b, int n, int ref)
 {
     if (ref) {
-        for (int j = 0; j < n; j++) row[j] += b[j];
+        for (int j = 0; b && j < n; j++) row[j] += b[j];
         return (float)lstm_logsumexp_ref(row, (size_t)n);
     }
     float m = lstm_row_bias_max(row, b, n);
     return m + logf(lstm_row_sum_exp(row, m, n));
 }
 
-/* row = scale * softmax(row) (lse its log-normaliser), db += row. */
+/* row = scale * softmax(row) (lse its log-normaliser), db += row unless db is NULL. */
 static void row_grad(float *row, float *db, float lse, float scale, int n, int ref)
 {
     if (!ref) {
@@ -85,7 +83,7 @@ static void row_grad(float *row, float *db, float lse, float scale, int n, int r
     }
     for (int j = 0; j < n; j++) {
         row[j] = (float)(scale * exp((double)row[j] - lse));
-        db[j] += row[j];
+        if (db) db[j] += row[j];
     }
 }
 
@@ -143,7 +141,6 @@ void lstm_asm_forward(const lstm_asm_shape *s, const lstm_asm_w *w, lstm_asm_act
         a->rows[k] = n;
         memcpy(a->xg + (size_t)k * H, x + (size_t)n * H, (size_t)H * sizeof(float));
     }
-    if (s->maxsz > 0) memset(a->zero, 0, (size_t)s->maxsz * sizeof(float));
     for (int i = 0; i < s->n; i++) {
         int ni = a->nrow[i], d = s->dim[i], sz = s->cut[i + 1] - s->cut[i];
         if (ni == 0) continue;
@@ -152,7 +149,7 @@ void lstm_asm_forward(const lstm_asm_shape *s, const lstm_asm_w *w, lstm_asm_act
         gemm(0, 1, ni, sz, d, 1.0f, p, d, w->out[i], d, 0.0f, tl, sz);
         for (int k = 0; k < ni; k++) {
             float *row = tl + (size_t)k * sz;
-            float l = row_lse(row, a->zero, sz, ref);
+            float l = row_lse(row, NULL, sz, ref);
             a->tlse[a->off[i] + k] = l;
             nll += (double)l - (double)row[targets[a->rows[a->off[i] + k]] - (uint32_t)s->cut[i]];
         }
@@ -187,7 +184,7 @@ void lstm_asm_backward(const lstm_asm_shape *s, const lstm_asm_w *w, const lstm_
         float *dp = a->dproj + a->poff[i], *dxg = a->dxg + (size_t)a->off[i] * H;
         for (int k = 0; k < ni; k++) {
             float *row = tl + (size_t)k * sz;
-            row_grad(row, a->db, a->tlse[a->off[i] + k], scale, sz, ref);
+            row_grad(row, NULL, a->tlse[a->off[i] + k], scale, sz, ref);
             row[targets[a->rows[a->off[i] + k]] - (uint32_t)s->cut[i]] -= scale;
         }
         gemm(1, 0, sz, d, ni, 1.0f, tl, sz, p, d, 1.0f, g->out[i], d);

@@ -58,8 +58,6 @@ typedef struct {
     float *tlse;  /* (N) per grouped row */
     float *dproj; /* like proj */
     float *dxg;   /* like xg */
-    float *zero;  /* (maxsz) zeros: the tail's absent bias */
-    float *db;    /* (maxsz) sink for the tail's absent bias gradient */
     int32_t *rows; /* (N) row of each grouped entry */
     int nrow[LSTM_MAX_CLUSTERS], off[LSTM_MAX_CLUSTERS];
     size_t poff[LSTM_MAX_CLUSTERS], toff[LSTM_MAX_CLUSTERS];

@@ -199,9 +199,35 @@ void lstm_vtanh(float *y, const float *x, size_t n)
     for (; i < n; i++) y[i] = tanh1(x[i]);
 }
 
-/* row += b, returns max(row). */
-float lstm_row_bias_max(float *row /* (V) */, const float *b /* (V) */, int V)
+/* max(row), read only. */
+static float row_max(const float *row, int V)
 {
+    int j = 0;
+    float m = -INFINITY;
+#ifdef LSTM_HAVE_AVX512
+    if (V >= 16) {
+        __m512 vm = _mm512_set1_ps(-INFINITY);
+        for (; j + 16 <= V; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(row + j));
+        m = _mm512_reduce_max_ps(vm);
+    }
+#endif
+#ifdef LSTM_HAVE_AVX2
+    if (V - j >= 8) {
+        __m256 vm = _mm256_set1_ps(-INFINITY);
+        for (; j + 8 <= V; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(row + j));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, vm);
+        for (int k = 0; k < 8; k++) m = lanes[k] > m ? lanes[k] : m;
+    }
+#endif
+    for (; j < V; j++) m = row[j] > m ? row[j] : m;
+    return m;
+}
+
+/* row += b (b NULL: no bias, row read only), returns max(row). */
+float lstm_row_bias_max(float *row /* (V) */, const float *b /* (V) or NULL */, int V)
+{
+    if (!b) return row_max(row, V);
     int j = 0;
     float m = -INFINITY;
 #ifdef LSTM_HAVE_AVX512
@@ -257,9 +283,29 @@ float lstm_row_sum_exp(const float *row /* (V) */, float m, int V)
     return s;
 }
 
-/* row[j] = exp(row[j] - lse) * scale; db[j] += row[j]: softmax times the mean-loss factor, in place. */
-void lstm_row_softmax_grad(float *row /* (V) */, float *db /* (V) */, float lse, float scale, int V)
+/* row[j] = exp(row[j] - lse) * scale, in place: softmax times the mean-loss factor, for a row without bias. */
+static void row_softmax(float *row, float lse, float scale, int V)
 {
+    int j = 0;
+#ifdef LSTM_HAVE_AVX512
+    __m512 wl = _mm512_set1_ps(lse), wsc = _mm512_set1_ps(scale);
+    for (; j + 16 <= V; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(exp16(_mm512_sub_ps(_mm512_loadu_ps(row + j), wl)), wsc));
+#endif
+#ifdef LSTM_HAVE_AVX2
+    __m256 vl = _mm256_set1_ps(lse), vs = _mm256_set1_ps(scale);
+    for (; j + 8 <= V; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vl)), vs));
+#endif
+    for (; j < V; j++) row[j] = exp1(row[j] - lse) * scale;
+}
+
+/* row[j] = exp(row[j] - lse) * scale; db[j] += row[j] (db NULL: no bias): softmax times the mean-loss
+ * factor, in place. */
+void lstm_row_softmax_grad(float *row /* (V) */, float *db /* (V) or NULL */, float lse, float scale, int V)
+{
+    if (!db) {
+        row_softmax(row, lse, scale, V);
+        return;
+    }
     int j = 0;
 #ifdef LSTM_HAVE_AVX512
     __m512 wl = _mm512_set1_ps(lse), wsc = _mm512_set1_ps(scale);
