@@ -11,6 +11,7 @@
 #include "gemm.h"
 #include "model.h"
 #include "optim.h"
+#include "vec.h"
 
 static lstm_rng R;
 
@@ -188,6 +189,29 @@ static void test_cell_kernels(int cell)
     layer_bufs_free(&f);
     layer_bufs_free(&r);
     free(w_ih), free(w_hh), free(b_ih), free(b_hh), free(x), free(dh_seq), free(peep), free(f.g.peep), free(r.g.peep);
+}
+
+/* The row kernels without a bias (NULL, the adaptive softmax's tail): the same as with a zero one, at
+ * lengths that leave vector remainders. */
+static void test_row_kernels_nobias(void)
+{
+    for (int V = 1; V < 80; V += 7) {
+        float *x = falloc((size_t)V), *y = falloc((size_t)V), *z = falloc((size_t)V), *db = falloc((size_t)V);
+        fill(x, (size_t)V, 3.0f);
+        memcpy(y, x, (size_t)V * sizeof *x);
+        float m0 = lstm_row_bias_max(y, db /* zeros */, V), m1 = lstm_row_bias_max(x, NULL, V);
+        CHECK(m0 == m1);
+        CHECK(memcmp(x, y, (size_t)V * sizeof *x) == 0); /* read only, and + 0 changes nothing */
+        float l = m1 + logf(lstm_row_sum_exp(x, m1, V));
+        memcpy(z, x, (size_t)V * sizeof *x);
+        lstm_row_softmax_grad(y, db, l, 0.5f, V);
+        lstm_row_softmax_grad(z, NULL, l, 0.5f, V);
+        CHECK(memcmp(y, z, (size_t)V * sizeof *z) == 0);
+        double sum = 0;
+        for (int j = 0; j < V; j++) sum += z[j];
+        CHECK(fabs(sum - 0.5) < 1e-5);
+        free(x), free(y), free(z), free(db);
+    }
 }
 
 static void test_out_kernels(void)
@@ -805,6 +829,7 @@ int main(void)
     test_infer_seq(LSTM_CELL_LSTM);
     peep_all = 0;
     test_out_kernels();
+    test_row_kernels_nobias();
     test_accumulate();
     test_layout_and_view();
     test_optim();
