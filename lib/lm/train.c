@@ -55,6 +55,13 @@ struct lstm_trainer {
     int dist_rc;                 /* a failed grads_start inside backward */
     lstm_state gst;              /* every lane's carried state (rank 0's is the sum), for a save */
     uint64_t held_min, held_max; /* windows the ranks hold (lstm_train_info) */
+    /* One process, SGD without weight decay, untied, a vocabulary much larger than a batch: the
+     * embedding's gradient is non-zero on the rows of the batch's inputs only, so they alone are
+     * zeroed, clipped and stepped (the other rows of a dense step would stay as they are). */
+    int sparse_emb;
+    uint8_t *emb_mark;   /* (V) row in emb_rows */
+    uint32_t *emb_rows;  /* (B*T) the rows of the last step's inputs */
+    size_t n_rows;
 };
 
 static double now(void)
@@ -315,6 +322,8 @@ void lstm_trainer_free(lstm_trainer *t)
     free(t->tg);
     free(t->reset);
     free(t->tnorms);
+    free(t->emb_mark);
+    free(t->emb_rows);
     lstm_acts_free(&t->acts);
     lstm_state_free(&t->st);
     if (t->gst.h) lstm_state_free(&t->gst);
@@ -565,6 +574,13 @@ static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_tr
     if (!t->in || !t->tg || !t->reset || !t->tnorms) FAIL(LSTM_E_NOMEM, LSTM_TRAIN_AT_BUFFERS);
     if (t->dist && (rc = lstm_state_alloc(&t->gst, &t->model, Bg)))
         FAIL_AB(rc, LSTM_TRAIN_AT_ACTS, B, T);
+    t->sparse_emb = !o->dense_grads && !t->dist && o->optim == LSTM_OPT_SGD && o->weight_decay == 0 && !o->model.tie &&
+                    (uint64_t)B * T * 4 < (uint64_t)t->V;
+    if (t->sparse_emb) {
+        t->emb_mark = calloc((size_t)t->V, 1);
+        t->emb_rows = malloc(sizeof *t->emb_rows * (size_t)B * T);
+        if (!t->emb_mark || !t->emb_rows) FAIL(LSTM_E_NOMEM, LSTM_TRAIN_AT_BUFFERS);
+    }
     if (c && c->f.state_h && s->step > 0) {
         /* Saved for every lane of the batch: this rank takes its own. */
         if (c->f.state_B != Bg) FAIL_AB(LSTM_E_FORMAT, LSTM_TRAIN_AT_LANES, c->f.state_B, Bg);
@@ -610,6 +626,54 @@ int lstm_trainer_resume(lstm_trainer **out, const lstm_train_ckpt *c, const lstm
 }
 
 /* ------------------------------------------------------------------ running */
+
+/* sparse_emb: the gradients zeroed for a backward (the layers' and the output's all, the embedding's
+ * rows of the previous step), and this step's input rows noted. */
+static void sparse_zero(lstm_trainer *t)
+{
+    lstm_model *m = &t->model;
+    size_t E = (size_t)m->cfg.E, e_end = m->tensors[1].offset;
+    memset(m->grads + e_end, 0, (m->n_params - e_end) * sizeof(float));
+    for (size_t i = 0; i < t->n_rows; i++) {
+        memset(m->grads + (size_t)t->emb_rows[i] * E, 0, E * sizeof(float));
+        t->emb_mark[t->emb_rows[i]] = 0;
+    }
+    t->n_rows = 0;
+    for (size_t i = 0, n = (size_t)t->B * t->T; i < n; i++)
+        if (!t->emb_mark[t->in[i]]) {
+            t->emb_mark[t->in[i]] = 1;
+            t->emb_rows[t->n_rows++] = t->in[i];
+        }
+}
+
+/* sparse_emb: lstm_optim_clip over the non-zero part: the layers and the output, then the rows. */
+static double sparse_clip(lstm_trainer *t)
+{
+    lstm_model *m = &t->model;
+    size_t E = (size_t)m->cfg.E, e_end = m->tensors[1].offset;
+    double s = lstm_optim_sumsq(m->grads + e_end, m->n_params - e_end);
+    for (size_t i = 0; i < t->n_rows; i++) s += lstm_optim_sumsq(m->grads + (size_t)t->emb_rows[i] * E, E);
+    double norm = sqrt(s), max_norm = t->cfg.clip;
+    if (max_norm > 0.0 && norm > max_norm) {
+        float k = (float)(max_norm / norm);
+        lstm_optim_scale(m->grads + e_end, m->n_params - e_end, k);
+        for (size_t i = 0; i < t->n_rows; i++) lstm_optim_scale(m->grads + (size_t)t->emb_rows[i] * E, E, k);
+    }
+    return norm;
+}
+
+/* sparse_emb: lstm_optim_step (SGD, no weight decay) over the non-zero part. */
+static void sparse_sgd(lstm_trainer *t, float lr)
+{
+    lstm_model *m = &t->model;
+    size_t E = (size_t)m->cfg.E, e_end = m->tensors[1].offset;
+    t->opt.step++;
+    lstm_optim_sgd_part(m->params + e_end, m->grads + e_end, m->n_params - e_end, lr);
+    for (size_t i = 0; i < t->n_rows; i++) {
+        size_t o = (size_t)t->emb_rows[i] * E;
+        lstm_optim_sgd_part(m->params + o, m->grads + o, E, lr);
+    }
+}
 
 static int run_fail(lstm_trainer *t, int rc, int at)
 {
@@ -725,7 +789,8 @@ int lstm_trainer_step(lstm_trainer *t)
     long c;
     if ((rc = lstm_model_forward(m, &t->acts, &t->st, t->in, t->tg, B, T, 1, &loss, &c)))
         return run_fail(t, rc, LSTM_TRAIN_AT_FORWARD);
-    lstm_model_zero_grads(m);
+    if (t->sparse_emb) sparse_zero(t);
+    else lstm_model_zero_grads(m);
     if (t->dist) {
         /* Each rank's gradient is its targets' share of the whole batch's mean: the sum is the mean. */
         t->dist_rc = 0;
@@ -742,7 +807,7 @@ int lstm_trainer_step(lstm_trainer *t)
     }
     int logging = t->io.cb.on_log && t->cfg.log_every > 0;
     if (logging && (s->global_step + 1) % (uint64_t)t->cfg.log_every == 0) lstm_optim_tensor_norms(t->tnorms, m);
-    t->gnorm = lstm_optim_clip(m->grads, m->n_params, t->cfg.clip);
+    t->gnorm = t->sparse_emb ? sparse_clip(t) : lstm_optim_clip(m->grads, m->n_params, t->cfg.clip);
     t->lr = lstm_sched_lr(&s->sched, s->epoch, (long)s->global_step);
     if (!isfinite(loss) || !isfinite(t->gnorm)) {
         memset(&t->end, 0, sizeof t->end);
@@ -754,7 +819,8 @@ int lstm_trainer_step(lstm_trainer *t)
         t->failed = LSTM_E_NAN;
         return LSTM_E_NAN;
     }
-    lstm_optim_step(&t->opt, m->params, m->grads, (float)t->lr);
+    if (t->sparse_emb) sparse_sgd(t, (float)t->lr);
+    else lstm_optim_step(&t->opt, m->params, m->grads, (float)t->lr);
     s->global_step++;
     s->tokens += (uint64_t)c;
     t->ep_tokens += (uint64_t)c;

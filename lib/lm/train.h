@@ -46,6 +46,9 @@ typedef struct {
     double time_limit;       /* seconds of training steps, 0 = none: then validate, save, end */
     long log_every;          /* global steps between on_log calls (0 = never) */
     int threads;             /* lstm_set_threads at create / resume, 0 = leave as is */
+    int dense_grads;         /* 1: every gradient zeroed, clipped and stepped even where the embedding's
+                              * are known to be zero (one process, SGD without weight decay, untied, a
+                              * large vocabulary: by default only the batch's rows are; tests) */
 } lstm_train_config;
 
 /* lstm-train's defaults: LSTM 2x256 tied, dropout 0.2, Adam lr 0.002, clip 0.25, plateau /4, batch 20,

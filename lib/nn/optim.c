@@ -68,7 +68,7 @@ void lstm_optim_step(lstm_optim *o, float *p, const float *g, float lr)
     }
 }
 
-double lstm_optim_clip(float *g, size_t n, double max_norm)
+double lstm_optim_sumsq(const float *g, size_t n)
 {
     /* float dot products over short blocks (vectorized), summed in double: accurate and fast */
     double s = 0.0;
@@ -76,11 +76,23 @@ double lstm_optim_clip(float *g, size_t n, double max_norm)
         int len = (int)(n - i < 4096 ? n - i : 4096);
         s += (double)cblas_sdot(len, g + i, 1, g + i, 1);
     }
-    double norm = sqrt(s);
-    if (max_norm > 0.0 && norm > max_norm) {
-        float k = (float)(max_norm / norm);
-        for (size_t i = 0; i < n; i += 4096) cblas_sscal((int)(n - i < 4096 ? n - i : 4096), k, g + i, 1);
-    }
+    return s;
+}
+
+void lstm_optim_scale(float *g, size_t n, float k)
+{
+    for (size_t i = 0; i < n; i += 4096) cblas_sscal((int)(n - i < 4096 ? n - i : 4096), k, g + i, 1);
+}
+
+void lstm_optim_sgd_part(float *p, const float *g, size_t n, float lr)
+{
+    for (size_t i = 0; i < n; i += 1u << 30) cblas_saxpy((int)(n - i < (1u << 30) ? n - i : 1u << 30), -lr, g + i, 1, p + i, 1);
+}
+
+double lstm_optim_clip(float *g, size_t n, double max_norm)
+{
+    double norm = sqrt(lstm_optim_sumsq(g, n));
+    if (max_norm > 0.0 && norm > max_norm) lstm_optim_scale(g, n, (float)(max_norm / norm));
     return norm;
 }
 

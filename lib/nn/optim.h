@@ -36,6 +36,13 @@ void lstm_optim_step(lstm_optim *o, float *params /* (n) */, const float *grads 
  * scaled by max_norm / norm. Returns the norm before clipping (NaN / Inf propagate for the caller). */
 double lstm_optim_clip(float *grads /* (n) */, size_t n, double max_norm);
 
+/* The pieces of a step over part of the parameters (a trainer whose embedding gradient is non-zero on
+ * a few rows only): the sum of squares of g (n) in lstm_optim_clip's blocks and order, g *= k, and
+ * SGD without weight decay p -= lr g. */
+double lstm_optim_sumsq(const float *g, size_t n);
+void lstm_optim_scale(float *g, size_t n, float k);
+void lstm_optim_sgd_part(float *p, const float *g, size_t n, float lr);
+
 /* L2 norm of every tensor of the model's gradient: out (lstm_model_num_tensors). */
 void lstm_optim_tensor_norms(double *out, const lstm_model *m);
 

@@ -6,7 +6,7 @@
 # out). Model 2x200 untied, B=20, T=35, cutoffs CUTOFFS (default 2000,10000), div 4.
 #   1. tokens/s for SECS seconds each (default 40): SGD lr 1 as train.sh; PyTorch trains on the same ids
 #      (IDS=, as B contiguous lanes), at 1 and 2 threads, the faster counts.
-#   2. validation perplexity after QSECS seconds of training (default 300), full vs adaptive, Adam.
+#   2. validation perplexity after QSECS seconds of training (default 300; 0 skips it), full vs adaptive, Adam.
 # BIN holds the tools.
 set -euo pipefail
 sgd=${1:?usage: adaptive.sh SGD_DIR}
@@ -56,6 +56,7 @@ for c in sgd zipf; do
         "$(ratio "$oa" "$tf")" "$(ratio "$oa" "$ta")"
 done
 
+[ "$qsecs" = 0 ] && exit 0
 echo
 echo "validation perplexity after ${qsecs} s of training (Adam lr 0.002, clip 0.25, dropout 0, 2x200 untied, B=20)"
 printf '%-22s %14s %14s %16s %16s\n' corpus "full ppl" "adaptive ppl" "full tokens" "adaptive tokens"

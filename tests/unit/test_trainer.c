@@ -499,6 +499,74 @@ static void test_shares(const char *win, lstm_dataset *whole)
     lstm_dataset_free(sent);
 }
 
+/* SGD over a vocabulary 8x a batch: the trainer zeroes, clips and steps only the embedding rows of
+ * the batch; the weights after 2 epochs are a dense step's (to the rounding of the norm's sum). */
+static void test_sparse_emb(void)
+{
+    char text[2000] = "", win[512], a[512], al[512], b[512], bl[512];
+    for (int i = 0; i < 200; i++) snprintf(text + strlen(text), sizeof text - strlen(text), "%sw%d", i ? " " : "", i);
+    lstm_tokenizer *tok = test_space_tokenizer(text);
+    CHECK(tok != NULL);
+    if (!tok) return;
+    int nwin = 60, T = 6;
+    uint32_t *seq = malloc(sizeof *seq * ((size_t)nwin * T + 1));
+    unsigned s = 11;
+    for (int i = 0; i <= nwin * T; i++) {
+        s = s * 1103515245u + 12345u;
+        seq[i] = 4 + (i % 3 ? seq[i - 1] - 4 + 1 : (s >> 8)) % 200; /* runs of three */
+    }
+    path_of(win, "big.win");
+    CHECK_EQ_INT(test_write_windows(win, tok, seq, nwin, T), 0);
+    free(seq);
+    lstm_tokenizer_free(tok);
+    lstm_dataset *d;
+    uint32_t kind;
+    CHECK_EQ_INT(lstm_dataset_open(&d, win, 0, &kind), 0);
+    lstm_train_config c;
+    config(&c);
+    c.optim = LSTM_OPT_SGD, c.lr = 1.0, c.clip = 0.05; /* a clip that bites */
+    c.model.tie = 0;
+    volatile sig_atomic_t stop = 0;
+    probe_t q;
+    lstm_train_io io;
+    lstm_train_error err;
+    lstm_trainer *t;
+    path_of(a, "s.ckpt"), path_of(al, "s.ckpt.last"), path_of(b, "d.ckpt"), path_of(bl, "d.ckpt.last");
+    for (int dense = 0; dense < 2; dense++) {
+        c.dense_grads = dense;
+        reset_probe(&q, &c, &stop);
+        io_for(&io, d, dense ? b : a, dense ? bl : al, &q, &stop);
+        CHECK_EQ_INT(lstm_trainer_create(&t, &c, &io, &err), 0);
+        CHECK_EQ_INT(lstm_trainer_run(t), LSTM_TRAIN_DONE);
+        CHECK_EQ_INT(q.bad, 0);
+        lstm_trainer_free(t);
+    }
+    lstm_modelfile fa, fb;
+    CHECK_EQ_INT(lstm_modelfile_open(&fa, al), 0);
+    CHECK_EQ_INT(lstm_modelfile_open(&fb, bl), 0);
+    size_t n = fa.model.n_params;
+    CHECK(n == fb.model.n_params);
+    double worst = 0, big = 0, moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = fabs((double)fa.model.params[i] - fb.model.params[i]);
+        worst = x > worst ? x : worst;
+        big = fabs(fb.model.params[i]) > big ? fabs(fb.model.params[i]) : big;
+    }
+    /* and training moved the embedding: the comparison is not of two untouched initialisations */
+    lstm_model init;
+    lstm_rng rng;
+    CHECK_EQ_INT(lstm_model_create(&init, &fb.model.cfg), 0);
+    lstm_rng_seed(&rng, c.seed);
+    lstm_model_init_params(&init, &rng);
+    for (size_t i = 0; i < fb.model.tensors[0].size; i++) moved += fabs((double)init.params[i] - fb.model.params[i]);
+    lstm_model_free(&init);
+    CHECK(worst <= 1e-6 * big);
+    CHECK(moved > 1e-3);
+    lstm_modelfile_close(&fa);
+    lstm_modelfile_close(&fb);
+    lstm_dataset_free(d);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -513,6 +581,7 @@ int main(void)
         test_nan(d);
         test_state_and_apply(d);
         test_shares(win, d);
+        test_sparse_emb();
         lstm_dataset_free(d);
     }
     char cmd[600];
