@@ -124,13 +124,20 @@ p_of() { printf '%s\n' "$1" | awk -F'\t' -v w="$2" '$1 == w { print $2; f = 1 } 
     assert_line --index 1 --regexp '^theta\\lambda +0.05 +0.3$'
     assert_line --index 2 --regexp '^0 +[0-9.]+ +[0-9.]+$'
     assert_line --index 4 --regexp '^2 +[0-9.]+ +[0-9.]+$'
-    assert_equal "${#lines[@]}" 6
     # the best line's flags, run as they are, give the best line's perplexity
-    local best flags want
+    local best flags want gain
     best=${lines[5]}
     [[ $best =~ ^best:\ (--cache\ 50\ --cache-theta\ [0-9.]+\ --cache-lambda\ [0-9.]+):\ perplexity\ ([0-9.]+)\ \(([-+][0-9.]+)%\)$ ]]
     flags=${BASH_REMATCH[1]}
     want=${BASH_REMATCH[2]}
+    gain=${BASH_REMATCH[3]}
+    # a last line says so when no pair beats the model alone
+    if [[ $gain == -* ]]; then
+        assert_equal "${#lines[@]}" 6
+    else
+        assert_equal "${#lines[@]}" 7
+        assert_line --index 6 "no pair of the grid beats the model alone (perplexity $plain): leave the cache off"
+    fi
     # shellcheck disable=SC2086
     run --separate-stderr "$EVAL" -m "$T/chat.ckpt" --batch 1 $flags "$T/valid.win"
     assert_success

@@ -253,6 +253,7 @@ static void report_search(const lstm_eval_result *s, const lstm_cache_grid *g, i
     }
     printf("best: --cache %d --cache-theta %g --cache-lambda %g: perplexity %.2f (%+.1f%%)\n", N, g->theta[bi],
            g->lambda[bj], best, 100.0 * (best / ppl - 1));
+    if (!(best < ppl)) printf("no pair of the grid beats the model alone (perplexity %.2f): leave the cache off\n", ppl);
 }
 
 /* The windows, tokenized as the model's tokenizer does. */
