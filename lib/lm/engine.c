@@ -1,7 +1,7 @@
 /* engine.c: one suggest / complete request against a mapped checkpoint (engine.h): the prompt built
  * from the context turns and the text as lstm-tok encodes a conversation, next-word suggestions,
- * sampled or beam-searched completions with word bans, and the completion detokenised as it
- * continues the prompt. */
+ * sampled or beam-searched completions with word bans, the continuous cache mixed into what they
+ * rank, and the completion detokenised as it continues the prompt. */
 #include "engine.h"
 
 #include <stdio.h>
@@ -101,6 +101,7 @@ const char *lstm_engine_open_error(const lstm_engine *e, int rc, const char *pat
 void lstm_engine_close(lstm_engine *e)
 {
     if (!e->lm.m) return; /* never opened, or already closed */
+    if (e->cache.N) lstm_cache_free(&e->cache);
     lstm_suggester_free(&e->sug);
     lstm_session_free(&e->sess);
     lstm_sampler_free(&e->smp);
@@ -122,6 +123,37 @@ void lstm_engine_close(lstm_engine *e)
 }
 
 void lstm_engine_reset(lstm_engine *e) { lstm_session_reset(&e->sess); }
+
+int lstm_engine_set_cache(lstm_engine *e, const lstm_cache_opts *o)
+{
+    if (!e->lm.m || lstm_cache_opts_check(o)) return LSTM_E_ARG;
+    if (e->cache.N) lstm_cache_free(&e->cache);
+    memset(&e->cache_opts, 0, sizeof e->cache_opts);
+    if (!lstm_cache_opts_on(o)) return 0;
+    /* no request holds more pairs than its prompt and its generated tokens */
+    lstm_cache_opts r = *o;
+    if (r.N > CTX_CAP + MAX_NEW) r.N = CTX_CAP + MAX_NEW;
+    int rc = lstm_cache_init(&e->cache, &r, e->lm.m->cfg.H, e->lm.V);
+    if (!rc) e->cache_opts = r;
+    return rc;
+}
+
+/* The top layer's state in a one-lane state or a session row of L*H floats. */
+static const float *top_of(const lstm_engine *e, const float *h)
+{
+    return h + (size_t)(e->lm.m->cfg.L - 1) * e->lm.m->cfg.H;
+}
+
+/* The session's next-token logits into e->lg, mixed with the cache of the prompt's own pairs (the
+ * state after each id and the id after it), read in place from the session. */
+static int session_logits(lstm_engine *e)
+{
+    const lstm_session *s = &e->sess;
+    memcpy(e->lg, s->logits, (size_t)e->lm.V * sizeof *e->lg);
+    if (!e->cache_opts.N || s->n < 2) return 0;
+    size_t LH = (size_t)e->lm.m->cfg.L * e->lm.m->cfg.H;
+    return lstm_cache_mix_pairs(&e->cache, top_of(e, s->hs), LH, s->ids + 1, (int)s->n - 1, top_of(e, s->st.h), e->lg);
+}
 
 int lstm_engine_has_speaker(lstm_engine *e, const char *name)
 {
@@ -283,14 +315,19 @@ static int do_suggest(lstm_engine *e, const lstm_request *r, size_t *prefix_len,
         ctx = e->buf;
     }
     if (make_prompt(e, r, ctx, clen)) return -1;
-    /* a word model with an adaptive softmax scores only the clusters a suggestion can come from */
-    int lazy = lstm_suggest_lazy(&e->sug);
+    /* a word model with an adaptive softmax scores only the clusters a suggestion can come from (the
+     * continuous cache mixes into the whole distribution: not with it) */
+    int lazy = lstm_suggest_lazy(&e->sug) && !e->cache_opts.N;
     int rc = lazy ? lstm_session_feed_state(&e->sess, e->ids.v, e->ids.n) : lstm_session_feed(&e->sess, e->ids.v, e->ids.n);
     if (rc) {
         e->err = lstm_strerror(rc);
         return -1;
     }
-    int n = lstm_suggest(&e->sug, &e->sess.st, lazy ? NULL : e->sess.logits, e->prefix, plen, r->k, e->sg, mass);
+    if (!lazy && (rc = session_logits(e))) {
+        e->err = lstm_strerror(rc);
+        return -1;
+    }
+    int n = lstm_suggest(&e->sug, &e->sess.st, lazy ? NULL : e->lg, e->prefix, plen, r->k, e->sg, mass);
     if (n < 0) {
         e->err = lstm_strerror(n);
         return -1;
@@ -322,6 +359,10 @@ static int do_complete(lstm_engine *e, const lstm_request *r, int *ngen)
     memcpy(e->hist, e->ids.v + e->ids.n - np, np * sizeof *e->hist);
     int n = 0;
     if (r->max_new == 0) return 0;
+    if ((rc = session_logits(e))) {
+        e->err = lstm_strerror(rc);
+        return -1;
+    }
     if (r->beam > 0) {
         if (r->beam != e->beam_W || r->max_new != e->beam_T) {
             if (e->beam_W) lstm_beam_free(&e->beam);
@@ -334,7 +375,7 @@ static int do_complete(lstm_engine *e, const lstm_request *r, int *ngen)
             e->beam_T = r->max_new;
         }
         lstm_beam_opts bo = {r->alpha, r->so.repetition_penalty, e->gen_ban, LSTM_EOS_ID, word_held, &e->sug, e->gen_ban_end};
-        n = lstm_beam_run(&e->beam, &bo, &e->sess.st, e->sess.logits, e->hist, np, e->gen, NULL);
+        n = lstm_beam_run(&e->beam, &bo, &e->sess.st, e->lg, e->hist, np, e->gen, NULL);
         if (n < 0) {
             e->err = n == LSTM_E_EMPTY ? "every token is banned" : lstm_strerror(n);
             return -1;
@@ -350,7 +391,12 @@ static int do_complete(lstm_engine *e, const lstm_request *r, int *ngen)
     size_t LH = (size_t)e->st1.L * e->st1.H;
     memcpy(e->st1.h, e->sess.st.h, LH * sizeof(float));
     memcpy(e->st1.c, e->sess.st.c, LH * sizeof(float));
-    memcpy(e->lg, e->sess.logits, (size_t)e->lm.V * sizeof(float));
+    if (e->cache_opts.N) { /* the prompt's pairs, then each generated token's */
+        lstm_cache_clear(&e->cache);
+        size_t from = e->sess.n > (size_t)e->cache.N + 1 ? e->sess.n - 1 - (size_t)e->cache.N : 0;
+        for (size_t i = from; i + 1 < e->sess.n; i++)
+            lstm_cache_push(&e->cache, top_of(e, e->sess.hs + i * LH), e->sess.ids[i + 1]);
+    }
     size_t nh = np;
     while (n < r->max_new) {
         so.banned = lstm_suggester_word_banned(&e->sug, e->hist, nh, np) ? e->gen_ban_end : e->gen_ban;
@@ -364,7 +410,9 @@ static int do_complete(lstm_engine *e, const lstm_request *r, int *ngen)
         e->hist[nh++] = (uint32_t)id;
         if (n == r->max_new) break;
         uint32_t t = (uint32_t)id;
-        if ((rc = lstm_infer_step(&e->inf1, &e->st1, &t, e->lg))) {
+        if (e->cache_opts.N) lstm_cache_push(&e->cache, top_of(e, e->st1.h), t);
+        if ((rc = lstm_infer_step(&e->inf1, &e->st1, &t, e->lg)) ||
+            (e->cache_opts.N && (rc = lstm_cache_mix(&e->cache, top_of(e, e->st1.h), e->lg)))) {
             e->err = lstm_strerror(rc);
             return -1;
         }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "decode.h"
 #include "lm.h"
 
@@ -101,6 +102,8 @@ typedef struct {
     lstm_state st1;       /* one lane for generation */
     lstm_infer inf1;
     float *lg;            /* (V) */
+    lstm_cache_opts cache_opts; /* lstm_engine_set_cache; N = 0: none */
+    lstm_cache cache;     /* complete: the prompt's pairs, then the generated ones */
     const char *err;      /* message of the last failed request */
     char errbuf[1024];    /* err when it names things (an unknown speaker and the model's speakers) */
 } lstm_engine;
@@ -126,6 +129,17 @@ void lstm_engine_close(lstm_engine *e);
  * of several pieces is never allowed to end). A list that is not text is refused with LSTM_E_FORMAT,
  * *bad_line (1-based) and *why ("a NUL byte", "invalid UTF-8"), before anything is banned. */
 int lstm_engine_ban_list(lstm_engine *e, const char *text, size_t len, unsigned long *bad_line, const char **why);
+
+/* The continuous cache (cache.h) for every following request: the conversation's own (top-layer
+ * state, next token) pairs, its context turns and the prompt as the session read them (the last N of
+ * them), vote for the next token, so the names and numbers already typed come back. Suggest: the
+ * first token's distribution is mixed (a word model's whole words; a BPE or character model's first
+ * piece, the beam's later pieces being the model's). Complete: sampling and greedy mix every step,
+ * each generated token joining the cache; beam search mixes its first step only. The mixed logits
+ * are log-probabilities (all <= 0), so a repetition penalty multiplies every penalised one. o->N = 0
+ * or lambda = 0 turns it off (the engine answers exactly as without). 0, LSTM_E_ARG (o out of
+ * range: lstm_cache_opts_check) or LSTM_E_NOMEM (the engine then has no cache). */
+int lstm_engine_set_cache(lstm_engine *e, const lstm_cache_opts *o);
 
 /* Forgets the prompt read last. The session reuses the recurrent state of the longest prompt prefix
  * it read before, which saves time but runs the new tokens in other groupings than a fresh start

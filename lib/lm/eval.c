@@ -1,6 +1,8 @@
 /* eval.c: the evaluation pass (see eval.h): batches of windows through the model's forward, scoring
  * every target, and the keystroke simulator: word models rank whole words by the logits; BPE and
- * character models type each word against the suggestion beam, one token at a time. */
+ * character models type each word against the suggestion beam, one token at a time. With a
+ * continuous cache, each lane's logits are turned into the mixed log-probabilities (cache.h) before
+ * anything reads them, in the lane's order, and the pair of each scored target joins the cache after. */
 #include "eval.h"
 
 #include <math.h>
@@ -31,6 +33,9 @@ struct lstm_evaluator {
     char word[LSTM_WORD_MAX];
     size_t wlen;
     int in_word;
+    /* the continuous cache */
+    lstm_cache *caches;     /* (B) or NULL */
+    int mixing;             /* the figures are of the mixed distribution */
 };
 
 double lstm_eval_ppl(double nll) { return nll < 700 ? exp(nll) : INFINITY; }
@@ -51,6 +56,9 @@ void lstm_evaluator_free(lstm_evaluator *e)
     free(e->lg1);
     free(e->wlg);
     free(e->cands);
+    if (e->caches)
+        for (int b = 0; b < e->B; b++) lstm_cache_free(&e->caches[b]);
+    free(e->caches);
     free(e);
 }
 
@@ -67,6 +75,8 @@ int lstm_evaluator_create_over(lstm_evaluator **out, lstm_model *m, lstm_acts *a
     e->T = T;
     if (o) e->o = *o;
     e->o.keystrokes = 0; /* needs a language model */
+    e->o.cache.N = 0;
+    e->o.grid = NULL;
     e->acts = acts;
     e->st = st;
     e->in = in;
@@ -80,6 +90,9 @@ int lstm_evaluator_create(lstm_evaluator **out, const lstm_lm *lm, int B, int T,
 {
     *out = NULL;
     if (!lm || !o || B < 1 || T < 1 || o->k < 1 || (o->keystrokes && B != 1)) return LSTM_E_ARG;
+    if (lstm_cache_opts_check(&o->cache) || (o->grid && (o->cache.N < 1 || o->keystrokes || o->grid->nt < 1 ||
+                                                         o->grid->nl < 1 || !o->grid->nll)))
+        return LSTM_E_ARG;
     lstm_evaluator *e = calloc(1, sizeof *e);
     if (!e) return LSTM_E_NOMEM;
     e->m = (lstm_model *)lm->m; /* a view: forward only reads it */
@@ -112,6 +125,13 @@ int lstm_evaluator_create(lstm_evaluator **out, const lstm_lm *lm, int B, int T,
             rc = LSTM_E_NOMEM;
             if (!e->lg1 || !e->wlg || !e->cands) goto fail;
         }
+    }
+    e->mixing = !o->grid && lstm_cache_opts_on(&o->cache);
+    if (e->mixing || o->grid) {
+        rc = LSTM_E_NOMEM;
+        if (!(e->caches = calloc((size_t)B, sizeof *e->caches))) goto fail;
+        for (int b = 0; b < B; b++)
+            if ((rc = lstm_cache_init(&e->caches[b], &o->cache, e->m->cfg.H, lm->V))) goto fail;
     }
     *out = e;
     return 0;
@@ -217,6 +237,11 @@ static int run_pieces(lstm_evaluator *e, lstm_eval_result *r)
         uint32_t x = e->in[t], y = e->tg[t];
         if ((rc = lstm_infer_step(&e->inf, e->st, &x, e->lg1))) return rc;
         if (y == LSTM_PAD_ID) continue;
+        const float *h = e->st->h + (size_t)(e->st->L - 1) * e->st->H; /* the top layer, one lane */
+        if (e->mixing) {
+            if ((rc = lstm_cache_mix(&e->caches[0], h, e->lg1))) return rc;
+            lstm_cache_push(&e->caches[0], h, y);
+        }
         r->nll += lstm_logsumexp(e->lg1, (size_t)V) - (double)e->lg1[y];
         r->tokens++;
         score_target(r, lm, e->o.k, e->lg1, x, y);
@@ -268,6 +293,41 @@ static int type_word_token(lstm_evaluator *e, lstm_eval_result *r, const float *
     return book_word(e, r, pt, pn, len, j < len ? (long)j : -1);
 }
 
+/* ------------------------------------------------------------------ the cache */
+
+/* The top layer's state at (b, t) of the last forward: what the output layer read (no dropout here). */
+static const float *top_state(const lstm_evaluator *e, int b, int t)
+{
+    return e->acts->out_in + ((size_t)t * e->B + b) * (size_t)e->m->cfg.H;
+}
+
+/* Target y at (b, t): mixing, the logits become the mixed log-probabilities and y's NLL is counted;
+ * searching, every grid cell adds y's NLL; either way the pair then joins lane b's cache. */
+static int cache_target(lstm_evaluator *e, lstm_eval_result *r, int b, int t, float *lg, uint32_t y)
+{
+    lstm_cache *c = &e->caches[b];
+    const float *h = top_state(e, b, t);
+    int rc;
+    if (e->mixing) {
+        if ((rc = lstm_cache_mix(c, h, lg))) return rc;
+        r->nll += lstm_logsumexp(lg, (size_t)e->lm->V) - (double)lg[y];
+    } else {
+        lstm_cache_grid *g = e->o.grid;
+        double lpm = (double)lg[y] - lstm_logsumexp(lg, (size_t)e->lm->V);
+        lstm_cache_dots(c, h);
+        for (int i = 0; i < g->nt; i++) {
+            double pc = lstm_cache_p_word(c, g->theta[i], y);
+            for (int j = 0; j < g->nl; j++) {
+                double lam = c->ndot ? g->lambda[j] : 0; /* an empty cache leaves the model's */
+                double lp = lam == 0 ? lpm : pc == 0 ? log1p(-lam) + lpm : log((1 - lam) * exp(lpm) + lam * pc);
+                g->nll[(size_t)i * g->nl + j] -= lp;
+            }
+        }
+    }
+    lstm_cache_push(c, h, y);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ the pass */
 
 int lstm_evaluator_run(lstm_evaluator *e, lstm_dataset *d, uint64_t begin, uint64_t end, int stateful,
@@ -285,6 +345,8 @@ int lstm_evaluator_run(lstm_evaluator *e, lstm_dataset *d, uint64_t begin, uint6
         return LSTM_E_ARG;
     }
     lstm_state_zero(e->st);
+    if (e->caches)
+        for (int b = 0; b < B; b++) lstm_cache_clear(&e->caches[b]);
     e->in_word = 0;
     e->wlen = 0;
     for (uint64_t step = 0; step < bt.steps; step++) {
@@ -293,7 +355,10 @@ int lstm_evaluator_run(lstm_evaluator *e, lstm_dataset *d, uint64_t begin, uint6
         long cnt = lstm_batcher_get(&bt, step, e->in, e->tg, e->rs);
         if (cnt < 0) { rc = (int)cnt; break; }
         for (int b = 0; b < B; b++)
-            if (e->rs[b]) lstm_state_reset_row(e->st, b);
+            if (e->rs[b]) {
+                lstm_state_reset_row(e->st, b);
+                if (e->caches) lstm_cache_clear(&e->caches[b]);
+            }
         if (cnt == 0) continue;
         if (e->o.keystrokes && !e->word_model) {
             if ((rc = run_pieces(e, r))) break;
@@ -302,14 +367,15 @@ int lstm_evaluator_run(lstm_evaluator *e, lstm_dataset *d, uint64_t begin, uint6
         double loss;
         long c;
         if ((rc = lstm_model_forward(e->m, e->acts, e->st, e->in, e->tg, B, T, 0, &loss, &c))) break;
-        r->nll += loss * (double)c;
+        if (!e->mixing) r->nll += loss * (double)c;
         r->tokens += c;
         if (!e->lm) continue;
         for (int b = 0; b < B && !rc; b++)
             for (int t = 0; t < T; t++) {
                 uint32_t y = e->tg[(size_t)b * T + t], x = e->in[(size_t)b * T + t];
                 if (y == LSTM_PAD_ID) continue;
-                const float *lg = lstm_acts_logits(e->acts, e->m, b, t);
+                float *lg = lstm_acts_logits(e->acts, e->m, b, t);
+                if (e->caches && (rc = cache_target(e, r, b, t, lg, y))) break;
                 score_target(r, e->lm, e->o.k, lg, x, y);
                 if (e->o.keystrokes && (rc = type_word_token(e, r, lg, x, y))) break;
             }

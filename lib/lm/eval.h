@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "dataset.h"
 #include "lm.h"
 #include "model.h"
@@ -42,15 +43,25 @@ typedef struct {
     int lane_step, lane0; /* a share of the batch (one rank's): the evaluator's B lanes are lanes lane0,
                              lane0 + lane_step, ... of lanes_of (lstm_batcher_init_lanes); 0 = all */
     int lanes_of;
+    /* The continuous cache (cache.h), one per lane, of the lane's own pairs (its top-layer state at
+     * each scored target and that target), cleared wherever the lane's state is reset: with N > 0 and
+     * lambda > 0 every figure (NLL, top-k, keystrokes) is of the mixed distribution. N = 0 or
+     * lambda = 0: the model's figures, exactly. Needs a language model (lstm_evaluator_create). */
+    lstm_cache_opts cache;
+    /* Or NULL: a search over (theta, lambda) with cache.N pairs per lane: every target adds to grid's
+     * NLL sums while the result stays the model's (no mixing). Not with keystrokes. */
+    lstm_cache_grid *grid;
 } lstm_eval_opts;
 
 typedef struct lstm_evaluator lstm_evaluator;
 
 /* For lm's model on windows of T tokens, B lanes side by side. LSTM_E_ARG for keystrokes with B != 1,
+ * cache options out of range (lstm_cache_opts_check), a grid without cache.N > 0 or with keystrokes,
  * LSTM_E_NOMEM, or the suggester's codes. */
 int lstm_evaluator_create(lstm_evaluator **out, const lstm_lm *lm, int B, int T, const lstm_eval_opts *o);
 /* NLL only, for model m over the caller's buffers (no second set of activations): acts for B x T,
- * st for B lanes, in and tg (B,T), reset (B). A run overwrites all of them. */
+ * st for B lanes, in and tg (B,T), reset (B). A run overwrites all of them. No cache (o->cache and
+ * o->grid are ignored). */
 int lstm_evaluator_create_over(lstm_evaluator **out, lstm_model *m, lstm_acts *acts, lstm_state *st, uint32_t *in,
                                uint32_t *tg, uint8_t *reset, int B, int T, const lstm_eval_opts *o);
 void lstm_evaluator_free(lstm_evaluator *e);

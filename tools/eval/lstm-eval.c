@@ -1,6 +1,8 @@
 /* lstm-eval: evaluate a checkpoint on a window stream: NLL, perplexity, top-1 / top-k accuracy,
- * per-word perplexity, and (--keystrokes) the keystrokes an autocomplete user would save. The
- * measuring is lib/lm/eval.h's; this file parses the flags, opens the inputs and prints the report. */
+ * per-word perplexity, and (--keystrokes) the keystrokes an autocomplete user would save, of the
+ * model or of the model mixed with a continuous cache (--cache), and (--cache-search) the cache's
+ * theta and lambda searched on a grid. The measuring is lib/lm/eval.h's; this file parses the flags,
+ * opens the inputs and prints the report. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -74,6 +76,18 @@ static void usage(FILE *f)
             "      --beam-words N   BPE / character models: beam width for assembling words (default 8)\n"
             "      --keystrokes-trace FILE  --keystrokes, and one line per typed word into FILE (a new file):\n"
             "                       word, characters, keystrokes, characters typed before accepting it (- if none)\n"
+            "      --cache N        mix a continuous cache of the last N (state, next word) pairs into every\n"
+            "                       prediction (Grave et al. 2017): p = (1 - lambda) p_model + lambda p_cache,\n"
+            "                       p_cache(w) ~ sum of exp(theta h.h_i) over the pairs whose next word is w, h the\n"
+            "                       top layer's state; the pairs are the lane's text already scored, carried\n"
+            "                       across windows with the state and cleared where it is reset (default 0: off)\n"
+            "      --cache-theta T  the match's sharpness, >= 0 (default 0.3)\n"
+            "      --cache-lambda L the cache's weight, 0 to 1 (default 0.1; 0: the model's figures exactly)\n"
+            "      --cache-search   with --cache N: score every (theta, lambda) of a grid in one pass, print the\n"
+            "                       perplexity table and the best pair. Search on validation data, then\n"
+            "                       evaluate the test data once with the pair found\n"
+            "      --cache-thetas LIST, --cache-lambdas LIST  the grid, comma-separated (default\n"
+            "                       0,0.1,0.2,0.3,0.4,0.5,0.7,1 and 0.02,0.05,0.1,0.15,0.2,0.25,0.3,0.4)\n"
             "      --json           one JSON object instead of text\n"
             "      --threads N      BLAS threads (default: all cores)\n"
             "  -q, --quiet          no progress line\n"
@@ -94,8 +108,10 @@ static void usage(FILE *f)
             "word (<unk>) counts as 5 characters typed in full plus the space: the stream does not keep its text,\n"
             "so its real length is unknown. Saved = 1 - keystrokes with suggestions / keystrokes without.\n"
             "\n"
-            "Example:\n"
-            "  lstm-tok -m chat.ckpt < test.csv | lstm-window -L 15 | " PROG " -m chat.ckpt\n");
+            "Examples:\n"
+            "  lstm-tok -m chat.ckpt < test.csv | lstm-window -L 15 | " PROG " -m chat.ckpt\n"
+            "  " PROG " -m ptb.ckpt --batch 1 --cache 500 --cache-search valid.win    (tune on validation)\n"
+            "  " PROG " -m ptb.ckpt --batch 1 --cache 500 --cache-theta 0.3 --cache-lambda 0.1 test.win\n");
 }
 
 typedef struct {
@@ -115,8 +131,9 @@ static int trace_word(void *ctx, const char *w, size_t n, size_t chars, long key
 static void on_batch(void *ctx, uint64_t done, uint64_t total) { progress(done, total, ((run_t *)ctx)->name); }
 
 static void report(const lstm_eval_result *s, const lstm_lm *lm, const char *model, const char *name, int stateful,
-                   int B, int K, int json, int keystrokes)
+                   int B, int K, int json, int keystrokes, const lstm_cache_opts *cache)
 {
+    int cached = lstm_cache_opts_on(cache);
     double nll = s->nll / (double)s->tokens, ppl = lstm_eval_ppl(nll);
     double wppl = s->words ? lstm_eval_ppl(s->nll / (double)s->words) : NAN;
     const char *mode = stateful ? "stateful" : "reset-state";
@@ -137,6 +154,13 @@ static void report(const lstm_eval_result *s, const lstm_lm *lm, const char *mod
         json_object_set_new(o, "topk", json_real((double)s->topk / (double)s->tokens));
         json_object_set_new(o, "words", json_integer((json_int_t)s->words));
         json_object_set_new(o, "word_perplexity", isfinite(wppl) ? json_real(wppl) : json_null());
+        if (cached) {
+            json_t *c = json_object();
+            json_object_set_new(c, "size", json_integer(cache->N));
+            json_object_set_new(c, "theta", json_real(cache->theta));
+            json_object_set_new(c, "lambda", json_real(cache->lambda));
+            json_object_set_new(o, "cache", c);
+        }
         if (keystrokes) {
             json_object_set_new(o, "keystrokes_saved", json_real(saved / 100));
             json_object_set_new(o, "acceptance_rate", json_real(acc / 100));
@@ -152,10 +176,84 @@ static void report(const lstm_eval_result *s, const lstm_lm *lm, const char *mod
         printf("perplexity %.2f (nll %.4f, %ld tokens, %s, batch %d) top-1 %.1f%% top-%d %.1f%%\n", ppl, nll, s->tokens,
                mode, B, 100.0 * (double)s->top1 / (double)s->tokens, K, 100.0 * (double)s->topk / (double)s->tokens);
         printf("per-word perplexity %.2f (%ld words, %s tokenizer)\n", wppl, s->words, lstm_tokenizer_kind_name(lm->kind));
+        if (cached)
+            printf("cache %d pairs per lane, theta %g, lambda %g: the figures are of the mixed distribution\n", cache->N,
+                   cache->theta, cache->lambda);
         if (keystrokes)
             printf("keystrokes saved %.1f%% (%.0f instead of %.0f, %d suggestions shown) acceptance %.1f%% (%ld of %ld words)\n",
                    saved, s->keys_with, s->keys_without, K, acc, s->accepted, s->typed_words);
     }
+}
+
+#define GRID_MAX 32
+
+/* --cache-thetas / --cache-lambdas: up to GRID_MAX comma-separated numbers in [lo, hi]. */
+static int parse_list(const char *s, const char *flag, double lo, double hi, double *v)
+{
+    int n = 0;
+    char buf[64];
+    for (const char *p = s;;) {
+        const char *q = strchr(p, ',');
+        size_t len = q ? (size_t)(q - p) : strlen(p);
+        if (n == GRID_MAX) tool_die(2, "%s: at most %d values", flag, GRID_MAX);
+        if (len == 0 || len >= sizeof buf) tool_die(2, "%s: expected numbers separated by commas, got '%s'", flag, s);
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        v[n++] = tool_parse_double(buf, flag, lo, hi);
+        if (!q) return n;
+        p = q + 1;
+    }
+}
+
+/* --cache-search: the model's figure, the table of perplexities and the best pair. */
+static void report_search(const lstm_eval_result *s, const lstm_cache_grid *g, int N, const char *name, int json)
+{
+    double ppl = lstm_eval_ppl(s->nll / (double)s->tokens), best = INFINITY;
+    int bi = 0, bj = 0;
+    for (int i = 0; i < g->nt; i++)
+        for (int j = 0; j < g->nl; j++) {
+            double p = lstm_eval_ppl(g->nll[i * g->nl + j] / (double)s->tokens);
+            if (p < best) best = p, bi = i, bj = j;
+        }
+    if (json) {
+        json_t *o = json_object(), *th = json_array(), *la = json_array(), *tab = json_array(), *b = json_object();
+        json_object_set_new(o, "input", json_string(name));
+        json_object_set_new(o, "tokens", json_integer((json_int_t)s->tokens));
+        json_object_set_new(o, "perplexity", json_real(ppl));
+        json_object_set_new(o, "cache_size", json_integer(N));
+        for (int i = 0; i < g->nt; i++) json_array_append_new(th, json_real(g->theta[i]));
+        for (int j = 0; j < g->nl; j++) json_array_append_new(la, json_real(g->lambda[j]));
+        for (int i = 0; i < g->nt; i++) {
+            json_t *row = json_array();
+            for (int j = 0; j < g->nl; j++)
+                json_array_append_new(row, json_real(lstm_eval_ppl(g->nll[i * g->nl + j] / (double)s->tokens)));
+            json_array_append_new(tab, row);
+        }
+        json_object_set_new(o, "theta", th);
+        json_object_set_new(o, "lambda", la);
+        json_object_set_new(o, "cache_perplexity", tab);
+        json_object_set_new(b, "theta", json_real(g->theta[bi]));
+        json_object_set_new(b, "lambda", json_real(g->lambda[bj]));
+        json_object_set_new(b, "perplexity", json_real(best));
+        json_object_set_new(o, "best", b);
+        json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        fputc('\n', stdout);
+        json_decref(o);
+        return;
+    }
+    printf("cache search on %s: %ld tokens, %d pairs per lane; perplexity without the cache %.2f\n", name, s->tokens, N,
+           ppl);
+    printf("theta\\lambda");
+    for (int j = 0; j < g->nl; j++) printf(" %8g", g->lambda[j]);
+    printf("\n");
+    for (int i = 0; i < g->nt; i++) {
+        printf("%-12g", g->theta[i]);
+        for (int j = 0; j < g->nl; j++) printf(" %8.2f", lstm_eval_ppl(g->nll[i * g->nl + j] / (double)s->tokens));
+        printf("\n");
+    }
+    printf("best: --cache %d --cache-theta %g --cache-lambda %g: perplexity %.2f (%+.1f%%)\n", N, g->theta[bi],
+           g->lambda[bj], best, 100.0 * (best / ppl - 1));
+    if (!(best < ppl)) printf("no pair of the grid beats the model alone (perplexity %.2f): leave the cache off\n", ppl);
 }
 
 /* The windows, tokenized as the model's tokenizer does. */
@@ -196,12 +294,21 @@ int main(int argc, char **argv)
     lstm_reserve_std_fds(NULL); /* before any open: a closed 0, 1 or 2 must not become one of our files */
     const char *model = NULL, *path = NULL, *tpath = NULL;
     int K = 5, B = 10, reset = 0, json = 0, keystrokes = 0, threads = 0, beam_words = 8;
-    enum { O_BATCH = 256, O_RESET, O_JSON, O_KEYS, O_THREADS, O_BEAMW, O_TRACE };
+    int search = 0, cache_set = 0, ncache_t = 8, ncache_l = 8;
+    lstm_cache_opts cache;
+    lstm_cache_opts_default(&cache);
+    double cache_t[GRID_MAX] = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1};
+    double cache_l[GRID_MAX] = {0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4};
+    enum { O_BATCH = 256, O_RESET, O_JSON, O_KEYS, O_THREADS, O_BEAMW, O_TRACE, O_CACHE, O_CTHETA, O_CLAMBDA,
+           O_CSEARCH, O_CTHETAS, O_CLAMBDAS };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"top", required_argument, 0, 'k'},
         {"batch", required_argument, 0, O_BATCH}, {"reset-state", no_argument, 0, O_RESET},
         {"keystrokes", no_argument, 0, O_KEYS}, {"beam-words", required_argument, 0, O_BEAMW},
         {"keystrokes-trace", required_argument, 0, O_TRACE},
+        {"cache", required_argument, 0, O_CACHE}, {"cache-theta", required_argument, 0, O_CTHETA},
+        {"cache-lambda", required_argument, 0, O_CLAMBDA}, {"cache-search", no_argument, 0, O_CSEARCH},
+        {"cache-thetas", required_argument, 0, O_CTHETAS}, {"cache-lambdas", required_argument, 0, O_CLAMBDAS},
         {"json", no_argument, 0, O_JSON}, {"threads", required_argument, 0, O_THREADS},
         {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
@@ -223,6 +330,12 @@ int main(int argc, char **argv)
             tpath = optarg;
             keystrokes = 1;
             break;
+        case O_CACHE: cache.N = (int)tool_parse_long(optarg, "--cache", 0, LSTM_CACHE_MAX_N); break;
+        case O_CTHETA: cache.theta = tool_parse_double(optarg, "--cache-theta", 0, 1e6); cache_set = 1; break;
+        case O_CLAMBDA: cache.lambda = tool_parse_double(optarg, "--cache-lambda", 0, 1); cache_set = 1; break;
+        case O_CSEARCH: search = 1; break;
+        case O_CTHETAS: ncache_t = parse_list(optarg, "--cache-thetas", 0, 1e6, cache_t); search = 1; break;
+        case O_CLAMBDAS: ncache_l = parse_list(optarg, "--cache-lambdas", 0, 1, cache_l); search = 1; break;
         case 'q': tool_verbosity = TOOL_QUIET; break;
         case 'v': tool_verbosity = TOOL_VERBOSE; break;
         case 'h': usage(stdout); return 0;
@@ -232,6 +345,11 @@ int main(int argc, char **argv)
     }
     if (!model) tool_die(2, "no model: give -m MODEL.ckpt (see --help)");
     if (argc - optind > 1) tool_die(2, "one input at most (got %d)", argc - optind);
+    if (search && cache.N == 0) tool_die(2, "--cache-search: give the cache size with --cache N (N >= 1)");
+    if (search && cache_set)
+        tool_die(2, "--cache-search tries a grid of theta and lambda: give it with --cache-thetas / --cache-lambdas, "
+                    "not --cache-theta / --cache-lambda");
+    if (search && (keystrokes || tpath)) tool_die(2, "--cache-search excludes --keystrokes");
     path = optind < argc ? argv[optind] : NULL;
     const char *name = path && strcmp(path, "-") ? path : "stdin";
     if (!path && isatty(0)) tool_die(2, "reading windows from a terminal: give a file or a pipe (see --help)");
@@ -251,7 +369,10 @@ int main(int argc, char **argv)
     FILE *trace = tpath ? open_trace(tpath) : NULL;
 
     run_t run = {name, trace};
-    lstm_eval_opts eo = {K, keystrokes, beam_words, NULL, &run, on_batch, trace ? trace_word : NULL, 0, 0, 0};
+    double grid_nll[GRID_MAX * GRID_MAX] = {0};
+    lstm_cache_grid grid = {ncache_t, ncache_l, cache_t, cache_l, grid_nll};
+    lstm_eval_opts eo = {K, keystrokes, beam_words, NULL, &run, on_batch, trace ? trace_word : NULL, 0, 0, 0,
+                         cache, search ? &grid : NULL};
     lstm_evaluator *ev;
     if ((rc = lstm_evaluator_create(&ev, &lm, B, T, &eo)))
         tool_die(1, "allocating activations for batch %d x %d: %s", B, T, lstm_strerror(rc));
@@ -262,7 +383,8 @@ int main(int argc, char **argv)
     if ((rc = lstm_evaluator_run(ev, d, 0, lstm_dataset_count(d), stateful, &s))) tool_die(1, "%s: %s", name, lstm_strerror(rc));
     progress_clear();
     if (s.tokens == 0) tool_die(1, "%s: no target tokens to evaluate", name);
-    report(&s, &lm, model, name, stateful, B, K, json, keystrokes);
+    if (search) report_search(&s, &grid, cache.N, name, json);
+    else report(&s, &lm, model, name, stateful, B, K, json, keystrokes, &cache);
     if (tool_verbosity >= TOOL_VERBOSE) {
         char d[32];
         double took = tool_now() - t0;

@@ -47,6 +47,12 @@ static void usage(FILE *f)
             "      --speaker NAME        chat models: the prompt is a turn of NAME (default: the first speaker\n"
             "                            of the training data); plain text models have no speakers\n"
             "      --ban FILE            words (one per line) never suggested nor generated\n"
+            "      --cache N             mix a continuous cache into the predictions (Grave et al. 2017): the last\n"
+            "                            N (state, next token) pairs of the context turns and the text vote for\n"
+            "                            the next token, so names and numbers already typed come back\n"
+            "                            (default 0: off; tune theta and lambda with lstm-eval --cache-search)\n"
+            "      --cache-theta T       the match's sharpness, >= 0 (default 0.3)\n"
+            "      --cache-lambda L      the cache's weight, 0 to 1 (default 0.1)\n"
             "      --json                one JSON object instead of text (the --serve reply)\n"
             "      --serve               read requests from stdin, one per line, answer one JSON line each\n"
             "                            (plain text = suggest; or a JSON object, see formats/serve.md)\n"
@@ -62,12 +68,14 @@ static void usage(FILE *f)
             "  " PROG " -m chat.ckpt --suggest 5 'i was charged twice for my '   (the next word)\n"
             "  " PROG " -m chat.ckpt --suggest 5 'can you reset my pa'           (words completing 'pa')\n"
             "  " PROG " -m chat.ckpt --speaker agent --complete 'sure, please' --top-p 0.9\n"
+            "  " PROG " -m chat.ckpt --cache 200 --cache-lambda 0.2 --suggest 3 'order 4417 is late. where is order '\n"
             "  printf '%%s\\n' 'i need hel' '{\"text\":\"thanks\",\"mode\":\"complete\"}' | " PROG " -m chat.ckpt --serve\n");
 }
 
 typedef struct {
     const char *model, *ban_path;
     int json, serve, timing, beam_words;
+    lstm_cache_opts cache;
     lstm_request d; /* defaults for every request */
 } opts_t;
 
@@ -208,9 +216,10 @@ int main(int argc, char **argv)
     memset(&o, 0, sizeof o);
     lstm_request_default(&o.d);
     o.beam_words = 8;
+    lstm_cache_opts_default(&o.cache);
     int suggest_set = 0, complete_set = 0, greedy = 0;
     enum { O_GREEDY = 256, O_TOPK, O_TOPP, O_BEAM, O_ALPHA, O_REP, O_SEED, O_SPEAKER, O_BAN, O_JSON, O_SERVE,
-           O_TIMING, O_BEAMW };
+           O_TIMING, O_BEAMW, O_CACHE, O_CTHETA, O_CLAMBDA };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"suggest", required_argument, 0, 's'},
         {"complete", no_argument, 0, 'c'}, {"max-new", required_argument, 0, 'n'},
@@ -220,7 +229,9 @@ int main(int argc, char **argv)
         {"repetition-penalty", required_argument, 0, O_REP}, {"seed", required_argument, 0, O_SEED},
         {"speaker", required_argument, 0, O_SPEAKER}, {"ban", required_argument, 0, O_BAN},
         {"json", no_argument, 0, O_JSON}, {"serve", no_argument, 0, O_SERVE}, {"timing", no_argument, 0, O_TIMING},
-        {"beam-words", required_argument, 0, O_BEAMW}, {"quiet", no_argument, 0, 'q'},
+        {"beam-words", required_argument, 0, O_BEAMW}, {"cache", required_argument, 0, O_CACHE},
+        {"cache-theta", required_argument, 0, O_CTHETA}, {"cache-lambda", required_argument, 0, O_CLAMBDA},
+        {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     int ch;
@@ -245,6 +256,9 @@ int main(int argc, char **argv)
         case O_SERVE: o.serve = 1; break;
         case O_TIMING: o.timing = 1; break;
         case O_BEAMW: o.beam_words = (int)tool_parse_long(optarg, "--beam-words", 1, 64); break;
+        case O_CACHE: o.cache.N = (int)tool_parse_long(optarg, "--cache", 0, LSTM_CACHE_MAX_N); break;
+        case O_CTHETA: o.cache.theta = tool_parse_double(optarg, "--cache-theta", 0, 1e6); break;
+        case O_CLAMBDA: o.cache.lambda = tool_parse_double(optarg, "--cache-lambda", 0, 1); break;
         case 'q': tool_verbosity = TOOL_QUIET; break;
         case 'v': tool_verbosity = TOOL_VERBOSE; break;
         case 'h': usage(stdout); return 0;
@@ -270,6 +284,7 @@ int main(int argc, char **argv)
         die(1, "%s", lstm_engine_open_error(&e, rc, o.model, msg, sizeof msg));
     }
     if (o.ban_path) load_bans(&e, o.ban_path);
+    if ((rc = lstm_engine_set_cache(&e, &o.cache))) die(1, "--cache %d: %s", o.cache.N, lstm_strerror(rc));
     if (o.d.speaker && !lstm_engine_has_speaker(&e, o.d.speaker)) {
         char names[768];
         die(2, "--speaker: '%s' is not a speaker of this model (speakers: %s)", o.d.speaker,

@@ -55,6 +55,10 @@ static void usage(FILE *f)
             "      --max-connections N   connections beyond N are answered 503 and closed (default 1024)\n"
             "      --cors ORIGIN         allow browser pages from ORIGIN (CORS headers; default: none)\n"
             "      --beam-words N        BPE and character models: the beam that assembles words (default 8)\n"
+            "      --cache N             mix a continuous cache of the conversation's last N (state, next token)\n"
+            "                            pairs into the predictions, as lstm-sample --cache (default 0: off)\n"
+            "      --cache-theta T       the match's sharpness, >= 0 (default 0.3)\n"
+            "      --cache-lambda L      the cache's weight, 0 to 1 (default 0.1)\n"
             "  -q, --quiet               no warnings\n"
             "  -v, --verbose             the model, and the requests served at exit, on stderr\n"
             "  -h, --help                this help\n"
@@ -68,7 +72,8 @@ static void usage(FILE *f)
             "  lstm-tok < chats.csv | lstm-window -L 15 | lstm-train -o chat.ckpt\n"
             "  " PROG " -m chat.ckpt --log events.jsonl &\n"
             "  curl -s localhost:8080/v1/suggest -d '{\"text\":\"hi, i need help with my \",\"k\":3}'\n"
-            "  curl -s localhost:8080/v1/complete -d '{\"text\":\"sure, please\",\"speaker\":\"agent\"}'\n");
+            "  curl -s localhost:8080/v1/complete -d '{\"text\":\"sure, please\",\"speaker\":\"agent\"}'\n"
+            "  " PROG " -m chat.ckpt --cache 200 --cache-theta 0.3 --cache-lambda 0.2   (the conversation's words)\n");
 }
 
 /* ---- endpoints and their counters ---- */
@@ -790,17 +795,21 @@ int main(int argc, char **argv)
     tool_init(PROG);
     const char *listen_spec = "127.0.0.1:8080", *log_path = NULL;
     int threads = 2, beam_words = 8;
+    lstm_cache_opts cache;
+    lstm_cache_opts_default(&cache);
     S.max_body = 65536;
     S.timeout = 10;
     S.max_conn = 1024;
     lstm_request_default(&S.d);
-    enum { O_LOG = 256, O_MAXBODY, O_TIMEOUT, O_MAXCONN, O_CORS, O_BEAMW };
+    enum { O_LOG = 256, O_MAXBODY, O_TIMEOUT, O_MAXCONN, O_CORS, O_BEAMW, O_CACHE, O_CTHETA, O_CLAMBDA };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"listen", required_argument, 0, 'l'},
         {"threads", required_argument, 0, 'j'}, {"log", required_argument, 0, O_LOG},
         {"max-body", required_argument, 0, O_MAXBODY}, {"timeout", required_argument, 0, O_TIMEOUT},
         {"max-connections", required_argument, 0, O_MAXCONN}, {"cors", required_argument, 0, O_CORS},
-        {"beam-words", required_argument, 0, O_BEAMW}, {"quiet", no_argument, 0, 'q'},
+        {"beam-words", required_argument, 0, O_BEAMW}, {"cache", required_argument, 0, O_CACHE},
+        {"cache-theta", required_argument, 0, O_CTHETA}, {"cache-lambda", required_argument, 0, O_CLAMBDA},
+        {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     int ch;
@@ -816,6 +825,9 @@ int main(int argc, char **argv)
         case O_MAXCONN: S.max_conn = (unsigned)tool_parse_long(optarg, "--max-connections", 1, 100000); break;
         case O_CORS: S.cors = optarg; break;
         case O_BEAMW: beam_words = (int)tool_parse_long(optarg, "--beam-words", 1, 64); break;
+        case O_CACHE: cache.N = (int)tool_parse_long(optarg, "--cache", 0, LSTM_CACHE_MAX_N); break;
+        case O_CTHETA: cache.theta = tool_parse_double(optarg, "--cache-theta", 0, 1e6); break;
+        case O_CLAMBDA: cache.lambda = tool_parse_double(optarg, "--cache-lambda", 0, 1); break;
         case 'q': tool_verbosity = TOOL_QUIET; break;
         case 'v': tool_verbosity = TOOL_VERBOSE; break;
         case 'h': usage(stdout); return 0;
@@ -839,6 +851,7 @@ int main(int argc, char **argv)
             char msg[1024];
             die(1, "%s", i ? lstm_strerror(rc) : lstm_engine_open_error(&S.w[i].e, rc, S.model, msg, sizeof msg));
         }
+        if ((rc = lstm_engine_set_cache(&S.w[i].e, &cache))) die(1, "--cache %d: %s", cache.N, lstm_strerror(rc));
     }
     S.nw = threads;
     S.V = S.w[0].e.lm.V;
