@@ -103,7 +103,7 @@ params_sum() { "$DUMP" "$1" | awk '$1 == "params" { print $NF }'; }
 @test "bad flags are usage errors" {
     run --separate-stderr "$TRAIN" --cell lstmx "$T/cyc.win"
     assert_failure 2
-    assert_equal "$stderr" "lstm-train: --cell: expected lstm, gru or rnn, got 'lstmx'"
+    assert_equal "$stderr" "lstm-train: --cell: expected lstm, gru, rnn or cifg, got 'lstmx'"
     run --separate-stderr "$TRAIN" --hidden 32 --emb 16 --tie "$T/cyc.win"
     assert_failure 2
     assert_equal "$stderr" 'lstm-train: --tie needs --emb equal to --hidden (16 vs 32)'
