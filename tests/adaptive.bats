@@ -10,11 +10,8 @@ setup_file() {
     export FIX="$BATS_TEST_DIRNAME/fixtures"
     export T="$BATS_FILE_TMPDIR"
     local B="$LSTM_BIN"
-    "$B/lstm-tok" -q --vocab-out "$T/chat.vocab" "$FIX/eval_chat.csv" > /dev/null
-    head -41 "$FIX/eval_chat.csv" > "$T/train.csv"
-    { head -1 "$FIX/eval_chat.csv"; tail -8 "$FIX/eval_chat.csv"; } > "$T/valid.csv"
-    "$B/lstm-tok" -q -m "$T/chat.vocab" "$T/train.csv" | "$B/lstm-window" -q -L 8 > "$T/train.win"
-    "$B/lstm-tok" -q -m "$T/chat.vocab" "$T/valid.csv" | "$B/lstm-window" -q -L 8 > "$T/valid.win"
+    load chat_split
+    chat_split "$T"
     "$B/lstm-train" --hidden 32 --epochs 4 --threads 1 --cutoffs 20,50 --div 2 --valid "$T/valid.win" \
         -o "$T/asm.ckpt" "$T/train.win" 2> "$T/train.log"
     # a BPE model: lstm-eval --keystrokes scores each piece through the one-token inference path

@@ -12,11 +12,8 @@ setup_file() {
     export EVAL="$LSTM_BIN/lstm-eval" S="$LSTM_BIN/lstm-sample"
     export TESTBIN="${LSTM_TESTBIN:-$BATS_TEST_DIRNAME/../build/tests}"
     local B="$LSTM_BIN"
-    "$B/lstm-tok" -q --vocab-out "$T/chat.vocab" "$FIX/eval_chat.csv" > /dev/null
-    head -41 "$FIX/eval_chat.csv" > "$T/train.csv"
-    { head -1 "$FIX/eval_chat.csv"; tail -8 "$FIX/eval_chat.csv"; } > "$T/valid.csv"
-    "$B/lstm-tok" -q -m "$T/chat.vocab" "$T/train.csv" | "$B/lstm-window" -q -L 8 > "$T/train.win"
-    "$B/lstm-tok" -q -m "$T/chat.vocab" "$T/valid.csv" | "$B/lstm-window" -q -L 8 > "$T/valid.win"
+    load chat_split
+    chat_split "$T"
     "$B/lstm-train" --hidden 32 --epochs 6 --threads 1 -q -o "$T/chat.ckpt" "$T/train.win"
     # a BPE model for the piece-by-piece keystroke path
     "$B/lstm-tok" -q --bpe --vocab-size 320 --threads 1 --vocab-out "$T/bpe.vocab" "$FIX/eval_chat.csv" > /dev/null

@@ -10,11 +10,8 @@ setup_file() {
     export T="$BATS_FILE_TMPDIR"
     export EVAL="$LSTM_BIN/lstm-eval"
     local B="$LSTM_BIN"
-    "$B/lstm-tok" -q --vocab-out "$T/chat.vocab" "$FIX/eval_chat.csv" > /dev/null
-    head -41 "$FIX/eval_chat.csv" > "$T/train.csv"
-    { head -1 "$FIX/eval_chat.csv"; tail -8 "$FIX/eval_chat.csv"; } > "$T/valid.csv"
-    "$B/lstm-tok" -q -m "$T/chat.vocab" "$T/train.csv" | "$B/lstm-window" -q -L 8 > "$T/train.win"
-    "$B/lstm-tok" -q -m "$T/chat.vocab" "$T/valid.csv" | "$B/lstm-window" -q -L 8 > "$T/valid.win"
+    load chat_split
+    chat_split "$T"
     "$B/lstm-tok" -q -m "$T/chat.vocab" "$T/valid.csv" > "$T/valid.tok"
     "$B/lstm-train" --hidden 32 --epochs 3 --batch 20 --valid "$T/valid.win" -o "$T/chat.ckpt" "$T/train.win" 2> "$T/train.log"
     # the same text with another tokenizer, and a character model for keystrokes

@@ -163,21 +163,8 @@ static int make_inputs(const char *win, const char *ckpt, int nwin, int T, uint3
     free(seq);
     lstm_model_config c;
     lstm_model_config_default(&c);
-    c.V = (int)V, c.E = c.H = 8, c.L = 2, c.tie = 0, c.init_scale = 0.5f;
-    lstm_model model;
-    if (!rc) rc = lstm_model_create(&model, &c);
-    if (!rc) {
-        lstm_rng r;
-        lstm_rng_seed(&r, 11);
-        lstm_model_init_params(&model, &r);
-        uint8_t *blob = NULL;
-        size_t bl = 0;
-        rc = lstm_tokenizer_serialize(tok, &blob, &bl);
-        lstm_modelfile_save_args a = {&model, blob, bl, NULL, NULL, NULL, NULL};
-        if (!rc) rc = lstm_modelfile_save(ckpt, 1, &a);
-        free(blob);
-        lstm_model_free(&model);
-    }
+    c.E = c.H = 8, c.L = 2, c.tie = 0, c.init_scale = 0.5f;
+    if (!rc) rc = test_write_model(ckpt, tok, c, 11);
     lstm_tokenizer_free(tok);
     return rc;
 }

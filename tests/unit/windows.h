@@ -3,9 +3,11 @@
 #ifndef LSTM_TEST_WINDOWS_H
 #define LSTM_TEST_WINDOWS_H
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "modelfile.h"
 #include "stream.h"
 #include "tokenizer.h"
 
@@ -48,6 +50,27 @@ done:
     if (wr) lstm_writer_free(wr);
     if (fd >= 0) close(fd);
     lstm_meta_free(&m);
+    return rc;
+}
+
+/* A model of config c (V from tok) with weights drawn by seed, saved with tok's tokenizer to ckpt (the
+ * untrained models of the evaluator's tests). 0 or an error code. */
+static inline int test_write_model(const char *ckpt, const lstm_tokenizer *tok, lstm_model_config c, uint64_t seed)
+{
+    c.V = (int)lstm_tokenizer_vocab_size(tok);
+    lstm_model model;
+    int rc = lstm_model_create(&model, &c);
+    if (rc) return rc;
+    lstm_rng r;
+    lstm_rng_seed(&r, seed);
+    lstm_model_init_params(&model, &r);
+    uint8_t *blob = NULL;
+    size_t bl = 0;
+    rc = lstm_tokenizer_serialize(tok, &blob, &bl);
+    lstm_modelfile_save_args a = {&model, blob, bl, NULL, NULL, NULL, NULL};
+    if (!rc) rc = lstm_modelfile_save(ckpt, 1, &a);
+    free(blob);
+    lstm_model_free(&model);
     return rc;
 }
 
