@@ -51,7 +51,10 @@ class ManualLSTM(torch.nn.Module):
     w_ih / w_hh like torch.nn.LSTM's:
     cifg: gates f, g, o, i = 1 - f; c' = f c + (1 - f) g, h' = o tanh(c');
     peephole: gates i, f, g, o with peep_l<k> = (p_i, p_f, p_o): i = sig(.. + p_i c), f = sig(.. + p_f c),
-    c' = f c + i g, o = sig(.. + p_o c'), h' = o tanh(c')."""
+    c' = f c + i g, o = sig(.. + p_o c'), h' = o tanh(c');
+    lnlstm (Ba et al. 2016) with ln_l<k> = (g_x, g_h, g_c, b_c): z = g_x LN(W_ih x) + b_ih + g_h LN(W_hh h) + b_hh,
+    gates i, f, g, o; c' = f c + i g (carried as is), h' = o tanh(g_c LN(c') + b_c), through F.layer_norm
+    (eps 1e-5, biased variance)."""
 
     def __init__(self, kind, E, H, L):
         super().__init__()
@@ -65,6 +68,8 @@ class ManualLSTM(torch.nn.Module):
             setattr(self, f"bias_hh_l{k}", torch.nn.Parameter(torch.empty(G * H)))
             if kind == "peephole":
                 setattr(self, f"peep_l{k}", torch.nn.Parameter(torch.empty(3 * H)))
+            if kind == "lnlstm":
+                setattr(self, f"ln_l{k}", torch.nn.Parameter(torch.empty(10 * H)))
 
     def forward(self, x, state):
         h0, c0 = state
@@ -72,6 +77,19 @@ class ManualLSTM(torch.nn.Module):
         for k in range(self.L):
             h, c, outs = h0[k], c0[k], []
             for t in range(x.shape[1]):
+                if self.kind == "lnlstm":
+                    ln = getattr(self, f"ln_l{k}")
+                    gx, gh, gc, bc = ln[:4 * H], ln[4 * H:8 * H], ln[8 * H:9 * H], ln[9 * H:]
+                    z = (F.layer_norm(x[:, t] @ getattr(self, f"weight_ih_l{k}").T, (4 * H,), gx,
+                                      getattr(self, f"bias_ih_l{k}"), 1e-5)
+                         + F.layer_norm(h @ getattr(self, f"weight_hh_l{k}").T, (4 * H,), gh,
+                                        getattr(self, f"bias_hh_l{k}"), 1e-5))
+                    i, f = torch.sigmoid(z[:, :H]), torch.sigmoid(z[:, H:2 * H])
+                    g, o = torch.tanh(z[:, 2 * H:3 * H]), torch.sigmoid(z[:, 3 * H:])
+                    c = f * c + i * g
+                    h = o * torch.tanh(F.layer_norm(c, (H,), gc, bc, 1e-5))
+                    outs.append(h)
+                    continue
                 z = (x[:, t] @ getattr(self, f"weight_ih_l{k}").T + getattr(self, f"bias_ih_l{k}")
                      + h @ getattr(self, f"weight_hh_l{k}").T + getattr(self, f"bias_hh_l{k}"))
                 if self.kind == "cifg":
@@ -103,8 +121,8 @@ def check_case(d):
     torch.manual_seed(0)
     emb = torch.nn.Embedding(V, E).double()
     peephole = info.get("peephole") == "1"
-    if cell == "cifg" or peephole:
-        rnn = ManualLSTM("cifg" if cell == "cifg" else "peephole", E, H, L).double()
+    if cell in ("cifg", "lnlstm") or peephole:
+        rnn = ManualLSTM(cell if cell != "lstm" else "peephole", E, H, L).double()
     else:
         rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
         kw = {"nonlinearity": "tanh"} if cell == "rnn" else {}
@@ -126,6 +144,8 @@ def check_case(d):
         named[f"l{k}.b_hh"] = getattr(rnn, f"bias_hh_l{k}")
         if peephole:
             named[f"l{k}.peep"] = getattr(rnn, f"peep_l{k}")
+        if cell == "lnlstm":
+            named[f"l{k}.ln"] = getattr(rnn, f"ln_l{k}")
     if adaptive:
         pass
     elif tie:
@@ -142,7 +162,7 @@ def check_case(d):
     targets = load(d, "targets.u32", (B, T), "<u4")
     h0 = load(d, "h0.f32", (L, B, H)).requires_grad_(True)
     c0 = load(d, "c0.f32", (L, B, H)).requires_grad_(True)
-    out, _ = rnn(emb(inputs), (h0, c0) if cell in ("lstm", "cifg") else h0)
+    out, _ = rnn(emb(inputs), (h0, c0) if cell in ("lstm", "cifg", "lnlstm") else h0)
     if adaptive:
         # PAD (0) targets are masked: the loss is over the others; log_prob gives the full distribution
         flat, tflat = out.reshape(-1, H), targets.reshape(-1)
@@ -174,7 +194,7 @@ def check_case(d):
     for n, p in named.items():
         worst = max(worst, cmp(f"grad {n}", G[n], p.grad))
     worst = max(worst, cmp("grad h0", load(d, "dh0.f32", (L, B, H)), h0.grad))
-    if cell in ("lstm", "cifg"):
+    if cell in ("lstm", "cifg", "lnlstm"):
         worst = max(worst, cmp("grad c0", load(d, "dc0.f32", (L, B, H)), c0.grad))
 
     # Optimizer rules, on the C gradients.

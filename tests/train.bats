@@ -103,7 +103,7 @@ params_sum() { "$DUMP" "$1" | awk '$1 == "params" { print $NF }'; }
 @test "bad flags are usage errors" {
     run --separate-stderr "$TRAIN" --cell lstmx "$T/cyc.win"
     assert_failure 2
-    assert_equal "$stderr" "lstm-train: --cell: expected lstm, gru, rnn or cifg, got 'lstmx'"
+    assert_equal "$stderr" "lstm-train: --cell: expected lstm, gru, rnn, cifg or lnlstm, got 'lstmx'"
     run --separate-stderr "$TRAIN" --hidden 32 --emb 16 --tie "$T/cyc.win"
     assert_failure 2
     assert_equal "$stderr" 'lstm-train: --tie needs --emb equal to --hidden (16 vs 32)'
@@ -439,6 +439,39 @@ PY
     run --separate-stderr "$LSTM_BIN/lstm-inspect" gates -m cifg.ckpt --tsv "w3 w4 w5"
     assert_success
     assert_line --index 0 $'pos\ttoken\tl0.forget\tl0.out\tl1.forget\tl1.out'
+}
+
+@test "lnlstm: learns the cyc language; l<k>.ln saved, resumed, exported; eval, sample, inspect and the one-step path read it" {
+    "$TRAIN" -q $SMALL --cell lnlstm --epochs 3 --lr 0.01 --dropout 0 -o ln.ckpt --log ln.tsv "$T/cyc.win"
+    awk -F'\t' '$1 == "epoch" { l[++n] = $7 } END { exit !(n == 3 && l[3] < 0.6 * l[1]) }' ln.tsv
+    run "$DUMP" ln.ckpt
+    assert_output --partial 'cell=lnlstm'
+    # gains g_x, g_h (4H each), g_c and shift b_c (H each): 10 x 16
+    assert_output --regexp $'\n  l0\.ln +f32 \(160\)'
+    assert_output --regexp $'\n  l1\.ln +f32 \(160\)'
+    run --separate-stderr "$LSTM_BIN/lstm-sample" -m ln.ckpt --suggest 1 "w0 w1 w2 "
+    assert_success
+    assert_output --regexp $'^w3\t'
+    # the window path (lstm-eval) and the one-token path (keystrokes walk the text one token at a time)
+    # score the same text: their perplexities agree
+    a=$("$LSTM_BIN/lstm-eval" --json -m ln.ckpt --batch 1 "$T/cyc.win")
+    run python3 -c 'import json, sys; a = json.loads(sys.argv[1]); assert 1.0 < a["perplexity"] < 3.0, a' "$a"
+    assert_success
+    run --separate-stderr "$LSTM_BIN/lstm-inspect" gates -m ln.ckpt --tsv "w3 w4 w5"
+    assert_success
+    assert_line --index 0 $'pos\ttoken\tl0.in\tl0.forget\tl0.out\tl1.in\tl1.forget\tl1.out'
+    # an int8 export (recurrent weights too) keeps the LayerNorm parameters in fp32: within 1%
+    "$LSTM_BIN/lstm-export" -q -m ln.ckpt -o ln.lstm --quantize int8 --quantize-recurrent
+    b=$("$LSTM_BIN/lstm-eval" --json -m ln.lstm --batch 1 "$T/cyc.win")
+    run python3 -c 'import json, sys; a, b = (json.loads(x) for x in sys.argv[1:]); assert abs(b["perplexity"] / a["perplexity"] - 1) < 0.01, (a, b)' "$a" "$b"
+    assert_success
+    run --separate-stderr "$TRAIN" -q --threads 1 --resume ln.ckpt --epochs 4 -o ln2.ckpt "$T/cyc.win"
+    assert_success
+    run "$DUMP" ln2.ckpt
+    assert_output --partial 'cell=lnlstm'
+    run --separate-stderr "$TRAIN" --cell lnlstm --peephole "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --peephole: only with --cell lstm (got --cell lnlstm)"
 }
 
 @test "--peephole: learns the cyc language; the peepholes are saved, resumed, exported and read back" {

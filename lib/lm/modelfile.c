@@ -13,6 +13,7 @@ const char *lstm_cell_name(int cell)
     case LSTM_CELL_GRU: return "gru";
     case LSTM_CELL_RNN: return "rnn";
     case LSTM_CELL_CIFG: return "cifg";
+    case LSTM_CELL_LNLSTM: return "lnlstm";
     }
     return "?";
 }

@@ -83,6 +83,10 @@ size_t lstm_model_layout(const lstm_model_config *cfg, lstm_tensor_info *t, int 
             snprintf(name, sizeof name, "l%d.peep", l);
             add_tensor(t, &n, &off, name, 3 * cfg->H, 0);
         }
+        if (cfg->cell == LSTM_CELL_LNLSTM) {
+            snprintf(name, sizeof name, "l%d.ln", l);
+            add_tensor(t, &n, &off, name, lstm_cell_ln_floats(cfg->cell, cfg->H), 0);
+        }
     }
     if (cfg->softmax == LSTM_SOFTMAX_ADAPTIVE) {
         lstm_asm_shape s;
@@ -160,6 +164,10 @@ void lstm_model_init_params(lstm_model *m, lstm_rng *rng)
     for (int i = 0; i < m->n_tensors; i++) {
         const lstm_tensor_info *t = &m->tensors[i];
         float *p = m->params + t->offset;
+        if (strstr(t->name, ".ln")) { /* LayerNorm gains 1, b_c 0 (Ba et al.) */
+            for (size_t k = 0; k < t->size; k++) p[k] = k < t->size - (size_t)c->H ? 1.0f : 0.0f;
+            continue;
+        }
         if (t->ndim == 1 && !strstr(t->name, ".peep")) { /* biases; peephole weights are weights */
             memset(p, 0, t->size * sizeof(float));
             continue;
@@ -169,7 +177,7 @@ void lstm_model_init_params(lstm_model *m, lstm_rng *rng)
     if (lstm_cell_has_c(c->cell)) /* the f gate: block 1 of the LSTM's i,f,g,o, block 0 of CIFG's f,g,o */
         for (int l = 0; l < c->L; l++) {
             float *b_ih = m->params + m->tensors[lstm_layer_tensor(c, l) + 2].offset;
-            int f0 = c->cell == LSTM_CELL_LSTM ? c->H : 0;
+            int f0 = c->cell == LSTM_CELL_CIFG ? 0 : c->H;
             for (int j = f0; j < f0 + c->H; j++) b_ih[j] = c->forget_bias;
         }
 }
@@ -221,6 +229,7 @@ static void layer_w(const lstm_model *m, const float *base, int l, lstm_layer_w 
     w->b_ih = base + t[2].offset;
     w->b_hh = base + t[3].offset;
     w->peep = m->cfg.peephole ? base + t[4].offset : NULL;
+    w->ln = m->cfg.cell == LSTM_CELL_LNLSTM ? base + t[4].offset : NULL;
 }
 
 static void layer_g(const lstm_model *m, float *base, int l, lstm_layer_g *g)
@@ -231,6 +240,7 @@ static void layer_g(const lstm_model *m, float *base, int l, lstm_layer_g *g)
     g->b_ih = base + t[2].offset;
     g->b_hh = base + t[3].offset;
     g->peep = m->cfg.peephole ? base + t[4].offset : NULL;
+    g->ln = m->cfg.cell == LSTM_CELL_LNLSTM ? base + t[4].offset : NULL;
 }
 
 static size_t out_w_offset(const lstm_model *m)
@@ -339,6 +349,13 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
             la->hn = take(base, &cur, N * H);
             la->hg = take(base, &cur, (size_t)B * GH);
         }
+        if (c->cell == LSTM_CELL_LNLSTM) {
+            la->hg = take(base, &cur, (size_t)B * GH);
+            la->lnx = take(base, &cur, N * GH);
+            la->lnh = take(base, &cur, N * GH);
+            la->lnc = take(base, &cur, N * H);
+            la->lnr = take(base, &cur, N * 3);
+        }
     }
     a->out_in = take(base, &cur, N * H);
     if (adaptive(m)) {
@@ -355,7 +372,7 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
         a->mask_out = take(base, &cur, N * H);
     }
     a->scratch.dxg = take(base, &cur, N * GH);
-    a->scratch.dhg = c->cell == LSTM_CELL_GRU ? take(base, &cur, N * GH) : a->scratch.dxg;
+    a->scratch.dhg = c->cell == LSTM_CELL_GRU || c->cell == LSTM_CELL_LNLSTM ? take(base, &cur, N * GH) : a->scratch.dxg;
     a->scratch.dh = take(base, &cur, (size_t)B * H);
     a->scratch.dc = take(base, &cur, (size_t)B * H);
     /* one packed W_hh for whichever layer runs (forward or backward) */
@@ -567,7 +584,7 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long
     float *Gr = m->grads;
     long n_div = norm > 0 ? norm : a->count;
     float scale = n_div ? 1.0f / (float)n_div : 0.0f;
-    /* Tensor k's layer: emb, then 4 per layer (5 with peepholes), then out.w (untied) and out.b, or the
+    /* Tensor k's layer: emb, then 4 per layer (5 with peepholes or LayerNorm), then out.w (untied) and out.b, or the
      * adaptive softmax's tensors. */
     const size_t first_out = m->tensors[lstm_layer_tensor(c, L)].offset; /* out.w, out.b when tied, or head.w */
     int cur = 0;
@@ -724,7 +741,7 @@ int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int 
         float *h = st->h + (size_t)l * H, *cc = st->c + (size_t)l * H;
         for (int t = 0; t < T; t++) {
             qproject(inf->hg, h, &m->qw_hh[l], w.w_hh, 1, GH, H);
-            lstm_cell_step(c->cell, h, cc, inf->xg + (size_t)t * GH, inf->hg, w.b_ih, w.b_hh, w.peep, 1, H);
+            lstm_cell_step(c->cell, h, cc, inf->xg + (size_t)t * GH, inf->hg, &w, 1, H);
             memcpy(inf->x + (size_t)t * H, h, (size_t)H * sizeof(float));
             if (hs) memcpy(hs + (size_t)t * LH + (size_t)l * H, h, (size_t)H * sizeof(float));
             if (cs) memcpy(cs + (size_t)t * LH + (size_t)l * H, cc, (size_t)H * sizeof(float));
@@ -750,7 +767,7 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, flo
         const float *x = l == 0 ? inf->x : st->h + (l - 1) * BH;
         qproject(inf->xg, x, &m->qw_ih[l], w.w_ih, B, GH, l == 0 ? E : H);
         qproject(inf->hg, st->h + l * BH, &m->qw_hh[l], w.w_hh, B, GH, H);
-        lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, w.b_ih, w.b_hh, w.peep, B, H);
+        lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, &w, B, H);
     }
     if (logits) out_logits(inf, logits, st->h + (c->L - 1) * BH, B);
     return 0;

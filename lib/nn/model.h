@@ -12,6 +12,7 @@
  *   "l<k>.b_ih" (G*H)
  *   "l<k>.b_hh" (G*H)
  *   "l<k>.peep" (3H)        with cfg.peephole (LSTM): p_i, p_f, p_o (cells.h)
+ *   "l<k>.ln"  (10H)        LayerNorm LSTM: g_x (4H), g_h (4H), g_c (H), b_c (H) (cells.h)
  *   "out.w"    (V,H)        absent when tied
  *   "out.b"    (V)
  * or, with the adaptive softmax (adaptive.h), in place of out.w and out.b:
@@ -44,7 +45,7 @@
 enum { LSTM_SOFTMAX_FULL = 0, LSTM_SOFTMAX_ADAPTIVE = 1 };
 
 typedef struct {
-    int cell;          /* LSTM_CELL_LSTM, LSTM_CELL_GRU, LSTM_CELL_RNN, LSTM_CELL_CIFG */
+    int cell;          /* LSTM_CELL_LSTM, LSTM_CELL_GRU, LSTM_CELL_RNN, LSTM_CELL_CIFG, LSTM_CELL_LNLSTM */
     int V, E, H, L;    /* vocabulary, embedding width, hidden width, layers (1..LSTM_MAX_LAYERS) */
     int tie;           /* output weight = embedding (requires E == H) */
     float dropout;     /* drop probability in [0, 1) on embeddings, between layers, before the output */
@@ -58,7 +59,10 @@ typedef struct {
 } lstm_model_config;
 
 /* Index in the tensor table of layer l's first tensor (l<l>.w_ih); l = L gives the output layer's. */
-static inline int lstm_layer_tensor(const lstm_model_config *c, int l) { return 1 + (4 + (c->peephole != 0)) * l; }
+static inline int lstm_layer_tensor(const lstm_model_config *c, int l)
+{
+    return 1 + (4 + (c->peephole != 0 || c->cell == LSTM_CELL_LNLSTM)) * l;
+}
 
 typedef struct {
     char name[32];
@@ -146,7 +150,8 @@ size_t lstm_model_layout(const lstm_model_config *cfg, lstm_tensor_info *tensors
 /* Allocates zeroed params and grads. Returns 0, LSTM_E_ARG, LSTM_E_NOMEM. */
 int lstm_model_create(lstm_model *m, const lstm_model_config *cfg);
 
-/* Weights (peepholes included) uniform(-init_scale, init_scale), biases 0, the forget bias in b_ih's f block. */
+/* Weights (peepholes included) uniform(-init_scale, init_scale), biases 0, the forget bias in b_ih's f block,
+ * LayerNorm gains 1 and shift b_c 0. */
 void lstm_model_init_params(lstm_model *m, lstm_rng *rng);
 
 /* A model over external read-only parameters laid out as lstm_model_layout() says (params 64-byte

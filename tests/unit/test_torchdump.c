@@ -21,7 +21,7 @@
 #define LR_ADAM 0.01f
 #define WD_ADAMW 0.1
 
-static const char *cell_names[] = {"lstm", "gru", "rnn", "cifg"};
+static const char *cell_names[] = {"lstm", "gru", "rnn", "cifg", "lnlstm"};
 
 /* The files are little-endian by contract; this build only targets little-endian hosts. */
 static int write_raw(const char *dir, const char *name, const void *data, size_t bytes)

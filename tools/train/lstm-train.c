@@ -67,7 +67,8 @@ static void usage(FILE *f)
             "      --valid-frac F     without --valid: hold out the last F of the windows (default 0.05)\n"
             "      --mem-budget MB    stream a larger input file each epoch instead of loading it (default 2048)\n"
             "Model\n"
-            "      --cell C           lstm (default), gru, rnn, or cifg (an LSTM whose input gate is 1 - forget gate)\n"
+            "      --cell C           lstm (default), gru, rnn, cifg (an LSTM whose input gate is 1 - forget gate),\n"
+            "                         or lnlstm (LayerNorm LSTM: both projections and the cell state normalised)\n"
             "      --layers N         stacked cells (default 2)\n"
             "      --hidden H         hidden units (default 256)\n"
             "      --emb E            embedding size (default: H)\n"
@@ -182,7 +183,7 @@ static void parse_args(opts_t *o, int argc, char **argv)
         case O_VFRAC: o->c.valid_frac = tool_parse_double(optarg, "--valid-frac", 0, 0.9); break;
         case O_MEM: o->mem_budget_mb = tool_parse_long(optarg, "--mem-budget", 0, 1L << 30); break;
         case O_CELL:
-            if ((o->c.model.cell = lstm_cell_from_name(optarg)) < 0) tool_die(2, "--cell: expected lstm, gru, rnn or cifg, got '%s'", optarg);
+            if ((o->c.model.cell = lstm_cell_from_name(optarg)) < 0) tool_die(2, "--cell: expected lstm, gru, rnn, cifg or lnlstm, got '%s'", optarg);
             break;
         case O_LAYERS: o->c.model.L = (int)tool_parse_long(optarg, "--layers", 1, LSTM_MAX_LAYERS); break;
         case O_HIDDEN: o->c.model.H = (int)tool_parse_long(optarg, "--hidden", 1, 16384); break;
