@@ -1,5 +1,5 @@
 /* eval.c: the evaluation pass (see eval.h): batches of windows through the model's forward, scoring
- * every target, and the keystroke simulator: word models rank whole words by the logits; BPE and
+ * every target but PAD and BOS, and the keystroke simulator: word models rank whole words by the logits; BPE and
  * character models type each word against the suggestion beam, one token at a time. With a
  * continuous cache, each lane's logits are turned into the mixed log-probabilities (cache.h) before
  * anything reads them, in the lane's order, and the pair of each scored target joins the cache after. */
@@ -359,7 +359,9 @@ int lstm_evaluator_run(lstm_evaluator *e, lstm_dataset *d, uint64_t begin, uint6
                 lstm_state_reset_row(e->st, b);
                 if (e->caches) lstm_cache_clear(&e->caches[b]);
             }
-        if (cnt == 0) continue;
+        if (cnt == 0) continue; /* no window: padding lanes only (a batch of BOS targets still runs) */
+        for (size_t i = 0; i < (size_t)B * T; i++)
+            if (e->tg[i] == LSTM_BOS_ID) e->tg[i] = LSTM_PAD_ID; /* never scored (eval.h) */
         if (e->o.keystrokes && !e->word_model) {
             if ((rc = run_pieces(e, r))) break;
             continue;

@@ -14,9 +14,14 @@
 #include "lm.h"
 #include "model.h"
 
+/* The scored targets: every target of the windows but PAD (padding) and BOS. BOS only ever follows
+ * a speaker tag (formats/tokens.md: a chat turn is `tag BOS tokens... EOS`), so it is no prediction;
+ * lstm-ngram skips it too, and with a document's first token, which no window has as a target (it
+ * has no input before it), both score the same targets of the same text (README: "Which targets
+ * are scored"). Training still learns BOS targets: only what is measured skips them. */
 typedef struct {
     double nll;           /* NLL summed over the scored targets, in nats */
-    long tokens;          /* scored targets (not PAD) */
+    long tokens;          /* scored targets (not PAD, not BOS) */
     long top1, topk;      /* targets ranked first / within the top k (with a language model) */
     long words;           /* targets that start a word, EOS included: lstm_lm_starts_word */
     /* keystrokes (LSTM_EVAL_KEYSTROKES): a word of n characters costs n + 1 typed (the space after
