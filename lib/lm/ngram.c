@@ -477,15 +477,41 @@ struct lstm_ngram_scorer {
     const lstm_ngram *m;
     uint32_t hist[LSTM_NGRAM_MAX_ORDER];
     unsigned nhist;
-    int started;
+    int started;       /* a document was added */
+    uint32_t prev;     /* the last token read (BOS at a sequence start) */
+    int targets;       /* LSTM_NGRAM_TARGETS_* */
     lstm_ngram_stats st;
-    /* top-1: p(.|h) = a * p1 + r with r sparse (nonzero only on touched ids) */
     int top1;
+    lstm_ngram_target_fn fn;
+    void *ctx;
+    /* p(.|h) = a * p1 + r with r sparse (nonzero only on touched ids), for the history of the
+     * current target when expanded */
+    int expanded;
+    double a;
     double *r;         /* (V) */
     uint8_t *mark;     /* (V) */
     uint32_t *touched; /* (V) */
     size_t ntouched;
 };
+
+int lstm_ngram_default_targets(const lstm_ngram *m)
+{
+    return m->cross ? LSTM_NGRAM_TARGETS_STREAM : LSTM_NGRAM_TARGETS_DOCS;
+}
+
+static const char *const target_names[] = {"docs", "stream", "all"};
+
+const char *lstm_ngram_targets_name(int targets)
+{
+    return targets >= 0 && targets <= LSTM_NGRAM_TARGETS_ALL ? target_names[targets] : "?";
+}
+
+int lstm_ngram_targets_parse(const char *name)
+{
+    for (int i = 0; i <= LSTM_NGRAM_TARGETS_ALL; i++)
+        if (!strcmp(name, target_names[i])) return i;
+    return -1;
+}
 
 int lstm_ngram_scorer_new(lstm_ngram_scorer **out, const lstm_ngram *m, int top1)
 {
@@ -494,6 +520,7 @@ int lstm_ngram_scorer_new(lstm_ngram_scorer **out, const lstm_ngram *m, int top1
     if (!s) return LSTM_E_NOMEM;
     s->m = m;
     s->top1 = top1;
+    s->targets = lstm_ngram_default_targets(m);
     s->r = calloc(m->V, sizeof *s->r);
     s->mark = calloc(m->V, 1);
     s->touched = malloc((size_t)m->V * sizeof *s->touched);
@@ -503,6 +530,19 @@ int lstm_ngram_scorer_new(lstm_ngram_scorer **out, const lstm_ngram *m, int top1
     }
     *out = s;
     return LSTM_OK;
+}
+
+int lstm_ngram_scorer_targets(lstm_ngram_scorer *s, int targets)
+{
+    if (targets < 0 || targets > LSTM_NGRAM_TARGETS_ALL || s->started) return LSTM_E_ARG;
+    s->targets = targets;
+    return LSTM_OK;
+}
+
+void lstm_ngram_scorer_on_target(lstm_ngram_scorer *s, lstm_ngram_target_fn fn, void *ctx)
+{
+    s->fn = fn;
+    s->ctx = ctx;
 }
 
 void lstm_ngram_scorer_free(lstm_ngram_scorer *s)
@@ -516,9 +556,10 @@ void lstm_ngram_scorer_free(lstm_ngram_scorer *s)
 
 void lstm_ngram_scorer_stats(const lstm_ngram_scorer *s, lstm_ngram_stats *st) { *st = s->st; }
 
-/* The whole distribution, level by level: p_k = (disc_k + gnum * p_{k-1}) / tot, where disc_k is
- * nonzero only on the followers of the context. Only the ids touched so far need visiting. */
-static void argmax(lstm_ngram_scorer *s, const uint32_t *hist, size_t nhist, uint32_t *bw, double *bp)
+/* The whole distribution after hist, level by level: p_k = (disc_k + gnum * p_{k-1}) / tot, where
+ * disc_k is nonzero only on the followers of the context, so p = a * p1 + r with r nonzero only on
+ * the ids touched (the followers of the matched contexts). */
+static void expand(lstm_ngram_scorer *s, const uint32_t *hist, size_t nhist)
 {
     const lstm_ngram *m = s->m;
     for (size_t i = 0; i < s->ntouched; i++) {
@@ -546,7 +587,15 @@ static void argmax(lstm_ngram_scorer *s, const uint32_t *hist, size_t nhist, uin
             }
         }
     }
-    /* Untouched ids are a * p1, whose best is best1 (if best1 is touched its value is only larger). */
+    s->a = a;
+}
+
+/* The argmax of the expanded distribution: untouched ids are a * p1, whose best is best1 (if best1
+ * is touched its value is only larger). */
+static void argmax(const lstm_ngram_scorer *s, uint32_t *bw, double *bp)
+{
+    const lstm_ngram *m = s->m;
+    double a = s->a;
     uint32_t best = m->best1;
     double bv = a * m->p1[best] + s->r[best];
     for (size_t i = 0; i < s->ntouched; i++) {
@@ -565,7 +614,21 @@ int lstm_ngram_scorer_argmax(lstm_ngram_scorer *s, const uint32_t *hist, size_t 
 {
     for (size_t i = 0; i < nhist; i++)
         if (hist[i] >= s->m->V) return LSTM_E_RANGE;
-    argmax(s, hist, nhist, w, p);
+    expand(s, hist, nhist);
+    s->expanded = 0; /* not the current target's history */
+    argmax(s, w, p);
+    return LSTM_OK;
+}
+
+int lstm_ngram_scorer_dist(lstm_ngram_scorer *s, float *lp)
+{
+    const lstm_ngram *m = s->m;
+    if (!s->expanded) {
+        expand(s, s->hist, s->nhist);
+        s->expanded = 1;
+    }
+    double a = s->a;
+    for (uint32_t w = 0; w < m->V; w++) lp[w] = (float)log(a * m->p1[w] + s->r[w]);
     return LSTM_OK;
 }
 
@@ -574,27 +637,41 @@ int lstm_ngram_scorer_add(lstm_ngram_scorer *s, const uint32_t *ids, size_t n)
     const lstm_ngram *m = s->m;
     for (size_t i = 0; i < n; i++)
         if (ids[i] >= m->V) return LSTM_E_RANGE;
+    int stream_start = !s->started;
     if (!m->cross || !s->started) {
         s->nhist = 0;
         hist_push(s->hist, &s->nhist, m->N - 1, LSTM_BOS_ID);
+        s->prev = LSTM_BOS_ID;
         s->started = 1;
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t w = ids[i];
-        if (is_target(w)) {
+        /* a window's first input is never its target: the first token of each document, or of the
+         * stream (lstm-window --cross-docs) */
+        int first = i == 0 && (s->targets == LSTM_NGRAM_TARGETS_DOCS ||
+                               (s->targets == LSTM_NGRAM_TARGETS_STREAM && stream_start));
+        if (is_target(w) && !first) {
             double p = prob(m, s->hist, s->nhist, w);
             s->st.nll -= log(p);
             s->st.tokens++;
+            s->expanded = 0;
             if (s->top1) {
                 uint32_t b;
                 double bp;
-                argmax(s, s->hist, s->nhist, &b, &bp);
+                expand(s, s->hist, s->nhist);
+                s->expanded = 1;
+                argmax(s, &b, &bp);
                 s->st.top1 += b == w;
+            }
+            if (s->fn) {
+                int rc = s->fn(s->ctx, s, s->prev, w);
+                if (rc) return rc;
             }
         } else {
             s->st.skipped++;
         }
         hist_push(s->hist, &s->nhist, m->N - 1, w);
+        s->prev = w;
     }
     return LSTM_OK;
 }
