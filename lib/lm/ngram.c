@@ -1,5 +1,6 @@
 /* ngram.c: counting, interpolated modified Kneser-Ney estimation, the model file and scoring
  * (ngram.h; formats/ngram.md is normative). */
+#define _GNU_SOURCE /* qsort_r */
 #include "ngram.h"
 
 #include <errno.h>
@@ -481,7 +482,8 @@ struct lstm_ngram_scorer {
     uint32_t prev;     /* the last token read (BOS at a sequence start) */
     int targets;       /* LSTM_NGRAM_TARGETS_* */
     lstm_ngram_stats st;
-    int top1;
+    int top1, K;
+    uint32_t *order1;  /* (V) ids by decreasing unigram probability, ties by id (top-K ranks) */
     lstm_ngram_target_fn fn;
     void *ctx;
     /* p(.|h) = a * p1 + r with r sparse (nonzero only on touched ids), for the history of the
@@ -513,6 +515,14 @@ int lstm_ngram_targets_parse(const char *name)
     return -1;
 }
 
+static int cmp_p1(const void *a, const void *b, void *arg)
+{
+    const double *p1 = arg;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (p1[x] != p1[y]) return p1[x] > p1[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
 int lstm_ngram_scorer_new(lstm_ngram_scorer **out, const lstm_ngram *m, int top1)
 {
     *out = NULL;
@@ -520,15 +530,28 @@ int lstm_ngram_scorer_new(lstm_ngram_scorer **out, const lstm_ngram *m, int top1
     if (!s) return LSTM_E_NOMEM;
     s->m = m;
     s->top1 = top1;
+    s->K = 1;
     s->targets = lstm_ngram_default_targets(m);
     s->r = calloc(m->V, sizeof *s->r);
     s->mark = calloc(m->V, 1);
     s->touched = malloc((size_t)m->V * sizeof *s->touched);
-    if (!s->r || !s->mark || !s->touched) {
+    s->order1 = top1 ? malloc((size_t)m->V * sizeof *s->order1) : NULL;
+    if (!s->r || !s->mark || !s->touched || (top1 && !s->order1)) {
         lstm_ngram_scorer_free(s);
         return LSTM_E_NOMEM;
     }
+    if (top1) {
+        for (uint32_t w = 0; w < m->V; w++) s->order1[w] = w;
+        qsort_r(s->order1, m->V, sizeof *s->order1, cmp_p1, m->p1);
+    }
     *out = s;
+    return LSTM_OK;
+}
+
+int lstm_ngram_scorer_topk(lstm_ngram_scorer *s, int K)
+{
+    if (K < 1) return LSTM_E_ARG;
+    s->K = K;
     return LSTM_OK;
 }
 
@@ -551,6 +574,7 @@ void lstm_ngram_scorer_free(lstm_ngram_scorer *s)
     free(s->r);
     free(s->mark);
     free(s->touched);
+    free(s->order1);
     free(s);
 }
 
@@ -610,6 +634,29 @@ static void argmax(const lstm_ngram_scorer *s, uint32_t *bw, double *bp)
     *bp = bv;
 }
 
+/* How many ids of the expanded distribution rank above w (a higher probability, or the same and a
+ * lower id), counting up to limit. The touched ids one by one; the others are a * p1 and come in
+ * order1's order, so the count stops at the first one less probable than w. */
+static long rank_of(const lstm_ngram_scorer *s, uint32_t w, long limit)
+{
+    const lstm_ngram *m = s->m;
+    double a = s->a, v = a * m->p1[w] + s->r[w];
+    long above = 0;
+    for (size_t i = 0; i < s->ntouched && above < limit; i++) {
+        uint32_t u = s->touched[i];
+        double x = a * m->p1[u] + s->r[u];
+        above += x > v || (x == v && u < w);
+    }
+    for (uint32_t i = 0; i < m->V && above < limit; i++) {
+        uint32_t u = s->order1[i];
+        if (s->mark[u]) continue;
+        double x = a * m->p1[u];
+        if (x > v || (x == v && u < w)) above++;
+        else if (x < v) break; /* nor can any after it (a * p1 only falls along order1) */
+    }
+    return above;
+}
+
 int lstm_ngram_scorer_argmax(lstm_ngram_scorer *s, const uint32_t *hist, size_t nhist, uint32_t *w, double *p)
 {
     for (size_t i = 0; i < nhist; i++)
@@ -656,12 +703,11 @@ int lstm_ngram_scorer_add(lstm_ngram_scorer *s, const uint32_t *ids, size_t n)
             s->st.tokens++;
             s->expanded = 0;
             if (s->top1) {
-                uint32_t b;
-                double bp;
                 expand(s, s->hist, s->nhist);
                 s->expanded = 1;
-                argmax(s, &b, &bp);
-                s->st.top1 += b == w;
+                long above = rank_of(s, w, s->K);
+                s->st.top1 += above < 1;
+                s->st.topk += above < s->K;
             }
             if (s->fn) {
                 int rc = s->fn(s->ctx, s, s->prev, w);

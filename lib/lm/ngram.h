@@ -85,6 +85,7 @@ typedef struct {
                          or of the stream (STREAM) */
     double nll;       /* sum of -ln p over the targets */
     uint64_t top1;    /* targets that were the argmax of the model's distribution (ties: lowest id) */
+    uint64_t topk;    /* targets among the K most probable ids (lstm_ngram_scorer_topk; ties: lowest id) */
 } lstm_ngram_stats;
 
 /* Which positions are scored: PAD and BOS never; the first token of a sequence as the rule says.
@@ -104,6 +105,10 @@ int lstm_ngram_targets_parse(const char *name);
 int lstm_ngram_scorer_new(lstm_ngram_scorer **out, const lstm_ngram *m, int top1);
 /* LSTM_E_ARG for an unknown rule or once a document was added. */
 int lstm_ngram_scorer_targets(lstm_ngram_scorer *s, int targets);
+/* A scorer made with top1 also counts the targets ranked within the K best (K >= 1, default 1) of
+ * the whole distribution, as lstm-eval's top-K: exact, in double, without visiting every id (the
+ * ids no matched context has seen are ranked by the unigram order). LSTM_E_ARG for K < 1. */
+int lstm_ngram_scorer_topk(lstm_ngram_scorer *s, int K);
 /* fn (or NULL) is called at every scored target, before the target joins the history, with prev the
  * token before it (BOS at a sequence start) and y the target; it may call lstm_ngram_scorer_dist. A
  * non-zero return ends lstm_ngram_scorer_add with that code. */

@@ -265,6 +265,7 @@ typedef struct {
     unsigned order;
     double worst, sum_worst;
     long calls, bad;
+    long top1, top3; /* by brute force over lstm_ngram_prob */
 } dist_ctx;
 
 static int dist_check(void *ctx, lstm_ngram_scorer *s, uint32_t prev, uint32_t y)
@@ -288,6 +289,14 @@ static int dist_check(void *ctx, lstm_ngram_scorer *s, uint32_t prev, uint32_t y
         sum += exp((double)lp[w]);
     }
     if (fabs(sum - 1) > c->sum_worst) c->sum_worst = fabs(sum - 1);
+    double py = P(c->m, h + nh - k, k, y);
+    int above = 0;
+    for (uint32_t w = 0; w < SV; w++) {
+        double p = P(c->m, h + nh - k, k, w);
+        above += p > py || (p == py && w < y);
+    }
+    c->top1 += above < 1;
+    c->top3 += above < 3;
     c->calls++;
     c->i++;
     return 0;
@@ -301,9 +310,10 @@ static void test_dist(void)
         lstm_ngram *m = build(order, SV, 0, docs, corpus_len, 40, NULL);
         if (!m) continue;
         lstm_ngram_scorer *s;
-        CHECK(lstm_ngram_scorer_new(&s, m, order % 2) == 0); /* with and without the top-1 search */
+        CHECK(lstm_ngram_scorer_new(&s, m, order % 2) == 0); /* with and without the ranks */
         CHECK(lstm_ngram_scorer_targets(s, LSTM_NGRAM_TARGETS_ALL) == 0);
-        dist_ctx c = {m, NULL, 0, order, 0, 0, 0, 0};
+        CHECK(lstm_ngram_scorer_topk(s, 3) == 0 && lstm_ngram_scorer_topk(s, 0) == LSTM_E_ARG);
+        dist_ctx c = {m, NULL, 0, order, 0, 0, 0, 0, 0, 0};
         lstm_ngram_scorer_on_target(s, dist_check, &c);
         long n = 0;
         for (int d = 0; d < 40; d++) {
@@ -316,6 +326,16 @@ static void test_dist(void)
         CHECK_EQ_INT(c.bad, 0);
         CHECK(c.worst < 1e-6);   /* float log-probabilities of the exact distribution */
         CHECK(c.sum_worst < 1e-5);
+        /* top-1 and top-3 over the whole distribution, as a brute force ranks every id */
+        lstm_ngram_stats st;
+        lstm_ngram_scorer_stats(s, &st);
+        if (order % 2) {
+            CHECK_EQ_INT(st.top1, c.top1);
+            CHECK_EQ_INT(st.topk, c.top3);
+            CHECK(c.top1 < c.top3 && c.top3 < n); /* the ranks are not all alike */
+        } else {
+            CHECK(st.top1 == 0 && st.topk == 0);
+        }
         lstm_ngram_scorer_free(s);
         lstm_ngram_free(m);
     }
