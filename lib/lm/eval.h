@@ -18,8 +18,9 @@
 /* The scored targets: every target of the windows but PAD (padding) and BOS. BOS only ever follows
  * a speaker tag (formats/tokens.md: a chat turn is `tag BOS tokens... EOS`), so it is no prediction;
  * lstm-ngram skips it too, and with a document's first token, which no window has as a target (it
- * has no input before it), both score the same targets of the same text (README: "Which targets
- * are scored"). Training still learns BOS targets: only what is measured skips them. */
+ * has no input before it), both score the same targets of the same text (README: "The n-gram
+ * baseline, and which targets are scored"). Training still learns BOS targets: only what is measured
+ * skips them. */
 typedef struct {
     double nll;           /* NLL summed over the scored targets, in nats */
     long tokens;          /* scored targets (not PAD, not BOS) */
