@@ -60,7 +60,7 @@ rank_pid() {
     for cfg in "--optim sgd --lr 1 --dropout 0" "--optim adam --dropout 0" "--optim adam --dropout 0.3" \
                "--optim sgd --lr 1 --dropout 0.3 --reset-state --clip 0.1" "--optim adam --dropout 0 --cutoffs 8,14 --div 2" \
                "--optim adam --dropout 0.3 --cell cifg" "--optim sgd --lr 1 --dropout 0 --peephole" \
-               "--optim sgd --lr 0.01 --dropout 0.3 --cell lnlstm"; do
+               "--optim sgd --lr 0.01 --dropout 0.3 --cell lnlstm" "--optim adam --dropout 0.3 --attention 3 --reset-state"; do
         # (lnlstm at a lower rate: a LayerNorm of W_ih x at init_scale 0.1 divides by a spread near 0.02, and
         # at --lr 0.1 this tiny model trains where SGD magnifies the ranks' rounding to 5e-3 in 37 steps)
         "$TRAIN" -q $SMALL $cfg --valid "$T/valid.win" -o one.ckpt "$T/cyc.win"

@@ -2,8 +2,9 @@
 """torch_crosscheck.py: the PyTorch half of the cross-check (Debian's python3-torch; run with
 /usr/bin/python3). Reads the cases written by `test_torchdump DIR`, rebuilds each model from the same
 weights with torch.nn.Embedding + nn.LSTM / nn.GRU / nn.RNN (num_layers=2, batch_first) + nn.Linear
-(tied or not) or nn.AdaptiveLogSoftmaxWithLoss (head_bias=True; the *_adaptive cases), in float64, and compares the logits, the loss, every parameter gradient, the gradient
-w.r.t. the initial state, and the parameters after one SGD step and two Adam / AdamW steps (torch.optim,
+(tied or not) or nn.AdaptiveLogSoftmaxWithLoss (head_bias=True; the *_adaptive cases), with the attention
+written out for the *_attention cases, in float64, and compares the logits, the loss, every parameter gradient, the gradient
+w.r.t. the initial state (and the carried-in attention memory), and the parameters after one SGD step and two Adam / AdamW steps (torch.optim,
 fed the C gradients so only the update rule is compared). Every comparison: max |c - torch| relative to
 max |torch| <= 1e-4. Prints one line per case; exits 1 on any mismatch.
 
@@ -108,13 +109,42 @@ class ManualLSTM(torch.nn.Module):
         return x, None
 
 
+class Attention(torch.nn.Module):
+    """Daniluk et al. 2017's basic attention over the top layer's last K outputs, written out: the memory
+    Y_t = [h_{t-K} .. h_{t-1}] (slots from the carried-in mem0 first), M = tanh(W^Y Y + W^h h_t),
+    alpha = softmax(w^T M) over the filled slots (lane b's mem0 has its newest mlen0[b] filled),
+    r = Y alpha (0 with none filled), h* = tanh(W^r r + W^x h_t)."""
+
+    def __init__(self, H):
+        super().__init__()
+        for n in ("wy", "wh", "wr", "wx"):
+            setattr(self, n, torch.nn.Parameter(torch.empty(H, H)))
+        self.w = torch.nn.Parameter(torch.empty(H))
+
+    def forward(self, out, mem0, mlen0):
+        B, T, H = out.shape
+        K = mem0.shape[1]
+        ext = torch.cat([mem0, out], 1)
+        outs = []
+        for t in range(T):
+            Y, h = ext[:, t:t + K], out[:, t]
+            valid = (torch.arange(K)[None, :] + t) >= (K - mlen0[:, None])
+            M = torch.tanh(Y @ self.wy.T + (h @ self.wh.T)[:, None, :])
+            s = (M @ self.w).masked_fill(~valid, -1e300)
+            alpha = torch.softmax(s, 1) * valid
+            r = (alpha[:, :, None] * Y).sum(1)
+            outs.append(torch.tanh(r @ self.wr.T + h @ self.wx.T))
+        return torch.stack(outs, 1)
+
+
 def check_case(d):
     info, tensors = read_manifest(os.path.join(d, "manifest.txt"))
     V, E, H, L, B, T = (int(info[k]) for k in ("V", "E", "H", "L", "B", "T"))
     cell, tie = info["cell"], int(info["tie"])
     adaptive = info.get("softmax") == "adaptive"
     two_d = ("emb", "head.w") + tuple(f"tail{i}.{k}" for i in range(8) for k in ("proj", "out"))
-    shape = {n: ((a, b) if n.split(".")[-1].startswith("w") or n in two_d else (a,)) for n, a, b in tensors}
+    shape = {n: ((a, b) if (n.split(".")[-1].startswith("w") and n != "att.w") or n in two_d else (a,))
+             for n, a, b in tensors}
     P = {n: load(d, f"param.{n}.f32", shape[n]) for n in shape}
     G = {n: load(d, f"grad.{n}.f32", shape[n]) for n in shape}
 
@@ -127,7 +157,12 @@ def check_case(d):
         rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
         kw = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         rnn = rnn_cls(E, H, num_layers=L, batch_first=True, **kw).double()
+    K = int(info.get("attention", "0"))
     named = {"emb": emb.weight}
+    if K:
+        att = Attention(H).double()
+        for n in ("wy", "wh", "w", "wr", "wx"):
+            named[f"att.{n}"] = getattr(att, n)
     if adaptive:
         cutoffs = [int(x) for x in info["cutoffs"].split(",")]
         asm = torch.nn.AdaptiveLogSoftmaxWithLoss(H, V, cutoffs, div_value=float(info["div"]), head_bias=True).double()
@@ -163,6 +198,10 @@ def check_case(d):
     h0 = load(d, "h0.f32", (L, B, H)).requires_grad_(True)
     c0 = load(d, "c0.f32", (L, B, H)).requires_grad_(True)
     out, _ = rnn(emb(inputs), (h0, c0) if cell in ("lstm", "cifg", "lnlstm") else h0)
+    if K:
+        mem0 = load(d, "mem0.f32", (B, K, H)).requires_grad_(True)
+        mlen0 = load(d, "mlen0.f32", (B,)).long()
+        out = att(out, mem0, mlen0)
     if adaptive:
         # PAD (0) targets are masked: the loss is over the others; log_prob gives the full distribution
         flat, tflat = out.reshape(-1, H), targets.reshape(-1)
@@ -196,6 +235,8 @@ def check_case(d):
     worst = max(worst, cmp("grad h0", load(d, "dh0.f32", (L, B, H)), h0.grad))
     if cell in ("lstm", "cifg", "lnlstm"):
         worst = max(worst, cmp("grad c0", load(d, "dc0.f32", (L, B, H)), c0.grad))
+    if K:
+        worst = max(worst, cmp("grad mem0", load(d, "dmem0.f32", (B, K, H)), mem0.grad))
 
     # Optimizer rules, on the C gradients.
     lr_sgd, lr_adam = float(info["lr_sgd"]), float(info["lr_adam"])

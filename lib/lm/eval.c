@@ -320,9 +320,7 @@ static int run_pieces(lstm_evaluator *e, lstm_eval_result *r)
         if ((rc = end_word(e))) return rc;
         if ((role & LSTM_LM_ROLE_START) && pn < LSTM_WORD_MAX) {
             /* the suggestions for this word all start from here, whatever is typed */
-            size_t LH = (size_t)e->st->L * e->st->H;
-            memcpy(e->wst.h, e->st->h, sizeof *e->wst.h * LH);
-            memcpy(e->wst.c, e->st->c, sizeof *e->wst.c * LH);
+            lstm_state_copy_lane(&e->wst, 0, e->st, 0);
             memcpy(e->wlg, e->lg1, sizeof *e->wlg * (size_t)V);
             memcpy(e->word, pt, pn);
             e->wlen = pn;

@@ -507,6 +507,8 @@ static int session_feed(lstm_session *s, const uint32_t *ids, size_t n, int logi
     else {
         memcpy(s->st.h, s->hs + (c - 1) * LH, LH * sizeof(float));
         memcpy(s->st.c, s->cs + (c - 1) * LH, LH * sizeof(float));
+        /* the attention's memory: the top layer after each of the kept ids (they start from zero) */
+        lstm_state_set_memory(&s->st, 0, s->hs + (size_t)(s->st.L - 1) * s->st.H, LH, (int)c);
     }
     s->n = c;
     for (size_t i = c; i < n;) {
@@ -760,7 +762,7 @@ static const float *lazy_logprobs(lstm_suggester *g, const lstm_state *st, size_
     const lstm_asm_shape *as = &m->as;
     lstm_asm_w w;
     lstm_model_asm_weights(m, &w);
-    const float *x = st->h + (size_t)(st->L - 1) * st->B * st->H; /* lane 0 of the top layer */
+    const float *x = lstm_state_out(st, 0); /* lane 0's output-layer input */
     float *lp = g->lazy, *head = g->ahead, *scr = g->ahead + as->head;
     int C0 = as->cut[0], need[LSTM_MAX_CLUSTERS] = {0};
     lstm_asm_head(as, &w, head, x);
@@ -872,14 +874,7 @@ int lstm_suggest_rank(lstm_suggester *g, const float *logits, const char *prefix
 
 /* ---- beam over pieces ---- */
 
-static void copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl)
-{
-    size_t H = (size_t)s->H;
-    for (int l = 0; l < s->L; l++) {
-        memcpy(d->h + ((size_t)l * d->B + dl) * H, s->h + ((size_t)l * s->B + sl) * H, H * sizeof(float));
-        memcpy(d->c + ((size_t)l * d->B + dl) * H, s->c + ((size_t)l * s->B + sl) * H, H * sizeof(float));
-    }
-}
+static void copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl) { lstm_state_copy_lane(d, dl, s, sl); }
 
 /* "help'" or "e-" is not a whole word: a joiner continues it. */
 static int ends_with_joiner(const char *t, size_t n)

@@ -41,6 +41,7 @@ typedef struct {
     size_t train_len;
     const float *optim_m, *optim_v; /* (model.n_params) each, NULL if absent */
     const float *state_h, *state_c; /* (L,B,H), NULL if absent */
+    const float *state_mem, *state_mlen; /* with attention K: (B,K,H) and (B), present with state_h */
     int state_B;
     const char *provenance;
     size_t provenance_len;

@@ -36,6 +36,7 @@ int lstm_model_config_check(const lstm_model_config *cfg)
     if (cfg->tie && cfg->E != cfg->H) return LSTM_E_ARG;
     if (cfg->peephole && (cfg->peephole != 1 || cfg->cell != LSTM_CELL_LSTM)) return LSTM_E_ARG;
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f)) return LSTM_E_ARG;
+    if (cfg->attention < 0 || cfg->attention > LSTM_MAX_ATTENTION) return LSTM_E_ARG;
     /* keep every GEMM dimension and row offset within int */
     if ((long long)cfg->V * cfg->H > (1LL << 30) || (long long)cfg->V * cfg->E > (1LL << 30) ||
         (long long)cfg->H * 4 * cfg->H > (1LL << 30) || (long long)cfg->E * 4 * cfg->H > (1LL << 30))
@@ -87,6 +88,13 @@ size_t lstm_model_layout(const lstm_model_config *cfg, lstm_tensor_info *t, int 
             snprintf(name, sizeof name, "l%d.ln", l);
             add_tensor(t, &n, &off, name, lstm_cell_ln_floats(cfg->cell, cfg->H), 0);
         }
+    }
+    if (cfg->attention > 0) {
+        add_tensor(t, &n, &off, "att.wy", cfg->H, cfg->H);
+        add_tensor(t, &n, &off, "att.wh", cfg->H, cfg->H);
+        add_tensor(t, &n, &off, "att.w", cfg->H, 0);
+        add_tensor(t, &n, &off, "att.wr", cfg->H, cfg->H);
+        add_tensor(t, &n, &off, "att.wx", cfg->H, cfg->H);
     }
     if (cfg->softmax == LSTM_SOFTMAX_ADAPTIVE) {
         lstm_asm_shape s;
@@ -168,7 +176,8 @@ void lstm_model_init_params(lstm_model *m, lstm_rng *rng)
             for (size_t k = 0; k < t->size; k++) p[k] = k < t->size - (size_t)c->H ? 1.0f : 0.0f;
             continue;
         }
-        if (t->ndim == 1 && !strstr(t->name, ".peep")) { /* biases; peephole weights are weights */
+        if (t->ndim == 1 && !strstr(t->name, ".peep") && strcmp(t->name, "att.w") != 0) {
+            /* biases; peephole weights and the attention's w are weights */
             memset(p, 0, t->size * sizeof(float));
             continue;
         }
@@ -250,6 +259,21 @@ static size_t out_w_offset(const lstm_model *m)
 
 static size_t out_b_offset(const lstm_model *m) { return m->tensors[m->n_tensors - 1].offset; }
 
+/* The attention's tensors inside a block laid out like params (cfg.attention > 0). */
+static void att_w(const lstm_model *m, const float *base, lstm_att_w *w)
+{
+    const lstm_tensor_info *t = &m->tensors[lstm_att_tensor(&m->cfg)];
+    w->wy = base + t[0].offset, w->wh = base + t[1].offset, w->w = base + t[2].offset;
+    w->wr = base + t[3].offset, w->wx = base + t[4].offset;
+}
+
+static void att_g(const lstm_model *m, float *base, lstm_att_g *g)
+{
+    const lstm_tensor_info *t = &m->tensors[lstm_att_tensor(&m->cfg)];
+    g->wy = base + t[0].offset, g->wh = base + t[1].offset, g->w = base + t[2].offset;
+    g->wr = base + t[3].offset, g->wx = base + t[4].offset;
+}
+
 static int adaptive(const lstm_model *m) { return m->cfg.softmax == LSTM_SOFTMAX_ADAPTIVE; }
 
 /* The adaptive softmax's tensors inside a block laid out like params: head.w, head.b, then proj and
@@ -292,7 +316,16 @@ int lstm_state_alloc(lstm_state *s, const lstm_model *m, int B)
         lstm_state_free(s);
         return LSTM_E_NOMEM;
     }
-    s->L = m->cfg.L, s->B = B, s->H = m->cfg.H;
+    s->L = m->cfg.L, s->B = B, s->H = m->cfg.H, s->K = m->cfg.attention;
+    if (s->K > 0) {
+        s->mem = calloc((size_t)B * s->K * s->H, sizeof(float));
+        s->mlen = calloc((size_t)B, sizeof(float));
+        s->hout = calloc((size_t)B * s->H, sizeof(float));
+        if (!s->mem || !s->mlen || !s->hout) {
+            lstm_state_free(s);
+            return LSTM_E_NOMEM;
+        }
+    }
     return 0;
 }
 
@@ -301,6 +334,9 @@ void lstm_state_free(lstm_state *s)
     if (!s) return;
     free(s->h);
     free(s->c);
+    free(s->mem);
+    free(s->mlen);
+    free(s->hout);
     memset(s, 0, sizeof *s);
 }
 
@@ -309,6 +345,11 @@ void lstm_state_zero(lstm_state *s)
     size_t n = (size_t)s->L * s->B * s->H;
     memset(s->h, 0, n * sizeof(float));
     memset(s->c, 0, n * sizeof(float));
+    if (s->K > 0) {
+        memset(s->mem, 0, (size_t)s->B * s->K * s->H * sizeof(float));
+        memset(s->mlen, 0, (size_t)s->B * sizeof(float));
+        memset(s->hout, 0, (size_t)s->B * s->H * sizeof(float));
+    }
 }
 
 void lstm_state_reset_row(lstm_state *s, int b)
@@ -319,6 +360,43 @@ void lstm_state_reset_row(lstm_state *s, int b)
         memset(s->h + off, 0, (size_t)s->H * sizeof(float));
         memset(s->c + off, 0, (size_t)s->H * sizeof(float));
     }
+    if (s->K > 0) {
+        memset(s->mem + (size_t)b * s->K * s->H, 0, (size_t)s->K * s->H * sizeof(float));
+        s->mlen[b] = 0.0f;
+        memset(s->hout + (size_t)b * s->H, 0, (size_t)s->H * sizeof(float));
+    }
+}
+
+void lstm_state_copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl)
+{
+    size_t H = (size_t)s->H, KH = (size_t)s->K * H;
+    for (int l = 0; l < s->L; l++) {
+        memcpy(d->h + ((size_t)l * d->B + dl) * H, s->h + ((size_t)l * s->B + sl) * H, H * sizeof(float));
+        memcpy(d->c + ((size_t)l * d->B + dl) * H, s->c + ((size_t)l * s->B + sl) * H, H * sizeof(float));
+    }
+    if (s->K > 0) {
+        memcpy(d->mem + (size_t)dl * KH, s->mem + (size_t)sl * KH, KH * sizeof(float));
+        d->mlen[dl] = s->mlen[sl];
+        memcpy(d->hout + (size_t)dl * H, s->hout + (size_t)sl * H, H * sizeof(float));
+    }
+}
+
+void lstm_state_set_memory(lstm_state *s, int b, const float *tops, size_t stride, int n)
+{
+    if (s->K < 1 || b < 0 || b >= s->B) return;
+    int K = s->K, k = n < K ? n : K;
+    size_t H = (size_t)s->H;
+    float *mb = s->mem + (size_t)b * K * H;
+    memset(mb, 0, (size_t)K * H * sizeof(float));
+    for (int j = 0; j < k; j++)
+        memcpy(mb + (size_t)(K - k + j) * H, tops + (size_t)(n - k + j) * stride, H * sizeof(float));
+    s->mlen[b] = (float)k;
+}
+
+const float *lstm_state_out(const lstm_state *s, int b)
+{
+    if (s->K > 0) return s->hout + (size_t)b * s->H;
+    return s->h + ((size_t)(s->L - 1) * s->B + b) * s->H;
 }
 
 /* Hands out 64-byte aligned pieces of one block; with base NULL it only counts. */
@@ -356,6 +434,21 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
             la->lnc = take(base, &cur, N * H);
             la->lnr = take(base, &cur, N * 3);
         }
+    }
+    if (c->attention > 0) {
+        size_t K = (size_t)c->attention, NE = (K + T) * B;
+        lstm_att_acts *t = &a->att;
+        t->ext = take(base, &cur, NE * H);
+        t->p = take(base, &cur, NE * H);
+        t->q = take(base, &cur, N * H);
+        t->m = take(base, &cur, N * K * H);
+        t->alpha = take(base, &cur, N * K);
+        t->r = take(base, &cur, N * H);
+        t->hs = take(base, &cur, N * H);
+        t->dz = take(base, &cur, N * H);
+        t->dr = take(base, &cur, N * H);
+        t->dext = take(base, &cur, NE * H);
+        t->n0 = take(base, &cur, (size_t)B);
     }
     a->out_in = take(base, &cur, N * H);
     if (adaptive(m)) {
@@ -512,7 +605,7 @@ int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32
     const lstm_model_config *c = &m->cfg;
     int V = c->V, E = c->E, H = c->H, L = c->L;
     if (!inputs || B < 1 || T < 1 || B > a->Bmax || T > a->Tmax || !st || st->B != B || st->L != L ||
-        st->H != H)
+        st->H != H || st->K != c->attention)
         return LSTM_E_ARG;
     size_t N = (size_t)B * T, BH = (size_t)B * H;
     uint32_t *in = a->ids, *tg = a->ids + (size_t)a->Bmax * a->Tmax;
@@ -544,7 +637,15 @@ int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32
         memcpy(st->h + l * BH, la->h + N * H, BH * sizeof(float));
         if (lstm_cell_has_c(c->cell)) memcpy(st->c + l * BH, la->c + N * H, BH * sizeof(float));
     }
-    copy_masked(a->out_in, a->layer[L - 1].h + BH, drop ? a->mask_out : NULL, N * H);
+    const float *top = a->layer[L - 1].h + BH;
+    if (c->attention > 0) {
+        lstm_att_w aw;
+        att_w(m, P, &aw);
+        (m->reference ? lstm_att_forward_ref : lstm_att_forward)(&a->att, st->mem, st->mlen, st->hout, top, &aw, B, T,
+                                                                  c->attention, H);
+        top = a->att.hs;
+    }
+    copy_masked(a->out_in, top, drop ? a->mask_out : NULL, N * H);
     double nll = 0.0;
     long cnt = 0;
     if (adaptive(m)) {
@@ -577,15 +678,15 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long
     const lstm_model_config *c = &m->cfg;
     int V = c->V, E = c->E, H = c->H, L = c->L, B = a->B, T = a->T;
     if (!m->grads || !a->has_targets) return LSTM_E_ARG;
-    if (dstate && (dstate->B != B || dstate->L != L || dstate->H != H)) return LSTM_E_ARG;
+    if (dstate && (dstate->B != B || dstate->L != L || dstate->H != H || dstate->K != c->attention)) return LSTM_E_ARG;
     size_t N = (size_t)B * T, BH = (size_t)B * H;
     const uint32_t *in = a->ids, *tg = a->ids + (size_t)a->Bmax * a->Tmax;
     const float *P = m->params;
     float *Gr = m->grads;
     long n_div = norm > 0 ? norm : a->count;
     float scale = n_div ? 1.0f / (float)n_div : 0.0f;
-    /* Tensor k's layer: emb, then 4 per layer (5 with peepholes or LayerNorm), then out.w (untied) and out.b, or the
-     * adaptive softmax's tensors. */
+    /* Tensor k's layer: emb, then 4 per layer (5 with peepholes or LayerNorm), then the attention's 5 (in the top
+     * layer's range), then out.w (untied) and out.b, or the adaptive softmax's tensors. */
     const size_t first_out = m->tensors[lstm_layer_tensor(c, L)].offset; /* out.w, out.b when tied, or head.w */
     int cur = 0;
     if (adaptive(m)) {
@@ -602,6 +703,16 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long
     if (a->train) mul_mask(a->dseq[cur], a->mask_out, N * H);
     /* Tied, the output weight is the embedding: only out.b is final here. */
     if (ready) ready(ctx, first_out, m->n_params - first_out);
+    if (c->attention > 0) { /* its tensors are final with the top layer's (they share its range) */
+        lstm_att_w aw;
+        lstm_att_g ag;
+        att_w(m, P, &aw);
+        att_g(m, Gr, &ag);
+        (m->reference ? lstm_att_backward_ref : lstm_att_backward)(&ag, a->dseq[1 - cur], dstate ? dstate->mem : NULL,
+                                                                    &a->att, a->layer[L - 1].h + BH, a->dseq[cur],
+                                                                    &aw, B, T, c->attention, H);
+        cur = 1 - cur;
+    }
     for (int l = L - 1; l >= 0; l--) {
         int In = l == 0 ? E : H;
         lstm_layer_w w;
@@ -644,6 +755,8 @@ int lstm_infer_alloc(lstm_infer *inf, const lstm_model *m, int B)
     take(NULL, &cur, (size_t)B * GH);
     size_t as = adaptive(m) ? lstm_asm_row_scratch(&m->as) : 0;
     take(NULL, &cur, as);
+    size_t at = m->cfg.attention > 0 ? lstm_att_step_floats(m->cfg.attention, m->cfg.H) : 0;
+    take(NULL, &cur, at);
     inf->block = aligned_alloc(64, cur * sizeof(float));
     if (!inf->block) return LSTM_E_NOMEM;
     cur = 0;
@@ -651,6 +764,7 @@ int lstm_infer_alloc(lstm_infer *inf, const lstm_model *m, int B)
     inf->xg = take(inf->block, &cur, (size_t)B * GH);
     inf->hg = take(inf->block, &cur, (size_t)B * GH);
     inf->as = as ? take(inf->block, &cur, as) : NULL;
+    inf->att = at ? take(inf->block, &cur, at) : NULL;
     inf->m = m;
     inf->B = B;
     return 0;
@@ -726,7 +840,7 @@ int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int 
     const lstm_model *m = inf->m;
     const lstm_model_config *c = &m->cfg;
     int E = c->E, H = c->H, GH = m->G * H, L = c->L;
-    if (T < 1 || T > inf->B || !st || st->B != 1 || st->L != L || st->H != H) return LSTM_E_ARG;
+    if (T < 1 || T > inf->B || !st || st->B != 1 || st->L != L || st->H != H || st->K != c->attention) return LSTM_E_ARG;
     const float *P = m->params;
     int rc = embed(m, inf->x, tokens, T);
     if (rc) return rc;
@@ -747,7 +861,13 @@ int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int 
             if (cs) memcpy(cs + (size_t)t * LH + (size_t)l * H, cc, (size_t)H * sizeof(float));
         }
     }
-    if (logits) out_logits(inf, logits, st->h + (size_t)(L - 1) * H, 1);
+    if (c->attention > 0) { /* inf->x holds the top layer's T outputs: only the last one's h* is read */
+        lstm_att_w aw;
+        att_w(m, P, &aw);
+        for (int t = 0; t + 1 < T; t++) lstm_att_push(st->mem, st->mlen, inf->x + (size_t)t * H, 1, c->attention, H);
+        lstm_att_step(st->hout, st->mem, st->mlen, inf->x + (size_t)(T - 1) * H, &aw, 1, c->attention, H, inf->att);
+    }
+    if (logits) out_logits(inf, logits, lstm_state_out(st, 0), 1);
     return 0;
 }
 
@@ -756,7 +876,7 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, flo
     const lstm_model *m = inf->m;
     const lstm_model_config *c = &m->cfg;
     int B = inf->B, E = c->E, H = c->H, GH = m->G * H;
-    if (!st || st->B != B || st->L != c->L || st->H != H) return LSTM_E_ARG;
+    if (!st || st->B != B || st->L != c->L || st->H != H || st->K != c->attention) return LSTM_E_ARG;
     const float *P = m->params;
     int rc = embed(m, inf->x, tokens, B);
     if (rc) return rc;
@@ -769,6 +889,11 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, flo
         qproject(inf->hg, st->h + l * BH, &m->qw_hh[l], w.w_hh, B, GH, H);
         lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, &w, B, H);
     }
-    if (logits) out_logits(inf, logits, st->h + (c->L - 1) * BH, B);
+    if (c->attention > 0) {
+        lstm_att_w aw;
+        att_w(m, P, &aw);
+        lstm_att_step(st->hout, st->mem, st->mlen, st->h + (c->L - 1) * BH, &aw, B, c->attention, H, inf->att);
+    }
+    if (logits) out_logits(inf, logits, lstm_state_out(st, 0), B);
     return 0;
 }

@@ -1,7 +1,9 @@
 /* test_grad.c: finite-difference check of the analytic gradient of EVERY parameter entry and of the
  * initial state (h0, c0), for LSTM / GRU / RNN / CIFG, 2 layers, tied and untied, with fixed dropout masks
  * (p > 0) and PAD targets masked, through both the fast and the reference kernels; and the adaptive
- * softmax's head, projections and cluster weights (LSTM and GRU, untied).
+ * softmax's head, projections and cluster weights (LSTM and GRU, untied); and the attention over the top
+ * layer's last K outputs (att.*, and the gradient of the carried-in memory, lanes with 0, some and all K
+ * slots filled).
  *
  * Each derivative is a Richardson-extrapolated central difference of the loss (accumulated in double)
  * with float parameters: (4 D(h/2) - D(h)) / 3, error O(h^4) plus float noise. An entry passes when
@@ -44,9 +46,7 @@ static double worst_ratio; /* max over checks of error / tolerance (1 = at the l
 
 static double loss_at(const ctx *c)
 {
-    size_t n = (size_t)c->s0->L * c->B * c->s0->H;
-    memcpy(c->st->h, c->s0->h, n * sizeof(float));
-    memcpy(c->st->c, c->s0->c, n * sizeof(float));
+    for (int b = 0; b < c->B; b++) lstm_state_copy_lane(c->st, b, c->s0, b);
     double loss = 0;
     long cnt = 0;
     int err = lstm_model_forward(c->m, c->a, c->st, c->in, c->tg, c->B, c->T, 1, &loss, &cnt);
@@ -151,11 +151,12 @@ static void check_tensor(const ctx *c, const char *what, float *p, const float *
     free(dir);
 }
 
-static void grad_check(int cell, int tie, int reference, int softmax, int peephole)
+static void grad_check(int cell, int tie, int reference, int softmax, int peephole, int attention)
 {
     lstm_model_config cfg;
     lstm_model_config_default(&cfg);
     cfg.peephole = peephole;
+    cfg.attention = attention;
     step = cell == LSTM_CELL_LNLSTM ? LN_STEP : STEP;
     if (softmax == LSTM_SOFTMAX_ADAPTIVE) {
         /* shortlist 0..2, clusters 3..6 (projected to 3) and 7..10 (projected to 1) */
@@ -182,6 +183,15 @@ static void grad_check(int cell, int tie, int reference, int softmax, int peepho
         if (m.tensors[i].ndim == 1)
             for (size_t k = 0; k < m.tensors[i].size; k++)
                 m.params[m.tensors[i].offset + k] += 0.3f * (2.0f * lstm_rng_uniform(&R) - 1.0f);
+    if (attention) { /* W^h reaches the loss only through the scores' differences between slots (the
+                     * same W^h h enters every slot): faint at the init scale, so spread and sharpen them */
+        static const char *sharp[] = {"att.wy", "att.wh", "att.w"};
+        static const float by[] = {2.0f, 4.0f, 4.0f};
+        for (int i = 0; i < 3; i++) {
+            const lstm_tensor_info *t = lstm_model_tensor(&m, lstm_model_find_tensor(&m, sharp[i]));
+            for (size_t k = 0; k < t->size; k++) m.params[t->offset + k] *= by[i];
+        }
+    }
     m.reference = reference;
     lstm_acts a;
     lstm_state s0, st, ds;
@@ -192,6 +202,9 @@ static void grad_check(int cell, int tie, int reference, int softmax, int peepho
         s0.h[k] = 0.8f * (2.0f * lstm_rng_uniform(&R) - 1.0f);
         s0.c[k] = 0.8f * (2.0f * lstm_rng_uniform(&R) - 1.0f);
     }
+    size_t nm = (size_t)B * attention * cfg.H;
+    for (size_t k = 0; k < nm; k++) s0.mem[k] = 0.8f * (2.0f * lstm_rng_uniform(&R) - 1.0f);
+    for (int b = 0; b < B && attention; b++) s0.mlen[b] = (float)(b == 0 ? 0 : b == 1 ? attention - 1 : attention);
     lstm_model_sample_dropout(&m, &a, &R);
     uint32_t in[12], tg[12];
     for (int k = 0; k < B * T; k++) {
@@ -214,8 +227,8 @@ static void grad_check(int cell, int tie, int reference, int softmax, int peepho
     static const char *cells[] = {"lstm", "gru", "rnn", "cifg", "lnlstm"};
     for (int i = 0; i < m.n_tensors; i++) {
         const lstm_tensor_info *t = lstm_model_tensor(&m, i);
-        snprintf(what, sizeof what, "%s%s%s tie=%d ref=%d %s", cells[cell], peephole ? "+peephole" : "",
-                 softmax ? "+adaptive" : "", tie, reference, t->name);
+        snprintf(what, sizeof what, "%s%s%s%s tie=%d ref=%d %s", cells[cell], peephole ? "+peephole" : "",
+                 softmax ? "+adaptive" : "", attention ? "+attention" : "", tie, reference, t->name);
         check_tensor(&c, what, m.params + t->offset, g + t->offset, t->size);
     }
     snprintf(what, sizeof what, "%s tie=%d ref=%d h0", cells[cell], tie, reference);
@@ -223,6 +236,10 @@ static void grad_check(int cell, int tie, int reference, int softmax, int peepho
     if (lstm_cell_has_c(cell)) {
         snprintf(what, sizeof what, "%s tie=%d ref=%d c0", cells[cell], tie, reference);
         check_tensor(&c, what, s0.c, ds.c, ns);
+    }
+    if (attention) {
+        snprintf(what, sizeof what, "%s+attention tie=%d ref=%d mem0", cells[cell], tie, reference);
+        check_tensor(&c, what, s0.mem, ds.mem, nm);
     }
     free(g);
     lstm_state_free(&s0), lstm_state_free(&st), lstm_state_free(&ds);
@@ -236,13 +253,19 @@ int main(int argc, char **argv)
     lstm_rng_seed(&R, argc > 1 ? strtoull(argv[1], NULL, 10) : 2024); /* another seed: another draw */
     for (int cell = 0; cell < LSTM_N_CELLS; cell++)
         for (int tie = 0; tie < 2; tie++)
-            for (int ref = 0; ref < 2; ref++) grad_check(cell, tie, ref, LSTM_SOFTMAX_FULL, 0);
+            for (int ref = 0; ref < 2; ref++) grad_check(cell, tie, ref, LSTM_SOFTMAX_FULL, 0, 0);
     /* LSTM with peepholes (l<k>.peep) */
     for (int tie = 0; tie < 2; tie++)
-        for (int ref = 0; ref < 2; ref++) grad_check(LSTM_CELL_LSTM, tie, ref, LSTM_SOFTMAX_FULL, 1);
+        for (int ref = 0; ref < 2; ref++) grad_check(LSTM_CELL_LSTM, tie, ref, LSTM_SOFTMAX_FULL, 1, 0);
     /* the adaptive softmax: head, projections and cluster outputs, on LSTM and GRU layers */
     for (int cell = 0; cell < 2; cell++)
-        for (int ref = 0; ref < 2; ref++) grad_check(cell, 0, ref, LSTM_SOFTMAX_ADAPTIVE, 0);
+        for (int ref = 0; ref < 2; ref++) grad_check(cell, 0, ref, LSTM_SOFTMAX_ADAPTIVE, 0, 0);
+    /* attention over the last 3 top outputs (T = 4: every lane's memory runs past the window), LSTM
+     * tied and untied, GRU, and with the adaptive softmax */
+    for (int tie = 0; tie < 2; tie++)
+        for (int ref = 0; ref < 2; ref++) grad_check(LSTM_CELL_LSTM, tie, ref, LSTM_SOFTMAX_FULL, 0, 3);
+    for (int ref = 0; ref < 2; ref++) grad_check(LSTM_CELL_GRU, 0, ref, LSTM_SOFTMAX_FULL, 0, 3);
+    for (int ref = 0; ref < 2; ref++) grad_check(LSTM_CELL_LSTM, 0, ref, LSTM_SOFTMAX_ADAPTIVE, 0, 3);
     printf("test_grad: worst error / tolerance = %.3f\n", worst_ratio);
     CHECK_DONE("test_grad");
 }

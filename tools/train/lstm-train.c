@@ -77,6 +77,8 @@ static void usage(FILE *f)
             "      --init-scale S     weights uniform in (-S, S) (default 0.1)\n"
             "      --forget-bias B    LSTM forget-gate bias at init (default 1)\n"
             "      --peephole         LSTM: peephole weights from the cell state to the gates (Gers & Schmidhuber)\n"
+            "      --attention K      the top layer's output attends over its own last K outputs, 1..64 (Daniluk et\n"
+            "                         al. 2017; K = 5 takes most of the gain; the memory is carried state; default 0)\n"
             "      --softmax S        full (default) or adaptive: a head over the frequent ids plus tail clusters\n"
             "                         scored only for their own targets (Grave et al. 2017; untied)\n"
             "      --cutoffs C0,C1..  adaptive: the shortlist is ids below C0, cluster i ids [Ci, Ci+1) (implies\n"
@@ -105,8 +107,8 @@ static void usage(FILE *f)
             "                         --lr-decay --decay-after --warmup --dropout --valid, and at an epoch boundary\n"
             "                         --batch --reset-state --valid-frac; as do -o --log --log-every --threads\n"
             "                         --time-limit --mem-budget -q. The model's --cell --layers --hidden --emb\n"
-            "                         --tie/--no-tie --init-scale --forget-bias --peephole --softmax --cutoffs --div,\n"
-            "                         --optim and --seed cannot change\n"
+            "                         --tie/--no-tie --init-scale --forget-bias --peephole --attention --softmax\n"
+            "                         --cutoffs --div, --optim and --seed cannot change\n"
             "      --seed N           random seed (default 1)\n"
             "      --threads N        BLAS threads (default: all cores; under mpirun, the cores / ranks per machine)\n"
             "      --no-overlap       under mpirun: reduce the gradients in one MPI_Allreduce after backward (default:\n"
@@ -131,7 +133,7 @@ static void usage(FILE *f)
 
 enum { O_VALID = 256, O_VFRAC, O_MEM, O_CELL, O_LAYERS, O_HIDDEN, O_EMB, O_TIE, O_NOTIE, O_DROP, O_INIT, O_FB,
        O_OPTIM, O_LR, O_WD, O_CLIP, O_SCHED, O_DECAY, O_AFTER, O_WARM, O_BATCH, O_EPOCHS, O_PAT, O_RESET,
-       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_NOOVERLAP, O_SOFTMAX, O_CUTOFFS, O_DIV, O_PEEP, O_END };
+       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_NOOVERLAP, O_SOFTMAX, O_CUTOFFS, O_DIV, O_PEEP, O_ATT, O_END };
 
 
 typedef struct {
@@ -171,6 +173,7 @@ static void parse_args(opts_t *o, int argc, char **argv)
         {"log-every", required_argument, 0, O_LOGEVERY}, {"no-overlap", no_argument, 0, O_NOOVERLAP},
         {"softmax", required_argument, 0, O_SOFTMAX}, {"cutoffs", required_argument, 0, O_CUTOFFS},
         {"div", required_argument, 0, O_DIV}, {"peephole", no_argument, 0, O_PEEP},
+        {"attention", required_argument, 0, O_ATT},
         {"output", required_argument, 0, 'o'},
         {"force", no_argument, 0, 'f'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
         {"verbose", no_argument, 0, 'v'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
@@ -243,6 +246,7 @@ static void parse_args(opts_t *o, int argc, char **argv)
             o->cutoffs = optarg;
             break;
         case O_PEEP: o->c.model.peephole = 1; break;
+        case O_ATT: o->c.model.attention = (int)tool_parse_long(optarg, "--attention", 0, LSTM_MAX_ATTENTION); break;
         case O_DIV: o->c.model.div = (float)tool_parse_double(optarg, "--div", 1, 1e6); break;
         case 'o': o->out_path = optarg; break;
         case 'f': o->force = 1; break;
@@ -296,7 +300,8 @@ static uint32_t given_mask(const opts_t *o)
         {O_CLIP, LSTM_TF_CLIP}, {O_SCHED, LSTM_TF_SCHEDULE}, {O_DECAY, LSTM_TF_DECAY}, {O_AFTER, LSTM_TF_AFTER},
         {O_WARM, LSTM_TF_WARMUP}, {O_BATCH, LSTM_TF_BATCH}, {O_EPOCHS, LSTM_TF_EPOCHS}, {O_PAT, LSTM_TF_PATIENCE},
         {O_RESET, LSTM_TF_RESET}, {O_SEED, LSTM_TF_SEED}, {O_VFRAC, LSTM_TF_VALID_FRAC}, {O_VALID, LSTM_TF_VALID},
-        {O_SOFTMAX, LSTM_TF_SOFTMAX}, {O_CUTOFFS, LSTM_TF_SOFTMAX}, {O_DIV, LSTM_TF_SOFTMAX}, {O_PEEP, LSTM_TF_PEEP}};
+        {O_SOFTMAX, LSTM_TF_SOFTMAX}, {O_CUTOFFS, LSTM_TF_SOFTMAX}, {O_DIV, LSTM_TF_SOFTMAX}, {O_PEEP, LSTM_TF_PEEP},
+        {O_ATT, LSTM_TF_ATT}};
     uint32_t m = 0;
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         if (given_opt(o, map[i].opt)) m |= map[i].bit;
@@ -341,6 +346,10 @@ static _Noreturn void die_conflict(uint32_t bit, const opts_t *o, const lstm_tra
     if (shape) tool_die(2, "%s cannot change when resuming (%s)", shape, model);
     if (bit == LSTM_TF_PEEP) tool_die(2, "--peephole cannot change when resuming (%s, %s)", model,
         c->peephole ? "with peepholes" : "without peepholes");
+    if (bit == LSTM_TF_ATT) {
+        if (c->attention > 0) tool_die(2, "--attention cannot change when resuming (%s, --attention %d)", model, c->attention);
+        tool_die(2, "--attention cannot change when resuming (%s, without attention)", model);
+    }
     if (bit == LSTM_TF_SOFTMAX) {
         char cuts[64] = "";
         for (int i = 0, k = 0; i < c->n_cutoffs && k >= 0 && k < (int)sizeof cuts; i++)
@@ -798,15 +807,16 @@ int main(int argc, char **argv)
 
     lstm_train_info in;
     lstm_trainer_info(t, &in);
-    char sm[96];
+    char sm[96], att[32] = "";
+    if (c->model.attention > 0) snprintf(att, sizeof att, " attention %d", c->model.attention);
     if (!o.quiet)
         fprintf(stderr,
-                PROG ": %s: %llu windows of %d (%s%s), vocabulary %d; %s %dx%d emb %d%s%s dropout %g, %zu parameters; "
+                PROG ": %s: %llu windows of %d (%s%s), vocabulary %d; %s %dx%d emb %d%s%s%s dropout %g, %zu parameters; "
                 "%s lr %g, batch %d%s\n",
                 tname, (unsigned long long)in.windows, in.T, in.K == 1 ? "last-token" : "next-token",
                 in.streaming ? ", streamed" : "", in.V, c->model.peephole ? "lstm+peephole" : lstm_cell_name(c->model.cell),
                 c->model.L, c->model.H,
-                c->model.E, c->model.tie ? " tied" : "", softmax_desc(&c->model, sm, sizeof sm), (double)c->model.dropout,
+                c->model.E, c->model.tie ? " tied" : "", att, softmax_desc(&c->model, sm, sizeof sm), (double)c->model.dropout,
                 in.weights, optim_name(c->optim),
                 c->lr, in.B, in.valid_windows ? "" : ", no validation data");
     if (!o.quiet && in.ranks > 1)
