@@ -287,12 +287,6 @@ void lstm_beam_free(lstm_beam *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Copies lane src of src_st into lane dst of dst_st (every layer, and the attention's memory). */
-static void copy_lane(lstm_state *dst_st, int dst, const lstm_state *src_st, int src)
-{
-    lstm_state_copy_lane(dst_st, dst, src_st, src);
-}
-
 static double norm_score(double s, int len, float alpha) { return alpha == 0 ? s : s / pow((double)len, alpha); }
 
 /* Inserts candidate (s, h, t) into the list of at most cap kept best first (ties: lower h, then t). */
@@ -336,7 +330,7 @@ int lstm_beam_run(lstm_beam *b, const lstm_beam_opts *o, const lstm_state *st0, 
     if (nprompt + (size_t)T > b->hist_cap) return LSTM_E_ARG;
     if (st0->B != 1 || st0->L != b->st.L || st0->H != b->st.H) return LSTM_E_ARG;
     lstm_state_zero(&b->st);
-    copy_lane(&b->st, 0, st0, 0);
+    lstm_state_copy_lane(&b->st, 0, st0, 0);
     memcpy(b->logits, logits0, sizeof *b->logits * (size_t)V);
     if (nprompt) memcpy(b->hist, prompt, sizeof *prompt * nprompt);
     b->nlive = 1;
@@ -386,7 +380,7 @@ int lstm_beam_run(lstm_beam *b, const lstm_beam_opts *o, const lstm_state *st0, 
         }
         for (int i = 0; i < nlive; i++) {
             int h = b->parent[i];
-            copy_lane(&b->tmp, i, &b->st, h);
+            lstm_state_copy_lane(&b->tmp, i, &b->st, h);
             if (step) memcpy(b->seq2 + (size_t)i * T, b->seq + (size_t)h * T, sizeof *b->seq * (size_t)step);
             b->seq2[(size_t)i * T + step] = b->feed[i];
             b->score[i] = b->nscore[i];

@@ -874,8 +874,6 @@ int lstm_suggest_rank(lstm_suggester *g, const float *logits, const char *prefix
 
 /* ---- beam over pieces ---- */
 
-static void copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl) { lstm_state_copy_lane(d, dl, s, sl); }
-
 /* "help'" or "e-" is not a whole word: a joiner continues it. */
 static int ends_with_joiner(const char *t, size_t n)
 {
@@ -932,7 +930,7 @@ static int suggest_beam(lstm_suggester *g, const lstm_state *st0, const float *l
     int V = lm->V, W = g->W, nlive = 1, rc;
     g->nfound = 0;
     lstm_state_zero(&g->st);
-    copy_lane(&g->st, 0, st0, 0);
+    lstm_state_copy_lane(&g->st, 0, st0, 0);
     memcpy(g->logits, logits0, sizeof *g->logits * (size_t)V);
     g->hlen[0] = 0;
     g->hlp[0] = 0;
@@ -996,7 +994,7 @@ static int suggest_beam(lstm_suggester *g, const lstm_state *st0, const float *l
             memcpy(d, g->htext + (size_t)h * LSTM_WORD_MAX, g->hlen[h]);
             memcpy(d + g->hlen[h], pt, pn);
             g->hlen2[i] = g->hlen[h] + pn;
-            copy_lane(&g->tmp, i, &g->st, h);
+            lstm_state_copy_lane(&g->tmp, i, &g->st, h);
         }
         for (int i = nlive; i < W; i++) g->feed[i] = 0;
         for (int i = 0; i < nlive; i++) {

@@ -874,6 +874,17 @@ static void test_split_batch(int tie)
     lstm_model_free(&m);
 }
 
+/* The model-level checks of one cell: fast vs reference, state carried across windows, the one-token
+ * and sequence inference paths against the window path. */
+static void test_model_paths(int cell)
+{
+    for (int tie = 0; tie < 2; tie++) test_model_fast_vs_ref(cell, tie);
+    test_stateful_carry(cell);
+    test_infer(cell, 1);
+    test_infer(cell, 3);
+    test_infer_seq(cell);
+}
+
 int main(void)
 {
     lstm_set_threads(1);
@@ -881,30 +892,16 @@ int main(void)
     test_vector_math();
     for (int cell = 0; cell < LSTM_N_CELLS; cell++) {
         test_cell_kernels(cell);
-        for (int tie = 0; tie < 2; tie++) test_model_fast_vs_ref(cell, tie);
-        test_stateful_carry(cell);
-        test_infer(cell, 1);
-        test_infer(cell, 3);
-        test_infer_seq(cell);
+        test_model_paths(cell);
     }
     /* the same for the LSTM with peepholes */
     peep_all = 1;
     test_cell_kernels(LSTM_CELL_LSTM);
-    for (int tie = 0; tie < 2; tie++) test_model_fast_vs_ref(LSTM_CELL_LSTM, tie);
-    test_stateful_carry(LSTM_CELL_LSTM);
-    test_infer(LSTM_CELL_LSTM, 1);
-    test_infer(LSTM_CELL_LSTM, 3);
-    test_infer_seq(LSTM_CELL_LSTM);
+    test_model_paths(LSTM_CELL_LSTM);
     peep_all = 0;
     /* attention over the last 3 top outputs (windows of 4-8, so the memory crosses windows), on every cell */
     att_all = 3;
-    for (int cell = 0; cell < LSTM_N_CELLS; cell++) {
-        for (int tie = 0; tie < 2; tie++) test_model_fast_vs_ref(cell, tie);
-        test_stateful_carry(cell);
-        test_infer(cell, 1);
-        test_infer(cell, 3);
-        test_infer_seq(cell);
-    }
+    for (int cell = 0; cell < LSTM_N_CELLS; cell++) test_model_paths(cell);
     att_all = 0;
     test_out_kernels();
     test_row_kernels_nobias();
