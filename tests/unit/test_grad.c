@@ -1,7 +1,10 @@
 /* test_grad.c: finite-difference check of the analytic gradient of EVERY parameter entry and of the
  * initial state (h0, c0), for LSTM / GRU / RNN / CIFG, 2 layers, tied and untied, with fixed dropout masks
  * (p > 0) and PAD targets masked, through both the fast and the reference kernels; and the adaptive
- * softmax's head, projections and cluster weights (LSTM and GRU, untied).
+ * softmax's head, projections and cluster weights (LSTM and GRU, untied). Each again with the AWD
+ * regularizers (fixed masks: dropout at three rates, locked when untied, word dropout, weight drop on
+ * w_hh; AR and TAR in the loss; a PAD input), and each cell with a loss of AR + TAR alone (every target
+ * PAD), so that a wrong regularizer gradient cannot hide behind the NLL's.
  *
  * Each derivative is a Richardson-extrapolated central difference of the loss (accumulated in double)
  * with float parameters: (4 D(h/2) - D(h)) / 3, error O(h^4) plus float noise. An entry passes when
@@ -21,6 +24,10 @@
 #define ATOL_REL 1e-3 /* of the tensor's finite-difference gradient norm */
 #define ATOL_ABS 1e-6
 #define STEP 1e-1
+/* With AR and TAR (squares of the hidden states) and the masks' 1/(1-p) scales the loss curves more
+ * sharply (most with the RNN's bare tanh): those checks take half the step, which the O(h^4)
+ * extrapolation needs there (the NLL-only checks keep the full one, against float noise). */
+static double step = STEP;
 #define TEETH 1e-2 /* wrong by 1% of the tensor norm must fail */
 
 typedef struct {
@@ -34,6 +41,7 @@ typedef struct {
 static lstm_rng R;
 static double worst_ratio; /* max over checks of error / tolerance (1 = at the limit) */
 
+/* The objective backward differentiates: the mean NLL plus AR and TAR. */
 static double loss_at(const ctx *c)
 {
     size_t n = (size_t)c->s0->L * c->B * c->s0->H;
@@ -43,7 +51,7 @@ static double loss_at(const ctx *c)
     long cnt = 0;
     int err = lstm_model_forward(c->m, c->a, c->st, c->in, c->tg, c->B, c->T, 1, &loss, &cnt);
     CHECK_EQ_INT(err, 0);
-    return loss;
+    return loss + lstm_model_reg_loss(c->m, c->a, 0, 0);
 }
 
 /* Central difference along dir (NULL: the single entry p[0]) with step h. */
@@ -66,7 +74,7 @@ static double central(const ctx *c, float *p, const double *dir, size_t n, doubl
 
 static double richardson(const ctx *c, float *p, const double *dir, size_t n)
 {
-    double d1 = central(c, p, dir, n, STEP), d2 = central(c, p, dir, n, STEP / 2);
+    double d1 = central(c, p, dir, n, step), d2 = central(c, p, dir, n, step / 2);
     return (4.0 * d2 - d1) / 3.0;
 }
 
@@ -143,7 +151,9 @@ static void check_tensor(const ctx *c, const char *what, float *p, const float *
     free(dir);
 }
 
-static void grad_check(int cell, int tie, int reference, int softmax, int peephole)
+enum { REG_DROPOUT, REG_AWD, REG_ONLY };
+
+static void grad_check(int cell, int tie, int reference, int softmax, int peephole, int reg)
 {
     lstm_model_config cfg;
     lstm_model_config_default(&cfg);
@@ -162,6 +172,11 @@ static void grad_check(int cell, int tie, int reference, int softmax, int peepho
     cfg.L = 2;
     cfg.tie = tie;
     cfg.dropout = 0.25f;
+    if (reg != REG_DROPOUT) {
+        cfg.locked = reg == REG_ONLY || (!tie && softmax == LSTM_SOFTMAX_FULL);
+        cfg.dropout_in = 0.4f, cfg.dropout_hidden = 0.3f, cfg.dropout_words = 0.3f, cfg.weight_drop = 0.4f;
+        cfg.ar = reg == REG_ONLY ? 3.0f : 2.0f, cfg.tar = reg == REG_ONLY ? 2.0f : 1.0f;
+    }
     cfg.init_scale = 0.5f;
     cfg.forget_bias = 0.5f;
     int B = 3, T = 4;
@@ -191,28 +206,52 @@ static void grad_check(int cell, int tie, int reference, int softmax, int peepho
     }
     tg[2] = tg[7] = 0; /* PAD targets: masked out of the loss */
     if (softmax == LSTM_SOFTMAX_ADAPTIVE) tg[0] = 1, tg[1] = 4, tg[3] = 9, tg[4] = 10; /* every cluster has a target */
+    if (reg != REG_DROPOUT) { /* one PAD input (lane 1, step 1): out of AR and TAR */
+        for (int k = 0; k < B * T; k++) in[k] += in[k] == 0;
+        in[5] = 0;
+        /* a word of the batch dropped (all its occurrences) and another kept, whatever the draw */
+        int k2 = 1;
+        while (k2 < B * T && (in[k2] == in[0] || in[k2] == 0)) k2++;
+        a.mask_words[in[0]] = 0.0f;
+        if (k2 < B * T) a.mask_words[in[k2]] = 1.0f / (1.0f - cfg.dropout_words);
+    }
+    if (reg == REG_ONLY) memset(tg, 0, sizeof tg); /* no NLL at all */
     ctx c = {&m, &a, &s0, &st, in, tg, B, T};
     /* analytic */
     lstm_model_zero_grads(&m);
     double loss = loss_at(&c);
     CHECK(isfinite(loss) && loss > 0);
-    CHECK_EQ_INT(a.count, B * T - 2);
+    CHECK_EQ_INT(a.count, reg == REG_ONLY ? 0 : B * T - 2);
+    if (reg != REG_DROPOUT) {
+        /* every regularizer is on and has something to do with these masks */
+        CHECK_EQ_INT(a.ar_rows, B * T - 1);
+        CHECK_EQ_INT(a.tar_pairs, B * (T - 1) - 2);
+        CHECK(a.ar_sum > 0 && a.tar_sum > 0);
+        int dropped = 0, kept = 0;
+        for (int k = 0; k < B * T; k++) dropped += a.mask_words[in[k]] == 0.0f, kept += a.mask_words[in[k]] != 0.0f;
+        CHECK(dropped > 0 && kept > 0);
+    }
     CHECK_EQ_INT(lstm_model_backward(&m, &a, &ds), 0);
     float *g = malloc(m.n_params * sizeof(float));
     if (!g) abort();
     memcpy(g, m.grads, m.n_params * sizeof(float));
     char what[96];
     static const char *cells[] = {"lstm", "gru", "rnn", "cifg"};
+    static const char *regs[] = {"", "+awd", "+ar/tar only"};
     for (int i = 0; i < m.n_tensors; i++) {
         const lstm_tensor_info *t = lstm_model_tensor(&m, i);
-        snprintf(what, sizeof what, "%s%s%s tie=%d ref=%d %s", cells[cell], peephole ? "+peephole" : "",
-                 softmax ? "+adaptive" : "", tie, reference, t->name);
+        snprintf(what, sizeof what, "%s%s%s%s tie=%d ref=%d %s", cells[cell], peephole ? "+peephole" : "",
+                 softmax ? "+adaptive" : "", regs[reg], tie, reference, t->name);
+        if (reg == REG_ONLY && !strncmp(t->name, "out.", 4)) { /* no NLL: nothing reaches the output layer */
+            for (size_t k = 0; k < t->size; k++) CHECK(g[t->offset + k] == 0.0f);
+            continue;
+        }
         check_tensor(&c, what, m.params + t->offset, g + t->offset, t->size);
     }
-    snprintf(what, sizeof what, "%s tie=%d ref=%d h0", cells[cell], tie, reference);
+    snprintf(what, sizeof what, "%s%s tie=%d ref=%d h0", cells[cell], regs[reg], tie, reference);
     check_tensor(&c, what, s0.h, ds.h, ns);
     if (lstm_cell_has_c(cell)) {
-        snprintf(what, sizeof what, "%s tie=%d ref=%d c0", cells[cell], tie, reference);
+        snprintf(what, sizeof what, "%s%s tie=%d ref=%d c0", cells[cell], regs[reg], tie, reference);
         check_tensor(&c, what, s0.c, ds.c, ns);
     }
     free(g);
@@ -225,15 +264,21 @@ int main(int argc, char **argv)
 {
     lstm_set_threads(1);
     lstm_rng_seed(&R, argc > 1 ? strtoull(argv[1], NULL, 10) : 2024); /* another seed: another draw */
-    for (int cell = 0; cell < LSTM_N_CELLS; cell++)
+    for (int reg = REG_DROPOUT; reg <= REG_AWD; reg++) {
+        step = reg == REG_AWD ? STEP / 2 : STEP;
+        for (int cell = 0; cell < LSTM_N_CELLS; cell++)
+            for (int tie = 0; tie < 2; tie++)
+                for (int ref = 0; ref < 2; ref++) grad_check(cell, tie, ref, LSTM_SOFTMAX_FULL, 0, reg);
+        /* LSTM with peepholes (l<k>.peep) */
         for (int tie = 0; tie < 2; tie++)
-            for (int ref = 0; ref < 2; ref++) grad_check(cell, tie, ref, LSTM_SOFTMAX_FULL, 0);
-    /* LSTM with peepholes (l<k>.peep) */
-    for (int tie = 0; tie < 2; tie++)
-        for (int ref = 0; ref < 2; ref++) grad_check(LSTM_CELL_LSTM, tie, ref, LSTM_SOFTMAX_FULL, 1);
-    /* the adaptive softmax: head, projections and cluster outputs, on LSTM and GRU layers */
-    for (int cell = 0; cell < 2; cell++)
-        for (int ref = 0; ref < 2; ref++) grad_check(cell, 0, ref, LSTM_SOFTMAX_ADAPTIVE, 0);
+            for (int ref = 0; ref < 2; ref++) grad_check(LSTM_CELL_LSTM, tie, ref, LSTM_SOFTMAX_FULL, 1, reg);
+        /* the adaptive softmax: head, projections and cluster outputs, on LSTM and GRU layers */
+        for (int cell = 0; cell < 2; cell++)
+            for (int ref = 0; ref < 2; ref++) grad_check(cell, 0, ref, LSTM_SOFTMAX_ADAPTIVE, 0, reg);
+    }
+    /* AR + TAR alone (through weight drop, locked dropout and word dropout) */
+    for (int cell = 0; cell < LSTM_N_CELLS; cell++)
+        for (int ref = 0; ref < 2; ref++) grad_check(cell, 0, ref, LSTM_SOFTMAX_FULL, 0, REG_ONLY);
     printf("test_grad: worst error / tolerance = %.3f\n", worst_ratio);
     CHECK_DONE("test_grad");
 }
