@@ -288,6 +288,19 @@ int lstm_train_ckpt_apply(lstm_train_ckpt *c, const lstm_train_config *g, uint32
     return 0;
 }
 
+void lstm_train_ckpt_apply_reg(lstm_train_ckpt *c, const lstm_train_config *g, uint32_t mask)
+{
+    lstm_model_config *o = &c->cfg.model;
+    const lstm_model_config *gm = &g->model;
+    if (mask & LSTM_TR_DROPOUT_IN) o->dropout_in = gm->dropout_in;
+    if (mask & LSTM_TR_DROPOUT_HIDDEN) o->dropout_hidden = gm->dropout_hidden;
+    if (mask & LSTM_TR_LOCKED) o->locked = gm->locked;
+    if (mask & LSTM_TR_DROPOUT_WORDS) o->dropout_words = gm->dropout_words;
+    if (mask & LSTM_TR_WEIGHT_DROP) o->weight_drop = gm->weight_drop;
+    if (mask & LSTM_TR_AR) o->ar = gm->ar;
+    if (mask & LSTM_TR_TAR) o->tar = gm->tar;
+}
+
 /* ------------------------------------------------------------------ set-up */
 
 /* Refuse, before allocating, what this machine cannot hold (allocations are lazy, so malloc alone
