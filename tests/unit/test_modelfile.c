@@ -4,7 +4,9 @@
  *
  * Also a generator for the bats tests: `test_modelfile poison IN OUT TENSOR nan|inf` rewrites the
  * checkpoint IN as OUT with the first float of TENSOR (a parameter tensor, or optim.m) set to NaN or
- * +Inf and everything else kept, through lstm_modelfile_save, so its checksum is valid. */
+ * +Inf and everything else kept, through lstm_modelfile_save, so its checksum is valid; `test_modelfile
+ * plain IN OUT` rewrites it with dropout and every other regularizer off in its config, the rest kept
+ * (the model evaluation must not tell apart from IN). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +111,7 @@ static void test_nonfinite(void)
     }
 }
 
+/* name NULL: no poison, the regularization off instead. */
 static int poison(const char *in, const char *out, const char *name, const char *what)
 {
     lstm_modelfile f;
@@ -119,7 +122,14 @@ static int poison(const char *in, const char *out, const char *name, const char 
     }
     float v = !strcmp(what, "inf") ? INFINITY : NAN;
     lstm_model m;
-    if (lstm_model_create(&m, &f.model.cfg)) return 1;
+    lstm_model_config cfg = f.model.cfg;
+    if (!name) {
+        lstm_model_config plain;
+        lstm_model_config_default(&plain);
+        cfg.dropout = 0.0f, cfg.dropout_in = plain.dropout_in, cfg.dropout_hidden = plain.dropout_hidden;
+        cfg.locked = 0, cfg.dropout_words = cfg.weight_drop = cfg.ar = cfg.tar = 0.0f;
+    }
+    if (lstm_model_create(&m, &cfg)) return 1;
     memcpy(m.params, f.model.params, m.n_params * sizeof(float));
     lstm_optim opt = {0};
     opt.n = m.n_params;
@@ -130,7 +140,8 @@ static int poison(const char *in, const char *out, const char *name, const char 
         memcpy(opt.m, f.optim_m, opt.n * sizeof(float));
         memcpy(opt.v, f.optim_v, opt.n * sizeof(float));
     }
-    if (!strcmp(name, "optim.m") && opt.m) opt.m[0] = v;
+    if (!name) {
+    } else if (!strcmp(name, "optim.m") && opt.m) opt.m[0] = v;
     else if (!strcmp(name, "all")) for (size_t i = 0; i < m.n_params; i++) m.params[i] = v;
     else {
         const lstm_tensor_info *t = tensor(&m, name);
@@ -202,8 +213,9 @@ static void test_config_keys(void)
 int main(int argc, char **argv)
 {
     if (argc == 6 && !strcmp(argv[1], "poison")) return poison(argv[2], argv[3], argv[4], argv[5]);
+    if (argc == 4 && !strcmp(argv[1], "plain")) return poison(argv[2], argv[3], NULL, "");
     if (argc != 1) {
-        fprintf(stderr, "usage: test_modelfile [poison IN OUT TENSOR|all|optim.m nan|inf]\n");
+        fprintf(stderr, "usage: test_modelfile [poison IN OUT TENSOR|all|optim.m nan|inf | plain IN OUT]\n");
         return 2;
     }
     if (!mkdtemp(dir)) return 1;
