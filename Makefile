@@ -197,14 +197,15 @@ $(BUILD)/lstm.pc: FORCE
 FORCE:
 
 # One rule per tool: build/bin/lstm-x from tools/<dir>/lstm-x.c.
-# tools/common/: what the tools share (messages, flag parsing, -q/-v, version, time), linked into each.
+# tools/common/: what the tools share (messages, flag parsing, -q/-v, version, time, the keystroke report),
+# linked into each.
 TOOL_COMMON_OBJ = $(patsubst tools/common/%.c,$(BUILD)/tools/common/%.o,$(wildcard tools/common/*.c))
-$(BUILD)/tools/common/%.o: tools/common/%.c tools/common/tool.h $(LIB_H) | $(DEPS_STAMP)
+$(BUILD)/tools/common/%.o: tools/common/%.c $(wildcard tools/common/*.h) $(LIB_H) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itools/common -c $< -o $@
 
 define tool_rule
-$(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(TOOL_SRCS_$(basename $(notdir $(1)))) $(wildcard $(dir $(1))*.h) $(LIBA) $(LIB_H) $(TOOL_COMMON_OBJ) tools/common/tool.h
+$(BUILD)/bin/$(basename $(notdir $(1))): $(1) $(TOOL_SRCS_$(basename $(notdir $(1)))) $(wildcard $(dir $(1))*.h) $(LIBA) $(LIB_H) $(TOOL_COMMON_OBJ) $(wildcard tools/common/*.h)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) $$(TOOL_DEFS_$$(@F)) $$(if $$(TOOL_PKGS_$$(@F)),$$(shell pkg-config --cflags $$(TOOL_PKGS_$$(@F)))) -Itools/common -o $$@ $(1) \
 	  $$(TOOL_SRCS_$$(@F)) $(TOOL_COMMON_OBJ) $(LIBA) $$(LDFLAGS) $$(if $$(TOOL_PKGS_$$(@F)),$$(shell pkg-config --libs $$(TOOL_PKGS_$$(@F)))) $$(LDLIBS)

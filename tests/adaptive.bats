@@ -109,6 +109,11 @@ assert all(x > 0 for x in p) and p == sorted(p, reverse=True) and sum(p) <= 1 + 
     assert_success
     run python3 -c 'import json, sys; o = json.loads(sys.argv[1]); s = o["suggestions"]; assert len(s) == 3 and all(x["p"] > 0 for x in s), o' "$output"
     assert_success
+    # GET /v1/model names the softmax; no cache is on
+    run curl -sS "${U}v1/model"
+    assert_success
+    run python3 -c 'import json, sys; o = json.loads(sys.argv[1]); print(o["softmax"], "cache" in o)' "$output"
+    assert_output "{'kind': 'adaptive', 'cutoffs': [20, 50], 'div': 2.0} False"
 }
 
 @test "refusals: --tie, cutoffs out of order or past the vocabulary, --div too large, adaptive without cutoffs" {

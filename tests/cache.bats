@@ -189,6 +189,11 @@ assert abs(o["best"]["perplexity"] - m) < 1e-9 and len(t) == 3 and len(t[0]) == 
     # the HTTP reply adds took_us
     run python3 -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); b.pop("took_us"); print(a == b)' "$want" "$output"
     assert_output "True"
+    # GET /v1/model says which cache the answers mix in (theta at its default)
+    run curl -sS "${U}v1/model"
+    assert_success
+    run python3 -c 'import json,sys; print(json.loads(sys.argv[1])["cache"])' "$output"
+    assert_output "{'n': 100, 'theta': 0.3, 'lambda': 0.3}"
 }
 
 @test "keystrokes with the cache: word and BPE models, the figures of the mixed distribution" {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The model against PyTorch: test_torchdump writes weights, inputs, logits, loss, every gradient and
-# the parameters after SGD / Adam / AdamW steps for lstm, gru, rnn, cifg and the peephole lstm (torch autograd modules for the last two), tied
+# the parameters after SGD / Adam / AdamW steps for lstm, gru, rnn, cifg, the LayerNorm lstm, the peephole lstm and the lstm with attention over its last 3 outputs (torch autograd modules for the last four; the attention case with a carried-in memory and its gradient), tied
 # and untied, and the adaptive softmax; and AWD-regularized steps (with their masks: locked dropout,
 # word dropout, weight drop, AR and TAR);
 # torch_crosscheck.py rebuilds the same models with torch.nn and compares (relative 1e-4).
@@ -26,13 +26,13 @@ setup() {
     assert_output "test_torchdump: ok"
 }
 
-@test "logits, loss, gradients and optimizer steps match PyTorch for lstm/gru/rnn/cifg, peephole lstm, tied and untied, and the adaptive softmax" {
+@test "logits, loss, gradients and optimizer steps match PyTorch for lstm/gru/rnn/cifg/lnlstm, peephole lstm, lstm with attention (carried-in memory), tied and untied, and the adaptive softmax" {
     run --separate-stderr "$TESTBIN/test_torchdump" "$BATS_TEST_TMPDIR/dump"
     assert_success
     run --separate-stderr "$PY" "$BATS_TEST_DIRNAME/torch_crosscheck.py" "$BATS_TEST_TMPDIR/dump"
     assert_success
-    assert_output --partial "16 of 16 cases ok"
-    for c in lstm_tie0 lstm_tie1 gru_tie0 gru_tie1 rnn_tie0 rnn_tie1 cifg_tie0 cifg_tie1 lstm_peephole_tie0 lstm_peephole_tie1 lstm_adaptive gru_adaptive; do
+    assert_output --partial "20 of 20 cases ok"
+    for c in lstm_tie0 lstm_tie1 gru_tie0 gru_tie1 rnn_tie0 rnn_tie1 cifg_tie0 cifg_tie1 lnlstm_tie0 lnlstm_tie1 lstm_peephole_tie0 lstm_peephole_tie1 lstm_attention_tie0 lstm_attention_tie1 lstm_adaptive gru_adaptive; do
         assert_line --partial "$c: ok"
     done
 }
@@ -67,7 +67,7 @@ PY
     assert_line "lstm_awd_tie0: FAIL"
     assert_line --partial "grad l1.w_hh: relative difference"
     assert_line "gru_awd_tie1: FAIL"
-    assert_output --partial "14 of 16 cases ok"
+    assert_output --partial "18 of 20 cases ok"
 }
 
 @test "the cross-check fails on a gradient that is off by 0.1%" {
@@ -83,5 +83,21 @@ PY
     assert_failure 1
     assert_line "lstm_tie0: FAIL"
     assert_line --partial "grad l0.w_hh: relative difference"
-    assert_output --partial "15 of 16 cases ok"
+    assert_output --partial "19 of 20 cases ok"
+}
+
+@test "the cross-check fails on an attention memory gradient that is off by 0.1%" {
+    run --separate-stderr "$TESTBIN/test_torchdump" "$BATS_TEST_TMPDIR/dump"
+    assert_success
+    "$PY" - "$BATS_TEST_TMPDIR/dump/lstm_attention_tie0/dmem0.f32" <<'PY'
+import sys, numpy as np
+a = np.fromfile(sys.argv[1], dtype="<f4")
+a[np.argmax(abs(a))] *= 1.001
+a.tofile(sys.argv[1])
+PY
+    run --separate-stderr "$PY" "$BATS_TEST_DIRNAME/torch_crosscheck.py" "$BATS_TEST_TMPDIR/dump"
+    assert_failure 1
+    assert_line "lstm_attention_tie0: FAIL"
+    assert_line --partial "grad mem0: relative difference"
+    assert_output --partial "19 of 20 cases ok"
 }

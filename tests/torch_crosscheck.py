@@ -2,8 +2,9 @@
 """torch_crosscheck.py: the PyTorch half of the cross-check (Debian's python3-torch; run with
 /usr/bin/python3). Reads the cases written by `test_torchdump DIR`, rebuilds each model from the same
 weights with torch.nn.Embedding + nn.LSTM / nn.GRU / nn.RNN (num_layers=2, batch_first) + nn.Linear
-(tied or not) or nn.AdaptiveLogSoftmaxWithLoss (head_bias=True; the *_adaptive cases), in float64, and compares the logits, the loss, every parameter gradient, the gradient
-w.r.t. the initial state, and the parameters after one SGD step and two Adam / AdamW steps (torch.optim,
+(tied or not) or nn.AdaptiveLogSoftmaxWithLoss (head_bias=True; the *_adaptive cases), with the attention
+written out for the *_attention cases, in float64, and compares the logits, the loss, every parameter gradient, the gradient
+w.r.t. the initial state (and the carried-in attention memory), and the parameters after one SGD step and two Adam / AdamW steps (torch.optim,
 fed the C gradients so only the update rule is compared). Every comparison: max |c - torch| relative to
 max |torch| <= 1e-4. Prints one line per case; exits 1 on any mismatch.
 
@@ -60,7 +61,10 @@ class ManualLSTM(torch.nn.Module):
     w_ih / w_hh like torch.nn.LSTM's:
     cifg: gates f, g, o, i = 1 - f; c' = f c + (1 - f) g, h' = o tanh(c');
     peephole: gates i, f, g, o with peep_l<k> = (p_i, p_f, p_o): i = sig(.. + p_i c), f = sig(.. + p_f c),
-    c' = f c + i g, o = sig(.. + p_o c'), h' = o tanh(c')."""
+    c' = f c + i g, o = sig(.. + p_o c'), h' = o tanh(c');
+    lnlstm (Ba et al. 2016) with ln_l<k> = (g_x, g_h, g_c, b_c): z = g_x LN(W_ih x) + b_ih + g_h LN(W_hh h) + b_hh,
+    gates i, f, g, o; c' = f c + i g (carried as is), h' = o tanh(g_c LN(c') + b_c), through F.layer_norm
+    (eps 1e-5, biased variance)."""
 
     def __init__(self, kind, E, H, L):
         super().__init__()
@@ -74,6 +78,8 @@ class ManualLSTM(torch.nn.Module):
             setattr(self, f"bias_hh_l{k}", torch.nn.Parameter(torch.empty(G * H)))
             if kind == "peephole":
                 setattr(self, f"peep_l{k}", torch.nn.Parameter(torch.empty(3 * H)))
+            if kind == "lnlstm":
+                setattr(self, f"ln_l{k}", torch.nn.Parameter(torch.empty(10 * H)))
 
     def forward(self, x, state):
         h0, c0 = state
@@ -81,6 +87,19 @@ class ManualLSTM(torch.nn.Module):
         for k in range(self.L):
             h, c, outs = h0[k], c0[k], []
             for t in range(x.shape[1]):
+                if self.kind == "lnlstm":
+                    ln = getattr(self, f"ln_l{k}")
+                    gx, gh, gc, bc = ln[:4 * H], ln[4 * H:8 * H], ln[8 * H:9 * H], ln[9 * H:]
+                    z = (F.layer_norm(x[:, t] @ getattr(self, f"weight_ih_l{k}").T, (4 * H,), gx,
+                                      getattr(self, f"bias_ih_l{k}"), 1e-5)
+                         + F.layer_norm(h @ getattr(self, f"weight_hh_l{k}").T, (4 * H,), gh,
+                                        getattr(self, f"bias_hh_l{k}"), 1e-5))
+                    i, f = torch.sigmoid(z[:, :H]), torch.sigmoid(z[:, H:2 * H])
+                    g, o = torch.tanh(z[:, 2 * H:3 * H]), torch.sigmoid(z[:, 3 * H:])
+                    c = f * c + i * g
+                    h = o * torch.tanh(F.layer_norm(c, (H,), gc, bc, 1e-5))
+                    outs.append(h)
+                    continue
                 z = (x[:, t] @ getattr(self, f"weight_ih_l{k}").T + getattr(self, f"bias_ih_l{k}")
                      + h @ getattr(self, f"weight_hh_l{k}").T + getattr(self, f"bias_hh_l{k}"))
                 if self.kind == "cifg":
@@ -97,6 +116,34 @@ class ManualLSTM(torch.nn.Module):
                 outs.append(h)
             x = torch.stack(outs, 1)
         return x, None
+
+
+class Attention(torch.nn.Module):
+    """Daniluk et al. 2017's basic attention over the top layer's last K outputs, written out: the memory
+    Y_t = [h_{t-K} .. h_{t-1}] (slots from the carried-in mem0 first), M = tanh(W^Y Y + W^h h_t),
+    alpha = softmax(w^T M) over the filled slots (lane b's mem0 has its newest mlen0[b] filled),
+    r = Y alpha (0 with none filled), h* = tanh(W^r r + W^x h_t)."""
+
+    def __init__(self, H):
+        super().__init__()
+        for n in ("wy", "wh", "wr", "wx"):
+            setattr(self, n, torch.nn.Parameter(torch.empty(H, H)))
+        self.w = torch.nn.Parameter(torch.empty(H))
+
+    def forward(self, out, mem0, mlen0):
+        B, T, H = out.shape
+        K = mem0.shape[1]
+        ext = torch.cat([mem0, out], 1)
+        outs = []
+        for t in range(T):
+            Y, h = ext[:, t:t + K], out[:, t]
+            valid = (torch.arange(K)[None, :] + t) >= (K - mlen0[:, None])
+            M = torch.tanh(Y @ self.wy.T + (h @ self.wh.T)[:, None, :])
+            s = (M @ self.w).masked_fill(~valid, -1e300)
+            alpha = torch.softmax(s, 1) * valid
+            r = (alpha[:, :, None] * Y).sum(1)
+            outs.append(torch.tanh(r @ self.wr.T + h @ self.wx.T))
+        return torch.stack(outs, 1)
 
 
 class WeightDrop(torch.nn.Module):
@@ -219,20 +266,26 @@ def check_case(d):
     cell, tie = info["cell"], int(info["tie"])
     adaptive = info.get("softmax") == "adaptive"
     two_d = ("emb", "head.w") + tuple(f"tail{i}.{k}" for i in range(8) for k in ("proj", "out"))
-    shape = {n: ((a, b) if n.split(".")[-1].startswith("w") or n in two_d else (a,)) for n, a, b in tensors}
+    shape = {n: ((a, b) if (n.split(".")[-1].startswith("w") and n != "att.w") or n in two_d else (a,))
+             for n, a, b in tensors}
     P = {n: load(d, f"param.{n}.f32", shape[n]) for n in shape}
     G = {n: load(d, f"grad.{n}.f32", shape[n]) for n in shape}
 
     torch.manual_seed(0)
     emb = torch.nn.Embedding(V, E).double()
     peephole = info.get("peephole") == "1"
-    if cell == "cifg" or peephole:
-        rnn = ManualLSTM("cifg" if cell == "cifg" else "peephole", E, H, L).double()
+    if cell in ("cifg", "lnlstm") or peephole:
+        rnn = ManualLSTM(cell if cell != "lstm" else "peephole", E, H, L).double()
     else:
         rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
         kw = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         rnn = rnn_cls(E, H, num_layers=L, batch_first=True, **kw).double()
+    K = int(info.get("attention", "0"))
     named = {"emb": emb.weight}
+    if K:
+        att = Attention(H).double()
+        for n in ("wy", "wh", "w", "wr", "wx"):
+            named[f"att.{n}"] = getattr(att, n)
     if adaptive:
         cutoffs = [int(x) for x in info["cutoffs"].split(",")]
         asm = torch.nn.AdaptiveLogSoftmaxWithLoss(H, V, cutoffs, div_value=float(info["div"]), head_bias=True).double()
@@ -249,6 +302,8 @@ def check_case(d):
         named[f"l{k}.b_hh"] = getattr(rnn, f"bias_hh_l{k}")
         if peephole:
             named[f"l{k}.peep"] = getattr(rnn, f"peep_l{k}")
+        if cell == "lnlstm":
+            named[f"l{k}.ln"] = getattr(rnn, f"ln_l{k}")
     if adaptive:
         pass
     elif tie:
@@ -265,7 +320,11 @@ def check_case(d):
     targets = load(d, "targets.u32", (B, T), "<u4")
     h0 = load(d, "h0.f32", (L, B, H)).requires_grad_(True)
     c0 = load(d, "c0.f32", (L, B, H)).requires_grad_(True)
-    out, _ = rnn(emb(inputs), (h0, c0) if cell in ("lstm", "cifg") else h0)
+    out, _ = rnn(emb(inputs), (h0, c0) if cell in ("lstm", "cifg", "lnlstm") else h0)
+    if K:
+        mem0 = load(d, "mem0.f32", (B, K, H)).requires_grad_(True)
+        mlen0 = load(d, "mlen0.f32", (B,)).long()
+        out = att(out, mem0, mlen0)
     if adaptive:
         # PAD (0) targets are masked: the loss is over the others; log_prob gives the full distribution
         flat, tflat = out.reshape(-1, H), targets.reshape(-1)
@@ -297,8 +356,10 @@ def check_case(d):
     for n, p in named.items():
         worst = max(worst, cmp(f"grad {n}", G[n], p.grad))
     worst = max(worst, cmp("grad h0", load(d, "dh0.f32", (L, B, H)), h0.grad))
-    if cell in ("lstm", "cifg"):
+    if cell in ("lstm", "cifg", "lnlstm"):
         worst = max(worst, cmp("grad c0", load(d, "dc0.f32", (L, B, H)), c0.grad))
+    if K:
+        worst = max(worst, cmp("grad mem0", load(d, "dmem0.f32", (B, K, H)), mem0.grad))
 
     # Optimizer rules, on the C gradients.
     lr_sgd, lr_adam = float(info["lr_sgd"]), float(info["lr_adam"])

@@ -104,7 +104,7 @@ params_sum() { "$DUMP" "$1" | awk '$1 == "params" { print $NF }'; }
 @test "bad flags are usage errors" {
     run --separate-stderr "$TRAIN" --cell lstmx "$T/cyc.win"
     assert_failure 2
-    assert_equal "$stderr" "lstm-train: --cell: expected lstm, gru, rnn or cifg, got 'lstmx'"
+    assert_equal "$stderr" "lstm-train: --cell: expected lstm, gru, rnn, cifg or lnlstm, got 'lstmx'"
     run --separate-stderr "$TRAIN" --hidden 32 --emb 16 --tie "$T/cyc.win"
     assert_failure 2
     assert_equal "$stderr" 'lstm-train: --tie needs --emb equal to --hidden (16 vs 32)'
@@ -503,6 +503,39 @@ PY
     assert_line --index 0 $'pos\ttoken\tl0.forget\tl0.out\tl1.forget\tl1.out'
 }
 
+@test "lnlstm: learns the cyc language; l<k>.ln saved, resumed, exported; eval, sample, inspect and the one-step path read it" {
+    "$TRAIN" -q $SMALL --cell lnlstm --epochs 3 --lr 0.01 --dropout 0 -o ln.ckpt --log ln.tsv "$T/cyc.win"
+    awk -F'\t' '$1 == "epoch" { l[++n] = $7 } END { exit !(n == 3 && l[3] < 0.6 * l[1]) }' ln.tsv
+    run "$DUMP" ln.ckpt
+    assert_output --partial 'cell=lnlstm'
+    # gains g_x, g_h (4H each), g_c and shift b_c (H each): 10 x 16
+    assert_output --regexp $'\n  l0\.ln +f32 \(160\)'
+    assert_output --regexp $'\n  l1\.ln +f32 \(160\)'
+    run --separate-stderr "$LSTM_BIN/lstm-sample" -m ln.ckpt --suggest 1 "w0 w1 w2 "
+    assert_success
+    assert_output --regexp $'^w3\t'
+    # the window path (lstm-eval) and the one-token path (keystrokes walk the text one token at a time)
+    # score the same text: their perplexities agree
+    a=$("$LSTM_BIN/lstm-eval" --json -m ln.ckpt --batch 1 "$T/cyc.win")
+    run python3 -c 'import json, sys; a = json.loads(sys.argv[1]); assert 1.0 < a["perplexity"] < 3.0, a' "$a"
+    assert_success
+    run --separate-stderr "$LSTM_BIN/lstm-inspect" gates -m ln.ckpt --tsv "w3 w4 w5"
+    assert_success
+    assert_line --index 0 $'pos\ttoken\tl0.in\tl0.forget\tl0.out\tl1.in\tl1.forget\tl1.out'
+    # an int8 export (recurrent weights too) keeps the LayerNorm parameters in fp32: within 1%
+    "$LSTM_BIN/lstm-export" -q -m ln.ckpt -o ln.lstm --quantize int8 --quantize-recurrent
+    b=$("$LSTM_BIN/lstm-eval" --json -m ln.lstm --batch 1 "$T/cyc.win")
+    run python3 -c 'import json, sys; a, b = (json.loads(x) for x in sys.argv[1:]); assert abs(b["perplexity"] / a["perplexity"] - 1) < 0.01, (a, b)' "$a" "$b"
+    assert_success
+    run --separate-stderr "$TRAIN" -q --threads 1 --resume ln.ckpt --epochs 4 -o ln2.ckpt "$T/cyc.win"
+    assert_success
+    run "$DUMP" ln2.ckpt
+    assert_output --partial 'cell=lnlstm'
+    run --separate-stderr "$TRAIN" --cell lnlstm --peephole "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --peephole: only with --cell lstm (got --cell lnlstm)"
+}
+
 @test "--peephole: learns the cyc language; the peepholes are saved, resumed, exported and read back" {
     "$TRAIN" -q $SMALL --peephole --epochs 3 --lr 0.01 --dropout 0 -o peep.ckpt --log peep.tsv "$T/cyc.win"
     awk -F'\t' '$1 == "epoch" { l[++n] = $7 } END { exit !(n == 3 && l[3] < 0.6 * l[1]) }' peep.tsv
@@ -529,6 +562,54 @@ PY
     run --separate-stderr "$TRAIN" --cell gru --peephole "$T/cyc.win"
     assert_failure 2
     assert_equal "$stderr" "lstm-train: --peephole: only with --cell lstm (got --cell gru)"
+}
+
+@test "--attention: learns the cyc language; att.* and the carried memory are saved, resumed mid-epoch, exported and read back" {
+    # (5 epochs: at init h* = tanh(W^r r + W^x h) is a small projection of h, a slower start than the LSTM's 3)
+    "$TRAIN" -q $SMALL --attention 5 --epochs 5 --lr 0.01 --dropout 0 -o att.ckpt --log att.tsv "$T/cyc.win"
+    awk -F'\t' '$1 == "epoch" { l[++n] = $7 } END { exit !(n == 5 && l[5] < 0.6 * l[1]) }' att.tsv
+    run "$DUMP" att.ckpt
+    assert_output --partial 'attention=5'
+    assert_output --regexp $'\n  att\.wy +f32 \(16x16\)'
+    assert_output --regexp $'\n  att\.w +f32 \(16\)'
+    assert_output --regexp $'\n  att\.wx +f32 \(16x16\)'
+    run --separate-stderr "$LSTM_BIN/lstm-sample" -m att.ckpt --suggest 1 "w0 w1 w2 "
+    assert_success
+    assert_output --regexp $'^w3\t'
+    run --separate-stderr "$LSTM_BIN/lstm-sample" -m att.ckpt --complete 3 --temperature 0 "w5 w6 "
+    assert_success
+    assert_output --regexp '^w7 w8 '
+    a=$("$LSTM_BIN/lstm-eval" --json -m att.ckpt --batch 1 "$T/cyc.win")
+    run python3 -c 'import json, sys; a = json.loads(sys.argv[1]); assert 1.0 < a["perplexity"] < 3.0, a' "$a"
+    assert_success
+    # an int8 export keeps the attention in fp32: within 1%
+    "$LSTM_BIN/lstm-export" -q -m att.ckpt -o att.lstm --quantize int8 --quantize-recurrent
+    b=$("$LSTM_BIN/lstm-eval" --json -m att.lstm --batch 1 "$T/cyc.win")
+    run python3 -c 'import json, sys; a, b = (json.loads(x) for x in sys.argv[1:]); assert abs(b["perplexity"] / a["perplexity"] - 1) < 0.01, (a, b)' "$a" "$b"
+    assert_success
+    # stopped mid-epoch, the memory is part of the saved state, and the resumed run equals an uninterrupted one
+    "$TRAIN" -q $SMALL --attention 5 --epochs 1 --batch 4 --valid-frac 0 -o straight.ckpt "$T/big.win"
+    "$TRAIN" -q $SMALL --attention 5 --epochs 1 --batch 4 --valid-frac 0 -o cut.ckpt --log cut.tsv --log-every 1 "$T/big.win" &
+    pid=$!
+    for i in $(seq 1 200); do [ "$(grep -c '^step' cut.tsv 2> /dev/null)" -ge 20 ] && break; sleep 0.05; done
+    kill -INT $pid
+    status=0
+    wait $pid || status=$?
+    assert_equal "$status" 130
+    run "$DUMP" cut.ckpt.last
+    assert_output --partial 'state.mem'
+    assert_output --partial 'state.mlen'
+    "$TRAIN" -q --resume cut.ckpt.last --threads 1 "$T/big.win"
+    assert_equal "$(params_sum cut.ckpt)" "$(params_sum straight.ckpt)"
+    run --separate-stderr "$TRAIN" -q --resume att.ckpt --attention 4 --epochs 6 -o x.ckpt "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --attention cannot change when resuming (the checkpoint's model is lstm 2x16, emb 16, tied, --attention 5)"
+    run --separate-stderr "$TRAIN" $SMALL --attention 65 "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --attention: expected an integer from 0 to 64, got '65'"
+    run --separate-stderr "$TRAIN" $SMALL --attention -1 "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --attention: expected an integer from 0 to 64, got '-1'"
 }
 
 @test "the per-epoch line has train and valid loss and ppl, lr, tok/s and the elapsed time" {

@@ -287,16 +287,10 @@ void lstm_beam_free(lstm_beam *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Copies lane src of src_st into lane dst of dst_st (every layer). */
+/* Copies lane src of src_st into lane dst of dst_st (every layer, and the attention's memory). */
 static void copy_lane(lstm_state *dst_st, int dst, const lstm_state *src_st, int src)
 {
-    size_t H = (size_t)src_st->H;
-    for (int l = 0; l < src_st->L; l++) {
-        memcpy(dst_st->h + ((size_t)l * dst_st->B + dst) * H, src_st->h + ((size_t)l * src_st->B + src) * H,
-               H * sizeof(float));
-        memcpy(dst_st->c + ((size_t)l * dst_st->B + dst) * H, src_st->c + ((size_t)l * src_st->B + src) * H,
-               H * sizeof(float));
-    }
+    lstm_state_copy_lane(dst_st, dst, src_st, src);
 }
 
 static double norm_score(double s, int len, float alpha) { return alpha == 0 ? s : s / pow((double)len, alpha); }

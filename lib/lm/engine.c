@@ -389,8 +389,7 @@ static int do_complete(lstm_engine *e, const lstm_request *r, int *ngen)
     lstm_rng rng;
     lstm_rng_seed(&rng, r->seed);
     size_t LH = (size_t)e->st1.L * e->st1.H;
-    memcpy(e->st1.h, e->sess.st.h, LH * sizeof(float));
-    memcpy(e->st1.c, e->sess.st.c, LH * sizeof(float));
+    lstm_state_copy_lane(&e->st1, 0, &e->sess.st, 0);
     if (e->cache_opts.N) { /* the prompt's pairs, then each generated token's */
         lstm_cache_clear(&e->cache);
         size_t from = e->sess.n > (size_t)e->cache.N + 1 ? e->sess.n - 1 - (size_t)e->cache.N : 0;

@@ -1,6 +1,7 @@
 /* eval.c: the evaluation pass (see eval.h): batches of windows through the model's forward, scoring
- * every target, and the keystroke simulator: word models rank whole words by the logits; BPE and
- * character models type each word against the suggestion beam, one token at a time. With a
+ * every target but PAD and BOS, and the keystroke simulator: word models rank whole words by any
+ * next-token distribution (lstm_keys: the LSTM's logits here, lstm-ngram's log-probabilities); BPE
+ * and character models type each word against the suggestion beam, one token at a time. With a
  * continuous cache, each lane's logits are turned into the mixed log-probabilities (cache.h) before
  * anything reads them, in the lane's order, and the pair of each scored target joins the cache after. */
 #include "eval.h"
@@ -24,8 +25,8 @@ struct lstm_evaluator {
     int owns;
     /* keystrokes */
     int word_model;
-    lstm_suggester g;
-    int has_g, has_inf, has_wst;
+    lstm_keys ks;
+    int has_ks, has_inf, has_wst;
     lstm_infer inf;         /* bpe / chars: one token at a time */
     lstm_state wst;         /* bpe / chars: the one-lane state at the start of the current word */
     float *lg1, *wlg;       /* (V) logits now, (V) logits at the word start */
@@ -50,7 +51,7 @@ void lstm_evaluator_free(lstm_evaluator *e)
         free(e->tg);
         free(e->rs);
     }
-    if (e->has_g) lstm_suggester_free(&e->g);
+    if (e->has_ks) lstm_keys_free(&e->ks);
     if (e->has_inf) lstm_infer_free(&e->inf);
     if (e->has_wst) lstm_state_free(&e->wst);
     free(e->lg1);
@@ -112,8 +113,8 @@ int lstm_evaluator_create(lstm_evaluator **out, const lstm_lm *lm, int B, int T,
     if (!e->in || !e->tg || !e->rs) goto fail;
     e->word_model = lm->kind == LSTM_TOK_WORDS || lm->kind == LSTM_TOK_SPACE;
     if (o->keystrokes) {
-        if ((rc = lstm_suggester_init(&e->g, lm, o->k, o->beam_words, NULL))) goto fail;
-        e->has_g = 1;
+        if ((rc = lstm_keys_init(&e->ks, lm, o->k, o->beam_words, NULL, o->ctx, o->on_word))) goto fail;
+        e->has_ks = 1;
         if (!e->word_model) {
             if ((rc = lstm_infer_alloc(&e->inf, e->m, 1))) goto fail;
             e->has_inf = 1;
@@ -174,32 +175,95 @@ static size_t cp_bytes(const char *s, size_t n, size_t j)
     return i;
 }
 
+int lstm_keys_init(lstm_keys *ks, const lstm_lm *lm, int k, int beam_words, lstm_eval_result *r, void *ctx,
+                   int (*on_word)(void *, const char *, size_t, size_t, long, long))
+{
+    memset(ks, 0, sizeof *ks);
+    if (k < 1) return LSTM_E_ARG;
+    int rc = lstm_suggester_init(&ks->g, lm, k, beam_words, NULL);
+    if (rc) return rc;
+    if (!(ks->lg = malloc(sizeof *ks->lg * (size_t)lm->V))) {
+        lstm_suggester_free(&ks->g);
+        return LSTM_E_NOMEM;
+    }
+    ks->lm = lm;
+    ks->k = k;
+    ks->r = r;
+    ks->ctx = ctx;
+    ks->on_word = on_word;
+    return 0;
+}
+
+void lstm_keys_free(lstm_keys *ks)
+{
+    if (ks->lm) lstm_suggester_free(&ks->g);
+    free(ks->lg);
+    memset(ks, 0, sizeof *ks);
+}
+
 /* Books a typed word of len characters, accepted after typing j of them (j < 0: typed in full). A
  * suggestion list is shown before each typed character up to the accepting one. */
-static int book_word(lstm_evaluator *e, lstm_eval_result *r, const char *w, size_t n, size_t len, long j)
+static int book_word(lstm_keys *ks, const char *w, size_t n, size_t len, long j)
 {
+    lstm_eval_result *r = ks->r;
     r->typed_words++;
     r->keys_without += (double)len + 1;
     r->keys_with += j >= 0 ? (double)j + 1 : (double)len + 1;
     r->accepted += j >= 0;
     r->shown += j >= 0 ? j + 1 : (long)len;
-    if (!e->o.on_word) return 0;
-    return e->o.on_word(e->o.ctx, w, n, len, j >= 0 ? j + 1 : (long)len + 1, j);
+    if (!ks->on_word) return 0;
+    return ks->on_word(ks->ctx, w, n, len, j >= 0 ? j + 1 : (long)len + 1, j);
 }
 
 /* Typed as is, never suggested: punctuation, stray pieces, and (word = 1) an unknown word. */
-static void type_plain(lstm_eval_result *r, size_t chars, int word)
+static void type_plain(lstm_keys *ks, size_t chars, int word)
 {
-    r->keys_without += (double)chars + word;
-    r->keys_with += (double)chars + word;
-    r->typed_words += word;
+    ks->r->keys_without += (double)chars + word;
+    ks->r->keys_with += (double)chars + word;
+    ks->r->typed_words += word;
+}
+
+int lstm_keys_ranks(const lstm_keys *ks, uint32_t prev, uint32_t y)
+{
+    unsigned role = lstm_lm_piece_word_role(ks->lm, prev, y);
+    return y != LSTM_UNK_ID && !(role & LSTM_LM_ROLE_PUNCT) && (role & LSTM_LM_ROLE_START);
+}
+
+int lstm_keys_token(lstm_keys *ks, const float *lg, uint32_t prev, uint32_t y)
+{
+    const lstm_lm *lm = ks->lm;
+    unsigned role = lstm_lm_piece_word_role(lm, prev, y);
+    size_t pn;
+    const char *pt = lstm_lm_piece_text(lm, y, &pn);
+    if (y == LSTM_UNK_ID) {
+        /* the stream does not keep an unknown word's text: 5 characters typed in full */
+        type_plain(ks, 5, 1);
+        return ks->on_word ? ks->on_word(ks->ctx, "<unk>", 5, 5, 6, -1) : 0;
+    }
+    if (role & LSTM_LM_ROLE_PUNCT) {
+        type_plain(ks, cp_count(pt, pn), 0);
+        return 0;
+    }
+    if (!(role & LSTM_LM_ROLE_START)) return 0;
+    size_t len = cp_count(pt, pn), j;
+    for (j = 0; j < len; j++)
+        if (lstm_suggest_rank(&ks->g, lg, pt, cp_bytes(pt, pn, j), y, ks->k) < ks->k) break;
+    return book_word(ks, pt, pn, len, j < len ? (long)j : -1);
+}
+
+int lstm_keys_ngram_target(void *ctx, lstm_ngram_scorer *s, uint32_t prev, uint32_t y)
+{
+    lstm_keys *ks = ctx;
+    int rc;
+    if (lstm_keys_ranks(ks, prev, y) && (rc = lstm_ngram_scorer_dist(s, ks->lg))) return rc;
+    return lstm_keys_token(ks, ks->lg, prev, y);
 }
 
 /* BPE / chars: the word w (normalised text, n bytes) typed with, before each character, exactly the k
  * suggestions lstm-sample --suggest k shows for the text so far: lstm_suggest from the state and
  * logits at the word start, with the typed characters as the (normalised) prefix. A word outside the
  * beam at the word start can still be suggested once its first characters are typed. */
-static int type_word_beam(lstm_evaluator *e, lstm_eval_result *r, const char *w, size_t n)
+static int type_word_beam(lstm_evaluator *e, const char *w, size_t n)
 {
     int K = e->o.k;
     size_t len = cp_count(w, n);
@@ -211,18 +275,18 @@ static int type_word_beam(lstm_evaluator *e, lstm_eval_result *r, const char *w,
             if (rc) return rc;
         }
         prefix[plen] = 0;
-        int nc = lstm_suggest(&e->g, &e->wst, e->wlg, prefix, plen, K, e->cands, NULL);
+        int nc = lstm_suggest(&e->ks.g, &e->wst, e->wlg, prefix, plen, K, e->cands, NULL);
         if (nc < 0) return nc;
         for (int i = 0; i < nc; i++)
-            if (e->cands[i].len == n && !memcmp(e->cands[i].word, w, n)) return book_word(e, r, w, n, len, (long)j);
+            if (e->cands[i].len == n && !memcmp(e->cands[i].word, w, n)) return book_word(&e->ks, w, n, len, (long)j);
     }
-    return book_word(e, r, w, n, len, -1);
+    return book_word(&e->ks, w, n, len, -1);
 }
 
 /* The word in progress (bpe / chars), typed now that it has ended. */
-static int end_word(lstm_evaluator *e, lstm_eval_result *r)
+static int end_word(lstm_evaluator *e)
 {
-    int rc = e->in_word && e->wlen ? type_word_beam(e, r, e->word, e->wlen) : 0;
+    int rc = e->in_word && e->wlen ? type_word_beam(e, e->word, e->wlen) : 0;
     e->in_word = 0;
     return rc;
 }
@@ -253,44 +317,19 @@ static int run_pieces(lstm_evaluator *e, lstm_eval_result *r)
             e->wlen += pn;
             continue;
         }
-        if ((rc = end_word(e, r))) return rc;
+        if ((rc = end_word(e))) return rc;
         if ((role & LSTM_LM_ROLE_START) && pn < LSTM_WORD_MAX) {
             /* the suggestions for this word all start from here, whatever is typed */
-            size_t LH = (size_t)e->st->L * e->st->H;
-            memcpy(e->wst.h, e->st->h, sizeof *e->wst.h * LH);
-            memcpy(e->wst.c, e->st->c, sizeof *e->wst.c * LH);
+            lstm_state_copy_lane(&e->wst, 0, e->st, 0);
             memcpy(e->wlg, e->lg1, sizeof *e->wlg * (size_t)V);
             memcpy(e->word, pt, pn);
             e->wlen = pn;
             e->in_word = 1;
         } else if (role & LSTM_LM_ROLE_TEXT) {
-            type_plain(r, cp_count(pt, pn), 0); /* punctuation and stray pieces are typed */
+            type_plain(&e->ks, cp_count(pt, pn), 0); /* punctuation and stray pieces are typed */
         }
     }
     return 0;
-}
-
-/* Word models: every word token is a word, ranked among the words extending the typed prefix. */
-static int type_word_token(lstm_evaluator *e, lstm_eval_result *r, const float *lg, uint32_t prev, uint32_t y)
-{
-    const lstm_lm *lm = e->lm;
-    unsigned role = lstm_lm_piece_word_role(lm, prev, y);
-    size_t pn;
-    const char *pt = lstm_lm_piece_text(lm, y, &pn);
-    if (y == LSTM_UNK_ID) {
-        /* the stream does not keep an unknown word's text: 5 characters typed in full */
-        type_plain(r, 5, 1);
-        return e->o.on_word ? e->o.on_word(e->o.ctx, "<unk>", 5, 5, 6, -1) : 0;
-    }
-    if (role & LSTM_LM_ROLE_PUNCT) {
-        type_plain(r, cp_count(pt, pn), 0);
-        return 0;
-    }
-    if (!(role & LSTM_LM_ROLE_START)) return 0;
-    size_t len = cp_count(pt, pn), j;
-    for (j = 0; j < len; j++)
-        if (lstm_suggest_rank(&e->g, lg, pt, cp_bytes(pt, pn, j), y, e->o.k) < e->o.k) break;
-    return book_word(e, r, pt, pn, len, j < len ? (long)j : -1);
 }
 
 /* ------------------------------------------------------------------ the cache */
@@ -349,6 +388,7 @@ int lstm_evaluator_run(lstm_evaluator *e, lstm_dataset *d, uint64_t begin, uint6
         for (int b = 0; b < B; b++) lstm_cache_clear(&e->caches[b]);
     e->in_word = 0;
     e->wlen = 0;
+    e->ks.r = r;
     for (uint64_t step = 0; step < bt.steps; step++) {
         if (e->o.stop && *e->o.stop) break;
         if (e->o.on_batch) e->o.on_batch(e->o.ctx, step, bt.steps);
@@ -359,7 +399,9 @@ int lstm_evaluator_run(lstm_evaluator *e, lstm_dataset *d, uint64_t begin, uint6
                 lstm_state_reset_row(e->st, b);
                 if (e->caches) lstm_cache_clear(&e->caches[b]);
             }
-        if (cnt == 0) continue;
+        if (cnt == 0) continue; /* no window: padding lanes only (a batch of BOS targets still runs) */
+        for (size_t i = 0; i < (size_t)B * T; i++)
+            if (e->tg[i] == LSTM_BOS_ID) e->tg[i] = LSTM_PAD_ID; /* never scored (eval.h) */
         if (e->o.keystrokes && !e->word_model) {
             if ((rc = run_pieces(e, r))) break;
             continue;
@@ -377,11 +419,11 @@ int lstm_evaluator_run(lstm_evaluator *e, lstm_dataset *d, uint64_t begin, uint6
                 float *lg = lstm_acts_logits(e->acts, e->m, b, t);
                 if (e->caches && (rc = cache_target(e, r, b, t, lg, y))) break;
                 score_target(r, e->lm, e->o.k, lg, x, y);
-                if (e->o.keystrokes && (rc = type_word_token(e, r, lg, x, y))) break;
+                if (e->o.keystrokes && (rc = lstm_keys_token(&e->ks, lg, x, y))) break;
             }
         if (rc) break;
     }
-    if (!rc && e->o.keystrokes && !e->word_model) rc = end_word(e, r);
+    if (!rc && e->o.keystrokes && !e->word_model) rc = end_word(e);
     lstm_batcher_free(&bt);
     return rc;
 }

@@ -13,10 +13,17 @@
 #include "dataset.h"
 #include "lm.h"
 #include "model.h"
+#include "ngram.h"
 
+/* The scored targets: every target of the windows but PAD (padding) and BOS. BOS only ever follows
+ * a speaker tag (formats/tokens.md: a chat turn is `tag BOS tokens... EOS`), so it is no prediction;
+ * lstm-ngram skips it too, and with a document's first token, which no window has as a target (it
+ * has no input before it), both score the same targets of the same text (README: "The n-gram
+ * baseline, and which targets are scored"). Training still learns BOS targets: only what is measured
+ * skips them. */
 typedef struct {
     double nll;           /* NLL summed over the scored targets, in nats */
-    long tokens;          /* scored targets (not PAD) */
+    long tokens;          /* scored targets (not PAD, not BOS) */
     long top1, topk;      /* targets ranked first / within the top k (with a language model) */
     long words;           /* targets that start a word, EOS included: lstm_lm_starts_word */
     /* keystrokes (LSTM_EVAL_KEYSTROKES): a word of n characters costs n + 1 typed (the space after
@@ -27,6 +34,42 @@ typedef struct {
 
 /* exp(nll) that gives +inf instead of overflowing: a perplexity from a mean NLL. */
 double lstm_eval_ppl(double nll);
+
+/* ---- the keystroke simulator, for any model that gives a next-token distribution ----
+ * A person types the text word by word with k suggestions shown before each word and after each
+ * typed character, and takes the word when it is among them. Word models (words and space
+ * tokenizers): each word target is ranked among the vocabulary words extending the typed prefix by
+ * the distribution at its position (lstm_suggest_rank), whatever computed it: lstm-eval's LSTM
+ * logits, lstm-ngram's n-gram log-probabilities. The costs are in lstm_eval_result. BPE and character
+ * models assemble words from pieces with lstm_suggest's beam over the network's states: lstm_evaluator
+ * only (lstm_keys_init is LSTM_E_ARG for them without a network). */
+typedef struct {
+    const lstm_lm *lm;
+    lstm_suggester g;
+    int k;                /* suggestions shown, >= 1 */
+    lstm_eval_result *r;  /* where the costs go */
+    float *lg;            /* (V) scratch for a caller's distribution (lstm_keys_ngram_target) */
+    void *ctx;
+    int (*on_word)(void *ctx, const char *w, size_t n, size_t chars, long keys, long typed); /* lstm_eval_opts' */
+} lstm_keys;
+
+/* k suggestions, beam_words the beam's width (bpe / chars), on_word (or NULL) called with ctx for each
+ * typed word; the costs go to *r (the caller zeroes it). The suggester's codes, LSTM_E_NOMEM. */
+int lstm_keys_init(lstm_keys *ks, const lstm_lm *lm, int k, int beam_words, lstm_eval_result *r, void *ctx,
+                   int (*on_word)(void *, const char *, size_t, size_t, long, long));
+void lstm_keys_free(lstm_keys *ks);
+/* Word models: 1 when lstm_keys_token ranks target y after prev (a word, not punctuation, UNK or a
+ * special token), so reads its distribution; 0 when the distribution may be left uncomputed. */
+int lstm_keys_ranks(const lstm_keys *ks, uint32_t prev, uint32_t y);
+/* Word models: target y, after the token prev, typed with the next-token scores lg (V; logits or
+ * log-probabilities: only their order counts, ties to the lower id). Punctuation is typed, never
+ * suggested; UNK counts 5 characters typed in full (the stream does not keep its text); specials and
+ * speaker tags cost nothing. on_word's code, or 0. */
+int lstm_keys_token(lstm_keys *ks, const float *lg, uint32_t prev, uint32_t y);
+/* The n-gram scorer's target callback (lstm_ngram_scorer_on_target, ctx = the lstm_keys of a word
+ * model): the target typed with the n-gram's exact distribution over the whole vocabulary
+ * (lstm_ngram_scorer_dist, computed only for the targets ranked). */
+int lstm_keys_ngram_target(void *ks, lstm_ngram_scorer *s, uint32_t prev, uint32_t y);
 
 typedef struct {
     int k;                /* top-k accuracy; with keystrokes, the suggestions shown (>= 1) */

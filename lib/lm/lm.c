@@ -61,28 +61,23 @@ static size_t piece_text(const lstm_lm *lm, uint32_t id, char *buf, size_t cap)
     return n;
 }
 
-int lstm_lm_open(lstm_lm *lm, const char *path)
+/* The word view of lm->tok (lm->V ids): kind, speakers, case, the break iterator and the tables of
+ * every piece's flags, role and text. */
+static int lm_word_view(lstm_lm *lm, const uint8_t *blob, size_t len)
 {
-    memset(lm, 0, sizeof *lm);
-    int rc = lstm_modelfile_open(&lm->f, path);
-    if (rc) return rc;
-    lm->m = &lm->f.model;
-    if ((rc = lstm_tokenizer_load(&lm->tok, lm->f.tokenizer, lm->f.tokenizer_len))) goto fail;
-    rc = LSTM_E_VOCAB;
-    if ((int)lstm_tokenizer_vocab_size(lm->tok) != lm->m->cfg.V) goto fail;
-    lm->V = lm->m->cfg.V;
     lm->S = (int)lstm_tokenizer_num_speakers(lm->tok);
     lm->kind = lstm_tokenizer_kind(lm->tok);
-    lm->keep_case = lm->f.tokenizer_len > 12 && (lm->f.tokenizer[12] & 1);
+    lm->keep_case = len > 12 && (blob[12] & 1);
     UErrorCode err = U_ZERO_ERROR;
     lm->brk = ubrk_open(UBRK_WORD, "", NULL, 0, &err);
-    rc = LSTM_E_ICU;
-    if (U_FAILURE(err)) goto fail;
-    rc = LSTM_E_NOMEM;
+    if (U_FAILURE(err)) {
+        lm->brk = NULL;
+        return LSTM_E_ICU;
+    }
     lm->flags = malloc((size_t)lm->V);
     lm->wf = malloc((size_t)lm->V);
     lm->toff = malloc(sizeof *lm->toff * ((size_t)lm->V + 1));
-    if (!lm->flags || !lm->wf || !lm->toff) goto fail;
+    if (!lm->flags || !lm->wf || !lm->toff) return LSTM_E_NOMEM;
     size_t cap = 0, used = 0;
     char buf[1024];
     for (int id = 0; id < lm->V; id++) {
@@ -92,7 +87,7 @@ int lstm_lm_open(lstm_lm *lm, const char *path)
         if (used + n + 1 > cap) {
             cap = (used + n + 1) * 2 + 4096;
             char *t = realloc(lm->text, cap);
-            if (!t) goto fail;
+            if (!t) return LSTM_E_NOMEM;
             lm->text = t;
         }
         memcpy(lm->text + used, buf, n);
@@ -114,6 +109,20 @@ int lstm_lm_open(lstm_lm *lm, const char *path)
         lm->wf[id] = w;
     }
     lm->toff[lm->V] = (uint32_t)used;
+    return 0;
+}
+
+int lstm_lm_open(lstm_lm *lm, const char *path)
+{
+    memset(lm, 0, sizeof *lm);
+    int rc = lstm_modelfile_open(&lm->f, path);
+    if (rc) return rc;
+    lm->m = &lm->f.model;
+    if ((rc = lstm_tokenizer_load(&lm->tok, lm->f.tokenizer, lm->f.tokenizer_len))) goto fail;
+    rc = LSTM_E_VOCAB;
+    if ((int)lstm_tokenizer_vocab_size(lm->tok) != lm->m->cfg.V) goto fail;
+    lm->V = lm->m->cfg.V;
+    if ((rc = lm_word_view(lm, lm->f.tokenizer, lm->f.tokenizer_len))) goto fail;
     /* Fault the mapped parameters in now (one read per page) rather than inside the first requests. */
     volatile float sink = 0;
     if (!lm->m->q_pending) /* a quantized export's are in memory already, and its fp32 copy is not for serving */
@@ -122,6 +131,16 @@ int lstm_lm_open(lstm_lm *lm, const char *path)
     return 0;
 fail:
     lstm_lm_close(lm);
+    return rc;
+}
+
+int lstm_lm_open_tokenizer(lstm_lm *lm, const uint8_t *blob, size_t len)
+{
+    memset(lm, 0, sizeof *lm);
+    int rc = lstm_tokenizer_load(&lm->tok, blob, len);
+    if (rc) return rc;
+    lm->V = (int)lstm_tokenizer_vocab_size(lm->tok);
+    if ((rc = lm_word_view(lm, blob, len))) lstm_lm_close(lm);
     return rc;
 }
 
@@ -488,6 +507,8 @@ static int session_feed(lstm_session *s, const uint32_t *ids, size_t n, int logi
     else {
         memcpy(s->st.h, s->hs + (c - 1) * LH, LH * sizeof(float));
         memcpy(s->st.c, s->cs + (c - 1) * LH, LH * sizeof(float));
+        /* the attention's memory: the top layer after each of the kept ids (they start from zero) */
+        lstm_state_set_memory(&s->st, 0, s->hs + (size_t)(s->st.L - 1) * s->st.H, LH, (int)c);
     }
     s->n = c;
     for (size_t i = c; i < n;) {
@@ -553,7 +574,8 @@ static int cmp_text(const void *a, const void *b, void *arg)
 int lstm_suggester_init(lstm_suggester *g, const lstm_lm *lm, int kmax, int W, const uint8_t *banned)
 {
     memset(g, 0, sizeof *g);
-    if (kmax < 1 || W < 1) return LSTM_E_ARG;
+    int word_model = lm->kind == LSTM_TOK_WORDS || lm->kind == LSTM_TOK_SPACE;
+    if (kmax < 1 || W < 1 || (!lm->m && !word_model)) return LSTM_E_ARG; /* the beam runs the model */
     int V = lm->V, rc = LSTM_E_NOMEM;
     g->lm = lm;
     g->kmax = kmax;
@@ -563,12 +585,12 @@ int lstm_suggester_init(lstm_suggester *g, const lstm_lm *lm, int kmax, int W, c
     g->work = malloc(sizeof *g->work * (size_t)V);
     g->idx = malloc(sizeof *g->idx * (size_t)(V > 2 * W ? V : 2 * W));
     if (!g->work || !g->idx) goto fail;
-    if ((lm->kind == LSTM_TOK_WORDS || lm->kind == LSTM_TOK_SPACE) && lm->m->cfg.softmax == LSTM_SOFTMAX_ADAPTIVE) {
+    if (word_model && lm->m && lm->m->cfg.softmax == LSTM_SOFTMAX_ADAPTIVE) {
         g->lazy = malloc(sizeof *g->lazy * (size_t)V);
         g->ahead = malloc(sizeof *g->ahead * lstm_asm_row_scratch(&lm->m->as));
         if (!g->lazy || !g->ahead) goto fail;
     }
-    if (lm->kind == LSTM_TOK_WORDS || lm->kind == LSTM_TOK_SPACE) {
+    if (word_model) {
         g->sorted = malloc(sizeof *g->sorted * (size_t)V);
         g->excl = malloc(sizeof *g->excl * (size_t)V);
         if (!g->sorted || !g->excl) goto fail;
@@ -740,7 +762,7 @@ static const float *lazy_logprobs(lstm_suggester *g, const lstm_state *st, size_
     const lstm_asm_shape *as = &m->as;
     lstm_asm_w w;
     lstm_model_asm_weights(m, &w);
-    const float *x = st->h + (size_t)(st->L - 1) * st->B * st->H; /* lane 0 of the top layer */
+    const float *x = lstm_state_out(st, 0); /* lane 0's output-layer input */
     float *lp = g->lazy, *head = g->ahead, *scr = g->ahead + as->head;
     int C0 = as->cut[0], need[LSTM_MAX_CLUSTERS] = {0};
     lstm_asm_head(as, &w, head, x);
@@ -852,14 +874,7 @@ int lstm_suggest_rank(lstm_suggester *g, const float *logits, const char *prefix
 
 /* ---- beam over pieces ---- */
 
-static void copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl)
-{
-    size_t H = (size_t)s->H;
-    for (int l = 0; l < s->L; l++) {
-        memcpy(d->h + ((size_t)l * d->B + dl) * H, s->h + ((size_t)l * s->B + sl) * H, H * sizeof(float));
-        memcpy(d->c + ((size_t)l * d->B + dl) * H, s->c + ((size_t)l * s->B + sl) * H, H * sizeof(float));
-    }
-}
+static void copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl) { lstm_state_copy_lane(d, dl, s, sl); }
 
 /* "help'" or "e-" is not a whole word: a joiner continues it. */
 static int ends_with_joiner(const char *t, size_t n)

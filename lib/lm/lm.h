@@ -42,6 +42,13 @@ typedef struct {
  * naming the tensor) and the tokenizer's, plus LSTM_E_VOCAB when the tokenizer and the model disagree
  * on the vocabulary size. */
 int lstm_lm_open(lstm_lm *lm, const char *path);
+/* The word view alone, for a model that is not a checkpoint (lstm-ngram's): the tokenizer of blob
+ * (len bytes, a stream's "tokenizer" metadata), lm->V its ids, and everything above that needs no
+ * network: lstm_lm_normalize, lstm_lm_partial_word, lstm_lm_starts_word, the piece roles and texts,
+ * and a word model's suggester (lstm_suggest with logits, lstm_suggest_rank). lm->m is NULL: no
+ * session, no prompt, and no suggester for BPE or characters (its beam runs the network:
+ * LSTM_E_ARG). The tokenizer's codes, LSTM_E_ICU or LSTM_E_NOMEM; nothing is left to free then. */
+int lstm_lm_open_tokenizer(lstm_lm *lm, const uint8_t *blob, size_t len);
 /* An lm over the checkpoint base has open, for another thread: the mapping, the model and the word
  * tables (flags, wf, text, toff) are base's, never written after lstm_lm_open, so any number of
  * threads read them at once; the tokenizer and the break iterator, which keep scratch state, are
@@ -179,7 +186,7 @@ typedef struct {
     int ntopv;
 } lstm_suggester;
 
-/* kmax: the largest k asked; W: beam width (bpe / chars); banned: (V) ids never suggested, or NULL
+/* kmax: the largest k asked; W: beam width (bpe / chars: needs lm->m); banned: (V) ids never suggested, or NULL
  * (for bpe / chars a banned piece is never part of a suggested word; ban whole words with
  * lstm_suggest's caller-side filter). */
 int lstm_suggester_init(lstm_suggester *g, const lstm_lm *lm, int kmax, int W, const uint8_t *banned);

@@ -13,6 +13,7 @@ const char *lstm_cell_name(int cell)
     case LSTM_CELL_GRU: return "gru";
     case LSTM_CELL_RNN: return "rnn";
     case LSTM_CELL_CIFG: return "cifg";
+    case LSTM_CELL_LNLSTM: return "lnlstm";
     }
     return "?";
 }
@@ -33,6 +34,10 @@ int lstm_model_config_format(const lstm_model_config *c, char *buf, size_t cap)
     if (n < 0 || (size_t)n >= cap) return LSTM_E_TOOBIG;
     if (c->peephole) {
         int k = snprintf(buf + n, cap - (size_t)n, "peephole=1\n");
+        if (k < 0 || (size_t)(n += k) >= cap) return LSTM_E_TOOBIG;
+    }
+    if (c->attention > 0) {
+        int k = snprintf(buf + n, cap - (size_t)n, "attention=%d\n", c->attention);
         if (k < 0 || (size_t)(n += k) >= cap) return LSTM_E_TOOBIG;
     }
     /* training-only regularization, each key only when set (a config without them reads as before) */
@@ -89,6 +94,9 @@ int lstm_model_config_parse(lstm_model_config *c, const char *t, size_t len)
     int prc = lstm_kv_get(t, len, "peephole", pv, sizeof pv);
     c->peephole = prc == LSTM_OK && strcmp(pv, "1") == 0;
     if (prc == LSTM_OK ? !c->peephole && strcmp(pv, "0") != 0 : prc != LSTM_E_NOTFOUND) return LSTM_E_FORMAT;
+    c->attention = 0;
+    prc = lstm_kv_get(t, len, "attention", pv, sizeof pv);
+    if (prc == LSTM_OK ? kv_int(t, len, "attention", &c->attention) != LSTM_OK : prc != LSTM_E_NOTFOUND) return LSTM_E_FORMAT;
     /* the regularization keys (absent: dropout_in and dropout_hidden as dropout, the rest off) */
     struct { const char *key; float *v; float unset, lo; } reg[] = {
         {"dropout_in", &c->dropout_in, -1.0f, 0.0f}, {"dropout_hidden", &c->dropout_hidden, -1.0f, 0.0f},
@@ -126,7 +134,7 @@ int lstm_modelfile_save(const char *path, int force, const lstm_modelfile_save_a
     char cfg[512];
     int rc = lstm_model_config_format(&m->cfg, cfg, sizeof cfg);
     if (rc) return rc;
-    lstm_ck_entry e[LSTM_MAX_TENSORS + 10];
+    lstm_ck_entry e[LSTM_MAX_TENSORS + 12];
     size_t n = 0;
     e[n++] = (lstm_ck_entry){"config", LSTM_CK_BYTES, 0, {0}, cfg, strlen(cfg), NULL};
     e[n++] = (lstm_ck_entry){"tokenizer", LSTM_CK_BYTES, 0, {0}, a->tokenizer, a->tokenizer_len, NULL};
@@ -148,6 +156,11 @@ int lstm_modelfile_save(const char *path, int force, const lstm_modelfile_save_a
         uint64_t nb = 4 * dims[0] * dims[1] * dims[2];
         e[n++] = (lstm_ck_entry){"state.h", LSTM_CK_F32, 3, {dims[0], dims[1], dims[2], 0}, s->h, nb, NULL};
         e[n++] = (lstm_ck_entry){"state.c", LSTM_CK_F32, 3, {dims[0], dims[1], dims[2], 0}, s->c, nb, NULL};
+        if (s->K > 0) { /* the attention's memory: (B,K,H) and the filled slots per lane */
+            uint64_t md[4] = {(uint64_t)s->B, (uint64_t)s->K, (uint64_t)s->H, 0};
+            e[n++] = (lstm_ck_entry){"state.mem", LSTM_CK_F32, 3, {md[0], md[1], md[2], 0}, s->mem, 4 * md[0] * md[1] * md[2], NULL};
+            e[n++] = (lstm_ck_entry){"state.mlen", LSTM_CK_F32, 1, {md[0]}, s->mlen, 4 * md[0], NULL};
+        }
     }
     if (a->provenance)
         e[n++] = (lstm_ck_entry){"provenance", LSTM_CK_BYTES, 0, {0}, a->provenance, strlen(a->provenance), NULL};
@@ -257,6 +270,7 @@ static const char *first_nonfinite(const lstm_modelfile *f)
     if (f->optim_v && !all_finite(f->optim_v, m->n_params)) return "optim.v";
     if (f->state_h && !all_finite(f->state_h, ns)) return "state.h";
     if (f->state_c && !all_finite(f->state_c, ns)) return "state.c";
+    if (f->state_mem && !all_finite(f->state_mem, (size_t)f->state_B * m->cfg.attention * m->cfg.H)) return "state.mem";
     return NULL;
 }
 
@@ -318,8 +332,9 @@ static int open_quantized(lstm_modelfile *f, const lstm_model_config *c, char *b
         qi[nq++] = i;
     }
     if (lstm_model_init_view(&f->model, c, f->owned)) return LSTM_E_FORMAT;
-    /* the layout: emb, then w_ih, w_hh, b_ih, b_hh (, peep) per layer, then out.w (untied) and out.b */
-    int per = lstm_layer_tensor(c, 1) - lstm_layer_tensor(c, 0), first_out = lstm_layer_tensor(c, c->L);
+    /* the layout: emb, then w_ih, w_hh, b_ih, b_hh (, peep) per layer, (the attention's, never quantized,)
+     * then out.w (untied) and out.b */
+    int per = lstm_layer_tensor(c, 1) - lstm_layer_tensor(c, 0), first_out = lstm_att_tensor(c);
     for (int k = 0; k < nq; k++) {
         if (qi[k] == 0) f->model.qemb = q[k];
         else if (qi[k] < first_out && (qi[k] - 1) % per == 0) f->model.qw_ih[(qi[k] - 1) / per] = q[k];
@@ -397,6 +412,16 @@ int lstm_modelfile_open(lstm_modelfile *f, const char *path)
         f->state_h = sh->data;
         f->state_c = sc->data;
         f->state_B = (int)sh->dims[1];
+        if (c.attention > 0) { /* the carried state includes the attention's memory */
+            const lstm_ck_entry *sm = find_type(f->ck, "state.mem", LSTM_CK_F32), *sl = find_type(f->ck, "state.mlen", LSTM_CK_F32);
+            if (!sm || !sl || sm->ndim != 3 || sm->dims[0] != sh->dims[1] || sm->dims[1] != (uint64_t)c.attention ||
+                sm->dims[2] != (uint64_t)c.H || sl->ndim != 1 || sl->dims[0] != sh->dims[1])
+                goto fail;
+            f->state_mem = sm->data;
+            f->state_mlen = sl->data;
+            for (int b = 0; b < f->state_B; b++)
+                if (!(f->state_mlen[b] >= 0 && f->state_mlen[b] <= (float)c.attention)) goto fail;
+        }
     }
 check:;
     const char *bad = first_nonfinite(f);

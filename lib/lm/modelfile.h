@@ -41,6 +41,7 @@ typedef struct {
     size_t train_len;
     const float *optim_m, *optim_v; /* (model.n_params) each, NULL if absent */
     const float *state_h, *state_c; /* (L,B,H), NULL if absent */
+    const float *state_mem, *state_mlen; /* with attention K: (B,K,H) and (B), present with state_h */
     int state_B;
     const char *provenance;
     size_t provenance_len;
@@ -67,7 +68,7 @@ void lstm_modelfile_close(lstm_modelfile *f);
 /* Config as key=value lines (cell, vocab, emb, hidden, layers, tie, dropout, forget_bias, init_scale). */
 int lstm_model_config_format(const lstm_model_config *cfg, char *buf, size_t cap);
 int lstm_model_config_parse(lstm_model_config *cfg, const char *text, size_t len);
-const char *lstm_cell_name(int cell); /* "lstm", "gru", "rnn" */
+const char *lstm_cell_name(int cell); /* "lstm", "gru", "rnn", "cifg", "lnlstm" */
 int lstm_cell_from_name(const char *name); /* or -1 */
 
 #endif

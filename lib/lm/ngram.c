@@ -1,5 +1,6 @@
 /* ngram.c: counting, interpolated modified Kneser-Ney estimation, the model file and scoring
  * (ngram.h; formats/ngram.md is normative). */
+#define _GNU_SOURCE /* qsort_r */
 #include "ngram.h"
 
 #include <errno.h>
@@ -477,15 +478,50 @@ struct lstm_ngram_scorer {
     const lstm_ngram *m;
     uint32_t hist[LSTM_NGRAM_MAX_ORDER];
     unsigned nhist;
-    int started;
+    int started;       /* a document was added */
+    uint32_t prev;     /* the last token read (BOS at a sequence start) */
+    int targets;       /* LSTM_NGRAM_TARGETS_* */
     lstm_ngram_stats st;
-    /* top-1: p(.|h) = a * p1 + r with r sparse (nonzero only on touched ids) */
-    int top1;
+    int top1, K;
+    uint32_t *order1;  /* (V) ids by decreasing unigram probability, ties by id (top-K ranks) */
+    lstm_ngram_target_fn fn;
+    void *ctx;
+    /* p(.|h) = a * p1 + r with r sparse (nonzero only on touched ids), for the history of the
+     * current target when expanded */
+    int expanded;
+    double a;
     double *r;         /* (V) */
     uint8_t *mark;     /* (V) */
     uint32_t *touched; /* (V) */
     size_t ntouched;
 };
+
+int lstm_ngram_default_targets(const lstm_ngram *m)
+{
+    return m->cross ? LSTM_NGRAM_TARGETS_STREAM : LSTM_NGRAM_TARGETS_DOCS;
+}
+
+static const char *const target_names[] = {"docs", "stream", "all"};
+
+const char *lstm_ngram_targets_name(int targets)
+{
+    return targets >= 0 && targets <= LSTM_NGRAM_TARGETS_ALL ? target_names[targets] : "?";
+}
+
+int lstm_ngram_targets_parse(const char *name)
+{
+    for (int i = 0; i <= LSTM_NGRAM_TARGETS_ALL; i++)
+        if (!strcmp(name, target_names[i])) return i;
+    return -1;
+}
+
+static int cmp_p1(const void *a, const void *b, void *arg)
+{
+    const double *p1 = arg;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (p1[x] != p1[y]) return p1[x] > p1[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
 
 int lstm_ngram_scorer_new(lstm_ngram_scorer **out, const lstm_ngram *m, int top1)
 {
@@ -494,15 +530,42 @@ int lstm_ngram_scorer_new(lstm_ngram_scorer **out, const lstm_ngram *m, int top1
     if (!s) return LSTM_E_NOMEM;
     s->m = m;
     s->top1 = top1;
+    s->K = 1;
+    s->targets = lstm_ngram_default_targets(m);
     s->r = calloc(m->V, sizeof *s->r);
     s->mark = calloc(m->V, 1);
     s->touched = malloc((size_t)m->V * sizeof *s->touched);
-    if (!s->r || !s->mark || !s->touched) {
+    s->order1 = top1 ? malloc((size_t)m->V * sizeof *s->order1) : NULL;
+    if (!s->r || !s->mark || !s->touched || (top1 && !s->order1)) {
         lstm_ngram_scorer_free(s);
         return LSTM_E_NOMEM;
     }
+    if (top1) {
+        for (uint32_t w = 0; w < m->V; w++) s->order1[w] = w;
+        qsort_r(s->order1, m->V, sizeof *s->order1, cmp_p1, m->p1);
+    }
     *out = s;
     return LSTM_OK;
+}
+
+int lstm_ngram_scorer_topk(lstm_ngram_scorer *s, int K)
+{
+    if (K < 1) return LSTM_E_ARG;
+    s->K = K;
+    return LSTM_OK;
+}
+
+int lstm_ngram_scorer_targets(lstm_ngram_scorer *s, int targets)
+{
+    if (targets < 0 || targets > LSTM_NGRAM_TARGETS_ALL || s->started) return LSTM_E_ARG;
+    s->targets = targets;
+    return LSTM_OK;
+}
+
+void lstm_ngram_scorer_on_target(lstm_ngram_scorer *s, lstm_ngram_target_fn fn, void *ctx)
+{
+    s->fn = fn;
+    s->ctx = ctx;
 }
 
 void lstm_ngram_scorer_free(lstm_ngram_scorer *s)
@@ -511,14 +574,16 @@ void lstm_ngram_scorer_free(lstm_ngram_scorer *s)
     free(s->r);
     free(s->mark);
     free(s->touched);
+    free(s->order1);
     free(s);
 }
 
 void lstm_ngram_scorer_stats(const lstm_ngram_scorer *s, lstm_ngram_stats *st) { *st = s->st; }
 
-/* The whole distribution, level by level: p_k = (disc_k + gnum * p_{k-1}) / tot, where disc_k is
- * nonzero only on the followers of the context. Only the ids touched so far need visiting. */
-static void argmax(lstm_ngram_scorer *s, const uint32_t *hist, size_t nhist, uint32_t *bw, double *bp)
+/* The whole distribution after hist, level by level: p_k = (disc_k + gnum * p_{k-1}) / tot, where
+ * disc_k is nonzero only on the followers of the context, so p = a * p1 + r with r nonzero only on
+ * the ids touched (the followers of the matched contexts). */
+static void expand(lstm_ngram_scorer *s, const uint32_t *hist, size_t nhist)
 {
     const lstm_ngram *m = s->m;
     for (size_t i = 0; i < s->ntouched; i++) {
@@ -546,7 +611,15 @@ static void argmax(lstm_ngram_scorer *s, const uint32_t *hist, size_t nhist, uin
             }
         }
     }
-    /* Untouched ids are a * p1, whose best is best1 (if best1 is touched its value is only larger). */
+    s->a = a;
+}
+
+/* The argmax of the expanded distribution: untouched ids are a * p1, whose best is best1 (if best1
+ * is touched its value is only larger). */
+static void argmax(const lstm_ngram_scorer *s, uint32_t *bw, double *bp)
+{
+    const lstm_ngram *m = s->m;
+    double a = s->a;
     uint32_t best = m->best1;
     double bv = a * m->p1[best] + s->r[best];
     for (size_t i = 0; i < s->ntouched; i++) {
@@ -561,11 +634,48 @@ static void argmax(lstm_ngram_scorer *s, const uint32_t *hist, size_t nhist, uin
     *bp = bv;
 }
 
+/* How many ids of the expanded distribution rank above w (a higher probability, or the same and a
+ * lower id), counting up to limit. The touched ids one by one; the others are a * p1 and come in
+ * order1's order, so the count stops at the first one less probable than w. */
+static long rank_of(const lstm_ngram_scorer *s, uint32_t w, long limit)
+{
+    const lstm_ngram *m = s->m;
+    double a = s->a, v = a * m->p1[w] + s->r[w];
+    long above = 0;
+    for (size_t i = 0; i < s->ntouched && above < limit; i++) {
+        uint32_t u = s->touched[i];
+        double x = a * m->p1[u] + s->r[u];
+        above += x > v || (x == v && u < w);
+    }
+    for (uint32_t i = 0; i < m->V && above < limit; i++) {
+        uint32_t u = s->order1[i];
+        if (s->mark[u]) continue;
+        double x = a * m->p1[u];
+        if (x > v || (x == v && u < w)) above++;
+        else if (x < v) break; /* nor can any after it (a * p1 only falls along order1) */
+    }
+    return above;
+}
+
 int lstm_ngram_scorer_argmax(lstm_ngram_scorer *s, const uint32_t *hist, size_t nhist, uint32_t *w, double *p)
 {
     for (size_t i = 0; i < nhist; i++)
         if (hist[i] >= s->m->V) return LSTM_E_RANGE;
-    argmax(s, hist, nhist, w, p);
+    expand(s, hist, nhist);
+    s->expanded = 0; /* not the current target's history */
+    argmax(s, w, p);
+    return LSTM_OK;
+}
+
+int lstm_ngram_scorer_dist(lstm_ngram_scorer *s, float *lp)
+{
+    const lstm_ngram *m = s->m;
+    if (!s->expanded) {
+        expand(s, s->hist, s->nhist);
+        s->expanded = 1;
+    }
+    double a = s->a;
+    for (uint32_t w = 0; w < m->V; w++) lp[w] = (float)log(a * m->p1[w] + s->r[w]);
     return LSTM_OK;
 }
 
@@ -574,27 +684,40 @@ int lstm_ngram_scorer_add(lstm_ngram_scorer *s, const uint32_t *ids, size_t n)
     const lstm_ngram *m = s->m;
     for (size_t i = 0; i < n; i++)
         if (ids[i] >= m->V) return LSTM_E_RANGE;
+    int stream_start = !s->started;
     if (!m->cross || !s->started) {
         s->nhist = 0;
         hist_push(s->hist, &s->nhist, m->N - 1, LSTM_BOS_ID);
+        s->prev = LSTM_BOS_ID;
         s->started = 1;
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t w = ids[i];
-        if (is_target(w)) {
+        /* a window's first input is never its target: the first token of each document, or of the
+         * stream (lstm-window --cross-docs) */
+        int first = i == 0 && (s->targets == LSTM_NGRAM_TARGETS_DOCS ||
+                               (s->targets == LSTM_NGRAM_TARGETS_STREAM && stream_start));
+        if (is_target(w) && !first) {
             double p = prob(m, s->hist, s->nhist, w);
             s->st.nll -= log(p);
             s->st.tokens++;
+            s->expanded = 0;
             if (s->top1) {
-                uint32_t b;
-                double bp;
-                argmax(s, s->hist, s->nhist, &b, &bp);
-                s->st.top1 += b == w;
+                expand(s, s->hist, s->nhist);
+                s->expanded = 1;
+                long above = rank_of(s, w, s->K);
+                s->st.top1 += above < 1;
+                s->st.topk += above < s->K;
+            }
+            if (s->fn) {
+                int rc = s->fn(s->ctx, s, s->prev, w);
+                if (rc) return rc;
             }
         } else {
             s->st.skipped++;
         }
         hist_push(s->hist, &s->nhist, m->N - 1, w);
+        s->prev = w;
     }
     return LSTM_OK;
 }

@@ -80,13 +80,43 @@ int lstm_ngram_prob(const lstm_ngram *m, const uint32_t *hist, size_t nhist, uin
  * the tokens seen after each matched context). */
 typedef struct lstm_ngram_scorer lstm_ngram_scorer;
 typedef struct {
-    uint64_t tokens;  /* targets scored (PAD and BOS excluded) */
-    uint64_t skipped; /* PAD / BOS positions not scored */
+    uint64_t tokens;  /* targets scored (PAD, BOS and the first tokens of the target rule excluded) */
+    uint64_t skipped; /* positions not scored: PAD, BOS, and the first token of each document (DOCS)
+                         or of the stream (STREAM) */
     double nll;       /* sum of -ln p over the targets */
     uint64_t top1;    /* targets that were the argmax of the model's distribution (ties: lowest id) */
+    uint64_t topk;    /* targets among the K most probable ids (lstm_ngram_scorer_topk; ties: lowest id) */
 } lstm_ngram_stats;
 
+/* Which positions are scored: PAD and BOS never; the first token of a sequence as the rule says.
+ * DOCS and STREAM are the targets of lstm-window's windows of the same stream (per document, and
+ * --cross-docs: a window's first input is never a target), so lstm-eval scores the same tokens;
+ * ALL predicts every document's first token too from the BOS context (SRILM and KenLM's <s>). The
+ * history is the model's either way. */
+enum { LSTM_NGRAM_TARGETS_DOCS = 0, LSTM_NGRAM_TARGETS_STREAM = 1, LSTM_NGRAM_TARGETS_ALL = 2 };
+/* The rule lstm-window's windows follow with the model's own --cross-docs: STREAM or DOCS. */
+int lstm_ngram_default_targets(const lstm_ngram *m);
+/* "docs", "stream", "all"; lstm_ngram_targets_parse: the rule of such a name, or -1. */
+const char *lstm_ngram_targets_name(int targets);
+int lstm_ngram_targets_parse(const char *name);
+
+/* A scorer with lstm_ngram_default_targets(m) (lstm_ngram_scorer_targets changes it before the
+ * first document). */
 int lstm_ngram_scorer_new(lstm_ngram_scorer **out, const lstm_ngram *m, int top1);
+/* LSTM_E_ARG for an unknown rule or once a document was added. */
+int lstm_ngram_scorer_targets(lstm_ngram_scorer *s, int targets);
+/* A scorer made with top1 also counts the targets ranked within the K best (K >= 1, default 1) of
+ * the whole distribution, as lstm-eval's top-K: exact, in double, without visiting every id (the
+ * ids no matched context has seen are ranked by the unigram order). LSTM_E_ARG for K < 1. */
+int lstm_ngram_scorer_topk(lstm_ngram_scorer *s, int K);
+/* fn (or NULL) is called at every scored target, before the target joins the history, with prev the
+ * token before it (BOS at a sequence start) and y the target; it may call lstm_ngram_scorer_dist. A
+ * non-zero return ends lstm_ngram_scorer_add with that code. */
+typedef int (*lstm_ngram_target_fn)(void *ctx, lstm_ngram_scorer *s, uint32_t prev, uint32_t y);
+void lstm_ngram_scorer_on_target(lstm_ngram_scorer *s, lstm_ngram_target_fn fn, void *ctx);
+/* Inside the target callback: lp (V) = ln p(w | the history), for every id w (-inf for PAD and BOS),
+ * computed from the whole interpolation (not only the tokens seen after the history). */
+int lstm_ngram_scorer_dist(lstm_ngram_scorer *s, float *lp);
 /* LSTM_E_RANGE for an id >= V. */
 int lstm_ngram_scorer_add(lstm_ngram_scorer *s, const uint32_t *ids, size_t n);
 void lstm_ngram_scorer_stats(const lstm_ngram_scorer *s, lstm_ngram_stats *st);

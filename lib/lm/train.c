@@ -253,6 +253,7 @@ int lstm_train_ckpt_apply(lstm_train_ckpt *c, const lstm_train_config *g, uint32
         {LSTM_TF_FB, gm->forget_bias != m->forget_bias}, {LSTM_TF_SEED, g->seed != o->seed},
         {LSTM_TF_OPTIM, g->optim != o->optim},
         {LSTM_TF_PEEP, gm->peephole != m->peephole},
+        {LSTM_TF_ATT, gm->attention != m->attention},
         {LSTM_TF_SOFTMAX, gm->softmax != m->softmax || gm->n_cutoffs != m->n_cutoffs || gm->div != m->div ||
                               memcmp(gm->cutoffs, m->cutoffs, sizeof m->cutoffs) != 0},
         /* these change what a step does: only at an epoch boundary */
@@ -604,6 +605,13 @@ static int setup(lstm_trainer **out, const lstm_train_config *cfg, const lstm_tr
                 memcpy(t->st.h + to, c->f.state_h + from, H * sizeof(float));
                 memcpy(t->st.c + to, c->f.state_c + from, H * sizeof(float));
             }
+        int K = o->model.attention;
+        if (K > 0 && c->f.state_mem) /* the attention's memory, per lane like h */
+            for (int b = 0; b < B; b++) {
+                size_t g = (size_t)(t->lane0 + b * t->lane_step);
+                memcpy(t->st.mem + (size_t)b * K * H, c->f.state_mem + g * K * H, (size_t)K * H * sizeof(float));
+                t->st.mlen[b] = c->f.state_mlen[g];
+            }
         t->carried = 1;
     }
     lstm_eval_opts eo = {0};
@@ -920,6 +928,20 @@ int lstm_trainer_save(lstm_trainer *t, const char *path)
             }
         if ((rc = t->dist->gather_sum(t->dist->ctx, t->gst.h, n)) || (rc = t->dist->gather_sum(t->dist->ctx, t->gst.c, n)))
             return rc;
+        int K = t->model.cfg.attention;
+        if (K > 0) { /* the attention's memory likewise */
+            size_t nm = (size_t)Bg * K * H;
+            memset(t->gst.mem, 0, nm * sizeof(float));
+            memset(t->gst.mlen, 0, (size_t)Bg * sizeof(float));
+            for (int b = 0; b < t->B; b++) {
+                size_t g = (size_t)(t->lane0 + b * t->lane_step);
+                memcpy(t->gst.mem + g * K * H, t->st.mem + (size_t)b * K * H, (size_t)K * H * sizeof(float));
+                t->gst.mlen[g] = t->st.mlen[b];
+            }
+            if ((rc = t->dist->gather_sum(t->dist->ctx, t->gst.mem, nm)) ||
+                (rc = t->dist->gather_sum(t->dist->ctx, t->gst.mlen, (size_t)Bg)))
+                return rc;
+        }
     }
     if (r0 && !rc) {
         lstm_modelfile_save_args a = {&t->model, t->tok, t->tok_len, t->tkv, &t->opt, with_state ? &t->gst : NULL,

@@ -65,7 +65,8 @@ enum {
     LSTM_TF_SEED = 1u << 20, LSTM_TF_VALID_FRAC = 1u << 21,
     LSTM_TF_VALID = 1u << 22, /* other validation data (a file) given: valid_frac becomes 0 */
     LSTM_TF_SOFTMAX = 1u << 23, /* --softmax, --cutoffs, --div */
-    LSTM_TF_PEEP = 1u << 24
+    LSTM_TF_PEEP = 1u << 24,
+    LSTM_TF_ATT = 1u << 25 /* --attention */
 };
 
 /* ---- progress, through the caller's callbacks ---- */

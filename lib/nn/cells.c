@@ -16,11 +16,28 @@ int lstm_cell_gates(int cell)
     case LSTM_CELL_GRU: return 3;
     case LSTM_CELL_RNN: return 1;
     case LSTM_CELL_CIFG: return 3;
+    case LSTM_CELL_LNLSTM: return 4;
     }
     return 0;
 }
 
-int lstm_cell_has_c(int cell) { return cell == LSTM_CELL_LSTM || cell == LSTM_CELL_CIFG; }
+int lstm_cell_has_c(int cell) { return cell == LSTM_CELL_LSTM || cell == LSTM_CELL_CIFG || cell == LSTM_CELL_LNLSTM; }
+
+int lstm_cell_ln_floats(int cell, int H) { return cell == LSTM_CELL_LNLSTM ? 10 * H : 0; }
+
+/* y = (x - mean x) / sqrt(var x + eps) over n values (y may equal x); returns 1 / sqrt(var x + eps). */
+static float ln_norm(float *y, const float *x, int n)
+{
+    /* the moments in double: the normalisation divides by the spread, so float sums' rounding would be
+     * magnified (a 4H-vector's sums cost little beside the GEMMs) */
+    double s = 0.0, v = 0.0;
+    for (int j = 0; j < n; j++) s += x[j];
+    double mu = s / n;
+    for (int j = 0; j < n; j++) v += (x[j] - mu) * (x[j] - mu);
+    double rs = 1.0 / sqrt(v / n + (double)LSTM_LN_EPS);
+    for (int j = 0; j < n; j++) y[j] = (float)((x[j] - mu) * rs);
+    return (float)rs;
+}
 
 /* ---------------------------------------------------------------------------------------------------
  * Fused pointwise steps, shared by the training forward and the inference step. */
@@ -43,6 +60,28 @@ static void lstm_point(float *g, float *c, float *tc, float *h, const float *c_p
         for (int j = 0; j < H; j++) g[3 * H + j] += peep[2 * H + j] * c[j];
     lstm_vsigmoid(g + 3 * H, g + 3 * H, (size_t)H);
     lstm_vtanh(tc, c, (size_t)H);
+    for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * tc[j];
+}
+
+/* The LayerNorm LSTM's step. g (4H): W_ih x on entry, activated i,f,g,o on exit; hg (4H): W_hh h. Saves
+ * xn = LN(W_ih x) and hn = LN(W_hh h) (4H each; xn may be g, hn may be hg), cn = LN(c') (H), rs (3) the
+ * three 1/sqrt(var + eps), tc = tanh(g_c*cn + b_c) (cn may be tc, and both hn: inference keeps nothing).
+ * c_prev may equal c. */
+static void lnlstm_point(float *g, const float *hg, float *xn, float *hn, float *cn, float *rs, float *c, float *tc,
+                         float *h, const float *c_prev, const float *b_ih, const float *b_hh, const float *ln, int H)
+{
+    int GH = 4 * H;
+    const float *gx = ln, *gh = ln + GH, *gc = ln + 2 * GH, *bc = gc + H;
+    rs[0] = ln_norm(xn, g, GH);
+    rs[1] = ln_norm(hn, hg, GH);
+    for (int j = 0; j < GH; j++) g[j] = gx[j] * xn[j] + b_ih[j] + gh[j] * hn[j] + b_hh[j];
+    lstm_vsigmoid(g, g, (size_t)2 * H);
+    lstm_vtanh(g + 2 * H, g + 2 * H, (size_t)H);
+    lstm_vsigmoid(g + 3 * H, g + 3 * H, (size_t)H);
+    for (int j = 0; j < H; j++) c[j] = g[H + j] * c_prev[j] + g[j] * g[2 * H + j];
+    rs[2] = ln_norm(cn, c, H);
+    for (int j = 0; j < H; j++) tc[j] = gc[j] * cn[j] + bc[j];
+    lstm_vtanh(tc, tc, (size_t)H);
     for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * tc[j];
 }
 
@@ -86,12 +125,17 @@ static void rnn_point(float *g, float *h, const float *b_ih, const float *b_hh, 
     lstm_vtanh(h, g, (size_t)H);
 }
 
-void lstm_cell_step(int cell, float *h, float *c, float *xg, float *hg, const float *b_ih, const float *b_hh,
-                    const float *peep, int B, int H)
+void lstm_cell_step(int cell, float *h, float *c, float *xg, float *hg, const lstm_layer_w *w, int B, int H)
 {
     int GH = lstm_cell_gates(cell) * H;
+    const float *b_ih = w->b_ih, *b_hh = w->b_hh, *peep = w->peep;
     for (int b = 0; b < B; b++) {
         float *g = xg + (size_t)b * GH, *hgb = hg + (size_t)b * GH, *hb = h + (size_t)b * H;
+        if (cell == LSTM_CELL_LNLSTM) {
+            float rs[3], *cb = c + (size_t)b * H;
+            lnlstm_point(g, hgb, g, hgb, hgb, rs, cb, hgb, hb, cb, b_ih, b_hh, w->ln, H);
+            continue;
+        }
         if (cell == LSTM_CELL_GRU) {
             gru_point(g, hgb + 2 * H, hb, hgb, hb, b_ih, b_hh, H);
             continue;
@@ -147,6 +191,16 @@ void lstm_cell_forward(int cell, lstm_layer_acts *a, const float *x, const lstm_
                           w->b_hh, H);
             continue;
         }
+        if (cell == LSTM_CELL_LNLSTM) {
+            rec_gemm(1, B, GH, H, hp, w->w_hh, wp, 0.0f, a->hg);
+            for (int b = 0; b < B; b++) {
+                size_t r = (size_t)t * B + b;
+                lnlstm_point(gt + b * GH, a->hg + b * GH, a->lnx + r * GH, a->lnh + r * GH, a->lnc + r * H,
+                             a->lnr + r * 3, a->c + (t + 1) * BH + b * H, a->tc + r * H, hc + b * H,
+                             a->c + t * BH + b * H, w->b_ih, w->b_hh, w->ln, H);
+            }
+            continue;
+        }
         rec_gemm(1, B, GH, H, hp, w->w_hh, wp, 1.0f, gt);
         for (int b = 0; b < B; b++) {
             if (cell == LSTM_CELL_LSTM)
@@ -173,7 +227,8 @@ void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float 
 {
     int GH = lstm_cell_gates(cell) * H;
     size_t BH = (size_t)B * H, BG = (size_t)B * GH;
-    float *dhg = cell == LSTM_CELL_GRU ? s->dhg : s->dxg;
+    int own_dhg = cell == LSTM_CELL_GRU || cell == LSTM_CELL_LNLSTM;
+    float *dhg = own_dhg ? s->dhg : s->dxg;
     memset(s->dh, 0, BH * sizeof(float));
     if (lstm_cell_has_c(cell)) memset(s->dc, 0, BH * sizeof(float));
     const float *wp = s->wpack && T > 1 ? s->wpack : NULL; /* W_hh packed once for the steps */
@@ -184,7 +239,53 @@ void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float 
         for (int b = 0; b < B; b++) {
             const float *gb = gt + b * GH, *dhb = dht + b * H;
             float *d = dxt + b * GH, *dn = s->dh + b * H;
-            if (cell == LSTM_CELL_LSTM && w->peep) {
+            if (cell == LSTM_CELL_LNLSTM) {
+                size_t r = (size_t)t * B + b;
+                const float *tc = a->tc + r * H, *cp = a->c + t * BH + b * H, *cn = a->lnc + r * H;
+                const float *xn = a->lnx + r * GH, *hn = a->lnh + r * GH, *rs = a->lnr + r * 3;
+                const float *gx = w->ln, *gh = w->ln + GH, *gc = w->ln + 2 * GH;
+                float *dgx = g->ln, *dgh = g->ln + GH, *dgc = g->ln + 2 * GH, *dbc = dgc + H;
+                float *dcn = s->dc + b * H, *e = dhgt + b * GH;
+                /* through h' = o*tanh(g_c*LN(c') + b_c): the LayerNorm's input gradient needs the means of
+                 * u = dL/dLN(c') and of u*LN(c') first */
+                float u1 = 0.0f, u2 = 0.0f;
+                for (int j = 0; j < H; j++) {
+                    float o = gb[3 * H + j], tcv = tc[j];
+                    float u = (dhb[j] + dn[j]) * o * (1.0f - tcv * tcv) * gc[j];
+                    u1 += u;
+                    u2 += u * cn[j];
+                }
+                u1 /= (float)H, u2 /= (float)H;
+                for (int j = 0; j < H; j++) {
+                    float i = gb[j], f = gb[H + j], gg = gb[2 * H + j], o = gb[3 * H + j], tcv = tc[j];
+                    float dh = dhb[j] + dn[j];
+                    float dy = dh * o * (1.0f - tcv * tcv);
+                    dgc[j] += dy * cn[j];
+                    dbc[j] += dy;
+                    float dc = dcn[j] + rs[2] * (dy * gc[j] - u1 - cn[j] * u2);
+                    d[j] = dc * gg * i * (1.0f - i);
+                    d[H + j] = dc * cp[j] * f * (1.0f - f);
+                    d[2 * H + j] = dc * i * (1.0f - gg * gg);
+                    d[3 * H + j] = dh * tcv * o * (1.0f - o);
+                    dcn[j] = dc * f;
+                }
+                /* d = dL/dpre: the biases and gains, then back through the two projections' LayerNorms */
+                float x1 = 0.0f, x2 = 0.0f, h1 = 0.0f, h2 = 0.0f;
+                for (int j = 0; j < GH; j++) {
+                    float dj = d[j], ux = dj * gx[j], uh = dj * gh[j];
+                    g->b_ih[j] += dj;
+                    g->b_hh[j] += dj;
+                    dgx[j] += dj * xn[j];
+                    dgh[j] += dj * hn[j];
+                    x1 += ux, x2 += ux * xn[j], h1 += uh, h2 += uh * hn[j];
+                }
+                x1 /= (float)GH, x2 /= (float)GH, h1 /= (float)GH, h2 /= (float)GH;
+                for (int j = 0; j < GH; j++) {
+                    float dj = d[j];
+                    e[j] = rs[1] * (dj * gh[j] - h1 - hn[j] * h2);
+                    d[j] = rs[0] * (dj * gx[j] - x1 - xn[j] * x2);
+                }
+            } else if (cell == LSTM_CELL_LSTM && w->peep) {
                 const float *tc = a->tc + t * BH + b * H, *cp = a->c + t * BH + b * H;
                 const float *cc = a->c + (t + 1) * BH + b * H, *p = w->peep;
                 float *dcn = s->dc + b * H;
@@ -257,8 +358,10 @@ void lstm_cell_backward(int cell, lstm_layer_g *g, float *dx, float *dh0, float 
     int N = T * B;
     lstm_gemm(1, 0, GH, In, N, 1.0f, s->dxg, GH, x, In, 1.0f, g->w_ih, In);
     lstm_gemm(1, 0, GH, H, N, 1.0f, dhg, GH, a->h, H, 1.0f, g->w_hh, H);
-    add_colsum(g->b_ih, s->dxg, N, GH);
-    add_colsum(g->b_hh, dhg, N, GH);
+    if (cell != LSTM_CELL_LNLSTM) { /* (the LayerNorm LSTM's biases took dL/dpre in the loop) */
+        add_colsum(g->b_ih, s->dxg, N, GH);
+        add_colsum(g->b_hh, dhg, N, GH);
+    }
     lstm_gemm(0, 0, N, In, GH, 1.0f, s->dxg, GH, w->w_ih, In, 0.0f, dx, In);
 }
 
@@ -332,6 +435,94 @@ static float dot_ref(const float *w, const float *v, int n)
 
 static float sigm_ref(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* v = LN(v) in place, sums in double; returns 1 / sqrt(var + eps). */
+static float ln_ref(float *v, int n)
+{
+    double mu = 0.0, var = 0.0;
+    for (int j = 0; j < n; j++) mu += v[j];
+    mu /= n;
+    for (int j = 0; j < n; j++) var += (v[j] - mu) * (v[j] - mu);
+    double rs = 1.0 / sqrt(var / n + (double)LSTM_LN_EPS);
+    for (int j = 0; j < n; j++) v[j] = (float)((v[j] - mu) * rs);
+    return (float)rs;
+}
+
+/* dx (n) = the input gradient of y = LN(x) given dy = du * gain (n), y and rs; sums in double (dx may be du). */
+static void ln_back_ref(float *dx, const float *du, const float *gain, const float *y, float rs, int n)
+{
+    double m1 = 0.0, m2 = 0.0;
+    for (int j = 0; j < n; j++) {
+        m1 += (double)du[j] * gain[j];
+        m2 += (double)du[j] * gain[j] * y[j];
+    }
+    m1 /= n, m2 /= n;
+    for (int j = 0; j < n; j++) dx[j] = (float)(rs * ((double)du[j] * gain[j] - m1 - y[j] * m2));
+}
+
+/* The LayerNorm LSTM's row (t, b) = r, straight from Ba et al.'s equations. */
+static void lnlstm_forward_ref_row(lstm_layer_acts *a, const float *xr, const lstm_layer_w *w, size_t r, int B,
+                                   int In, int H)
+{
+    int GH = 4 * H;
+    const float *hp = a->h + r * H, *gx = w->ln, *gh = w->ln + GH, *gc = w->ln + 2 * GH, *bc = gc + H;
+    float *xn = a->lnx + r * GH, *hn = a->lnh + r * GH, *rs = a->lnr + r * 3, *g = a->gates + r * GH;
+    for (int k = 0; k < GH; k++) {
+        xn[k] = dot_ref(w->w_ih + (size_t)k * In, xr, In);
+        hn[k] = dot_ref(w->w_hh + (size_t)k * H, hp, H);
+    }
+    rs[0] = ln_ref(xn, GH);
+    rs[1] = ln_ref(hn, GH);
+#define PRE(k) (gx[k] * xn[k] + w->b_ih[k] + gh[k] * hn[k] + w->b_hh[k])
+    float *cn = a->lnc + r * H, *c = a->c + (r + B) * H;
+    for (int j = 0; j < H; j++) {
+        float i = sigm_ref(PRE(j)), f = sigm_ref(PRE(H + j)), gg = tanhf(PRE(2 * H + j)), o = sigm_ref(PRE(3 * H + j));
+        g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;
+        c[j] = cn[j] = f * a->c[r * H + j] + i * gg;
+    }
+#undef PRE
+    rs[2] = ln_ref(cn, H);
+    for (int j = 0; j < H; j++) {
+        a->tc[r * H + j] = tanhf(gc[j] * cn[j] + bc[j]);
+        a->h[(r + B) * H + j] = g[3 * H + j] * a->tc[r * H + j];
+    }
+}
+
+/* Its backward: d (4H) = dL/d(W_ih x), e (4H) = dL/d(W_hh h) for row r; dc (H) carried in, out; dh (H) =
+ * dL/dh' on entry. The gains, b_c and both biases take their gradients here. e holds dL/dtanh-input and
+ * dL/dc' from LN(c') on the way, d dL/dpre. */
+static void lnlstm_backward_ref_row(lstm_layer_g *g, float *d, float *e, float *dc, const float *dh,
+                                    const lstm_layer_acts *a, const lstm_layer_w *w, size_t r, int H)
+{
+    int GH = 4 * H;
+    const float *gr = a->gates + r * GH, *cn = a->lnc + r * H, *tc = a->tc + r * H, *cp = a->c + r * H;
+    const float *xn = a->lnx + r * GH, *hn = a->lnh + r * GH, *rs = a->lnr + r * 3, *gc = w->ln + 2 * GH;
+    float *dy = e, *dcl = e + H, *dpre = d;
+    for (int j = 0; j < H; j++) {
+        float o = gr[3 * H + j];
+        dy[j] = dh[j] * o * (1.0f - tc[j] * tc[j]);
+        g->ln[2 * GH + j] += dy[j] * cn[j];
+        g->ln[2 * GH + H + j] += dy[j];
+    }
+    ln_back_ref(dcl, dy, gc, cn, rs[2], H);
+    for (int j = 0; j < H; j++) {
+        float i = gr[j], f = gr[H + j], gg = gr[2 * H + j], o = gr[3 * H + j];
+        float c = dc[j] + dcl[j];
+        dpre[j] = c * gg * i * (1.0f - i);
+        dpre[H + j] = c * cp[j] * f * (1.0f - f);
+        dpre[2 * H + j] = c * i * (1.0f - gg * gg);
+        dpre[3 * H + j] = dh[j] * tc[j] * o * (1.0f - o);
+        dc[j] = c * f;
+    }
+    for (int k = 0; k < GH; k++) {
+        g->b_ih[k] += dpre[k];
+        g->b_hh[k] += dpre[k];
+        g->ln[k] += dpre[k] * xn[k];
+        g->ln[GH + k] += dpre[k] * hn[k];
+    }
+    ln_back_ref(e, dpre, w->ln + GH, hn, rs[1], GH);
+    ln_back_ref(d, dpre, w->ln, xn, rs[0], GH); /* in place, last */
+}
+
 void lstm_cell_forward_ref(int cell, lstm_layer_acts *a, const float *x, const lstm_layer_w *w, int B, int T,
                            int In, int H)
 {
@@ -341,6 +532,10 @@ void lstm_cell_forward_ref(int cell, lstm_layer_acts *a, const float *x, const l
             size_t r = (size_t)t * B + b; /* row (t, b) */
             const float *xr = x + r * In, *hp = a->h + r * H;
             float *g = a->gates + r * GH, *h = a->h + (r + B) * H;
+            if (cell == LSTM_CELL_LNLSTM) {
+                lnlstm_forward_ref_row(a, xr, w, r, B, In, H);
+                continue;
+            }
             /* pre(k) = input part + hidden part of gate row k, biases included */
 #define PX(k) (dot_ref(w->w_ih + (size_t)(k) * In, xr, In) + w->b_ih[k])
 #define PH(k) (dot_ref(w->w_hh + (size_t)(k) * H, hp, H) + w->b_hh[k])
@@ -387,7 +582,7 @@ void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx, float *dh0, fl
                             int B, int T, int In, int H)
 {
     int GH = lstm_cell_gates(cell) * H;
-    float *dhg = cell == LSTM_CELL_GRU ? s->dhg : s->dxg;
+    float *dhg = cell == LSTM_CELL_GRU || cell == LSTM_CELL_LNLSTM ? s->dhg : s->dxg;
     memset(s->dh, 0, (size_t)B * H * sizeof(float));
     if (lstm_cell_has_c(cell)) memset(s->dc, 0, (size_t)B * H * sizeof(float));
     for (int t = T - 1; t >= 0; t--)
@@ -395,7 +590,12 @@ void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx, float *dh0, fl
             size_t r = (size_t)t * B + b;
             const float *gr = a->gates + r * GH, *hp = a->h + r * H, *xr = x + r * In;
             float *d = s->dxg + r * GH, *e = dhg + r * GH, *dn = s->dh + (size_t)b * H;
-            for (int j = 0; j < H; j++) {
+            if (cell == LSTM_CELL_LNLSTM) {
+                for (int j = 0; j < H; j++) dn[j] += dh_seq[r * H + j];
+                lnlstm_backward_ref_row(g, d, e, s->dc + (size_t)b * H, dn, a, w, r, H);
+                for (int j = 0; j < H; j++) dn[j] = 0.0f;
+            }
+            for (int j = 0; j < H && cell != LSTM_CELL_LNLSTM; j++) {
                 float dh = dh_seq[r * H + j] + dn[j];
                 if (cell == LSTM_CELL_LSTM) {
                     const float *p = w->peep;
@@ -446,8 +646,10 @@ void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx, float *dh0, fl
             for (int j = 0; j < GH; j++) {
                 for (int k = 0; k < In; k++) g->w_ih[(size_t)j * In + k] += d[j] * xr[k];
                 for (int k = 0; k < H; k++) g->w_hh[(size_t)j * H + k] += e[j] * hp[k];
-                g->b_ih[j] += d[j];
-                g->b_hh[j] += e[j];
+                if (cell != LSTM_CELL_LNLSTM) { /* (its biases took dL/dpre above) */
+                    g->b_ih[j] += d[j];
+                    g->b_hh[j] += e[j];
+                }
             }
             for (int k = 0; k < In; k++) {
                 double sum = 0.0;

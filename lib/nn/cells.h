@@ -15,19 +15,29 @@
  *                              and f pre-activations, p_o*c' (the new one) joins o's
  *   CIFG (G=3, order f,g,o):   the LSTM with its input gate coupled to the forget gate, i = 1 - f:
  *                              c' = f*c + (1-f)*g, h' = o*tanh(c') (Greff et al. 2017; a quarter smaller)
+ *   LayerNorm LSTM (G=4, i,f,g,o; Ba et al. 2016, eqs. 20-22): each of the two projections is normalised
+ *                              over its 4H values with its own gain, the biases b_ih and b_hh are the two
+ *                              LayerNorms' shifts, and the cell state is normalised before the tanh:
+ *                              pre = g_x*LN(W_ih x) + b_ih + g_h*LN(W_hh h) + b_hh, c' = f*c + i*g (c carried
+ *                              as is), h' = o*tanh(g_c*LN(c') + b_c); LN(v) = (v - mean v) / sqrt(var v + 1e-5),
+ *                              the variance over the vector (divided by its length); ln = g_x, g_h (4H each),
+ *                              g_c, b_c (H each)
  * Kernels never allocate and never fail: the caller checks sizes. */
 #ifndef LSTM_CELLS_H
 #define LSTM_CELLS_H
 #include <stddef.h>
 #include <stdint.h>
 
-enum { LSTM_CELL_LSTM = 0, LSTM_CELL_GRU = 1, LSTM_CELL_RNN = 2, LSTM_CELL_CIFG = 3 };
-#define LSTM_N_CELLS 4
+enum { LSTM_CELL_LSTM = 0, LSTM_CELL_GRU = 1, LSTM_CELL_RNN = 2, LSTM_CELL_CIFG = 3, LSTM_CELL_LNLSTM = 4 };
+#define LSTM_N_CELLS 5
+#define LSTM_LN_EPS 1e-5f
 
-/* Gates per cell type (4, 3, 1, 3), 0 for an unknown type. */
+/* Gates per cell type (4, 3, 1, 3, 4), 0 for an unknown type. */
 int lstm_cell_gates(int cell);
-/* 1 for the cells with a cell state c (LSTM, CIFG). */
+/* 1 for the cells with a cell state c (LSTM, CIFG, LayerNorm LSTM). */
 int lstm_cell_has_c(int cell);
+/* Floats of a layer's extra tensor l<k>.ln (LayerNorm LSTM: 10H), 0 for the other cells. */
+int lstm_cell_ln_floats(int cell, int H);
 
 /* Weights of one layer (read-only) and the matching gradient accumulators. */
 typedef struct {
@@ -36,6 +46,7 @@ typedef struct {
     const float *b_ih; /* (G*H) */
     const float *b_hh; /* (G*H) */
     const float *peep; /* (3H) LSTM peephole weights p_i, p_f, p_o, or NULL */
+    const float *ln;   /* (10H) LayerNorm LSTM: g_x (4H), g_h (4H), g_c (H), b_c (H); NULL for the others */
 } lstm_layer_w;
 
 typedef struct {
@@ -44,6 +55,7 @@ typedef struct {
     float *b_ih; /* (G*H) */
     float *b_hh; /* (G*H) */
     float *peep; /* (3H), with lstm_layer_w.peep */
+    float *ln;   /* (10H), with lstm_layer_w.ln */
 } lstm_layer_g;
 
 /* What one layer's forward saves for its backward (all time-major). The caller fills slot 0 of h (and
@@ -51,10 +63,14 @@ typedef struct {
 typedef struct {
     float *gates; /* (T,B,G*H) activated gates (LSTM i,f,g,o; GRU r,z,n; CIFG f,g,o; RNN unused) */
     float *h;     /* (T+1,B,H) */
-    float *c;     /* (T+1,B,H) LSTM and CIFG only */
-    float *tc;    /* (T,B,H)   tanh(c), LSTM and CIFG only */
+    float *c;     /* (T+1,B,H) LSTM, CIFG and LayerNorm LSTM only */
+    float *tc;    /* (T,B,H)   tanh(c) (LayerNorm LSTM: tanh(g_c*LN(c) + b_c)), cells with c only */
     float *hn;    /* (T,B,H)   W_hn h + b_hn, GRU only */
-    float *hg;    /* (B,G*H)   per-step scratch, GRU only */
+    float *hg;    /* (B,G*H)   per-step scratch, GRU and LayerNorm LSTM only */
+    float *lnx;   /* (T,B,G*H) LN(W_ih x), LayerNorm LSTM only */
+    float *lnh;   /* (T,B,G*H) LN(W_hh h), LayerNorm LSTM only */
+    float *lnc;   /* (T,B,H)   LN(c'), LayerNorm LSTM only */
+    float *lnr;   /* (T,B,3)   the three 1/sqrt(var + eps), LayerNorm LSTM only */
     float *wpack; /* W_hh^T packed for the per-step GEMMs (lstm_gemm_pack_b; may be shared by the layers
                    * and with lstm_layer_scratch's), or NULL: each step packs it again */
 } lstm_layer_acts;
@@ -62,7 +78,8 @@ typedef struct {
 /* Backward scratch of one layer. */
 typedef struct {
     float *dxg; /* (T,B,G*H) gradient w.r.t. the input-side pre-activations */
-    float *dhg; /* (T,B,G*H) gradient w.r.t. the hidden-side pre-activations (GRU only; else = dxg) */
+    float *dhg; /* (T,B,G*H) gradient w.r.t. the hidden-side pre-activations (GRU and LayerNorm LSTM;
+                 * else = dxg) */
     float *dh;  /* (B,H) carried dL/dh_{t-1} */
     float *dc;  /* (B,H) carried dL/dc_{t-1} (LSTM) */
     float *wpack; /* W_hh packed for the per-step GEMMs, or NULL (see lstm_layer_acts) */
@@ -91,9 +108,9 @@ void lstm_cell_backward_ref(int cell, lstm_layer_g *g, float *dx /* (T,B,In) */,
                             int B, int T, int In, int H);
 
 /* One step of one layer for inference: gates from precomputed projections, state updated in place.
- * xg (B,G*H): W_ih x (no bias), overwritten; hg (B,G*H): W_hh h (no bias), overwritten. */
-void lstm_cell_step(int cell, float *h /* (B,H) */, float *c /* (B,H) */, float *xg, float *hg,
-                    const float *b_ih /* (G*H) */, const float *b_hh /* (G*H) */, const float *peep /* (3H) or NULL */,
+ * xg (B,G*H): W_ih x (no bias), overwritten; hg (B,G*H): W_hh h (no bias), overwritten. Of w, only the
+ * biases, peep and ln are read. */
+void lstm_cell_step(int cell, float *h /* (B,H) */, float *c /* (B,H) */, float *xg, float *hg, const lstm_layer_w *w,
                     int B, int H);
 
 /* Output layer over N = T*B rows: logits = x W^T + b. With targets (id 0 = PAD, masked), also lse[n] =

@@ -41,6 +41,7 @@ int lstm_model_config_check(const lstm_model_config *cfg)
     if (!(cfg->dropout_words >= 0.0f && cfg->dropout_words < 1.0f) || !(cfg->weight_drop >= 0.0f && cfg->weight_drop < 1.0f))
         return LSTM_E_ARG;
     if (!(cfg->ar >= 0.0f && cfg->ar < 1e30f) || !(cfg->tar >= 0.0f && cfg->tar < 1e30f)) return LSTM_E_ARG;
+    if (cfg->attention < 0 || cfg->attention > LSTM_MAX_ATTENTION) return LSTM_E_ARG;
     /* keep every GEMM dimension and row offset within int */
     if ((long long)cfg->V * cfg->H > (1LL << 30) || (long long)cfg->V * cfg->E > (1LL << 30) ||
         (long long)cfg->H * 4 * cfg->H > (1LL << 30) || (long long)cfg->E * 4 * cfg->H > (1LL << 30))
@@ -88,6 +89,17 @@ size_t lstm_model_layout(const lstm_model_config *cfg, lstm_tensor_info *t, int 
             snprintf(name, sizeof name, "l%d.peep", l);
             add_tensor(t, &n, &off, name, 3 * cfg->H, 0);
         }
+        if (cfg->cell == LSTM_CELL_LNLSTM) {
+            snprintf(name, sizeof name, "l%d.ln", l);
+            add_tensor(t, &n, &off, name, lstm_cell_ln_floats(cfg->cell, cfg->H), 0);
+        }
+    }
+    if (cfg->attention > 0) {
+        add_tensor(t, &n, &off, "att.wy", cfg->H, cfg->H);
+        add_tensor(t, &n, &off, "att.wh", cfg->H, cfg->H);
+        add_tensor(t, &n, &off, "att.w", cfg->H, 0);
+        add_tensor(t, &n, &off, "att.wr", cfg->H, cfg->H);
+        add_tensor(t, &n, &off, "att.wx", cfg->H, cfg->H);
     }
     if (cfg->softmax == LSTM_SOFTMAX_ADAPTIVE) {
         lstm_asm_shape s;
@@ -165,7 +177,12 @@ void lstm_model_init_params(lstm_model *m, lstm_rng *rng)
     for (int i = 0; i < m->n_tensors; i++) {
         const lstm_tensor_info *t = &m->tensors[i];
         float *p = m->params + t->offset;
-        if (t->ndim == 1 && !strstr(t->name, ".peep")) { /* biases; peephole weights are weights */
+        if (strstr(t->name, ".ln")) { /* LayerNorm gains 1, b_c 0 (Ba et al.) */
+            for (size_t k = 0; k < t->size; k++) p[k] = k < t->size - (size_t)c->H ? 1.0f : 0.0f;
+            continue;
+        }
+        if (t->ndim == 1 && !strstr(t->name, ".peep") && strcmp(t->name, "att.w") != 0) {
+            /* biases; peephole weights and the attention's w are weights */
             memset(p, 0, t->size * sizeof(float));
             continue;
         }
@@ -174,7 +191,7 @@ void lstm_model_init_params(lstm_model *m, lstm_rng *rng)
     if (lstm_cell_has_c(c->cell)) /* the f gate: block 1 of the LSTM's i,f,g,o, block 0 of CIFG's f,g,o */
         for (int l = 0; l < c->L; l++) {
             float *b_ih = m->params + m->tensors[lstm_layer_tensor(c, l) + 2].offset;
-            int f0 = c->cell == LSTM_CELL_LSTM ? c->H : 0;
+            int f0 = c->cell == LSTM_CELL_CIFG ? 0 : c->H;
             for (int j = f0; j < f0 + c->H; j++) b_ih[j] = c->forget_bias;
         }
 }
@@ -226,6 +243,7 @@ static void layer_w(const lstm_model *m, const float *base, int l, lstm_layer_w 
     w->b_ih = base + t[2].offset;
     w->b_hh = base + t[3].offset;
     w->peep = m->cfg.peephole ? base + t[4].offset : NULL;
+    w->ln = m->cfg.cell == LSTM_CELL_LNLSTM ? base + t[4].offset : NULL;
 }
 
 static void layer_g(const lstm_model *m, float *base, int l, lstm_layer_g *g)
@@ -236,6 +254,7 @@ static void layer_g(const lstm_model *m, float *base, int l, lstm_layer_g *g)
     g->b_ih = base + t[2].offset;
     g->b_hh = base + t[3].offset;
     g->peep = m->cfg.peephole ? base + t[4].offset : NULL;
+    g->ln = m->cfg.cell == LSTM_CELL_LNLSTM ? base + t[4].offset : NULL;
 }
 
 static size_t out_w_offset(const lstm_model *m)
@@ -244,6 +263,21 @@ static size_t out_w_offset(const lstm_model *m)
 }
 
 static size_t out_b_offset(const lstm_model *m) { return m->tensors[m->n_tensors - 1].offset; }
+
+/* The attention's tensors inside a block laid out like params (cfg.attention > 0). */
+static void att_w(const lstm_model *m, const float *base, lstm_att_w *w)
+{
+    const lstm_tensor_info *t = &m->tensors[lstm_att_tensor(&m->cfg)];
+    w->wy = base + t[0].offset, w->wh = base + t[1].offset, w->w = base + t[2].offset;
+    w->wr = base + t[3].offset, w->wx = base + t[4].offset;
+}
+
+static void att_g(const lstm_model *m, float *base, lstm_att_g *g)
+{
+    const lstm_tensor_info *t = &m->tensors[lstm_att_tensor(&m->cfg)];
+    g->wy = base + t[0].offset, g->wh = base + t[1].offset, g->w = base + t[2].offset;
+    g->wr = base + t[3].offset, g->wx = base + t[4].offset;
+}
 
 static int adaptive(const lstm_model *m) { return m->cfg.softmax == LSTM_SOFTMAX_ADAPTIVE; }
 
@@ -287,7 +321,16 @@ int lstm_state_alloc(lstm_state *s, const lstm_model *m, int B)
         lstm_state_free(s);
         return LSTM_E_NOMEM;
     }
-    s->L = m->cfg.L, s->B = B, s->H = m->cfg.H;
+    s->L = m->cfg.L, s->B = B, s->H = m->cfg.H, s->K = m->cfg.attention;
+    if (s->K > 0) {
+        s->mem = calloc((size_t)B * s->K * s->H, sizeof(float));
+        s->mlen = calloc((size_t)B, sizeof(float));
+        s->hout = calloc((size_t)B * s->H, sizeof(float));
+        if (!s->mem || !s->mlen || !s->hout) {
+            lstm_state_free(s);
+            return LSTM_E_NOMEM;
+        }
+    }
     return 0;
 }
 
@@ -296,6 +339,9 @@ void lstm_state_free(lstm_state *s)
     if (!s) return;
     free(s->h);
     free(s->c);
+    free(s->mem);
+    free(s->mlen);
+    free(s->hout);
     memset(s, 0, sizeof *s);
 }
 
@@ -304,6 +350,11 @@ void lstm_state_zero(lstm_state *s)
     size_t n = (size_t)s->L * s->B * s->H;
     memset(s->h, 0, n * sizeof(float));
     memset(s->c, 0, n * sizeof(float));
+    if (s->K > 0) {
+        memset(s->mem, 0, (size_t)s->B * s->K * s->H * sizeof(float));
+        memset(s->mlen, 0, (size_t)s->B * sizeof(float));
+        memset(s->hout, 0, (size_t)s->B * s->H * sizeof(float));
+    }
 }
 
 void lstm_state_reset_row(lstm_state *s, int b)
@@ -314,6 +365,43 @@ void lstm_state_reset_row(lstm_state *s, int b)
         memset(s->h + off, 0, (size_t)s->H * sizeof(float));
         memset(s->c + off, 0, (size_t)s->H * sizeof(float));
     }
+    if (s->K > 0) {
+        memset(s->mem + (size_t)b * s->K * s->H, 0, (size_t)s->K * s->H * sizeof(float));
+        s->mlen[b] = 0.0f;
+        memset(s->hout + (size_t)b * s->H, 0, (size_t)s->H * sizeof(float));
+    }
+}
+
+void lstm_state_copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl)
+{
+    size_t H = (size_t)s->H, KH = (size_t)s->K * H;
+    for (int l = 0; l < s->L; l++) {
+        memcpy(d->h + ((size_t)l * d->B + dl) * H, s->h + ((size_t)l * s->B + sl) * H, H * sizeof(float));
+        memcpy(d->c + ((size_t)l * d->B + dl) * H, s->c + ((size_t)l * s->B + sl) * H, H * sizeof(float));
+    }
+    if (s->K > 0) {
+        memcpy(d->mem + (size_t)dl * KH, s->mem + (size_t)sl * KH, KH * sizeof(float));
+        d->mlen[dl] = s->mlen[sl];
+        memcpy(d->hout + (size_t)dl * H, s->hout + (size_t)sl * H, H * sizeof(float));
+    }
+}
+
+void lstm_state_set_memory(lstm_state *s, int b, const float *tops, size_t stride, int n)
+{
+    if (s->K < 1 || b < 0 || b >= s->B) return;
+    int K = s->K, k = n < K ? n : K;
+    size_t H = (size_t)s->H;
+    float *mb = s->mem + (size_t)b * K * H;
+    memset(mb, 0, (size_t)K * H * sizeof(float));
+    for (int j = 0; j < k; j++)
+        memcpy(mb + (size_t)(K - k + j) * H, tops + (size_t)(n - k + j) * stride, H * sizeof(float));
+    s->mlen[b] = (float)k;
+}
+
+const float *lstm_state_out(const lstm_state *s, int b)
+{
+    if (s->K > 0) return s->hout + (size_t)b * s->H;
+    return s->h + ((size_t)(s->L - 1) * s->B + b) * s->H;
 }
 
 /* Hands out 64-byte aligned pieces of one block; with base NULL it only counts. */
@@ -344,6 +432,28 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
             la->hn = take(base, &cur, N * H);
             la->hg = take(base, &cur, (size_t)B * GH);
         }
+        if (c->cell == LSTM_CELL_LNLSTM) {
+            la->hg = take(base, &cur, (size_t)B * GH);
+            la->lnx = take(base, &cur, N * GH);
+            la->lnh = take(base, &cur, N * GH);
+            la->lnc = take(base, &cur, N * H);
+            la->lnr = take(base, &cur, N * 3);
+        }
+    }
+    if (c->attention > 0) {
+        size_t K = (size_t)c->attention, NE = (K + T) * B;
+        lstm_att_acts *t = &a->att;
+        t->ext = take(base, &cur, NE * H);
+        t->p = take(base, &cur, NE * H);
+        t->q = take(base, &cur, N * H);
+        t->m = take(base, &cur, N * K * H);
+        t->alpha = take(base, &cur, N * K);
+        t->r = take(base, &cur, N * H);
+        t->hs = take(base, &cur, N * H);
+        t->dz = take(base, &cur, N * H);
+        t->dr = take(base, &cur, N * H);
+        t->dext = take(base, &cur, NE * H);
+        t->n0 = take(base, &cur, (size_t)B);
     }
     a->out_in = take(base, &cur, N * H);
     if (adaptive(m)) {
@@ -366,7 +476,7 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
         a->dwhh = take(base, &cur, (size_t)GH * H);
     }
     a->scratch.dxg = take(base, &cur, N * GH);
-    a->scratch.dhg = c->cell == LSTM_CELL_GRU ? take(base, &cur, N * GH) : a->scratch.dxg;
+    a->scratch.dhg = c->cell == LSTM_CELL_GRU || c->cell == LSTM_CELL_LNLSTM ? take(base, &cur, N * GH) : a->scratch.dxg;
     a->scratch.dh = take(base, &cur, (size_t)B * H);
     a->scratch.dc = take(base, &cur, (size_t)B * H);
     /* one packed W_hh for whichever layer runs (forward or backward) */
@@ -583,7 +693,7 @@ int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32
     const lstm_model_config *c = &m->cfg;
     int V = c->V, E = c->E, H = c->H, L = c->L;
     if (!inputs || B < 1 || T < 1 || B > a->Bmax || T > a->Tmax || !st || st->B != B || st->L != L ||
-        st->H != H)
+        st->H != H || st->K != c->attention)
         return LSTM_E_ARG;
     size_t N = (size_t)B * T, BH = (size_t)B * H;
     uint32_t *in = a->ids, *tg = a->ids + (size_t)a->Bmax * a->Tmax;
@@ -625,7 +735,17 @@ int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32
         memcpy(st->h + l * BH, la->h + N * H, BH * sizeof(float));
         if (lstm_cell_has_c(c->cell)) memcpy(st->c + l * BH, la->c + N * H, BH * sizeof(float));
     }
-    copy_masked(a->out_in, a->layer[L - 1].h + BH, train ? a->mask_out : NULL, N * H);
+    const float *top = a->layer[L - 1].h + BH;
+    if (c->attention > 0) {
+        lstm_att_w aw;
+        att_w(m, P, &aw);
+        (m->reference ? lstm_att_forward_ref : lstm_att_forward)(&a->att, st->mem, st->mlen, st->hout, top, &aw, B, T,
+                                                                  c->attention, H);
+        top = a->att.hs;
+    }
+    copy_masked(a->out_in, top, train ? a->mask_out : NULL, N * H);
+    /* AR on the output layer's (dropped) input, TAR on the top layer's own output (h* with attention is
+     * not it: AWD's raw_output is the last recurrent layer's) */
     a->ar_sum = a->tar_sum = 0.0, a->ar_rows = a->tar_pairs = 0;
     if (train && (c->ar > 0.0f || c->tar > 0.0f)) reg_sums(a, in, a->layer[L - 1].h + BH, B, T, H);
     double nll = 0.0;
@@ -649,14 +769,13 @@ static void mul_mask(float *x, const float *mask, size_t n)
     for (size_t k = 0; k < n; k++) x[k] *= mask[k];
 }
 
-/* d(out_in) += 2 alpha / (H rows) out_in on the rows AR averages over (inputs in (T,B), time-major), and
- * d(h) += 2 beta / (H pairs) (h(t) - h(t-1)), d(h(t-1)) -= the same, on TAR's pairs; h (T,B,H) the top
- * layer's output. dout is d(out_in) on entry, d(h) on exit (the output mask between them). */
-static void reg_backward(const lstm_model *m, const lstm_acts *a, float *dout, long rows, long pairs)
+/* d(out_in) += 2 alpha / (H rows) out_in on the rows AR averages over (inputs in (T,B), time-major), then
+ * the output mask: dout is d(out_in) on entry, the gradient of what the mask was applied to on exit. */
+static void ar_backward(const lstm_model *m, const lstm_acts *a, float *dout, long rows)
 {
     const lstm_model_config *c = &m->cfg;
-    int B = a->B, T = a->T, H = c->H;
-    size_t N = (size_t)B * T;
+    int H = c->H;
+    size_t N = (size_t)a->B * a->T;
     const uint32_t *in = a->ids;
     if (c->ar > 0.0f && rows > 0) {
         float k = (float)(2.0 * c->ar / ((double)H * (double)rows));
@@ -668,18 +787,27 @@ static void reg_backward(const lstm_model *m, const lstm_acts *a, float *dout, l
         }
     }
     if (a->mask_out) mul_mask(dout, a->mask_out, N * H);
-    if (c->tar > 0.0f && pairs > 0) {
-        float k = (float)(2.0 * c->tar / ((double)H * (double)pairs));
-        const float *h = a->layer[c->L - 1].h + (size_t)B * H;
-        for (size_t r = (size_t)B; r < N; r++) {
-            if (in[r] == 0 || in[r - B] == 0) continue;
-            float *d = dout + r * H, *dp = dout + (r - B) * H;
-            const float *x = h + r * H, *xp = h + (r - B) * H;
-            for (int j = 0; j < H; j++) {
-                float v = k * (x[j] - xp[j]);
-                d[j] += v;
-                dp[j] -= v;
-            }
+}
+
+/* d(h(t)) += 2 beta / (H pairs) (h(t) - h(t-1)), d(h(t-1)) -= the same, on TAR's pairs; h (T,B,H) the top
+ * layer's output, dh (T,B,H) its gradient. */
+static void tar_backward(const lstm_model *m, const lstm_acts *a, float *dh, long pairs)
+{
+    const lstm_model_config *c = &m->cfg;
+    int B = a->B, H = c->H;
+    size_t N = (size_t)B * a->T;
+    const uint32_t *in = a->ids;
+    if (!(c->tar > 0.0f) || pairs <= 0) return;
+    float k = (float)(2.0 * c->tar / ((double)H * (double)pairs));
+    const float *h = a->layer[c->L - 1].h + (size_t)B * H;
+    for (size_t r = (size_t)B; r < N; r++) {
+        if (in[r] == 0 || in[r - B] == 0) continue;
+        float *d = dh + r * H, *dp = dh + (r - B) * H;
+        const float *x = h + r * H, *xp = h + (r - B) * H;
+        for (int j = 0; j < H; j++) {
+            float v = k * (x[j] - xp[j]);
+            d[j] += v;
+            dp[j] -= v;
         }
     }
 }
@@ -695,7 +823,7 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, cons
     const lstm_model_config *c = &m->cfg;
     int V = c->V, E = c->E, H = c->H, L = c->L, B = a->B, T = a->T;
     if (!m->grads || !a->has_targets) return LSTM_E_ARG;
-    if (dstate && (dstate->B != B || dstate->L != L || dstate->H != H)) return LSTM_E_ARG;
+    if (dstate && (dstate->B != B || dstate->L != L || dstate->H != H || dstate->K != c->attention)) return LSTM_E_ARG;
     size_t N = (size_t)B * T, BH = (size_t)B * H;
     const uint32_t *in = a->ids, *tg = a->ids + (size_t)a->Bmax * a->Tmax;
     const float *P = m->params;
@@ -703,8 +831,8 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, cons
     long n_div = norm && norm->targets > 0 ? norm->targets : a->count;
     long rows = norm && norm->rows > 0 ? norm->rows : a->ar_rows, pairs = norm && norm->pairs > 0 ? norm->pairs : a->tar_pairs;
     float scale = n_div ? 1.0f / (float)n_div : 0.0f;
-    /* Tensor k's layer: emb, then 4 per layer (5 with peepholes), then out.w (untied) and out.b, or the
-     * adaptive softmax's tensors. */
+    /* Tensor k's layer: emb, then 4 per layer (5 with peepholes or LayerNorm), then the attention's 5 (in the top
+     * layer's range), then out.w (untied) and out.b, or the adaptive softmax's tensors. */
     const size_t first_out = m->tensors[lstm_layer_tensor(c, L)].offset; /* out.w, out.b when tied, or head.w */
     int cur = 0;
     if (adaptive(m)) {
@@ -718,9 +846,20 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, cons
                                                                     Gr + out_b_offset(m), a->logits, a->lse,
                                                                     a->out_in, P + out_w_offset(m), tg, scale,
                                                                     (int)N, H, V);
-    if (a->train) reg_backward(m, a, a->dseq[cur], rows, pairs); /* AR, the output mask, TAR */
+    if (a->train) ar_backward(m, a, a->dseq[cur], rows); /* AR, then the output mask */
     /* Tied, the output weight is the embedding: only out.b is final here. */
     if (ready) ready(ctx, first_out, m->n_params - first_out);
+    if (c->attention > 0) { /* its tensors are final with the top layer's (they share its range) */
+        lstm_att_w aw;
+        lstm_att_g ag;
+        att_w(m, P, &aw);
+        att_g(m, Gr, &ag);
+        (m->reference ? lstm_att_backward_ref : lstm_att_backward)(&ag, a->dseq[1 - cur], dstate ? dstate->mem : NULL,
+                                                                    &a->att, a->layer[L - 1].h + BH, a->dseq[cur],
+                                                                    &aw, B, T, c->attention, H);
+        cur = 1 - cur;
+    }
+    if (a->train) tar_backward(m, a, a->dseq[cur], pairs); /* on the top layer's own output */
     for (int l = L - 1; l >= 0; l--) {
         int In = l == 0 ? E : H;
         lstm_layer_w w;
@@ -780,6 +919,8 @@ int lstm_infer_alloc(lstm_infer *inf, const lstm_model *m, int B)
     take(NULL, &cur, (size_t)B * GH);
     size_t as = adaptive(m) ? lstm_asm_row_scratch(&m->as) : 0;
     take(NULL, &cur, as);
+    size_t at = m->cfg.attention > 0 ? lstm_att_step_floats(m->cfg.attention, m->cfg.H) : 0;
+    take(NULL, &cur, at);
     inf->block = aligned_alloc(64, cur * sizeof(float));
     if (!inf->block) return LSTM_E_NOMEM;
     cur = 0;
@@ -787,6 +928,7 @@ int lstm_infer_alloc(lstm_infer *inf, const lstm_model *m, int B)
     inf->xg = take(inf->block, &cur, (size_t)B * GH);
     inf->hg = take(inf->block, &cur, (size_t)B * GH);
     inf->as = as ? take(inf->block, &cur, as) : NULL;
+    inf->att = at ? take(inf->block, &cur, at) : NULL;
     inf->m = m;
     inf->B = B;
     return 0;
@@ -862,7 +1004,7 @@ int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int 
     const lstm_model *m = inf->m;
     const lstm_model_config *c = &m->cfg;
     int E = c->E, H = c->H, GH = m->G * H, L = c->L;
-    if (T < 1 || T > inf->B || !st || st->B != 1 || st->L != L || st->H != H) return LSTM_E_ARG;
+    if (T < 1 || T > inf->B || !st || st->B != 1 || st->L != L || st->H != H || st->K != c->attention) return LSTM_E_ARG;
     const float *P = m->params;
     int rc = embed(m, inf->x, tokens, T);
     if (rc) return rc;
@@ -877,13 +1019,19 @@ int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, int 
         float *h = st->h + (size_t)l * H, *cc = st->c + (size_t)l * H;
         for (int t = 0; t < T; t++) {
             qproject(inf->hg, h, &m->qw_hh[l], w.w_hh, 1, GH, H);
-            lstm_cell_step(c->cell, h, cc, inf->xg + (size_t)t * GH, inf->hg, w.b_ih, w.b_hh, w.peep, 1, H);
+            lstm_cell_step(c->cell, h, cc, inf->xg + (size_t)t * GH, inf->hg, &w, 1, H);
             memcpy(inf->x + (size_t)t * H, h, (size_t)H * sizeof(float));
             if (hs) memcpy(hs + (size_t)t * LH + (size_t)l * H, h, (size_t)H * sizeof(float));
             if (cs) memcpy(cs + (size_t)t * LH + (size_t)l * H, cc, (size_t)H * sizeof(float));
         }
     }
-    if (logits) out_logits(inf, logits, st->h + (size_t)(L - 1) * H, 1);
+    if (c->attention > 0) { /* inf->x holds the top layer's T outputs: only the last one's h* is read */
+        lstm_att_w aw;
+        att_w(m, P, &aw);
+        for (int t = 0; t + 1 < T; t++) lstm_att_push(st->mem, st->mlen, inf->x + (size_t)t * H, 1, c->attention, H);
+        lstm_att_step(st->hout, st->mem, st->mlen, inf->x + (size_t)(T - 1) * H, &aw, 1, c->attention, H, inf->att);
+    }
+    if (logits) out_logits(inf, logits, lstm_state_out(st, 0), 1);
     return 0;
 }
 
@@ -892,7 +1040,7 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, flo
     const lstm_model *m = inf->m;
     const lstm_model_config *c = &m->cfg;
     int B = inf->B, E = c->E, H = c->H, GH = m->G * H;
-    if (!st || st->B != B || st->L != c->L || st->H != H) return LSTM_E_ARG;
+    if (!st || st->B != B || st->L != c->L || st->H != H || st->K != c->attention) return LSTM_E_ARG;
     const float *P = m->params;
     int rc = embed(m, inf->x, tokens, B);
     if (rc) return rc;
@@ -903,8 +1051,13 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens, flo
         const float *x = l == 0 ? inf->x : st->h + (l - 1) * BH;
         qproject(inf->xg, x, &m->qw_ih[l], w.w_ih, B, GH, l == 0 ? E : H);
         qproject(inf->hg, st->h + l * BH, &m->qw_hh[l], w.w_hh, B, GH, H);
-        lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, w.b_ih, w.b_hh, w.peep, B, H);
+        lstm_cell_step(c->cell, st->h + l * BH, st->c + l * BH, inf->xg, inf->hg, &w, B, H);
     }
-    if (logits) out_logits(inf, logits, st->h + (c->L - 1) * BH, B);
+    if (c->attention > 0) {
+        lstm_att_w aw;
+        att_w(m, P, &aw);
+        lstm_att_step(st->hout, st->mem, st->mlen, st->h + (c->L - 1) * BH, &aw, B, c->attention, H, inf->att);
+    }
+    if (logits) out_logits(inf, logits, lstm_state_out(st, 0), B);
     return 0;
 }

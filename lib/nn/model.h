@@ -14,6 +14,10 @@
  *   "l<k>.b_ih" (G*H)
  *   "l<k>.b_hh" (G*H)
  *   "l<k>.peep" (3H)        with cfg.peephole (LSTM): p_i, p_f, p_o (cells.h)
+ *   "l<k>.ln"  (10H)        LayerNorm LSTM: g_x (4H), g_h (4H), g_c (H), b_c (H) (cells.h)
+ *   "att.wy", "att.wh" (H,H), "att.w" (H), "att.wr", "att.wx" (H,H)
+ *                           with cfg.attention = K > 0: W^Y, W^h, w, W^r, W^x of attention.h; the
+ *                           output layer then reads h* instead of the top layer's h
  *   "out.w"    (V,H)        absent when tied
  *   "out.b"    (V)
  * or, with the adaptive softmax (adaptive.h), in place of out.w and out.b:
@@ -36,17 +40,18 @@
 #include <stdint.h>
 
 #include "adaptive.h"
+#include "attention.h"
 #include "cells.h"
 #include "quant.h"
 #include "rng.h"
 
 #define LSTM_MAX_LAYERS 8
-#define LSTM_MAX_TENSORS (3 + 5 * LSTM_MAX_LAYERS + 2 * LSTM_MAX_CLUSTERS)
+#define LSTM_MAX_TENSORS (3 + 5 * LSTM_MAX_LAYERS + 5 + 2 * LSTM_MAX_CLUSTERS)
 
 enum { LSTM_SOFTMAX_FULL = 0, LSTM_SOFTMAX_ADAPTIVE = 1 };
 
 typedef struct {
-    int cell;          /* LSTM_CELL_LSTM, LSTM_CELL_GRU, LSTM_CELL_RNN, LSTM_CELL_CIFG */
+    int cell;          /* LSTM_CELL_LSTM, LSTM_CELL_GRU, LSTM_CELL_RNN, LSTM_CELL_CIFG, LSTM_CELL_LNLSTM */
     int V, E, H, L;    /* vocabulary, embedding width, hidden width, layers (1..LSTM_MAX_LAYERS) */
     int tie;           /* output weight = embedding (requires E == H) */
     float dropout;     /* drop probability in [0, 1) before the output layer, and on the embeddings and
@@ -58,6 +63,7 @@ typedef struct {
     int cutoffs[LSTM_MAX_CLUSTERS];
     float div;         /* adaptive: cluster i projects to floor(H / div^(i+1)) */
     int peephole;      /* LSTM only: peephole weights l<k>.peep per layer */
+    int attention;     /* K in 0..LSTM_MAX_ATTENTION: the top layer attends over its last K outputs */
     /* Regularization, in training only (forward with train = 1; see "Regularization" below). */
     float dropout_in;     /* on the embeddings (layer 0's input), in [0, 1); < 0: dropout (AWD's dropouti) */
     float dropout_hidden; /* on the inputs of layers 1..L-1, in [0, 1); < 0: dropout (AWD's dropouth) */
@@ -74,8 +80,18 @@ static inline float lstm_model_p_hidden(const lstm_model_config *c)
     return c->dropout_hidden < 0 ? c->dropout : c->dropout_hidden;
 }
 
-/* Index in the tensor table of layer l's first tensor (l<l>.w_ih); l = L gives the output layer's. */
-static inline int lstm_layer_tensor(const lstm_model_config *c, int l) { return 1 + (4 + (c->peephole != 0)) * l; }
+/* Index in the tensor table of layer l's first tensor (l<l>.w_ih); l = L gives the output layer's
+ * (after the attention's five when cfg.attention > 0). */
+static inline int lstm_layer_tensor(const lstm_model_config *c, int l)
+{
+    return 1 + (4 + (c->peephole != 0 || c->cell == LSTM_CELL_LNLSTM)) * l + (l == c->L && c->attention > 0 ? 5 : 0);
+}
+
+/* Index of att.wy (the attention's first tensor), with cfg.attention > 0. */
+static inline int lstm_att_tensor(const lstm_model_config *c)
+{
+    return 1 + (4 + (c->peephole != 0 || c->cell == LSTM_CELL_LNLSTM)) * c->L;
+}
 
 typedef struct {
     char name[32];
@@ -107,11 +123,17 @@ typedef struct {
     int q_pending;
 } lstm_model;
 
-/* Hidden state of every layer for B lanes; c is unused (but allocated) for GRU / RNN. */
+/* Hidden state of every layer for B lanes; c is unused (but allocated) for GRU / RNN. With attention
+ * (K > 0) the state also holds the attention's memory, and h* of the last step (the output layer's
+ * input, for a caller that scores the next token from the state: lstm_state_out). */
 typedef struct {
     int L, B, H;
-    float *h; /* (L,B,H) */
-    float *c; /* (L,B,H) */
+    float *h;    /* (L,B,H) */
+    float *c;    /* (L,B,H) */
+    int K;       /* cfg.attention */
+    float *mem;  /* (B,K,H) the top layer's last K outputs, oldest first; NULL when K = 0 */
+    float *mlen; /* (B) filled slots of mem (the newest ones), 0..K, as floats like the rest */
+    float *hout; /* (B,H) h* after the last step (zero after a reset) */
 } lstm_state;
 
 /* Saved activations and scratch for windows of up to B x T. Fields are internal to model.c except the
@@ -125,6 +147,7 @@ typedef struct {
     float *x0;                    /* (T,B,E) embedded (and dropped) inputs */
     float *xin[LSTM_MAX_LAYERS];  /* layer inputs: xin[0] = x0, else (T,B,H) */
     lstm_layer_acts layer[LSTM_MAX_LAYERS];
+    lstm_att_acts att;            /* with cfg.attention */
     float *out_in;                /* (T,B,H) input of the output layer (after dropout) */
     float *logits;                /* (T,B,V) logits after forward; dlogits after backward (full softmax) */
     lstm_asm_acts as;             /* the adaptive softmax's (instead of logits) */
@@ -153,6 +176,7 @@ typedef struct {
     float *xg;     /* (B,G*H) */
     float *hg;     /* (B,G*H) */
     float *as;     /* adaptive softmax scratch (lstm_asm_row_scratch) */
+    float *att;    /* attention scratch (lstm_att_step_floats) */
 } lstm_infer;
 
 /* Defaults: LSTM, V=10000, E=H=200, L=2, no tying, dropout 0, forget_bias 1, init_scale 0.1; dropout_in
@@ -172,7 +196,8 @@ size_t lstm_model_layout(const lstm_model_config *cfg, lstm_tensor_info *tensors
 /* Allocates zeroed params and grads. Returns 0, LSTM_E_ARG, LSTM_E_NOMEM. */
 int lstm_model_create(lstm_model *m, const lstm_model_config *cfg);
 
-/* Weights (peepholes included) uniform(-init_scale, init_scale), biases 0, the forget bias in b_ih's f block. */
+/* Weights (peepholes included) uniform(-init_scale, init_scale), biases 0, the forget bias in b_ih's f block,
+ * LayerNorm gains 1 and shift b_c 0. */
 void lstm_model_init_params(lstm_model *m, lstm_rng *rng);
 
 /* A model over external read-only parameters laid out as lstm_model_layout() says (params 64-byte
@@ -196,8 +221,16 @@ void lstm_set_threads(int n);
 int lstm_state_alloc(lstm_state *s, const lstm_model *m, int B);
 void lstm_state_free(lstm_state *s);
 void lstm_state_zero(lstm_state *s);
-/* Zero lane b of every layer (a new document starts in that lane). */
+/* Zero lane b of every layer (a new document starts in that lane); its attention memory empties. */
 void lstm_state_reset_row(lstm_state *s, int b);
+/* Lane dl of d = lane sl of s (every layer, the attention memory and h*); d and s of the same model. */
+void lstm_state_copy_lane(lstm_state *d, int dl, const lstm_state *s, int sl);
+/* Lane b's attention memory = the n top-layer outputs tops, tops + stride, ... (oldest first; the
+ * last K of them are kept), the other slots empty; nothing without attention. For a caller that kept
+ * the top layer's state after each token of a sequence that started from a zero state. */
+void lstm_state_set_memory(lstm_state *s, int b, const float *tops, size_t stride, int n);
+/* The output layer's input (H) after lane b's last step: h* with attention, else the top layer's h. */
+const float *lstm_state_out(const lstm_state *s, int b);
 
 int lstm_acts_alloc(lstm_acts *a, const lstm_model *m, int B, int T);
 /* The bytes lstm_acts_alloc(B, T) takes, without allocating (0 for sizes it refuses). */
@@ -221,7 +254,8 @@ float *lstm_acts_logits(const lstm_acts *a, const lstm_model *m, int b, int t);
  *   AR          alpha * sum over rows (t,b) whose input is not PAD of |out_in(t,b)|^2 / (H * rows):
  *               the output layer's (dropped) input; PyTorch AWD's alpha * dropped_h.pow(2).mean()
  *   TAR         beta * sum over pairs (t-1, t) of the window, both inputs not PAD, of
- *               |h(t) - h(t-1)|^2 / (H * pairs), h the top layer's undropped output; AWD's
+ *               |h(t) - h(t-1)|^2 / (H * pairs), h the top layer's undropped output (with
+ *               attention too: h, not h*, AWD's raw_output of the last recurrent layer);
  *               beta * (h[1:] - h[:-1]).pow(2).mean()
  * The returned loss stays the mean NLL (what perplexity is of); lstm_model_reg_loss gives AR + TAR. */
 
@@ -289,7 +323,7 @@ int lstm_infer_step(lstm_infer *inf, lstm_state *st, const uint32_t *tokens /* (
                     float *logits /* (B,V) */);
 /* One lane over T consecutive tokens (1 <= T <= inf->B: the buffers of a B-lane infer hold T steps
  * of one lane), layer by layer: each layer's input projections of all T steps in one GEMM, then the
- * recurrent step per token. st (one lane) is updated to the state after the last token; hs, cs (T,L*H)
+ * recurrent step per token (then, with attention, the memory takes the T top outputs, h* of the last). st (one lane) is updated to the state after the last token; hs, cs (T,L*H)
  * get the state after each token unless NULL; logits (V) are those after the last token unless NULL.
  * The same result as T calls of lstm_infer_step up to float rounding. 0, LSTM_E_ARG or LSTM_E_RANGE. */
 int lstm_infer_seq(lstm_infer *inf, lstm_state *st, const uint32_t *tokens /* (T) */, int T,

@@ -1,7 +1,8 @@
 /* test_eval.c: the library's log-sum-exp (lib/nn/mathx.h) against its double twin and at its edges,
  * and the evaluator (lib/lm/eval.h): the NLL-only pass over caller buffers equals the full pass, the
- * counts are consistent, the stateful pass differs from the reset one, and the keystroke simulator of
- * a word model books every typed word through its callback. */
+ * counts are consistent, the stateful pass differs from the reset one, BOS targets are not scored
+ * (against a one-token-at-a-time pass), and the keystroke simulator of a word model books every typed
+ * word through its callback. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,11 +164,73 @@ static void test_evaluator(void)
     lstm_lm_close(&lm);
 }
 
+/* Windows whose targets hold BOS (a chat turn's, after its speaker tag): the evaluator scores every
+ * other target, as lstm-ngram does; its NLL is that of a one-token-at-a-time pass summing the others. */
+static void test_bos_not_scored(void)
+{
+    char win[512], ckpt[512];
+    path_of(win, "b.win");
+    path_of(ckpt, "b.ckpt");
+    enum { NW = 12, T = 6 };
+    lstm_tokenizer *tok = test_space_tokenizer("w0 w1 w2 w3 w4 w5 .");
+    if (!tok) {
+        CHECK(tok != NULL);
+        return;
+    }
+    uint32_t V = lstm_tokenizer_vocab_size(tok), seq[NW * T + 1];
+    long nbos = 0;
+    for (size_t i = 0; i < NW * T + 1; i++) {
+        seq[i] = i % 7 == 3 ? LSTM_BOS_ID : i % 7 == 6 ? LSTM_EOS_ID : 4 + (uint32_t)((i * 5) % (V - 4));
+        nbos += i > 0 && seq[i] == LSTM_BOS_ID; /* seq[0] is an input only */
+    }
+    CHECK(nbos > 5);
+    int rc = test_write_windows(win, tok, seq, NW, T);
+    lstm_model_config c;
+    lstm_model_config_default(&c);
+    c.E = c.H = 8, c.L = 1, c.tie = 1, c.init_scale = 0.5f;
+    if (!rc) rc = test_write_model(ckpt, tok, c, 9);
+    lstm_tokenizer_free(tok);
+    CHECK_EQ_INT(rc, 0);
+    lstm_lm lm;
+    lstm_dataset *d;
+    uint32_t kind;
+    CHECK_EQ_INT(lstm_lm_open(&lm, ckpt), 0);
+    CHECK_EQ_INT(lstm_dataset_open(&d, win, 0, &kind), 0);
+    if (check_failures) return;
+    lstm_eval_opts o = {0};
+    o.k = 1;
+    lstm_evaluator *e;
+    lstm_eval_result r;
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(lstm_evaluator_create(&e, &lm, 1, T, &o), 0);
+    CHECK_EQ_INT(lstm_evaluator_run(e, d, 0, lstm_dataset_count(d), 1, &r), 0);
+    CHECK_EQ_INT(r.tokens, NW * T - nbos);
+    lstm_infer inf;
+    lstm_state st;
+    float lg[64];
+    CHECK(lm.V <= 64);
+    CHECK_EQ_INT(lstm_infer_alloc(&inf, lm.m, 1), 0);
+    CHECK_EQ_INT(lstm_state_alloc(&st, lm.m, 1), 0);
+    lstm_state_zero(&st);
+    double nll = 0;
+    for (size_t t = 0; t < NW * T; t++) {
+        CHECK_EQ_INT(lstm_infer_step(&inf, &st, &seq[t], lg), 0);
+        if (seq[t + 1] != LSTM_BOS_ID) nll += lstm_logsumexp_ref(lg, (size_t)lm.V) - lg[seq[t + 1]];
+    }
+    CHECK(fabs(r.nll - nll) < 1e-5 * nll);
+    lstm_infer_free(&inf);
+    lstm_state_free(&st);
+    lstm_evaluator_free(e);
+    lstm_dataset_free(d);
+    lstm_lm_close(&lm);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
     test_logsumexp();
     test_evaluator();
+    test_bos_not_scored();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -1,16 +1,21 @@
 /* test_ngram.c: the Kneser-Ney n-gram model: discounts, hand-computed probabilities, normalisation
- * of every context for orders 1..4, the top-1 search against brute force, the model file round trip
- * and its rejection of truncated and bit-flipped files. */
+ * of every context for orders 1..4, the top-1 search against brute force, the full distribution of
+ * the scorer against the probabilities, which targets each rule scores, the keystroke simulator
+ * (lib/lm/eval.h) run on an n-gram by hand, the model file round trip and its rejection of truncated
+ * and bit-flipped files. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "eval.h"
 #include "hash.h"
+#include "lm.h"
 #include "ngram.h"
 #include "stream.h"
 #include "tokenizer.h"
+#include "windows.h"
 
 #define A 4u /* ids of the tiny vocabulary "a b c" */
 #define B 5u
@@ -109,9 +114,11 @@ static void test_hand(void)
     uint32_t xab[3] = {C, A, B};
     CHECK(P(m3, xab, 3, C) == P(m3, ab, 2, C));
 
-    /* the scorer walks the same sequence: NLL = -sum ln p over a b a b c EOS (bigram) */
+    /* the scorer walks the same sequence, every token a target (ALL): NLL = -sum ln p over
+     * a b a b c EOS (bigram) */
     lstm_ngram_scorer *s;
     CHECK(lstm_ngram_scorer_new(&s, m2, 1) == 0);
+    CHECK(lstm_ngram_scorer_targets(s, LSTM_NGRAM_TARGETS_ALL) == 0);
     CHECK(lstm_ngram_scorer_add(s, doc, 6) == 0);
     lstm_ngram_stats st;
     lstm_ngram_scorer_stats(s, &st);
@@ -121,7 +128,39 @@ static void test_hand(void)
     /* argmax after BOS: a (0.65); after a: b (0.6); after b: a (0.4) beats c (0.35); after c: EOS
      * ((1 - 0.5) / 1 + 0.5 * 0.2 = 0.6): all right but c|b */
     CHECK_EQ_INT(st.top1, 5);
+    CHECK(lstm_ngram_scorer_targets(s, LSTM_NGRAM_TARGETS_DOCS) == LSTM_E_ARG); /* a document was read */
     lstm_ngram_scorer_free(s);
+    /* The default of a per-document model (DOCS): the targets of the document's windows, all but its
+     * first token (a, 0.65 after BOS); every document's. STREAM: the stream's first token only. */
+    CHECK(lstm_ngram_default_targets(m2) == LSTM_NGRAM_TARGETS_DOCS);
+    CHECK(lstm_ngram_scorer_new(&s, m2, 1) == 0);
+    CHECK(lstm_ngram_scorer_add(s, doc, 6) == 0 && lstm_ngram_scorer_add(s, doc, 6) == 0);
+    lstm_ngram_scorer_stats(s, &st);
+    CHECK_EQ_INT(st.tokens, 10);
+    CHECK_EQ_INT(st.skipped, 2);
+    CHECK(near(st.nll, 2 * (want + log(0.65)), 1e-12));
+    CHECK_EQ_INT(st.top1, 8);
+    lstm_ngram_scorer_free(s);
+    CHECK(lstm_ngram_scorer_new(&s, m2, 1) == 0);
+    CHECK(lstm_ngram_scorer_targets(s, LSTM_NGRAM_TARGETS_STREAM) == 0);
+    CHECK(lstm_ngram_scorer_add(s, doc, 6) == 0 && lstm_ngram_scorer_add(s, doc, 6) == 0);
+    lstm_ngram_scorer_stats(s, &st);
+    CHECK_EQ_INT(st.tokens, 11);
+    CHECK(near(st.nll, 2 * want + log(0.65), 1e-12));
+    CHECK(lstm_ngram_scorer_targets(s, 3) == LSTM_E_ARG);
+    lstm_ngram_scorer_free(s);
+    /* BOS and PAD are never targets, even inside a document (a chat turn: tag BOS tokens EOS) */
+    static const uint32_t chat[] = {A, BOS, B, LSTM_PAD_ID, C, EOS};
+    CHECK(lstm_ngram_scorer_new(&s, m2, 0) == 0);
+    CHECK(lstm_ngram_scorer_add(s, chat, 6) == 0);
+    lstm_ngram_scorer_stats(s, &st);
+    CHECK_EQ_INT(st.tokens, 3); /* b, c, EOS: not a (the first), BOS, PAD */
+    CHECK_EQ_INT(st.skipped, 3);
+    lstm_ngram_scorer_free(s);
+    CHECK(lstm_ngram_targets_parse("docs") == LSTM_NGRAM_TARGETS_DOCS &&
+          lstm_ngram_targets_parse("stream") == LSTM_NGRAM_TARGETS_STREAM &&
+          lstm_ngram_targets_parse("all") == LSTM_NGRAM_TARGETS_ALL && lstm_ngram_targets_parse("every") == -1);
+    CHECK(!strcmp(lstm_ngram_targets_name(LSTM_NGRAM_TARGETS_STREAM), "stream"));
     lstm_ngram_free(m2);
     lstm_ngram_free(m3);
 }
@@ -215,6 +254,190 @@ static void test_normalised(void)
             lstm_ngram_free(m);
         }
     }
+}
+
+/* lstm_ngram_scorer_dist at every target of the corpus (ALL, per document: the history of position i
+ * is BOS and the document's first i tokens) against lstm_ngram_prob for every id. */
+typedef struct {
+    const lstm_ngram *m;
+    const uint32_t *doc;
+    size_t i;
+    unsigned order;
+    double worst, sum_worst;
+    long calls, bad;
+    long top1, top3; /* by brute force over lstm_ngram_prob */
+} dist_ctx;
+
+static int dist_check(void *ctx, lstm_ngram_scorer *s, uint32_t prev, uint32_t y)
+{
+    dist_ctx *c = ctx;
+    float lp[SV];
+    uint32_t h[32];
+    h[0] = BOS;
+    memcpy(h + 1, c->doc, c->i * sizeof *h);
+    size_t nh = c->i + 1, k = nh < c->order - 1 ? nh : c->order - 1;
+    c->bad += lstm_ngram_scorer_dist(s, lp) != 0 || prev != h[nh - 1] || y != c->doc[c->i];
+    double sum = 0;
+    for (uint32_t w = 0; w < SV; w++) {
+        double p = P(c->m, h + nh - k, k, w);
+        if (p == 0) {
+            c->bad += !(isinf(lp[w]) && lp[w] < 0);
+            continue;
+        }
+        double d = fabs(lp[w] - log(p)) / (fabs(log(p)) + 1);
+        if (d > c->worst) c->worst = d;
+        sum += exp((double)lp[w]);
+    }
+    if (fabs(sum - 1) > c->sum_worst) c->sum_worst = fabs(sum - 1);
+    double py = P(c->m, h + nh - k, k, y);
+    int above = 0;
+    for (uint32_t w = 0; w < SV; w++) {
+        double p = P(c->m, h + nh - k, k, w);
+        above += p > py || (p == py && w < y);
+    }
+    c->top1 += above < 1;
+    c->top3 += above < 3;
+    c->calls++;
+    c->i++;
+    return 0;
+}
+
+static void test_dist(void)
+{
+    const uint32_t *docs[40];
+    for (int d = 0; d < 40; d++) docs[d] = corpus[d];
+    for (unsigned order = 1; order <= 4; order++) {
+        lstm_ngram *m = build(order, SV, 0, docs, corpus_len, 40, NULL);
+        if (!m) continue;
+        lstm_ngram_scorer *s;
+        CHECK(lstm_ngram_scorer_new(&s, m, order % 2) == 0); /* with and without the ranks */
+        CHECK(lstm_ngram_scorer_targets(s, LSTM_NGRAM_TARGETS_ALL) == 0);
+        CHECK(lstm_ngram_scorer_topk(s, 3) == 0 && lstm_ngram_scorer_topk(s, 0) == LSTM_E_ARG);
+        dist_ctx c = {m, NULL, 0, order, 0, 0, 0, 0, 0, 0};
+        lstm_ngram_scorer_on_target(s, dist_check, &c);
+        long n = 0;
+        for (int d = 0; d < 40; d++) {
+            c.doc = corpus[d];
+            c.i = 0;
+            CHECK(lstm_ngram_scorer_add(s, corpus[d], corpus_len[d]) == 0);
+            n += (long)corpus_len[d];
+        }
+        CHECK(c.calls == n);
+        CHECK_EQ_INT(c.bad, 0);
+        CHECK(c.worst < 1e-6);   /* float log-probabilities of the exact distribution */
+        CHECK(c.sum_worst < 1e-5);
+        /* top-1 and top-3 over the whole distribution, as a brute force ranks every id */
+        lstm_ngram_stats st;
+        lstm_ngram_scorer_stats(s, &st);
+        if (order % 2) {
+            CHECK_EQ_INT(st.top1, c.top1);
+            CHECK_EQ_INT(st.topk, c.top3);
+            CHECK(c.top1 < c.top3 && c.top3 < n); /* the ranks are not all alike */
+        } else {
+            CHECK(st.top1 == 0 && st.topk == 0);
+        }
+        lstm_ngram_scorer_free(s);
+        lstm_ngram_free(m);
+    }
+    /* a --cross-docs model's windows run through documents: only the stream's first token is skipped */
+    lstm_ngram *x = build(2, SV, 1, docs, corpus_len, 40, NULL);
+    if (x) CHECK(lstm_ngram_default_targets(x) == LSTM_NGRAM_TARGETS_STREAM);
+    lstm_ngram_free(x);
+}
+
+/* The keystroke simulator (eval.h) on an n-gram: every typed word booked as by hand. */
+typedef struct {
+    char words[16][16];
+    long typed[16];
+    int n;
+} typed_log;
+
+static int log_word(void *ctx, const char *w, size_t n, size_t chars, long keys, long typed)
+{
+    typed_log *l = ctx;
+    (void)chars, (void)keys;
+    if (l->n < 16 && n < 16) {
+        memcpy(l->words[l->n], w, n);
+        l->words[l->n][n] = 0;
+        l->typed[l->n++] = typed;
+    }
+    return 0;
+}
+
+static void test_keystrokes(void)
+{
+    lstm_tokenizer *tok = test_space_tokenizer("the cat sat on the mat . cow");
+    uint8_t *blob = NULL;
+    size_t bl = 0;
+    CHECK(tok && lstm_tokenizer_serialize(tok, &blob, &bl) == 0);
+    lstm_lm lm;
+    CHECK(blob && lstm_lm_open_tokenizer(&lm, blob, bl) == 0);
+    if (!blob || !lm.tok) return;
+    CHECK(lm.m == NULL && lm.V == (int)lstm_tokenizer_vocab_size(tok) && lm.kind == LSTM_TOK_SPACE);
+    uint32_t the, cat, sat, on, mat, dot, cow;
+    lstm_ids ids = {0};
+    CHECK(lstm_tokenizer_encode(tok, "the cat sat on mat . cow", 24, &ids) == 0 && ids.n >= 7);
+    if (ids.n < 7) return;
+    the = ids.v[0], cat = ids.v[1], sat = ids.v[2], on = ids.v[3], mat = ids.v[4], dot = ids.v[5], cow = ids.v[6];
+    lstm_ids_free(&ids);
+    /* "the cat sat on the mat ." 20 times: the trigram is sure of every next word */
+    uint32_t sent[] = {the, cat, sat, on, the, mat, dot, EOS};
+    const uint32_t *docs[24];
+    size_t lens[24];
+    for (int d = 0; d < 20; d++) docs[d] = sent, lens[d] = 8;
+    lstm_ngram *m = build(3, (uint32_t)lm.V, 0, docs, lens, 20, NULL);
+    lstm_eval_result r;
+    memset(&r, 0, sizeof r);
+    lstm_keys ks;
+    typed_log tl = {{{0}}, {0}, 0};
+    CHECK(lstm_keys_init(&ks, &lm, 1, 1, &r, &tl, log_word) == 0);
+    lstm_ngram_scorer *s;
+    CHECK(m && lstm_ngram_scorer_new(&s, m, 0) == 0);
+    if (!m) return;
+    lstm_ngram_scorer_on_target(s, lstm_keys_ngram_target, &ks);
+    /* not the first "the" (no window predicts it); cat sat on the mat each taken before a character is
+     * typed: 1 keystroke instead of 4, 4, 3, 4, 4; "." typed (1); EOS costs nothing */
+    CHECK(lstm_ngram_scorer_add(s, sent, 8) == 0);
+    CHECK(r.keys_without == 20 && r.keys_with == 6);
+    CHECK(r.typed_words == 5 && r.accepted == 5 && r.shown == 5);
+    CHECK(tl.n == 5 && !strcmp(tl.words[0], "cat") && !strcmp(tl.words[4], "mat") && tl.typed[0] == 0 && tl.typed[4] == 0);
+    lstm_ngram_scorer_free(s);
+    lstm_ngram_free(m);
+    /* 3 x "the cat sat", 1 x "the cow sat": after "the", cat is first; cow is shown (k = 1) once "co" is
+     * typed: 3 keystrokes instead of 4. An unknown word: 5 characters and the space, typed. */
+    uint32_t a[] = {the, cat, sat, EOS}, b[] = {the, cow, sat, EOS}, u[] = {the, UNK, EOS};
+    docs[0] = docs[1] = docs[2] = a, docs[3] = b;
+    lens[0] = lens[1] = lens[2] = lens[3] = 4;
+    m = build(3, (uint32_t)lm.V, 0, docs, lens, 4, NULL);
+    memset(&r, 0, sizeof r);
+    tl.n = 0;
+    CHECK(m && lstm_ngram_scorer_new(&s, m, 1) == 0);
+    if (!m) return;
+    lstm_ngram_scorer_on_target(s, lstm_keys_ngram_target, &ks);
+    CHECK(lstm_ngram_scorer_add(s, b, 4) == 0 && lstm_ngram_scorer_add(s, u, 3) == 0);
+    CHECK(r.keys_without == 4 + 4 + 6 && r.keys_with == 3 + 1 + 6);
+    CHECK(r.typed_words == 3 && r.accepted == 2 && r.shown == 3 + 1);
+    CHECK(tl.n == 3 && !strcmp(tl.words[0], "cow") && tl.typed[0] == 2 && tl.typed[1] == 0 && tl.typed[2] == -1);
+    CHECK(lstm_keys_ranks(&ks, the, cow) && !lstm_keys_ranks(&ks, mat, dot) && !lstm_keys_ranks(&ks, the, UNK) &&
+          !lstm_keys_ranks(&ks, dot, EOS));
+    lstm_ngram_scorer_free(s);
+    lstm_ngram_free(m);
+    lstm_keys_free(&ks);
+    lstm_lm_close(&lm);
+    free(blob);
+    lstm_tokenizer_free(tok);
+    /* a character tokenizer's words come from a beam over a network's states: no simulator without one */
+    lstm_tokenizer_opts co = {LSTM_TOK_CHARS, 0, NULL};
+    lstm_tokenizer_build_opts bo = {0};
+    CHECK(lstm_tokenizer_create(&tok, &co) == 0);
+    CHECK(lstm_tokenizer_count(tok, "abc", 3, &ids) == 0 && lstm_tokenizer_build(tok, &bo, NULL, NULL) == 0);
+    lstm_ids_free(&ids);
+    CHECK(lstm_tokenizer_serialize(tok, &blob, &bl) == 0);
+    CHECK(lstm_lm_open_tokenizer(&lm, blob, bl) == 0);
+    CHECK(lstm_keys_init(&ks, &lm, 3, 8, &r, NULL, NULL) == LSTM_E_ARG);
+    lstm_lm_close(&lm);
+    free(blob);
+    lstm_tokenizer_free(tok);
 }
 
 /* Writes m to a temp file and reads it back into memory. */
@@ -360,6 +583,8 @@ int main(void)
     test_discounts();
     test_hand();
     test_normalised();
+    test_dist();
+    test_keystrokes();
     test_file();
     test_errors();
     CHECK_DONE("test_ngram");

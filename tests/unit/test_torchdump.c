@@ -1,6 +1,7 @@
 /* test_torchdump.c: the C half of the PyTorch cross-check. With no argument it runs every case in memory
  * and checks it is sane (so `make unit` exercises it); with a directory argument it also writes, per
- * case (lstm/gru/rnn/cifg x tied/untied, and the peephole LSTM), the weights, inputs, initial state, logits, loss, every gradient,
+ * case (lstm/gru/rnn/cifg x tied/untied, the peephole LSTM, and the LSTM with attention over its last 3
+ * top outputs, tied and untied, with a carried-in memory: mem0, mlen0 and its gradient dmem0), the weights, inputs, initial state, logits, loss, every gradient,
  * the initial-state gradient, and the parameters after one SGD step and after two Adam and two AdamW
  * steps, as raw little-endian float32 / uint32 files plus a text manifest that
  * tests/torch_crosscheck.py reads. Two more cases (lstm_adaptive, gru_adaptive) replace the output layer
@@ -23,7 +24,7 @@
 #define LR_ADAM 0.01f
 #define WD_ADAMW 0.1
 
-static const char *cell_names[] = {"lstm", "gru", "rnn", "cifg"};
+static const char *cell_names[] = {"lstm", "gru", "rnn", "cifg", "lnlstm"};
 
 /* The files are little-endian by contract; this build only targets little-endian hosts. */
 static int write_raw(const char *dir, const char *name, const void *data, size_t bytes)
@@ -49,7 +50,7 @@ static int write_tensors(const char *dir, const char *prefix, const lstm_model *
 }
 
 /* Runs one case; writes it under root when root is not NULL. */
-static void run_case(const char *root, int cell, int tie, int softmax, int peephole)
+static void run_case(const char *root, int cell, int tie, int softmax, int peephole, int attention)
 {
     lstm_rng rng;
     lstm_rng_seed(&rng, 100 + (uint64_t)cell * 2 + (uint64_t)tie + 10 * (uint64_t)softmax);
@@ -64,6 +65,7 @@ static void run_case(const char *root, int cell, int tie, int softmax, int peeph
     cfg.init_scale = 0.3f;
     cfg.forget_bias = 1.0f;
     cfg.peephole = peephole;
+    cfg.attention = attention;
     if (softmax == LSTM_SOFTMAX_ADAPTIVE) {
         /* shortlist 0..3, clusters 4..9, 10..15, 16..22 projected to 4, 2 and 1 */
         cfg.softmax = softmax;
@@ -88,6 +90,10 @@ static void run_case(const char *root, int cell, int tie, int softmax, int peeph
         st.h[k] = s0.h[k] = 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
         st.c[k] = s0.c[k] = lstm_cell_has_c(cell) ? 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f) : 0.0f;
     }
+    size_t nm = (size_t)B * attention * cfg.H;
+    for (size_t k = 0; k < nm; k++) st.mem[k] = s0.mem[k] = 0.8f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
+    for (int b = 0; b < B && attention; b++) /* lane 0 starts empty (r = 0 at its first step), lane 2 full */
+        st.mlen[b] = s0.mlen[b] = (float)(b == 0 ? 0 : b == 1 ? 1 : attention);
     uint32_t in[15], tg[15];
     for (int k = 0; k < B * T; k++) {
         in[k] = lstm_rng_below(&rng, (uint32_t)cfg.V);
@@ -152,6 +158,8 @@ static void run_case(const char *root, int cell, int tie, int softmax, int peeph
         char dir[4096];
         if (softmax == LSTM_SOFTMAX_ADAPTIVE)
             snprintf(dir, sizeof dir, "%s/%s_adaptive", root, cell_names[cell]);
+        else if (attention)
+            snprintf(dir, sizeof dir, "%s/%s_attention_tie%d", root, cell_names[cell], tie);
         else if (peephole)
             snprintf(dir, sizeof dir, "%s/%s_peephole_tie%d", root, cell_names[cell], tie);
         else
@@ -173,6 +181,11 @@ static void run_case(const char *root, int cell, int tie, int softmax, int peeph
             err |= write_raw(dir, "dh0.f32", ds.h, ns * sizeof(float));
             err |= write_raw(dir, "dc0.f32", ds.c, ns * sizeof(float));
             err |= write_raw(dir, "logits.f32", logits, (size_t)B * T * cfg.V * sizeof(float));
+            if (attention) {
+                err |= write_raw(dir, "mem0.f32", s0.mem, nm * sizeof(float));
+                err |= write_raw(dir, "mlen0.f32", s0.mlen, (size_t)B * sizeof(float));
+                err |= write_raw(dir, "dmem0.f32", ds.mem, nm * sizeof(float));
+            }
             if (softmax == LSTM_SOFTMAX_ADAPTIVE)
                 err |= write_raw(dir, "infer.f32", inferred, (size_t)B * T * cfg.V * sizeof(float));
             char path[4200];
@@ -186,7 +199,7 @@ static void run_case(const char *root, int cell, int tie, int softmax, int peeph
                 fprintf(f, "loss %.17g\ncount %ld\n", loss, count);
                 fprintf(f, "lr_sgd %.9g\nlr_adam %.9g\nweight_decay_adamw %.17g\nbeta1 %.17g\nbeta2 %.17g\neps %.17g\n",
                         LR_SGD, LR_ADAM, WD_ADAMW, beta1, beta2, eps);
-                fprintf(f, "adam_steps 2\npeephole %d\n", peephole);
+                fprintf(f, "adam_steps 2\npeephole %d\nattention %d\n", peephole, attention);
                 if (softmax == LSTM_SOFTMAX_ADAPTIVE)
                     fprintf(f, "softmax adaptive\ncutoffs %d,%d,%d\ndiv %.9g\n", cfg.cutoffs[0], cfg.cutoffs[1],
                             cfg.cutoffs[2], cfg.div);
@@ -318,11 +331,13 @@ int main(int argc, char **argv)
     }
     lstm_set_threads(1);
     for (int cell = 0; cell < LSTM_N_CELLS; cell++)
-        for (int tie = 0; tie < 2; tie++) run_case(root, cell, tie, LSTM_SOFTMAX_FULL, 0);
+        for (int tie = 0; tie < 2; tie++) run_case(root, cell, tie, LSTM_SOFTMAX_FULL, 0, 0);
     /* peephole LSTM (a torch autograd module on the other side) */
-    for (int tie = 0; tie < 2; tie++) run_case(root, LSTM_CELL_LSTM, tie, LSTM_SOFTMAX_FULL, 1);
+    for (int tie = 0; tie < 2; tie++) run_case(root, LSTM_CELL_LSTM, tie, LSTM_SOFTMAX_FULL, 1, 0);
+    /* attention over the last 3 top outputs (a torch module written out on the other side) */
+    for (int tie = 0; tie < 2; tie++) run_case(root, LSTM_CELL_LSTM, tie, LSTM_SOFTMAX_FULL, 0, 3);
     /* the adaptive softmax (PyTorch's nn.AdaptiveLogSoftmaxWithLoss): logits.f32 holds log-probabilities */
-    for (int cell = 0; cell < 2; cell++) run_case(root, cell, 0, LSTM_SOFTMAX_ADAPTIVE, 0);
+    for (int cell = 0; cell < 2; cell++) run_case(root, cell, 0, LSTM_SOFTMAX_ADAPTIVE, 0, 0);
     /* AWD regularization: locked dropout, word dropout, weight drop, AR, TAR (masks written out) */
     run_awd_case(root, LSTM_CELL_LSTM, 0, 1);
     run_awd_case(root, LSTM_CELL_GRU, 1, 1);

@@ -12,7 +12,7 @@
 #include "tokenizer.h"
 
 /* A built space tokenizer whose vocabulary is the words of text (ids from LSTM_NUM_SPECIAL), or NULL. */
-static lstm_tokenizer *test_space_tokenizer(const char *text)
+static inline lstm_tokenizer *test_space_tokenizer(const char *text)
 {
     lstm_tokenizer_opts to = {LSTM_TOK_SPACE, 0, NULL};
     lstm_tokenizer *tok;
@@ -29,7 +29,7 @@ static lstm_tokenizer *test_space_tokenizer(const char *text)
 }
 
 /* nwin next-token windows of T ids from seq (nwin * T + 1 ids) into a new file at path. */
-static int test_write_windows(const char *path, const lstm_tokenizer *tok, const uint32_t *seq, int nwin, int T)
+static inline int test_write_windows(const char *path, const lstm_tokenizer *tok, const uint32_t *seq, int nwin, int T)
 {
     lstm_meta m;
     lstm_meta_init(&m);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,11 +18,10 @@
 #include "eval.h"
 #include "tool.h"
 #include "fileio.h"
+#include "keys.h"
 #include "lm.h"
 
 #define PROG "lstm-eval"
-
-static const char *trace_path; /* --keystrokes-trace file we created: removed when we fail */
 
 /* ---- progress on stderr, only when it is a terminal: one \r line, at most twice a second ---- */
 static int prog_on;   /* stderr is a tty */
@@ -55,7 +53,7 @@ static void progress(uint64_t done, uint64_t total, const char *name)
 static void cleanup(void)
 {
     progress_clear();
-    if (trace_path) unlink(trace_path);
+    tool_keys_trace_cleanup();
 }
 
 static void usage(FILE *f)
@@ -95,10 +93,14 @@ static void usage(FILE *f)
             "  -h, --help           this help\n"
             "  -V, --version        version\n"
             "\n"
-            "Perplexity is exp(mean NLL per target token). Per-word perplexity is exp(total NLL / words), words\n"
-            "being the whitespace-separated words of the text plus one per end of line or turn (EOS), so models\n"
-            "with different tokenizers can be compared on the same text. When stderr is a terminal, the percent\n"
-            "done is shown there while evaluating (never when stderr is a file or a pipe).\n"
+            "Scored are the windows' targets but PAD and BOS (BOS only follows a speaker tag: it is no prediction;\n"
+            "a document's first token is no window's target): the tokens lstm-ngram eval scores on the same\n"
+            "text (lstm-window --cross-docs windows: lstm-ngram's --targets stream). Perplexity is exp(mean NLL\n"
+            "per scored target).\n"
+            "Per-word perplexity is exp(total NLL / words), words being the whitespace-separated words of the\n"
+            "text plus one per end of line or turn (EOS), so models with different tokenizers can be compared on\n"
+            "the same text. When stderr is a terminal, the percent done is shown there while evaluating (never\n"
+            "when stderr is a file or a pipe).\n"
             "\n"
             "Keystrokes: a word of n characters costs n + 1 keystrokes typed (the +1 is the space after it);\n"
             "accepting a suggestion after typing j characters costs j + 1 (the click or tab; the space after an\n"
@@ -122,9 +124,7 @@ typedef struct {
 /* --keystrokes-trace: one line per typed word. */
 static int trace_word(void *ctx, const char *w, size_t n, size_t chars, long keys, long typed)
 {
-    FILE *trace = ((run_t *)ctx)->trace;
-    if (typed >= 0) fprintf(trace, "%.*s\t%zu\t%ld\t%ld\n", (int)n, w, chars, keys, typed);
-    else fprintf(trace, "%.*s\t%zu\t%ld\t-\n", (int)n, w, chars, keys);
+    tool_keys_trace_line(((run_t *)ctx)->trace, w, n, chars, keys, typed);
     return 0;
 }
 
@@ -137,8 +137,6 @@ static void report(const lstm_eval_result *s, const lstm_lm *lm, const char *mod
     double nll = s->nll / (double)s->tokens, ppl = lstm_eval_ppl(nll);
     double wppl = s->words ? lstm_eval_ppl(s->nll / (double)s->words) : NAN;
     const char *mode = stateful ? "stateful" : "reset-state";
-    double saved = s->keys_without > 0 ? 100.0 * (1 - s->keys_with / s->keys_without) : 0;
-    double acc = s->typed_words ? 100.0 * (double)s->accepted / (double)s->typed_words : 0;
     if (json) {
         json_t *o = json_object();
         json_object_set_new(o, "model", json_string(model));
@@ -161,14 +159,7 @@ static void report(const lstm_eval_result *s, const lstm_lm *lm, const char *mod
             json_object_set_new(c, "lambda", json_real(cache->lambda));
             json_object_set_new(o, "cache", c);
         }
-        if (keystrokes) {
-            json_object_set_new(o, "keystrokes_saved", json_real(saved / 100));
-            json_object_set_new(o, "acceptance_rate", json_real(acc / 100));
-            json_object_set_new(o, "keystrokes_with", json_real(s->keys_with));
-            json_object_set_new(o, "keystrokes_without", json_real(s->keys_without));
-            json_object_set_new(o, "typed_words", json_integer(s->typed_words));
-            json_object_set_new(o, "suggestions_shown", json_integer(s->shown));
-        }
+        if (keystrokes) tool_keys_json(o, s);
         json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10));
         fputc('\n', stdout);
         json_decref(o);
@@ -179,9 +170,7 @@ static void report(const lstm_eval_result *s, const lstm_lm *lm, const char *mod
         if (cached)
             printf("cache %d pairs per lane, theta %g, lambda %g: the figures are of the mixed distribution\n", cache->N,
                    cache->theta, cache->lambda);
-        if (keystrokes)
-            printf("keystrokes saved %.1f%% (%.0f instead of %.0f, %d suggestions shown) acceptance %.1f%% (%ld of %ld words)\n",
-                   saved, s->keys_with, s->keys_without, K, acc, s->accepted, s->typed_words);
+        if (keystrokes) tool_keys_print(s, K);
     }
 }
 
@@ -278,17 +267,6 @@ static lstm_dataset *open_windows(const char *path, const char *name, const char
     return d;
 }
 
-/* --keystrokes-trace: a new file, never an existing one overwritten (devices and pipes are fine). */
-static FILE *open_trace(const char *tpath)
-{
-    struct stat sb;
-    FILE *trace;
-    if (!stat(tpath, &sb) && S_ISREG(sb.st_mode)) tool_die(1, "%s: file exists (remove it or give another file)", tpath);
-    if (!(trace = fopen(tpath, "w"))) tool_die(1, "%s: %s", tpath, strerror(errno));
-    if (!stat(tpath, &sb) && S_ISREG(sb.st_mode)) trace_path = tpath;
-    return trace;
-}
-
 int main(int argc, char **argv)
 {
     lstm_reserve_std_fds(NULL); /* before any open: a closed 0, 1 or 2 must not become one of our files */
@@ -366,7 +344,7 @@ int main(int argc, char **argv)
     lstm_dataset *d = open_windows(path, name, model, &lm);
     int T = (int)lstm_dataset_T(d), stateful = !reset && (int)lstm_dataset_K(d) == T;
     if (keystrokes) B = 1;
-    FILE *trace = tpath ? open_trace(tpath) : NULL;
+    FILE *trace = tpath ? tool_keys_trace_open(tpath) : NULL;
 
     run_t run = {name, trace};
     double grid_nll[GRID_MAX * GRID_MAX] = {0};
@@ -394,8 +372,7 @@ int main(int argc, char **argv)
                  took > 0 ? (double)s.tokens / took : 0, lstm_lm_weights_desc(&lm, wd, sizeof wd));
     }
     if (fflush(stdout) || ferror(stdout)) tool_die(1, "stdout: %s", strerror(errno));
-    if (trace && (ferror(trace) | fclose(trace))) tool_die(1, "%s: %s", tpath, strerror(errno));
-    trace_path = NULL;
+    if (trace) tool_keys_trace_close(trace, tpath);
     lstm_evaluator_free(ev);
     lstm_dataset_free(d);
     lstm_lm_close(&lm);

@@ -96,9 +96,10 @@ static int cmd_gates(lstm_lm *lm, const char *speaker, const char *text, int tsv
     static const char *lstm_names[] = {"in", "forget", "out"}, *gru_names[] = {"reset", "update"},
                       *cifg_names[] = {"forget", "out"};
     static const int lstm_blk[] = {0, 1, 3}, gru_blk[] = {0, 1}, cifg_blk[] = {0, 2};
-    int ng = cell == LSTM_CELL_LSTM ? 3 : 2;
-    const char **names = cell == LSTM_CELL_LSTM ? lstm_names : cell == LSTM_CELL_CIFG ? cifg_names : gru_names;
-    const int *blk = cell == LSTM_CELL_LSTM ? lstm_blk : cell == LSTM_CELL_CIFG ? cifg_blk : gru_blk;
+    int four = cell == LSTM_CELL_LSTM || cell == LSTM_CELL_LNLSTM; /* the LayerNorm LSTM's gates: i, f, g, o */
+    int ng = four ? 3 : 2;
+    const char **names = four ? lstm_names : cell == LSTM_CELL_CIFG ? cifg_names : gru_names;
+    const int *blk = four ? lstm_blk : cell == LSTM_CELL_CIFG ? cifg_blk : gru_blk;
     int G = m->G;
     if (tsv) {
         printf("pos\ttoken");

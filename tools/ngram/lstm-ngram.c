@@ -1,5 +1,7 @@
 /* lstm-ngram: the interpolated modified Kneser-Ney n-gram baseline: train a model on a token stream,
- * evaluate it (perplexity, NLL, top-1) on token streams (lib/lm/ngram.h, formats/ngram.md). */
+ * evaluate it (perplexity, NLL, top-1 / top-K, and with --keystrokes the keystrokes an autocomplete user
+ * saves, as lstm-eval counts them) on token streams, scoring the targets lstm-eval scores on the
+ * windows of the same text (lib/lm/ngram.h, lib/lm/eval.h's lstm_keys, formats/ngram.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -13,9 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "numparse.h"
+#include "eval.h"
 #include "fileio.h"
+#include "keys.h"
+#include "lm.h"
 #include "ngram.h"
+#include "numparse.h"
 #include "stream.h"
 #include "tool.h"
 
@@ -28,6 +33,7 @@ static int tmp_ready; /* out is open: a failure aborts it */
 static void cleanup(void)
 {
     if (tmp_ready) lstm_out_abort(&out);
+    tool_keys_trace_cleanup();
 }
 
 static void usage(FILE *f)
@@ -47,27 +53,47 @@ static void usage(FILE *f)
             "      --eval TEST     after training, evaluate on TEST (repeatable): no model file is needed\n"
             "eval: score token streams with a trained model.\n"
             "  -m, --model FILE    model from '" PROG " train' (required)\n"
-            "common:\n"
+            "common (eval, and train --eval):\n"
+            "      --targets RULE  which tokens are scored (below): docs, stream or all (default: docs, or\n"
+            "                      stream for a --cross-docs model: the targets of lstm-window's windows)\n"
+            "      --keystrokes    simulate a user typing the text with K suggestions shown before each word and\n"
+            "                      after each typed character, as lstm-eval --keystrokes does; report keystrokes\n"
+            "                      saved and acceptance rate (word models: lstm-tok --words or --split space)\n"
+            "  -k, --top K         also report top-K accuracy (default 5); with --keystrokes: suggestions shown\n"
+            "      --keystrokes-trace FILE  --keystrokes, and one line per typed word into FILE (a new file):\n"
+            "                      word, characters, keystrokes, characters typed before accepting it (- if none)\n"
             "      --json          one JSON object per evaluated stream instead of text\n"
             "  -q, --quiet         no summary on stderr\n"
             "  -v, --verbose       summary, discounts and times on stderr even when it is not a terminal\n"
             "  -h, --help          this help\n"
             "  -V, --version       version\n"
             "\n"
-            "Every token of a document is predicted, EOS included, from a history that starts with one BOS\n"
-            "(the <s> ... </s> convention of SRILM and KenLM). PAD and BOS are never predicted: the\n"
-            "distributions are over the other V - 2 ids, UNK included. Perplexity is exp(mean NLL per\n"
-            "predicted token); top-1 is the share of tokens that were the model's most probable next token.\n"
+            "The history of every token starts with one BOS at each document (with --cross-docs, at the\n"
+            "stream), the <s> ... </s> convention of SRILM and KenLM. Scored are the targets lstm-eval scores\n"
+            "on the windows of the same text, so the two perplexities are over the same tokens: never PAD or\n"
+            "BOS (a BOS only follows a speaker tag: it is no prediction), and never a document's first token\n"
+            "(--targets docs, for lstm-window's default windows) or the stream's first token (--targets\n"
+            "stream, for lstm-window --cross-docs), which no window has as a target. --targets all scores\n"
+            "every document's first token too, predicted from BOS: how published n-gram perplexities are\n"
+            "computed (Penn Treebank: every word and </s>). EOS and speaker tags are scored. Distributions are\n"
+            "over the V - 2 ids other than PAD and BOS, UNK included. Perplexity is exp(mean NLL per scored\n"
+            "token); top-1 / top-K: the share of them that were the model's most probable next token / among\n"
+            "its K most probable (ties: the lower id first).\n"
+            "Keystrokes are counted as lstm-eval counts them, on the same words: a word of n characters costs\n"
+            "n + 1 keystrokes typed (the +1 is the space after it); accepting a suggestion after typing j\n"
+            "characters costs j + 1 (the click or tab; the space after it is free). The suggestions are the K vocabulary words extending the typed prefix that\n"
+            "the n-gram's exact distribution over the whole vocabulary ranks first. Punctuation is typed, never\n"
+            "suggested; an unknown word (<unk>) counts as 5 characters typed in full plus the space.\n"
+            "Saved = 1 - keystrokes with suggestions / keystrokes without.\n"
             "A test stream must carry the training stream's tokenizer (lstm-tok -m TRAIN.tok or its vocab).\n"
             "\n"
             "Examples:\n"
             "  lstm-tok --split space --unk-token '<unk>' --vocab-out ptb.vocab ptb.train.txt > train.tok\n"
             "  lstm-tok --split space --unk-token '<unk>' -m ptb.vocab ptb.test.txt > test.tok\n"
             "  " PROG " train -n 5 -o ptb5.ngram train.tok && " PROG " eval -m ptb5.ngram test.tok\n"
-            "  " PROG " train -n 3 --eval valid.tok --eval test.tok train.tok    # train and evaluate at once\n");
+            "  " PROG " train -n 3 --eval valid.tok --eval test.tok train.tok    # train and evaluate at once\n"
+            "  " PROG " eval -m chat5.ngram --keystrokes -k 3 test.tok           # as lstm-eval -m chat.ckpt --keystrokes -k 3\n");
 }
-
-
 
 /* ---- token stream input ---- */
 typedef struct {
@@ -179,12 +205,74 @@ static const char *model_error(int rc)
 
 typedef struct {
     int json, quiet, verbose;
+    int targets;       /* LSTM_NGRAM_TARGETS_*, or -1: the model's default */
+    int keystrokes, K; /* --keystrokes, -k */
+    const char *trace; /* --keystrokes-trace FILE, or NULL */
 } common_opts;
+
+enum { O_CROSS = 256, O_EVAL, O_JSON, O_TARGETS, O_KEYS, O_TRACE };
+
+/* The options train and eval share: 1 if ch was one. */
+static int common_opt(common_opts *o, int ch, const char *arg)
+{
+    switch (ch) {
+    case O_JSON: o->json = 1; return 1;
+    case 'q': o->quiet = 1; return 1;
+    case 'v': o->verbose = 1; return 1;
+    case O_TARGETS:
+        if ((o->targets = lstm_ngram_targets_parse(arg)) < 0)
+            tool_die(2, "--targets: expected docs, stream or all, got '%s'", arg);
+        return 1;
+    case O_KEYS: o->keystrokes = 1; return 1;
+    case 'k': o->K = (int)tool_parse_long(arg, "-k", 1, 100000); return 1;
+    case O_TRACE:
+        o->trace = arg;
+        o->keystrokes = 1;
+        return 1;
+    default: return 0;
+    }
+}
+
+#define COMMON_LONGOPTS                                                                                            \
+    {"json", no_argument, 0, O_JSON}, {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},           \
+        {"targets", required_argument, 0, O_TARGETS}, {"keystrokes", no_argument, 0, O_KEYS},                    \
+        {"top", required_argument, 0, 'k'},                                                                     \
+        {"keystrokes-trace", required_argument, 0, O_TRACE}, {"help", no_argument, 0, 'h'},                      \
+        {"version", no_argument, 0, 'V'}
+
+/* What the evaluations need: the trace goes to one stream only. */
+static void check_common(const common_opts *o, int nstreams)
+{
+    if (o->trace && nstreams > 1)
+        tool_die(2, "--keystrokes-trace: one test stream at a time (got %d)", nstreams);
+}
 
 static int chatty(const common_opts *o) { return o->verbose || (!o->quiet && isatty(2)); }
 
-/* Scores one stream and prints its line (text or JSON) on stdout. */
-/* model names the model in messages; tok_m and then are tokin_open's. */
+typedef struct {
+    FILE *trace;
+} trace_ctx;
+
+static int trace_word(void *ctx, const char *w, size_t n, size_t chars, long keys, long typed)
+{
+    tool_keys_trace_line(((trace_ctx *)ctx)->trace, w, n, chars, keys, typed);
+    return 0;
+}
+
+/* --keystrokes: the word view of the model's tokenizer (blob), which must be a word model's; name
+ * names the model in messages. */
+static void keys_view(lstm_lm *lm, const uint8_t *blob, size_t len, const char *name)
+{
+    int rc = lstm_lm_open_tokenizer(lm, blob, len);
+    if (rc) tool_die(1, "%s: its tokenizer: %s", name, lstm_strerror(rc));
+    if (lm->kind != LSTM_TOK_WORDS && lm->kind != LSTM_TOK_SPACE)
+        tool_die(1, "%s: --keystrokes needs a word model (lstm-tok --words or --split space), not a %s model: its words "
+                    "are assembled by a beam that runs an LSTM (lstm-eval --keystrokes)",
+                 name, lm->kind == LSTM_TOK_BPE ? "BPE" : "character");
+}
+
+/* Scores one stream and prints its line (text or JSON) on stdout; with --keystrokes, the keystroke
+ * line of lstm-eval after it. model names the model in messages; tok_m and then are tokin_open's. */
 static void eval_one(const lstm_ngram *m, const char *model, const char *tok_m, const char *then, const char *path,
                      const common_opts *o)
 {
@@ -194,12 +282,33 @@ static void eval_one(const lstm_ngram *m, const char *model, const char *tok_m, 
     double t0 = tool_now();
     lstm_ngram_scorer *s;
     if (lstm_ngram_scorer_new(&s, m, 1)) tool_die(1, "out of memory");
-    while (tokin_next(&t))
-        if (lstm_ngram_scorer_add(s, t.ids, t.n)) tool_die(1, "%s: %s", t.name, lstm_strerror(LSTM_E_RANGE));
+    int targets = o->targets >= 0 ? o->targets : lstm_ngram_default_targets(m);
+    lstm_ngram_scorer_targets(s, targets);
+    lstm_ngram_scorer_topk(s, o->K);
+    lstm_lm lm;
+    lstm_keys ks;
+    lstm_eval_result kr;
+    trace_ctx tc = {NULL};
+    memset(&kr, 0, sizeof kr);
+    if (o->keystrokes) {
+        size_t bl;
+        const uint8_t *blob = lstm_ngram_tokenizer(m, &bl);
+        keys_view(&lm, blob, bl, model);
+        if (o->trace) tc.trace = tool_keys_trace_open(o->trace);
+        int rc;
+        if ((rc = lstm_keys_init(&ks, &lm, o->K, 1, &kr, &tc, tc.trace ? trace_word : NULL)))
+            tool_die(1, "%s", lstm_strerror(rc));
+        lstm_ngram_scorer_on_target(s, lstm_keys_ngram_target, &ks);
+    }
+    while (tokin_next(&t)) {
+        int rc = lstm_ngram_scorer_add(s, t.ids, t.n);
+        if (rc) tool_die(1, "%s: %s", t.name, lstm_strerror(rc));
+    }
     lstm_ngram_stats st;
     lstm_ngram_scorer_stats(s, &st);
     if (st.tokens == 0) tool_die(1, "%s: no tokens to evaluate", t.name);
     double nll = st.nll / (double)st.tokens, ppl = exp(nll), top1 = (double)st.top1 / (double)st.tokens;
+    double topk = (double)st.topk / (double)st.tokens;
     unsigned N = lstm_ngram_order(m);
     const char *mode = lstm_ngram_cross_docs(m) ? "cross-docs" : "per-document";
     if (o->json) {
@@ -208,46 +317,54 @@ static void eval_one(const lstm_ngram *m, const char *model, const char *tok_m, 
         json_object_set_new(j, "input", json_string(t.name));
         json_object_set_new(j, "order", json_integer(N));
         json_object_set_new(j, "cross_docs", json_boolean(lstm_ngram_cross_docs(m)));
+        json_object_set_new(j, "targets", json_string(lstm_ngram_targets_name(targets)));
         json_object_set_new(j, "documents", json_integer((json_int_t)t.docs));
         json_object_set_new(j, "tokens", json_integer((json_int_t)st.tokens));
         json_object_set_new(j, "skipped", json_integer((json_int_t)st.skipped));
         json_object_set_new(j, "nll", isfinite(nll) ? json_real(nll) : json_null());
         json_object_set_new(j, "perplexity", isfinite(ppl) ? json_real(ppl) : json_null());
         json_object_set_new(j, "top1", json_real(top1));
+        json_object_set_new(j, "k", json_integer(o->K));
+        json_object_set_new(j, "topk", json_real(topk));
+        if (o->keystrokes) tool_keys_json(j, &kr);
         json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10));
         putchar('\n');
         json_decref(j);
     } else {
-        printf("%s: perplexity %.2f (nll %.4f, %llu tokens, %u-gram, %s) top-1 %.1f%%\n", t.name, ppl, nll,
-               (unsigned long long)st.tokens, N, mode, 100 * top1);
+        printf("%s: perplexity %.2f (nll %.4f, %llu tokens, %u-gram, %s, targets %s) top-1 %.1f%% top-%d %.1f%%\n",
+               t.name, ppl, nll, (unsigned long long)st.tokens, N, mode, lstm_ngram_targets_name(targets), 100 * top1,
+               o->K, 100 * topk);
+        if (o->keystrokes) tool_keys_print(&kr, o->K);
     }
     if (fflush(stdout) || ferror(stdout)) tool_die(1, "stdout: %s", strerror(errno));
+    if (tc.trace) tool_keys_trace_close(tc.trace, o->trace);
     if (chatty(o))
-        fprintf(stderr, PROG ": %s: %llu documents, %llu tokens scored in %.2f s\n", t.name,
-                (unsigned long long)t.docs, (unsigned long long)st.tokens, tool_now() - t0);
+        fprintf(stderr, PROG ": %s: %llu documents, %llu tokens scored%s in %.2f s\n", t.name,
+                (unsigned long long)t.docs, (unsigned long long)st.tokens, o->keystrokes ? " and typed" : "",
+                tool_now() - t0);
+    if (o->keystrokes) {
+        lstm_keys_free(&ks);
+        lstm_lm_close(&lm);
+    }
     lstm_ngram_scorer_free(s);
     tokin_close(&t);
 }
-
-enum { O_CROSS = 256, O_EVAL, O_JSON };
 
 static int cmd_train(int argc, char **argv)
 {
     long N = 5;
     int cross = 0, force = 0;
-    common_opts co = {0, 0, 0};
+    common_opts co = {0, 0, 0, -1, 0, 5, NULL};
     const char *opath = NULL, *evals[MAX_EVAL];
     int nevals = 0;
     static const struct option opts[] = {
         {"order", required_argument, 0, 'n'}, {"cross-docs", no_argument, 0, O_CROSS},
         {"output", required_argument, 0, 'o'}, {"force", no_argument, 0, 'f'},
-        {"eval", required_argument, 0, O_EVAL}, {"json", no_argument, 0, O_JSON},
-        {"quiet", no_argument, 0, 'q'},        {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+        {"eval", required_argument, 0, O_EVAL}, COMMON_LONGOPTS, {0, 0, 0, 0}};
     int ch;
     opterr = 0; /* getopt's own messages would start with the full argv[0] */
-    while ((ch = getopt_long(argc, argv, ":n:o:fqvhV", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":n:o:fk:qvhV", opts, NULL)) != -1) {
+        if (common_opt(&co, ch, optarg)) continue;
         switch (ch) {
         case 'n': N = tool_parse_long(optarg, "-n", 1, LSTM_NGRAM_MAX_ORDER); break;
         case O_CROSS: cross = 1; break;
@@ -257,9 +374,6 @@ static int cmd_train(int argc, char **argv)
             if (nevals == MAX_EVAL) tool_die(2, "--eval: at most %d test streams", MAX_EVAL);
             evals[nevals++] = optarg;
             break;
-        case O_JSON: co.json = 1; break;
-        case 'q': co.quiet = 1; break;
-        case 'v': co.verbose = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': tool_version();
         default: tool_bad_option(ch, argv);
@@ -267,6 +381,10 @@ static int cmd_train(int argc, char **argv)
     }
     if (argc - optind > 1) tool_die(2, "train: one training stream at most (got %d)", argc - optind);
     const char *ipath = optind < argc ? argv[optind] : NULL;
+    if (!nevals && (co.keystrokes || co.targets >= 0))
+        tool_die(2, "train: --%s applies to the evaluations: give the test streams with --eval TEST",
+                 co.keystrokes ? "keystrokes" : "targets");
+    check_common(&co, nevals);
     int to_stdout = !opath && !nevals;
     if (to_stdout && isatty(1)) tool_die(2, "refusing to write binary data to a terminal: use -o FILE or a pipe");
     if (opath && strcmp(opath, "-") == 0 && nevals) tool_die(2, "--eval prints on stdout: write the model with -o FILE");
@@ -282,6 +400,11 @@ static int cmd_train(int argc, char **argv)
     tokin t;
     tokin_open(&t, ipath, NULL, " | " PROG " train ...");
     const char *tok_m = ipath && strcmp(ipath, "-") ? t.name : "<training stream or its vocab>";
+    if (co.keystrokes) { /* refused before training, not after */
+        lstm_lm lm;
+        keys_view(&lm, t.tok, t.tok_len, t.name);
+        lstm_lm_close(&lm);
+    }
     /* Refuse a test stream with another tokenizer before spending time on training (stdin can only
      * be read once, so it is checked when it is evaluated). */
     for (int i = 0; i < nevals; i++) {
@@ -346,21 +469,15 @@ static int cmd_train(int argc, char **argv)
 
 static int cmd_eval(int argc, char **argv)
 {
-    common_opts co = {0, 0, 0};
+    common_opts co = {0, 0, 0, -1, 0, 5, NULL};
     const char *mpath = NULL;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"json", no_argument, 0, O_JSON},
-        {"quiet", no_argument, 0, 'q'},       {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'}, COMMON_LONGOPTS, {0, 0, 0, 0}};
     int ch;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:qvhV", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":m:k:qvhV", opts, NULL)) != -1) {
+        if (common_opt(&co, ch, optarg)) continue;
         switch (ch) {
         case 'm': mpath = optarg; break;
-        case O_JSON: co.json = 1; break;
-        case 'q': co.quiet = 1; break;
-        case 'v': co.verbose = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': tool_version();
         default: tool_bad_option(ch, argv);
@@ -371,6 +488,7 @@ static int cmd_eval(int argc, char **argv)
     int nin = argc - optind, nstdin = 0;
     for (int i = optind; i < argc; i++) nstdin += strcmp(argv[i], "-") == 0;
     if (nstdin > 1 || (nstdin && !strcmp(mpath, "-"))) tool_die(2, "eval: stdin can be read once");
+    check_common(&co, nin);
     double t0 = tool_now();
     int fd = lstm_in_open(mpath);
     const char *mname = strcmp(mpath, "-") ? mpath : "stdin";

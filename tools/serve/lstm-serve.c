@@ -243,6 +243,18 @@ static char *model_info(const lstm_engine *e, const char *path)
     json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:o}", "model", base ? base + 1 : path, "tokenizer",
                           S.tok_kind, "cell", S.cell, "layers", lm->m->cfg.L, "hidden", lm->m->cfg.H, "vocab_size",
                           S.V, "speakers", sp);
+    /* what changes the answers beyond the cell: peepholes, the adaptive softmax, the continuous cache */
+    const lstm_model_config *mc = &lm->m->cfg;
+    if (o && mc->peephole) json_object_set_new(o, "peephole", json_true());
+    if (o && mc->softmax == LSTM_SOFTMAX_ADAPTIVE) {
+        json_t *cut = json_array();
+        for (int i = 0; cut && i < mc->n_cutoffs; i++) json_array_append_new(cut, json_integer(mc->cutoffs[i]));
+        json_object_set_new(o, "softmax", json_pack("{s:s, s:o, s:f}", "kind", "adaptive", "cutoffs", cut, "div",
+                                                    (double)mc->div));
+    }
+    if (o && e->cache_opts.N > 0)
+        json_object_set_new(o, "cache", json_pack("{s:i, s:f, s:f}", "n", e->cache_opts.N, "theta",
+                                                  (double)e->cache_opts.theta, "lambda", (double)e->cache_opts.lambda));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;

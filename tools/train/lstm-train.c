@@ -67,7 +67,8 @@ static void usage(FILE *f)
             "      --valid-frac F     without --valid: hold out the last F of the windows (default 0.05)\n"
             "      --mem-budget MB    stream a larger input file each epoch instead of loading it (default 2048)\n"
             "Model\n"
-            "      --cell C           lstm (default), gru, rnn, or cifg (an LSTM whose input gate is 1 - forget gate)\n"
+            "      --cell C           lstm (default), gru, rnn, cifg (an LSTM whose input gate is 1 - forget gate),\n"
+            "                         or lnlstm (LayerNorm LSTM: both projections and the cell state normalised)\n"
             "      --layers N         stacked cells (default 2)\n"
             "      --hidden H         hidden units (default 256)\n"
             "      --emb E            embedding size (default: H)\n"
@@ -77,6 +78,8 @@ static void usage(FILE *f)
             "      --init-scale S     weights uniform in (-S, S) (default 0.1)\n"
             "      --forget-bias B    LSTM forget-gate bias at init (default 1)\n"
             "      --peephole         LSTM: peephole weights from the cell state to the gates (Gers & Schmidhuber)\n"
+            "      --attention K      the top layer's output attends over its own last K outputs, 1..64 (Daniluk et\n"
+            "                         al. 2017; K = 5 takes most of the gain; the memory is carried state; default 0)\n"
             "      --softmax S        full (default) or adaptive: a head over the frequent ids plus tail clusters\n"
             "                         scored only for their own targets (Grave et al. 2017; untied)\n"
             "      --cutoffs C0,C1..  adaptive: the shortlist is ids below C0, cluster i ids [Ci, Ci+1) (implies\n"
@@ -117,12 +120,12 @@ static void usage(FILE *f)
             "      --resume FILE      continue exactly from a checkpoint (FILE or FILE.last) with its saved flags\n"
             "                         and validation data (the --valid file is opened again). Given again, these\n"
             "                         take the new value: --epochs --patience --lr --clip --weight-decay --schedule\n"
-            "                         --lr-decay --decay-after --warmup --dropout and the regularization flags\n"
-            "                         --valid, and at an epoch boundary\n"
-            "                         --batch --reset-state --valid-frac; as do -o --log --log-every --threads\n"
+            "                         --lr-decay --decay-after --warmup --dropout --valid, the regularization\n"
+            "                         flags, and at an epoch boundary --batch --reset-state --valid-frac; as do\n"
+            "                         -o --log --log-every --threads\n"
             "                         --time-limit --mem-budget -q. The model's --cell --layers --hidden --emb\n"
-            "                         --tie/--no-tie --init-scale --forget-bias --peephole --softmax --cutoffs --div,\n"
-            "                         --optim and --seed cannot change\n"
+            "                         --tie/--no-tie --init-scale --forget-bias --peephole --attention --softmax\n"
+            "                         --cutoffs --div, --optim and --seed cannot change\n"
             "      --seed N           random seed (default 1)\n"
             "      --threads N        BLAS threads (default: all cores; under mpirun, the cores / ranks per machine)\n"
             "      --no-overlap       under mpirun: reduce the gradients in one MPI_Allreduce after backward (default:\n"
@@ -150,8 +153,8 @@ static void usage(FILE *f)
 
 enum { O_VALID = 256, O_VFRAC, O_MEM, O_CELL, O_LAYERS, O_HIDDEN, O_EMB, O_TIE, O_NOTIE, O_DROP, O_INIT, O_FB,
        O_OPTIM, O_LR, O_WD, O_CLIP, O_SCHED, O_DECAY, O_AFTER, O_WARM, O_BATCH, O_EPOCHS, O_PAT, O_RESET,
-       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_NOOVERLAP, O_SOFTMAX, O_CUTOFFS, O_DIV, O_PEEP, O_DROP_IN, O_DROP_HID, O_LOCKED, O_NOLOCKED, O_DROP_WORDS, O_WDROP,
-       O_AR, O_TAR, O_END };
+       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_NOOVERLAP, O_SOFTMAX, O_CUTOFFS, O_DIV, O_PEEP, O_ATT,
+       O_DROP_IN, O_DROP_HID, O_LOCKED, O_NOLOCKED, O_DROP_WORDS, O_WDROP, O_AR, O_TAR, O_END };
 
 
 typedef struct {
@@ -191,6 +194,7 @@ static void parse_args(opts_t *o, int argc, char **argv)
         {"log-every", required_argument, 0, O_LOGEVERY}, {"no-overlap", no_argument, 0, O_NOOVERLAP},
         {"softmax", required_argument, 0, O_SOFTMAX}, {"cutoffs", required_argument, 0, O_CUTOFFS},
         {"div", required_argument, 0, O_DIV}, {"peephole", no_argument, 0, O_PEEP},
+        {"attention", required_argument, 0, O_ATT},
         {"dropout-in", required_argument, 0, O_DROP_IN}, {"dropout-hidden", required_argument, 0, O_DROP_HID},
         {"locked-dropout", no_argument, 0, O_LOCKED}, {"no-locked-dropout", no_argument, 0, O_NOLOCKED},
         {"dropout-words", required_argument, 0, O_DROP_WORDS}, {"weight-drop", required_argument, 0, O_WDROP},
@@ -207,7 +211,7 @@ static void parse_args(opts_t *o, int argc, char **argv)
         case O_VFRAC: o->c.valid_frac = tool_parse_double(optarg, "--valid-frac", 0, 0.9); break;
         case O_MEM: o->mem_budget_mb = tool_parse_long(optarg, "--mem-budget", 0, 1L << 30); break;
         case O_CELL:
-            if ((o->c.model.cell = lstm_cell_from_name(optarg)) < 0) tool_die(2, "--cell: expected lstm, gru, rnn or cifg, got '%s'", optarg);
+            if ((o->c.model.cell = lstm_cell_from_name(optarg)) < 0) tool_die(2, "--cell: expected lstm, gru, rnn, cifg or lnlstm, got '%s'", optarg);
             break;
         case O_LAYERS: o->c.model.L = (int)tool_parse_long(optarg, "--layers", 1, LSTM_MAX_LAYERS); break;
         case O_HIDDEN: o->c.model.H = (int)tool_parse_long(optarg, "--hidden", 1, 16384); break;
@@ -275,6 +279,7 @@ static void parse_args(opts_t *o, int argc, char **argv)
             o->cutoffs = optarg;
             break;
         case O_PEEP: o->c.model.peephole = 1; break;
+        case O_ATT: o->c.model.attention = (int)tool_parse_long(optarg, "--attention", 0, LSTM_MAX_ATTENTION); break;
         case O_DIV: o->c.model.div = (float)tool_parse_double(optarg, "--div", 1, 1e6); break;
         case 'o': o->out_path = optarg; break;
         case 'f': o->force = 1; break;
@@ -328,7 +333,8 @@ static uint32_t given_mask(const opts_t *o)
         {O_CLIP, LSTM_TF_CLIP}, {O_SCHED, LSTM_TF_SCHEDULE}, {O_DECAY, LSTM_TF_DECAY}, {O_AFTER, LSTM_TF_AFTER},
         {O_WARM, LSTM_TF_WARMUP}, {O_BATCH, LSTM_TF_BATCH}, {O_EPOCHS, LSTM_TF_EPOCHS}, {O_PAT, LSTM_TF_PATIENCE},
         {O_RESET, LSTM_TF_RESET}, {O_SEED, LSTM_TF_SEED}, {O_VFRAC, LSTM_TF_VALID_FRAC}, {O_VALID, LSTM_TF_VALID},
-        {O_SOFTMAX, LSTM_TF_SOFTMAX}, {O_CUTOFFS, LSTM_TF_SOFTMAX}, {O_DIV, LSTM_TF_SOFTMAX}, {O_PEEP, LSTM_TF_PEEP}};
+        {O_SOFTMAX, LSTM_TF_SOFTMAX}, {O_CUTOFFS, LSTM_TF_SOFTMAX}, {O_DIV, LSTM_TF_SOFTMAX}, {O_PEEP, LSTM_TF_PEEP},
+        {O_ATT, LSTM_TF_ATT}};
     uint32_t m = 0;
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         if (given_opt(o, map[i].opt)) m |= map[i].bit;
@@ -404,6 +410,10 @@ static _Noreturn void die_conflict(uint32_t bit, const opts_t *o, const lstm_tra
     if (shape) tool_die(2, "%s cannot change when resuming (%s)", shape, model);
     if (bit == LSTM_TF_PEEP) tool_die(2, "--peephole cannot change when resuming (%s, %s)", model,
         c->peephole ? "with peepholes" : "without peepholes");
+    if (bit == LSTM_TF_ATT) {
+        if (c->attention > 0) tool_die(2, "--attention cannot change when resuming (%s, --attention %d)", model, c->attention);
+        tool_die(2, "--attention cannot change when resuming (%s, without attention)", model);
+    }
     if (bit == LSTM_TF_SOFTMAX) {
         char cuts[64] = "";
         for (int i = 0, k = 0; i < c->n_cutoffs && k >= 0 && k < (int)sizeof cuts; i++)
@@ -862,15 +872,16 @@ int main(int argc, char **argv)
 
     lstm_train_info in;
     lstm_trainer_info(t, &in);
-    char sm[96], rg[160];
+    char sm[96], rg[160], att[32] = "";
+    if (c->model.attention > 0) snprintf(att, sizeof att, " attention %d", c->model.attention);
     if (!o.quiet)
         fprintf(stderr,
-                PROG ": %s: %llu windows of %d (%s%s), vocabulary %d; %s %dx%d emb %d%s%s dropout %s, %zu parameters; "
+                PROG ": %s: %llu windows of %d (%s%s), vocabulary %d; %s %dx%d emb %d%s%s%s dropout %s, %zu parameters; "
                 "%s lr %g, batch %d%s\n",
                 tname, (unsigned long long)in.windows, in.T, in.K == 1 ? "last-token" : "next-token",
                 in.streaming ? ", streamed" : "", in.V, c->model.peephole ? "lstm+peephole" : lstm_cell_name(c->model.cell),
                 c->model.L, c->model.H,
-                c->model.E, c->model.tie ? " tied" : "", softmax_desc(&c->model, sm, sizeof sm), reg_desc(&c->model, rg, sizeof rg),
+                c->model.E, c->model.tie ? " tied" : "", att, softmax_desc(&c->model, sm, sizeof sm), reg_desc(&c->model, rg, sizeof rg),
                 in.weights, optim_name(c->optim),
                 c->lr, in.B, in.valid_windows ? "" : ", no validation data");
     if (!o.quiet && in.ranks > 1)
