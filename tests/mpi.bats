@@ -56,11 +56,13 @@ rank_pid() {
     return 1
 }
 
-@test "2 ranks x 10 lanes give the weights of 1 process with --batch 20 after one epoch: SGD, Adam, dropout, --reset-state, the model variants" {
+@test "2 ranks x 10 lanes give the weights of 1 process with --batch 20 after one epoch: SGD, Adam, dropout, --reset-state, the model variants, AWD regularization" {
     for cfg in "--optim sgd --lr 1 --dropout 0" "--optim adam --dropout 0" "--optim adam --dropout 0.3" \
                "--optim sgd --lr 1 --dropout 0.3 --reset-state --clip 0.1" "--optim adam --dropout 0 --cutoffs 8,14 --div 2" \
                "--optim adam --dropout 0.3 --cell cifg" "--optim sgd --lr 1 --dropout 0 --peephole" \
-               "--optim sgd --lr 0.01 --dropout 0.3 --cell lnlstm" "--optim adam --dropout 0.3 --attention 3 --reset-state"; do
+               "--optim sgd --lr 0.01 --dropout 0.3 --cell lnlstm" "--optim adam --dropout 0.3 --attention 3 --reset-state" \
+               "--optim adam --locked-dropout --dropout 0.3 --dropout-in 0.4 --dropout-hidden 0.2 --dropout-words 0.1 --weight-drop 0.5 --ar 2 --tar 1" \
+               "--optim sgd --lr 1 --dropout 0.2 --dropout-words 0.2 --weight-drop 0.3 --ar 1 --tar 2 --reset-state"; do
         # (lnlstm at a lower rate: a LayerNorm of W_ih x at init_scale 0.1 divides by a spread near 0.02, and
         # at --lr 0.1 this tiny model trains where SGD magnifies the ranks' rounding to 5e-3 in 37 steps)
         "$TRAIN" -q $SMALL $cfg --valid "$T/valid.win" -o one.ckpt "$T/cyc.win"
@@ -79,6 +81,13 @@ rank_pid() {
     "$TRAIN" -q $SMALL --optim adam --dropout 0.3 -o a.ckpt "$T/cyc.win"
     "$TRAIN" -q $SMALL --optim adam --dropout 0.3 --seed 2 -o b.ckpt "$T/cyc.win"
     run $DIFF a.ckpt b.ckpt
+    run close_enough "$output"
+    assert_failure
+    # ... and so are other weight-drop masks alone, from the same initial weights (each rank draws the
+    # word and weight masks whole: a rank drawing its own would be this far too)
+    "$TRAIN" -q $SMALL --optim adam --dropout 0 --weight-drop 0.5 -o c.ckpt "$T/cyc.win"
+    "$TRAIN" -q $SMALL --optim adam --dropout 0 --weight-drop 0.45 -o d.ckpt "$T/cyc.win"
+    run $DIFF c.ckpt d.ckpt
     run close_enough "$output"
     assert_failure
 }

@@ -8,6 +8,15 @@ w.r.t. the initial state (and the carried-in attention memory), and the paramete
 fed the C gradients so only the update rule is compared). Every comparison: max |c - torch| relative to
 max |torch| <= 1e-4. Prints one line per case; exits 1 on any mismatch.
 
+The *_awd cases (manifest `awd 1`) are AWD-LSTM's training step (Merity et al. 2017; the structure of
+salesforce/awd-lstm-lm's model.py and main.py), one single-layer torch module per layer, on the C side's
+masks: embedded_dropout (the embedding matrix times the word mask, then the lookup), LockedDropout on
+the embeddings, between layers and on the output (a (B,1,X) mask broadcast over the T steps; the
+`_unlocked` case one mask per step), WeightDrop (AWD's: the module's weight_hh_l0 is replaced at each
+forward by the raw weight times the mask, so autograd gives the raw weight's gradient), and the loss
+cross_entropy + alpha * output.pow(2).mean() + beta * (raw_output[:, 1:] - raw_output[:, :-1]).pow(2).mean();
+compared: the NLL, AR + TAR, every parameter gradient and the initial state's.
+
 usage: torch_crosscheck.py DIR
 """
 import os
@@ -137,8 +146,122 @@ class Attention(torch.nn.Module):
         return torch.stack(outs, 1)
 
 
+class WeightDrop(torch.nn.Module):
+    """AWD-LSTM's WeightDrop (DropConnect on weight_hh_l0) with a given mask instead of a random one:
+    the parameter becomes weight_hh_raw, and every forward sets the module's weight_hh_l0 to
+    weight_hh_raw * mask (torch.nn.RNNBase.__setattr__ refreshes the weights its kernel reads)."""
+
+    def __init__(self, module, mask):
+        super().__init__()
+        raw = module.weight_hh_l0
+        del module._parameters["weight_hh_l0"]
+        self.module, self.mask = module, mask
+        self.weight_hh_raw = torch.nn.Parameter(raw.data.clone())
+
+    def forward(self, *args):
+        setattr(self.module, "weight_hh_l0", self.weight_hh_raw * self.mask)
+        return self.module(*args)
+
+
+def check_awd_case(d, info, tensors):
+    V, E, H, L, B, T = (int(info[k]) for k in ("V", "E", "H", "L", "B", "T"))
+    cell, tie, locked = info["cell"], int(info["tie"]), int(info["locked"])
+    alpha, beta = float(info["ar"]), float(info["tar"])
+    shape = {n: ((a, b) if n.split(".")[-1].startswith("w") or n == "emb" else (a,)) for n, a, b in tensors}
+    P = {n: load(d, f"param.{n}.f32", shape[n]) for n in shape}
+    G = {n: load(d, f"grad.{n}.f32", shape[n]) for n in shape}
+    g = 4 if cell == "lstm" else 3
+    nt = 1 if locked else T
+    m_in = load(d, "mask_in.f32", (B, nt, E))
+    m_hid = load(d, "mask_hidden.f32", (L - 1, B, nt, H))
+    m_out = load(d, "mask_out.f32", (B, nt, H))
+    m_words = load(d, "mask_words.f32", (V,))
+    m_whh = load(d, "mask_whh.f32", (L, g * H, H))
+
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(V, E).double()
+    layers = []
+    for k in range(L):
+        In = E if k == 0 else H
+        if cell == "cifg":
+            layers.append(ManualLSTM("cifg", In, H, 1).double())
+        else:
+            layers.append({"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](In, H, num_layers=1, batch_first=True).double())
+    lin = torch.nn.Linear(H, V).double()
+    named = {"emb": emb.weight, "out.b": lin.bias}
+    for k, rnn in enumerate(layers):
+        for ours, theirs in (("w_ih", "weight_ih_l0"), ("b_ih", "bias_ih_l0"), ("b_hh", "bias_hh_l0")):
+            named[f"l{k}.{ours}"] = getattr(rnn, theirs)
+        layers[k] = WeightDrop(rnn, m_whh[k])
+        named[f"l{k}.w_hh"] = layers[k].weight_hh_raw
+    if tie:
+        lin.weight = emb.weight
+    else:
+        named["out.w"] = lin.weight
+    if set(named) != set(P):
+        raise SystemExit(f"{d}: tensors {sorted(P)} but torch model has {sorted(named)}")
+    with torch.no_grad():
+        for n, p in named.items():
+            p.copy_(P[n])
+
+    inputs = load(d, "inputs.u32", (B, T), "<u4")
+    targets = load(d, "targets.u32", (B, T), "<u4")
+    h0 = load(d, "h0.f32", (L, B, H)).requires_grad_(True)
+    c0 = load(d, "c0.f32", (L, B, H)).requires_grad_(True)
+
+    def lockdrop(x, mask):  # AWD's LockedDropout with the mask given: (B,1,X) over every step
+        return x * mask
+
+    # embedded_dropout: the dropped matrix (whole rows), then the lookup
+    x = F.embedding(inputs, emb.weight * m_words[:, None])
+    x = lockdrop(x, m_in)
+    raw_output = None
+    for k, rnn in enumerate(layers):
+        state = h0[k:k + 1] if cell == "gru" else (h0[k:k + 1], c0[k:k + 1])
+        raw_output, _ = rnn(x, state)
+        x = lockdrop(raw_output, m_hid[k]) if k < L - 1 else raw_output
+    output = lockdrop(raw_output, m_out)
+    logits = lin(output)
+    nll = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=0)
+    reg = alpha * output.pow(2).mean() + beta * (raw_output[:, 1:] - raw_output[:, :-1]).pow(2).mean()
+    # how much of the gradient is the regularizers' (the comparison below must see them)
+    top = named[f"l{L - 1}.w_hh"]
+    reg_share = float(torch.autograd.grad(reg, top, retain_graph=True)[0].norm()
+                      / torch.autograd.grad(nll + reg, top, retain_graph=True)[0].norm())
+    (nll + reg).backward()
+
+    errors = []
+    worst = 0.0
+
+    def cmp(what, c, t):
+        r = rel(c, t)
+        if not r <= TOL:
+            errors.append(f"{what}: relative difference {r:.3g}")
+        return r
+
+    for what, key, t in (("loss (NLL)", "loss", nll), ("AR + TAR", "reg", reg)):
+        c = float(info[key])
+        if not abs(c - t.item()) <= TOL * abs(t.item()):
+            errors.append(f"{what}: C {c!r} torch {t.item()!r}")
+        worst = max(worst, abs(c - t.item()) / abs(t.item()))
+    if int(info["count"]) != int((targets != 0).sum()):
+        errors.append("count of unmasked targets differs")
+    for n, p in named.items():
+        worst = max(worst, cmp(f"grad {n}", G[n], p.grad))
+    worst = max(worst, cmp("grad h0", load(d, "dh0.f32", (L, B, H)), h0.grad))
+    if cell in ("lstm", "cifg"):
+        worst = max(worst, cmp("grad c0", load(d, "dc0.f32", (L, B, H)), c0.grad))
+    # the masks did something (dropped weights, words and units) and AR + TAR weigh in the gradient
+    if not ((m_whh == 0).any() and (m_words[inputs] == 0).any() and (m_in == 0).any() and reg_share > 0.05):
+        errors.append(f"the masks or the regularizers are trivial (AR + TAR: {reg_share:.3g} of the top w_hh gradient)")
+    print(f"  {os.path.basename(d)}: AR + TAR {reg_share:.3g} of the top w_hh gradient", file=sys.stderr)
+    return errors, worst
+
+
 def check_case(d):
     info, tensors = read_manifest(os.path.join(d, "manifest.txt"))
+    if info.get("awd") == "1":
+        return check_awd_case(d, info, tensors)
     V, E, H, L, B, T = (int(info[k]) for k in ("V", "E", "H", "L", "B", "T"))
     cell, tie = info["cell"], int(info["tie"])
     adaptive = info.get("softmax") == "adaptive"

@@ -53,7 +53,8 @@ suggests_w3() {
     assert_success
     assert_output --partial 'lstm-tok < chats.csv | lstm-window -L 15 | lstm-train'
     for f in --valid --valid-frac --cell --layers --hidden --emb --tie --dropout --optim --lr --lr-decay \
-             --decay-after --clip --batch --epochs --patience --seed --threads --init-scale --resume --log; do
+             --decay-after --clip --batch --epochs --patience --seed --threads --init-scale --resume --log \
+             --dropout-in --dropout-hidden --locked-dropout --no-locked-dropout --dropout-words --weight-drop --ar --tar; do
         assert_output --partial -- "$f"
     done
     run "$TRAIN" --version
@@ -124,6 +125,67 @@ suggests_w3() {
     run --separate-stderr "$TRAIN" --valid "$T/cyc.win" --valid-frac 0.1 "$T/cyc.win"
     assert_failure 2
     assert_equal "$stderr" 'lstm-train: --valid and --valid-frac exclude each other'
+    for f in --dropout-in --dropout-hidden --dropout-words --weight-drop; do
+        run --separate-stderr "$TRAIN" $f 1 "$T/cyc.win"
+        assert_failure 2
+        assert_equal "$stderr" "lstm-train: $f: expected a number from 0 to 0.95, got '1'"
+    done
+    run --separate-stderr "$TRAIN" --ar -1 "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --ar: expected a number from 0 to 1e+06, got '-1'"
+    run --separate-stderr "$TRAIN" --tar x "$T/cyc.win"
+    assert_failure 2
+    assert_equal "$stderr" "lstm-train: --tar: expected a number from 0 to 1e+06, got 'x'"
+}
+
+@test "AWD regularization: trains, is recorded in the checkpoint, kept on resume and changed as --dropout is, and leaves evaluation alone" {
+    local AWD="--locked-dropout --dropout 0.3 --dropout-in 0.4 --dropout-hidden 0.2 --dropout-words 0.1 --weight-drop 0.5 --ar 2 --tar 1"
+    local desc="dropout 0.3 locked (in 0.4, hidden 0.2), words 0.1, weight drop 0.5, AR 2, TAR 1, "
+    run --separate-stderr "$TRAIN" $SMALL --epochs 1 $AWD --valid "$T/valid.win" -o awd.ckpt "$T/cyc.win"
+    assert_success
+    [[ "${stderr_lines[0]}" == *"$desc"* ]]
+    run "$DUMP" awd.ckpt.last
+    for kv in dropout=0.300000012 dropout_in=0.400000006 dropout_hidden=0.200000003 locked_dropout=1 \
+              dropout_words=0.100000001 weight_drop=0.5 ar=2 tar=1; do
+        assert_line "  $kv"
+    done
+    # they change what training does: plain --dropout 0.3 reaches other weights
+    "$TRAIN" -q $SMALL --epochs 1 --dropout 0.3 --valid "$T/valid.win" -o plain.ckpt "$T/cyc.win"
+    [ "$(params_sum awd.ckpt.last)" != "$(params_sum plain.ckpt.last)" ]
+    # resumed without the flags, the run keeps them: 1 epoch + resume 1 = 2 epochs, bit for bit
+    "$TRAIN" -q $SMALL --epochs 2 $AWD --valid "$T/valid.win" -o two.ckpt "$T/cyc.win"
+    run --separate-stderr "$TRAIN" --resume awd.ckpt.last --epochs 2 "$T/cyc.win"
+    assert_success
+    [[ "${stderr_lines[0]}" == *"$desc"* ]]
+    assert_equal "$(params_sum awd.ckpt.last)" "$(params_sum two.ckpt.last)"
+    # given again, each takes the new value
+    run --separate-stderr "$TRAIN" --resume awd.ckpt.last --epochs 3 --weight-drop 0.2 --no-locked-dropout --ar 0 \
+        --dropout-in 0.1 "$T/cyc.win"
+    assert_success
+    [[ "${stderr_lines[0]}" == *"dropout 0.3 (in 0.1, hidden 0.2), words 0.1, weight drop 0.2, TAR 1, "* ]]
+    best=$(sed -n 's/.*best valid ppl \([0-9.]*\) (epoch.*/\1/p' <<< "$stderr")
+    run "$DUMP" awd.ckpt.last
+    assert_line "  weight_drop=0.200000003"
+    assert_line "  dropout_in=0.100000001"
+    assert_line "  tar=1"
+    refute_line "  locked_dropout=1"
+    refute_line --regexp '^  ar='
+    # evaluation is the weights' alone: the same report, to the byte, as those weights with no
+    # regularizer in their config, and the perplexity of the trainer's validation (its 20 lanes)
+    [ -n "$best" ]
+    "${LSTM_TESTBIN:-$BATS_TEST_DIRNAME/../build/tests}/test_modelfile" plain awd.ckpt none.ckpt
+    run "$DUMP" none.ckpt
+    assert_line "  dropout=0"
+    refute_output --partial "weight_drop"
+    for args in "--json -k 3" "--batch 20"; do
+        run --separate-stderr "$LSTM_BIN/lstm-eval" -m awd.ckpt $args "$T/valid.win"
+        assert_success
+        a=${output//awd.ckpt/M}
+        run --separate-stderr "$LSTM_BIN/lstm-eval" -m none.ckpt $args "$T/valid.win"
+        assert_equal "$a" "${output//none.ckpt/M}"
+    done
+    assert_line --regexp "^perplexity $best \\(nll .*, stateful, batch 20\\)"
+    assert_equal "$("$LSTM_BIN/lstm-sample" -m awd.ckpt --suggest 3 'w3 w4 ')" "$("$LSTM_BIN/lstm-sample" -m none.ckpt --suggest 3 'w3 w4 ')"
 }
 
 @test "--valid with another tokenizer is refused" {

@@ -40,6 +40,16 @@ int lstm_model_config_format(const lstm_model_config *c, char *buf, size_t cap)
         int k = snprintf(buf + n, cap - (size_t)n, "attention=%d\n", c->attention);
         if (k < 0 || (size_t)(n += k) >= cap) return LSTM_E_TOOBIG;
     }
+    /* training-only regularization, each key only when set (a config without them reads as before) */
+    const struct { const char *key; float v; int on; } reg[] = {
+        {"dropout_in", c->dropout_in, c->dropout_in >= 0}, {"dropout_hidden", c->dropout_hidden, c->dropout_hidden >= 0},
+        {"locked_dropout", 1, c->locked != 0}, {"dropout_words", c->dropout_words, c->dropout_words > 0},
+        {"weight_drop", c->weight_drop, c->weight_drop > 0}, {"ar", c->ar, c->ar > 0}, {"tar", c->tar, c->tar > 0}};
+    for (size_t i = 0; i < sizeof reg / sizeof *reg; i++) {
+        if (!reg[i].on) continue;
+        int k = snprintf(buf + n, cap - (size_t)n, "%s=%.9g\n", reg[i].key, (double)reg[i].v);
+        if (k < 0 || (size_t)(n += k) >= cap) return LSTM_E_TOOBIG;
+    }
     if (c->softmax == LSTM_SOFTMAX_ADAPTIVE) {
         /* only adaptive models carry the keys: a full-softmax config reads as before */
         int k = snprintf(buf + n, cap - (size_t)n, "softmax=adaptive\ncutoffs=");
@@ -87,6 +97,22 @@ int lstm_model_config_parse(lstm_model_config *c, const char *t, size_t len)
     c->attention = 0;
     prc = lstm_kv_get(t, len, "attention", pv, sizeof pv);
     if (prc == LSTM_OK ? kv_int(t, len, "attention", &c->attention) != LSTM_OK : prc != LSTM_E_NOTFOUND) return LSTM_E_FORMAT;
+    /* the regularization keys (absent: dropout_in and dropout_hidden as dropout, the rest off) */
+    struct { const char *key; float *v; float unset, lo; } reg[] = {
+        {"dropout_in", &c->dropout_in, -1.0f, 0.0f}, {"dropout_hidden", &c->dropout_hidden, -1.0f, 0.0f},
+        {"dropout_words", &c->dropout_words, 0.0f, 0.0f}, {"weight_drop", &c->weight_drop, 0.0f, 0.0f},
+        {"ar", &c->ar, 0.0f, 0.0f}, {"tar", &c->tar, 0.0f, 0.0f}};
+    for (size_t i = 0; i < sizeof reg / sizeof *reg; i++) {
+        *reg[i].v = reg[i].unset;
+        char v[64];
+        int krc = lstm_kv_get(t, len, reg[i].key, v, sizeof v);
+        if (krc == LSTM_E_NOTFOUND) continue;
+        if (krc || kv_float(t, len, reg[i].key, reg[i].v) || !(*reg[i].v >= reg[i].lo)) return LSTM_E_FORMAT;
+    }
+    char lk[8];
+    int lrc = lstm_kv_get(t, len, "locked_dropout", lk, sizeof lk);
+    c->locked = lrc == LSTM_OK && strcmp(lk, "1") == 0;
+    if (lrc == LSTM_OK ? !c->locked && strcmp(lk, "0") != 0 : lrc != LSTM_E_NOTFOUND) return LSTM_E_FORMAT;
     char sm[16];
     c->softmax = LSTM_SOFTMAX_FULL, c->n_cutoffs = 0, c->div = 4.0f;
     memset(c->cutoffs, 0, sizeof c->cutoffs);

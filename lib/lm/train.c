@@ -289,6 +289,19 @@ int lstm_train_ckpt_apply(lstm_train_ckpt *c, const lstm_train_config *g, uint32
     return 0;
 }
 
+void lstm_train_ckpt_apply_reg(lstm_train_ckpt *c, const lstm_train_config *g, uint32_t mask)
+{
+    lstm_model_config *o = &c->cfg.model;
+    const lstm_model_config *gm = &g->model;
+    if (mask & LSTM_TR_DROPOUT_IN) o->dropout_in = gm->dropout_in;
+    if (mask & LSTM_TR_DROPOUT_HIDDEN) o->dropout_hidden = gm->dropout_hidden;
+    if (mask & LSTM_TR_LOCKED) o->locked = gm->locked;
+    if (mask & LSTM_TR_DROPOUT_WORDS) o->dropout_words = gm->dropout_words;
+    if (mask & LSTM_TR_WEIGHT_DROP) o->weight_drop = gm->weight_drop;
+    if (mask & LSTM_TR_AR) o->ar = gm->ar;
+    if (mask & LSTM_TR_TAR) o->tar = gm->tar;
+}
+
 /* ------------------------------------------------------------------ set-up */
 
 /* Refuse, before allocating, what this machine cannot hold (allocations are lazy, so malloc alone
@@ -768,11 +781,16 @@ int lstm_trainer_step(lstm_trainer *t)
     int B = t->B, T = t->T;
     long cnt = lstm_batcher_get(&t->bt, s->step, t->in, t->tg, t->reset);
     if (cnt < 0) return run_fail(t, (int)cnt, LSTM_TRAIN_AT_DATA);
+    lstm_norms norms = {0, 0, 0};
     if (t->dist) {
-        /* The whole batch's targets (the loss is their mean), and whether every rank goes on. */
-        double v[3] = {(double)cnt, stop_set(t), t->time_local};
-        if ((rc = t->dist->sum(t->dist->ctx, v, 3))) return run_fail(t, rc, LSTM_TRAIN_AT_DIST);
+        /* The whole batch's targets (the loss is their mean), AR's rows and TAR's pairs, and whether
+         * every rank goes on. */
+        long rows = 0, pairs = 0;
+        if (t->cfg.model.ar > 0 || t->cfg.model.tar > 0) lstm_model_reg_counts(t->in, B, T, &rows, &pairs);
+        double v[5] = {(double)cnt, stop_set(t), t->time_local, (double)rows, (double)pairs};
+        if ((rc = t->dist->sum(t->dist->ctx, v, 5))) return run_fail(t, rc, LSTM_TRAIN_AT_DIST);
         cnt = (long)v[0];
+        norms = (lstm_norms){cnt, (long)v[3], (long)v[4]};
         if (v[1] > 0) {
             t->stop_agreed = 1;
             return 0;
@@ -790,9 +808,9 @@ int lstm_trainer_step(lstm_trainer *t)
         return 1;
     }
     lstm_model *m = &t->model;
-    /* Masks by the lane's place in the whole batch: the same on any number of ranks. */
-    if (t->cfg.model.dropout > 0)
-        lstm_model_sample_dropout_lanes(m, &t->acts, &s->rng, t->Bg, t->lane0, t->lane_step);
+    /* Masks by the lane's place in the whole batch: the same on any number of ranks (nothing is drawn
+     * when nothing drops). */
+    lstm_model_sample_dropout_lanes(m, &t->acts, &s->rng, t->Bg, t->lane0, t->lane_step);
     double loss;
     long c;
     if ((rc = lstm_model_forward(m, &t->acts, &t->st, t->in, t->tg, B, T, 1, &loss, &c)))
@@ -802,7 +820,7 @@ int lstm_trainer_step(lstm_trainer *t)
     if (t->dist) {
         /* Each rank's gradient is its targets' share of the whole batch's mean: the sum is the mean. */
         t->dist_rc = 0;
-        if ((rc = lstm_model_backward_ex(m, &t->acts, NULL, cnt, grads_ready, t)))
+        if ((rc = lstm_model_backward_ex(m, &t->acts, NULL, &norms, grads_ready, t)))
             return run_fail(t, rc, LSTM_TRAIN_AT_BACKWARD);
         if (t->dist_rc || (rc = t->dist->grads_wait(t->dist->ctx)))
             return run_fail(t, t->dist_rc ? t->dist_rc : rc, LSTM_TRAIN_AT_DIST);

@@ -270,6 +270,18 @@ int lstm_train_ckpt_mid_epoch(const lstm_train_ckpt *c);
  * epochs / patience replace the saved ones; threads, time_limit and log_every always come from given. */
 int lstm_train_ckpt_apply(lstm_train_ckpt *c, const lstm_train_config *given, uint32_t mask, uint32_t *conflict);
 
+/* The regularization flags given again (model.h's training-only settings besides dropout), as bits
+ * of a mask of their own: one LSTM_TF_* bit each would take all that is left of that mask. */
+enum {
+    LSTM_TR_DROPOUT_IN = 1u << 0, LSTM_TR_DROPOUT_HIDDEN = 1u << 1, LSTM_TR_LOCKED = 1u << 2,
+    LSTM_TR_DROPOUT_WORDS = 1u << 3, LSTM_TR_WEIGHT_DROP = 1u << 4, LSTM_TR_AR = 1u << 5, LSTM_TR_TAR = 1u << 6
+};
+
+/* After lstm_train_ckpt_apply: the fields of given->model the mask names replace the saved ones. They
+ * act in training only, as dropout does, so each may change at any resume, mid-epoch included (the
+ * masks drawn from then on are the new settings'). */
+void lstm_train_ckpt_apply_reg(lstm_train_ckpt *c, const lstm_train_config *given, uint32_t mask);
+
 /* The trainer continuing c exactly: weights, optimizer moments, counters, schedule, random stream and
  * the carried state of an interrupted epoch are copied (c may be closed afterwards). */
 int lstm_trainer_resume(lstm_trainer **out, const lstm_train_ckpt *c, const lstm_train_io *io, lstm_train_error *err);

@@ -1,5 +1,5 @@
-/* model.c: the flat parameter layout, init, dropout, and the window forward / backward and inference
- * step that chain the kernels of cells.c (see model.h). */
+/* model.c: the flat parameter layout, init, dropout and the other regularizers, and the window forward /
+ * backward and inference step that chain the kernels of cells.c (see model.h). */
 #include "model.h"
 
 #include <cblas.h>
@@ -27,6 +27,7 @@ void lstm_model_config_default(lstm_model_config *cfg)
     cfg->init_scale = 0.1f;
     cfg->softmax = LSTM_SOFTMAX_FULL;
     cfg->div = 4.0f;
+    cfg->dropout_in = cfg->dropout_hidden = -1.0f;
 }
 
 int lstm_model_config_check(const lstm_model_config *cfg)
@@ -36,6 +37,10 @@ int lstm_model_config_check(const lstm_model_config *cfg)
     if (cfg->tie && cfg->E != cfg->H) return LSTM_E_ARG;
     if (cfg->peephole && (cfg->peephole != 1 || cfg->cell != LSTM_CELL_LSTM)) return LSTM_E_ARG;
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f)) return LSTM_E_ARG;
+    if (!(cfg->dropout_in < 1.0f) || !(cfg->dropout_hidden < 1.0f) || (cfg->locked != 0 && cfg->locked != 1)) return LSTM_E_ARG;
+    if (!(cfg->dropout_words >= 0.0f && cfg->dropout_words < 1.0f) || !(cfg->weight_drop >= 0.0f && cfg->weight_drop < 1.0f))
+        return LSTM_E_ARG;
+    if (!(cfg->ar >= 0.0f && cfg->ar < 1e30f) || !(cfg->tar >= 0.0f && cfg->tar < 1e30f)) return LSTM_E_ARG;
     if (cfg->attention < 0 || cfg->attention > LSTM_MAX_ATTENTION) return LSTM_E_ARG;
     /* keep every GEMM dimension and row offset within int */
     if ((long long)cfg->V * cfg->H > (1LL << 30) || (long long)cfg->V * cfg->E > (1LL << 30) ||
@@ -459,10 +464,16 @@ static size_t carve_acts(lstm_acts *a, const lstm_model *m, float *base, int B, 
         a->logits = take(base, &cur, N * c->V);
         a->lse = take(base, &cur, N);
     }
-    if (c->dropout > 0.0f) {
-        a->mask_emb = take(base, &cur, N * E);
-        for (int l = 1; l < c->L; l++) a->mask_mid[l] = take(base, &cur, N * H);
-        a->mask_out = take(base, &cur, N * H);
+    /* only the sites that drop have masks (take() of 0 floats would still hand out a pointer) */
+    float p_in = lstm_model_p_in(c), p_mid = lstm_model_p_hidden(c);
+    a->mask_emb = p_in > 0.0f ? take(base, &cur, N * E) : NULL;
+    for (int l = 1; l < c->L; l++) a->mask_mid[l] = p_mid > 0.0f ? take(base, &cur, N * H) : NULL;
+    a->mask_out = c->dropout > 0.0f ? take(base, &cur, N * H) : NULL;
+    a->mask_words = c->dropout_words > 0.0f ? take(base, &cur, (size_t)c->V) : NULL;
+    if (c->weight_drop > 0.0f) {
+        for (int l = 0; l < c->L; l++) a->mask_whh[l] = take(base, &cur, (size_t)GH * H);
+        a->whh_drop = take(base, &cur, (size_t)GH * H);
+        a->dwhh = take(base, &cur, (size_t)GH * H);
     }
     a->scratch.dxg = take(base, &cur, N * GH);
     a->scratch.dhg = c->cell == LSTM_CELL_GRU || c->cell == LSTM_CELL_LNLSTM ? take(base, &cur, N * GH) : a->scratch.dxg;
@@ -523,46 +534,94 @@ float *lstm_acts_logits(const lstm_acts *a, const lstm_model *m, int b, int t)
     return a->row_lp;
 }
 
-static void fill_mask(float *mask, size_t n, float p, lstm_rng *rng)
+/* Whether lstm_model_sample_dropout_lanes has anything to draw for this config. */
+static int any_dropout(const lstm_model_config *c)
 {
-    float keep = 1.0f / (1.0f - p);
-    for (size_t k = 0; k < n; k++) mask[k] = lstm_rng_uniform(rng) < p ? 0.0f : keep;
+    return lstm_model_p_in(c) > 0.0f || lstm_model_p_hidden(c) > 0.0f || c->dropout > 0.0f;
 }
 
 void lstm_model_sample_dropout(const lstm_model *m, lstm_acts *a, lstm_rng *rng)
 {
-    const lstm_model_config *c = &m->cfg;
-    if (!(c->dropout > 0.0f) || !a->mask_emb) return;
-    size_t N = (size_t)a->Bmax * a->Tmax;
-    fill_mask(a->mask_emb, N * c->E, c->dropout, rng);
-    for (int l = 1; l < c->L; l++) fill_mask(a->mask_mid[l], N * c->H, c->dropout, rng);
-    fill_mask(a->mask_out, N * c->H, c->dropout, rng);
+    lstm_model_sample_dropout_lanes(m, a, rng, a->Bmax, 0, 1);
+}
+
+/* mask[k] for k < n: 0 with probability p, else 1/(1-p), from draws base + k of rng's stream. */
+static void mask_at(float *mask, size_t n, float p, const lstm_rng *rng, uint64_t base)
+{
+    float keep = 1.0f / (1.0f - p);
+    for (size_t k = 0; k < n; k++) mask[k] = lstm_rng_uniform_at(rng, base + k) < p ? 0.0f : keep;
 }
 
 void lstm_model_sample_dropout_lanes(const lstm_model *m, lstm_acts *a, lstm_rng *rng, int Bg, int lane0,
                                      int lane_step)
 {
     const lstm_model_config *c = &m->cfg;
-    if (!(c->dropout > 0.0f) || !a->mask_emb) return;
-    float p = c->dropout, keep = 1.0f / (1.0f - p);
-    int B = a->Bmax, T = a->Tmax, E = c->E, H = c->H;
-    /* lstm_model_sample_dropout's order over Bg lanes: emb (T,Bg,E), each mid (T,Bg,H), out (T,Bg,H) */
-    uint64_t N = (uint64_t)Bg * (uint64_t)T;
-    for (int b = 0; b < B; b++) {
-        uint64_t g = (uint64_t)lane0 + (uint64_t)b * (uint64_t)lane_step;
-        for (int t = 0; t < T; t++) {
-            size_t row = (size_t)t * B + b;
-            uint64_t grow = (uint64_t)t * Bg + g, base = grow * E;
-            for (int k = 0; k < E; k++) a->mask_emb[row * E + k] = lstm_rng_uniform_at(rng, base + k) < p ? 0.0f : keep;
-            for (int l = 1; l < c->L; l++) {
-                base = N * E + (uint64_t)(l - 1) * N * H + grow * H;
-                for (int k = 0; k < H; k++) a->mask_mid[l][row * H + k] = lstm_rng_uniform_at(rng, base + k) < p ? 0.0f : keep;
+    int B = a->Bmax, T = a->Tmax, E = c->E, H = c->H, L = c->L;
+    float p[3] = {lstm_model_p_in(c), lstm_model_p_hidden(c), c->dropout};
+    if (any_dropout(c)) {
+        /* lstm_model_sample_dropout's order over Bg lanes: emb (T,Bg,E), each mid (T,Bg,H), out (T,Bg,H);
+         * locked, one step's worth: emb (Bg,E), each mid (Bg,H), out (Bg,H). A site whose p is 0 keeps
+         * its place in the stream, so the others draw what they draw with it on. */
+        uint64_t N = (uint64_t)Bg * (uint64_t)(c->locked ? 1 : T);
+        for (int b = 0; b < B; b++) {
+            uint64_t g = (uint64_t)lane0 + (uint64_t)b * (uint64_t)lane_step;
+            for (int t = 0; t < T; t++) {
+                size_t row = (size_t)t * B + b;
+                if (c->locked && t > 0) { /* the lane's mask of step 0, at every step */
+                    size_t row0 = (size_t)b;
+                    if (a->mask_emb) memcpy(a->mask_emb + row * E, a->mask_emb + row0 * E, (size_t)E * sizeof(float));
+                    for (int l = 1; l < L; l++)
+                        if (a->mask_mid[l])
+                            memcpy(a->mask_mid[l] + row * H, a->mask_mid[l] + row0 * H, (size_t)H * sizeof(float));
+                    if (a->mask_out) memcpy(a->mask_out + row * H, a->mask_out + row0 * H, (size_t)H * sizeof(float));
+                    continue;
+                }
+                uint64_t grow = (uint64_t)t * Bg + g;
+                if (a->mask_emb) mask_at(a->mask_emb + row * E, (size_t)E, p[0], rng, grow * E);
+                for (int l = 1; l < L; l++)
+                    if (a->mask_mid[l])
+                        mask_at(a->mask_mid[l] + row * H, (size_t)H, p[1], rng, N * E + (uint64_t)(l - 1) * N * H + grow * H);
+                if (a->mask_out) mask_at(a->mask_out + row * H, (size_t)H, p[2], rng, N * E + (uint64_t)(L - 1) * N * H + grow * H);
             }
-            base = N * E + (uint64_t)(c->L - 1) * N * H + grow * H;
-            for (int k = 0; k < H; k++) a->mask_out[row * H + k] = lstm_rng_uniform_at(rng, base + k) < p ? 0.0f : keep;
         }
+        lstm_rng_skip(rng, N * E + (uint64_t)L * N * H);
     }
-    lstm_rng_skip(rng, N * E + (uint64_t)c->L * N * H);
+    /* the per-window masks: every share of the batch draws the whole of them */
+    if (c->dropout_words > 0.0f) {
+        if (a->mask_words) mask_at(a->mask_words, (size_t)c->V, c->dropout_words, rng, 0);
+        lstm_rng_skip(rng, (uint64_t)c->V);
+    }
+    if (c->weight_drop > 0.0f) {
+        size_t n = (size_t)m->G * H * H;
+        for (int l = 0; l < L; l++)
+            if (a->mask_whh[l]) mask_at(a->mask_whh[l], n, c->weight_drop, rng, (uint64_t)l * n);
+        lstm_rng_skip(rng, (uint64_t)L * n);
+    }
+}
+
+void lstm_model_reg_counts(const uint32_t *inputs, int B, int T, long *rows, long *pairs)
+{
+    long r = 0, q = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const uint32_t *x = inputs + (size_t)b * T + t;
+            if (x[0] == 0) continue;
+            r++;
+            if (t > 0 && x[-1] != 0) q++;
+        }
+    if (rows) *rows = r;
+    if (pairs) *pairs = q;
+}
+
+double lstm_model_reg_loss(const lstm_model *m, const lstm_acts *a, long rows, long pairs)
+{
+    const lstm_model_config *c = &m->cfg;
+    double H = (double)c->H, v = 0.0;
+    if (rows <= 0) rows = a->ar_rows;
+    if (pairs <= 0) pairs = a->tar_pairs;
+    if (c->ar > 0.0f && rows > 0) v += (double)c->ar * a->ar_sum / (H * (double)rows);
+    if (c->tar > 0.0f && pairs > 0) v += (double)c->tar * a->tar_sum / (H * (double)pairs);
+    return v;
 }
 
 /* y = x (* mask when mask is not NULL). */
@@ -598,6 +657,35 @@ static void dequant_pending(lstm_model *m)
     pthread_mutex_unlock(&q_lock);
 }
 
+/* a->whh_drop = w_hh * layer l's weight-drop mask; returns it. */
+static const float *drop_whh(const lstm_model *m, lstm_acts *a, int l, const float *w_hh)
+{
+    const float *mk = a->mask_whh[l];
+    for (size_t k = 0, n = (size_t)m->G * m->cfg.H * m->cfg.H; k < n; k++) a->whh_drop[k] = w_hh[k] * mk[k];
+    return a->whh_drop;
+}
+
+/* AR's and TAR's sums of squares and counts (model.h) over the window: in (T,B) time-major, h (T,B,H)
+ * the top layer's output. */
+static void reg_sums(lstm_acts *a, const uint32_t *in, const float *h, int B, int T, int H)
+{
+    double ar = 0.0, tar = 0.0;
+    long rows = 0, pairs = 0;
+    for (size_t r = 0, N = (size_t)B * T; r < N; r++) {
+        if (in[r] == 0) continue;
+        const float *x = a->out_in + r * H, *hr = h + r * H;
+        for (int j = 0; j < H; j++) ar += (double)x[j] * x[j];
+        rows++;
+        if (r < (size_t)B || in[r - B] == 0) continue;
+        for (int j = 0; j < H; j++) {
+            double d = (double)hr[j] - hr[j - (ptrdiff_t)B * H];
+            tar += d * d;
+        }
+        pairs++;
+    }
+    a->ar_sum = ar, a->tar_sum = tar, a->ar_rows = rows, a->tar_pairs = pairs;
+}
+
 int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32_t *inputs,
                        const uint32_t *targets, int B, int T, int train, double *loss, long *count)
 {
@@ -617,17 +705,27 @@ int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32
             in[(size_t)t * B + b] = id;
             tg[(size_t)t * B + b] = y;
         }
-    int drop = train && c->dropout > 0.0f;
+    /* in training, the masks of the sites that drop (NULL where nothing is dropped) */
+    const float *m_emb = train ? a->mask_emb : NULL, *m_words = train ? a->mask_words : NULL;
     const float *P = m->params;
     const float *emb = P + m->tensors[0].offset;
-    for (size_t r = 0; r < N; r++)
-        copy_masked(a->x0 + r * E, emb + (size_t)in[r] * E, drop ? a->mask_emb + r * E : NULL, (size_t)E);
+    for (size_t r = 0; r < N; r++) {
+        if (!m_words) {
+            copy_masked(a->x0 + r * E, emb + (size_t)in[r] * E, m_emb ? m_emb + r * E : NULL, (size_t)E);
+            continue;
+        }
+        /* (emb[id] * the word's mask) * the element's: the dropped embedding matrix, then dropout */
+        const float *e = emb + (size_t)in[r] * E, *mk = m_emb ? m_emb + r * E : NULL;
+        float sw = m_words[in[r]], *x = a->x0 + r * E;
+        for (int k = 0; k < E; k++) x[k] = mk ? e[k] * sw * mk[k] : e[k] * sw;
+    }
     for (int l = 0; l < L; l++) {
         lstm_layer_acts *la = &a->layer[l];
         int In = l == 0 ? E : H;
-        if (l > 0) copy_masked(a->xin[l], a->layer[l - 1].h + BH, drop ? a->mask_mid[l] : NULL, N * H);
+        if (l > 0) copy_masked(a->xin[l], a->layer[l - 1].h + BH, train ? a->mask_mid[l] : NULL, N * H);
         lstm_layer_w w;
         layer_w(m, P, l, &w);
+        if (train && a->mask_whh[l]) w.w_hh = drop_whh(m, a, l, w.w_hh); /* what the steps (and wpack) use */
         memcpy(la->h, st->h + l * BH, BH * sizeof(float));
         if (lstm_cell_has_c(c->cell)) memcpy(la->c, st->c + l * BH, BH * sizeof(float));
         if (m->reference)
@@ -645,7 +743,11 @@ int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32
                                                                   c->attention, H);
         top = a->att.hs;
     }
-    copy_masked(a->out_in, top, drop ? a->mask_out : NULL, N * H);
+    copy_masked(a->out_in, top, train ? a->mask_out : NULL, N * H);
+    /* AR on the output layer's (dropped) input, TAR on the top layer's own output (h* with attention is
+     * not it: AWD's raw_output is the last recurrent layer's) */
+    a->ar_sum = a->tar_sum = 0.0, a->ar_rows = a->tar_pairs = 0;
+    if (train && (c->ar > 0.0f || c->tar > 0.0f)) reg_sums(a, in, a->layer[L - 1].h + BH, B, T, H);
     double nll = 0.0;
     long cnt = 0;
     if (adaptive(m)) {
@@ -656,7 +758,7 @@ int lstm_model_forward(lstm_model *m, lstm_acts *a, lstm_state *st, const uint32
         (m->reference ? lstm_out_forward_ref : lstm_out_forward)(a->logits, a->lse, &nll, &cnt, a->out_in,
                                                                   P + out_w_offset(m), P + out_b_offset(m),
                                                                   targets ? tg : NULL, (int)N, H, V);
-    a->B = B, a->T = T, a->train = drop, a->has_targets = targets != NULL, a->count = cnt;
+    a->B = B, a->T = T, a->train = train != 0, a->has_targets = targets != NULL, a->count = cnt;
     if (loss) *loss = cnt ? nll / (double)cnt : 0.0;
     if (count) *count = cnt;
     return 0;
@@ -667,13 +769,56 @@ static void mul_mask(float *x, const float *mask, size_t n)
     for (size_t k = 0; k < n; k++) x[k] *= mask[k];
 }
 
-int lstm_model_backward(lstm_model *m, lstm_acts *a, lstm_state *dstate)
+/* d(out_in) += 2 alpha / (H rows) out_in on the rows AR averages over (inputs in (T,B), time-major), then
+ * the output mask: dout is d(out_in) on entry, the gradient of what the mask was applied to on exit. */
+static void ar_backward(const lstm_model *m, const lstm_acts *a, float *dout, long rows)
 {
-    return lstm_model_backward_ex(m, a, dstate, 0, NULL, NULL);
+    const lstm_model_config *c = &m->cfg;
+    int H = c->H;
+    size_t N = (size_t)a->B * a->T;
+    const uint32_t *in = a->ids;
+    if (c->ar > 0.0f && rows > 0) {
+        float k = (float)(2.0 * c->ar / ((double)H * (double)rows));
+        for (size_t r = 0; r < N; r++) {
+            if (in[r] == 0) continue;
+            const float *x = a->out_in + r * H;
+            float *d = dout + r * H;
+            for (int j = 0; j < H; j++) d[j] += k * x[j];
+        }
+    }
+    if (a->mask_out) mul_mask(dout, a->mask_out, N * H);
 }
 
-int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long norm, lstm_grads_ready_fn ready,
-                           void *ctx)
+/* d(h(t)) += 2 beta / (H pairs) (h(t) - h(t-1)), d(h(t-1)) -= the same, on TAR's pairs; h (T,B,H) the top
+ * layer's output, dh (T,B,H) its gradient. */
+static void tar_backward(const lstm_model *m, const lstm_acts *a, float *dh, long pairs)
+{
+    const lstm_model_config *c = &m->cfg;
+    int B = a->B, H = c->H;
+    size_t N = (size_t)B * a->T;
+    const uint32_t *in = a->ids;
+    if (!(c->tar > 0.0f) || pairs <= 0) return;
+    float k = (float)(2.0 * c->tar / ((double)H * (double)pairs));
+    const float *h = a->layer[c->L - 1].h + (size_t)B * H;
+    for (size_t r = (size_t)B; r < N; r++) {
+        if (in[r] == 0 || in[r - B] == 0) continue;
+        float *d = dh + r * H, *dp = dh + (r - B) * H;
+        const float *x = h + r * H, *xp = h + (r - B) * H;
+        for (int j = 0; j < H; j++) {
+            float v = k * (x[j] - xp[j]);
+            d[j] += v;
+            dp[j] -= v;
+        }
+    }
+}
+
+int lstm_model_backward(lstm_model *m, lstm_acts *a, lstm_state *dstate)
+{
+    return lstm_model_backward_ex(m, a, dstate, NULL, NULL, NULL);
+}
+
+int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, const lstm_norms *norm,
+                           lstm_grads_ready_fn ready, void *ctx)
 {
     const lstm_model_config *c = &m->cfg;
     int V = c->V, E = c->E, H = c->H, L = c->L, B = a->B, T = a->T;
@@ -683,7 +828,8 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long
     const uint32_t *in = a->ids, *tg = a->ids + (size_t)a->Bmax * a->Tmax;
     const float *P = m->params;
     float *Gr = m->grads;
-    long n_div = norm > 0 ? norm : a->count;
+    long n_div = norm && norm->targets > 0 ? norm->targets : a->count;
+    long rows = norm && norm->rows > 0 ? norm->rows : a->ar_rows, pairs = norm && norm->pairs > 0 ? norm->pairs : a->tar_pairs;
     float scale = n_div ? 1.0f / (float)n_div : 0.0f;
     /* Tensor k's layer: emb, then 4 per layer (5 with peepholes or LayerNorm), then the attention's 5 (in the top
      * layer's range), then out.w (untied) and out.b, or the adaptive softmax's tensors. */
@@ -700,7 +846,7 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long
                                                                     Gr + out_b_offset(m), a->logits, a->lse,
                                                                     a->out_in, P + out_w_offset(m), tg, scale,
                                                                     (int)N, H, V);
-    if (a->train) mul_mask(a->dseq[cur], a->mask_out, N * H);
+    if (a->train) ar_backward(m, a, a->dseq[cur], rows); /* AR, then the output mask */
     /* Tied, the output weight is the embedding: only out.b is final here. */
     if (ready) ready(ctx, first_out, m->n_params - first_out);
     if (c->attention > 0) { /* its tensors are final with the top layer's (they share its range) */
@@ -713,29 +859,47 @@ int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long
                                                                     &aw, B, T, c->attention, H);
         cur = 1 - cur;
     }
+    if (a->train) tar_backward(m, a, a->dseq[cur], pairs); /* on the top layer's own output */
     for (int l = L - 1; l >= 0; l--) {
         int In = l == 0 ? E : H;
         lstm_layer_w w;
         lstm_layer_g g;
         layer_w(m, P, l, &w);
         layer_g(m, Gr, l, &g);
+        int wd = a->train && a->mask_whh[l];
+        if (wd) { /* the dropped w_hh again, and its gradient apart, to be masked into w_hh's */
+            w.w_hh = drop_whh(m, a, l, w.w_hh);
+            memset(a->dwhh, 0, (size_t)m->G * H * H * sizeof(float));
+            g.w_hh = a->dwhh;
+        }
         float *dh0 = dstate ? dstate->h + l * BH : NULL, *dc0 = dstate ? dstate->c + l * BH : NULL;
         (m->reference ? lstm_cell_backward_ref : lstm_cell_backward)(c->cell, &g, a->dseq[1 - cur], dh0, dc0,
                                                                       &a->scratch, a->dseq[cur], &a->layer[l],
                                                                       a->xin[l], &w, B, T, In, H);
         cur = 1 - cur;
+        if (wd) {
+            float *gw = Gr + m->tensors[lstm_layer_tensor(c, l) + 1].offset;
+            const float *mk = a->mask_whh[l];
+            for (size_t k = 0, n = (size_t)m->G * H * H; k < n; k++) gw[k] += mk[k] * a->dwhh[k];
+        }
         if (ready) {
             size_t lo = m->tensors[lstm_layer_tensor(c, l)].offset;
             size_t hi = l + 1 < L ? m->tensors[lstm_layer_tensor(c, l + 1)].offset : first_out;
             ready(ctx, lo, hi - lo);
         }
-        if (a->train) mul_mask(a->dseq[cur], l == 0 ? a->mask_emb : a->mask_mid[l], N * In);
+        const float *mk = l == 0 ? a->mask_emb : a->mask_mid[l];
+        if (a->train && mk) mul_mask(a->dseq[cur], mk, N * In);
     }
     float *gemb = Gr + m->tensors[0].offset;
+    const float *m_words = a->train ? a->mask_words : NULL;
     for (size_t r = 0; r < N; r++) {
         float *row = gemb + (size_t)in[r] * E;
         const float *d = a->dseq[cur] + r * E;
-        for (int k = 0; k < E; k++) row[k] += d[k];
+        if (m_words) {
+            float sw = m_words[in[r]];
+            for (int k = 0; k < E; k++) row[k] += sw * d[k];
+        } else
+            for (int k = 0; k < E; k++) row[k] += d[k];
     }
     if (ready) ready(ctx, 0, m->tensors[1].offset);
     return 0;

@@ -1,6 +1,8 @@
 /* model.h: the language model: parameters in one flat block carved into named tensors, embedding ->
  * L stacked LSTM / GRU / RNN layers -> dropout -> linear -> softmax cross-entropy, forward and backward
- * over a (B,T) window with state carried across windows, dropout masks, and a one-step inference path.
+ * over a (B,T) window with state carried across windows, dropout masks and the AWD-LSTM regularizers
+ * (Merity et al. 2017: locked dropout, embedding dropout, weight drop, AR / TAR), and a one-step
+ * inference path.
  *
  * Parameters. One 64-byte aligned float block of lstm_model_num_params() floats; tensor i of the table
  * (lstm_model_tensor) starts at params + offset, a multiple of 16 floats, and holds size = shape[0] *
@@ -52,7 +54,8 @@ typedef struct {
     int cell;          /* LSTM_CELL_LSTM, LSTM_CELL_GRU, LSTM_CELL_RNN, LSTM_CELL_CIFG, LSTM_CELL_LNLSTM */
     int V, E, H, L;    /* vocabulary, embedding width, hidden width, layers (1..LSTM_MAX_LAYERS) */
     int tie;           /* output weight = embedding (requires E == H) */
-    float dropout;     /* drop probability in [0, 1) on embeddings, between layers, before the output */
+    float dropout;     /* drop probability in [0, 1) before the output layer, and on the embeddings and
+                        * between layers unless dropout_in / dropout_hidden say otherwise */
     float forget_bias; /* LSTM: initial b_ih of the f gate */
     float init_scale;  /* weights uniform in (-init_scale, init_scale) */
     int softmax;       /* LSTM_SOFTMAX_FULL, or LSTM_SOFTMAX_ADAPTIVE (adaptive.h; not with tie) */
@@ -61,7 +64,21 @@ typedef struct {
     float div;         /* adaptive: cluster i projects to floor(H / div^(i+1)) */
     int peephole;      /* LSTM only: peephole weights l<k>.peep per layer */
     int attention;     /* K in 0..LSTM_MAX_ATTENTION: the top layer attends over its last K outputs */
+    /* Regularization, in training only (forward with train = 1; see "Regularization" below). */
+    float dropout_in;     /* on the embeddings (layer 0's input), in [0, 1); < 0: dropout (AWD's dropouti) */
+    float dropout_hidden; /* on the inputs of layers 1..L-1, in [0, 1); < 0: dropout (AWD's dropouth) */
+    int locked;           /* 1: the three dropouts draw one mask per lane for the whole window (variational) */
+    float dropout_words;  /* in [0, 1): whole rows of emb dropped for the window's lookups (AWD's dropoute) */
+    float weight_drop;    /* in [0, 1): DropConnect on every layer's w_hh, one mask per window (AWD's wdrop) */
+    float ar, tar;        /* >= 0: activation and temporal activation regularization weights (alpha, beta) */
 } lstm_model_config;
+
+/* The drop probabilities the three dropout sites use (dropout_in / dropout_hidden, or dropout). */
+static inline float lstm_model_p_in(const lstm_model_config *c) { return c->dropout_in < 0 ? c->dropout : c->dropout_in; }
+static inline float lstm_model_p_hidden(const lstm_model_config *c)
+{
+    return c->dropout_hidden < 0 ? c->dropout : c->dropout_hidden;
+}
 
 /* Index in the tensor table of layer l's first tensor (l<l>.w_ih); l = L gives the output layer's
  * (after the attention's five when cfg.attention > 0). */
@@ -136,9 +153,15 @@ typedef struct {
     lstm_asm_acts as;             /* the adaptive softmax's (instead of logits) */
     float *row_lp, *row_scratch;  /* adaptive: lstm_acts_logits' row (V) and its scratch */
     float *lse;                   /* (T,B) */
-    float *mask_emb;              /* (T,B,E) 0 or 1/(1-p) */
-    float *mask_mid[LSTM_MAX_LAYERS]; /* (T,B,H) on the input of layer k >= 1 */
-    float *mask_out;              /* (T,B,H) */
+    float *mask_emb;              /* (T,B,E) 0 or 1/(1-p), or NULL when that site's p is 0 */
+    float *mask_mid[LSTM_MAX_LAYERS]; /* (T,B,H) on the input of layer k >= 1, or NULL */
+    float *mask_out;              /* (T,B,H), or NULL (locked: each lane's row repeated over T) */
+    float *mask_words;            /* (V) dropout_words: 0 or 1/(1-p) per embedding row, or NULL */
+    float *mask_whh[LSTM_MAX_LAYERS]; /* (G*H,H) weight_drop: 0 or 1/(1-p) per w_hh entry, or NULL */
+    float *whh_drop;              /* (G*H,H) the dropped w_hh of the layer being run, or NULL */
+    float *dwhh;                  /* (G*H,H) backward: the gradient w.r.t. the dropped w_hh, or NULL */
+    double ar_sum, tar_sum;       /* of the last forward (train): sums of squares AR and TAR average */
+    long ar_rows, tar_pairs;      /* ... and what they average over (regularization below) */
     lstm_layer_scratch scratch;
     float *dseq[2];               /* (T,B,max(E,H)) gradients flowing down the stack (ping-pong) */
     size_t bytes;                 /* memory held by these activations (for memory reports) */
@@ -156,11 +179,14 @@ typedef struct {
     float *att;    /* attention scratch (lstm_att_step_floats) */
 } lstm_infer;
 
-/* Defaults: LSTM, V=10000, E=H=200, L=2, no tying, dropout 0, forget_bias 1, init_scale 0.1. */
+/* Defaults: LSTM, V=10000, E=H=200, L=2, no tying, dropout 0, forget_bias 1, init_scale 0.1; dropout_in
+ * and dropout_hidden -1 (as dropout), no other regularization. */
 void lstm_model_config_default(lstm_model_config *cfg);
 
 /* 0 or LSTM_E_ARG (unknown cell, sizes < 1, L > LSTM_MAX_LAYERS, tie with E != H, dropout out of
- * [0,1), an adaptive softmax with tie or cutoffs / div lstm_asm_shape_init refuses). */
+ * [0,1), dropout_in / dropout_hidden not below 1, dropout_words / weight_drop out of [0,1), ar / tar
+ * negative or not finite, locked not 0 or 1, an adaptive softmax with tie or cutoffs / div
+ * lstm_asm_shape_init refuses). */
 int lstm_model_config_check(const lstm_model_config *cfg);
 
 /* The tensor table a config implies; returns the flat size in floats (0 for an invalid config). */
@@ -215,14 +241,43 @@ void lstm_acts_free(lstm_acts *a);
  * input, valid until the next call. */
 float *lstm_acts_logits(const lstm_acts *a, const lstm_model *m, int b, int t);
 
-/* Draws fresh dropout masks for the whole (Bmax,Tmax) window; forward with train = 1 applies them. */
+/* Regularization (Merity, Keskar & Socher 2017, "Regularizing and optimizing LSTM language models"),
+ * all of it in forward / backward with train = 1 only, with the masks the last sample drew:
+ *   dropout     x * m, m = 0 with probability p else 1/(1-p), on the embedded inputs (p_in), the inputs
+ *               of layers 1..L-1 (p_hidden) and the output layer's input (dropout); one m per element of
+ *               (T,B,X), or with locked one per (b, k) shared by the window's T steps
+ *   words       x0(t,b) = emb[id] * m[id] (* the dropout above): m per vocabulary row, per window, so a
+ *               dropped word is dropped at every occurrence in the batch (the output layer, tied or
+ *               not, reads the undropped emb)
+ *   weight drop each layer runs with w_hh * M, M per entry per window (the same at every step and
+ *               lane); the gradient of w_hh is M times the gradient of the dropped matrix
+ *   AR          alpha * sum over rows (t,b) whose input is not PAD of |out_in(t,b)|^2 / (H * rows):
+ *               the output layer's (dropped) input; PyTorch AWD's alpha * dropped_h.pow(2).mean()
+ *   TAR         beta * sum over pairs (t-1, t) of the window, both inputs not PAD, of
+ *               |h(t) - h(t-1)|^2 / (H * pairs), h the top layer's undropped output (with
+ *               attention too: h, not h*, AWD's raw_output of the last recurrent layer);
+ *               beta * (h[1:] - h[:-1]).pow(2).mean()
+ * The returned loss stays the mean NLL (what perplexity is of); lstm_model_reg_loss gives AR + TAR. */
+
+/* Draws fresh masks for the whole (Bmax,Tmax) window; forward with train = 1 applies them. */
 void lstm_model_sample_dropout(const lstm_model *m, lstm_acts *a, lstm_rng *rng);
 /* The same masks for a share of the lanes: this acts' lane b is lane lane0 + b * lane_step of a batch
  * of Bg lanes, and gets exactly the masks lstm_model_sample_dropout draws for that lane with acts of
  * Bg lanes (each draw is computed from its place in rng's stream), so a batch split over ranks draws
- * the masks of one process. rng moves past the whole batch's draws. Bmax lanes, Tmax steps. */
+ * the masks of one process; the per-window masks (words, weight drop) are the same on every share.
+ * rng moves past the whole batch's draws: the dropout masks (T,Bg,E), (L-1) x (T,Bg,H), (T,Bg,H) in
+ * this order (locked: (Bg,E), (L-1) x (Bg,H), (Bg,H)) when any of the three p is above 0, then V draws
+ * for words, then L x (G*H,H) for weight drop, each only when on. Bmax lanes, Tmax steps. */
 void lstm_model_sample_dropout_lanes(const lstm_model *m, lstm_acts *a, lstm_rng *rng, int Bg, int lane0,
                                      int lane_step);
+
+/* What AR and TAR average over in inputs (B,T) (row-major by lane): rows whose input is not PAD, and
+ * consecutive pairs of such rows within a lane. */
+void lstm_model_reg_counts(const uint32_t *inputs /* (B,T) */, int B, int T, long *rows, long *pairs);
+
+/* AR + TAR of the last forward (0 unless train with ar or tar), averaged over rows and pairs (0: the
+ * forward's own; across ranks, the whole batch's, so that the ranks' terms add up to the batch's). */
+double lstm_model_reg_loss(const lstm_model *m, const lstm_acts *a, long rows, long pairs);
 
 /* Forward over a window. inputs / targets are (B,T) row-major by lane (targets may be NULL: logits
  * only; target id 0 = PAD is masked). st (B lanes) holds the initial state on entry and the final state
@@ -243,11 +298,18 @@ int lstm_model_backward(lstm_model *m, lstm_acts *a, lstm_state *dstate);
  * still in backward. */
 typedef void (*lstm_grads_ready_fn)(void *ctx, size_t offset, size_t n);
 
-/* lstm_model_backward of the loss summed over the last forward's targets and divided by norm targets
- * (norm 0: the forward's own count), with ready (or NULL) called per finished range. With norm the
- * targets of the whole batch split over ranks, every rank's gradients add up to the whole batch's. */
-int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, long norm, lstm_grads_ready_fn ready,
-                           void *ctx);
+/* What backward divides by: the targets of the NLL, the rows of AR and the pairs of TAR (each 0: the
+ * last forward's own count). */
+typedef struct {
+    long targets, rows, pairs;
+} lstm_norms;
+
+/* lstm_model_backward of the loss summed over the last forward's targets and divided by norm->targets
+ * (plus AR and TAR over norm->rows and ->pairs; norm NULL: the forward's own counts), with ready (or
+ * NULL) called per finished range. With the counts of the whole batch split over ranks, every rank's
+ * gradients add up to the whole batch's. */
+int lstm_model_backward_ex(lstm_model *m, lstm_acts *a, lstm_state *dstate, const lstm_norms *norm,
+                           lstm_grads_ready_fn ready, void *ctx);
 
 /* The adaptive softmax's weights of a model with cfg.softmax == LSTM_SOFTMAX_ADAPTIVE (for the
  * lstm_asm_head / lstm_asm_cluster calls of a caller that needs only part of the distribution). */

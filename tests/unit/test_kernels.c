@@ -482,6 +482,49 @@ static void test_stateful_carry(int cell)
     lstm_model_free(&m);
 }
 
+/* Forward with train = 0 ignores every regularizer: a model with all of them on, its masks drawn, gives
+ * the logits, loss and state of the same weights without them, bit for bit; with train = 1 it differs. */
+static void test_eval_unregularized(void)
+{
+    lstm_model_config c, r;
+    make_cfg(&c, LSTM_CELL_LSTM, 0, 0.0f);
+    r = c;
+    r.dropout = 0.3f, r.locked = 1, r.dropout_in = 0.5f, r.dropout_hidden = 0.2f, r.dropout_words = 0.3f;
+    r.weight_drop = 0.5f, r.ar = 2.0f, r.tar = 1.0f;
+    lstm_model m, mr;
+    CHECK_EQ_INT(lstm_model_create(&m, &c), 0);
+    CHECK_EQ_INT(lstm_model_create(&mr, &r), 0);
+    lstm_model_init_params(&m, &R);
+    memcpy(mr.params, m.params, m.n_params * sizeof(float));
+    int B = 3, T = 5;
+    lstm_acts a, ar;
+    lstm_state s, sr;
+    CHECK_EQ_INT(lstm_acts_alloc(&a, &m, B, T), 0);
+    CHECK_EQ_INT(lstm_acts_alloc(&ar, &mr, B, T), 0);
+    lstm_state_alloc(&s, &m, B), lstm_state_alloc(&sr, &mr, B);
+    lstm_model_sample_dropout(&mr, &ar, &R);
+    uint32_t in[15], tg[15];
+    random_tokens(in, 15, c.V, 0), random_tokens(tg, 15, c.V, 1);
+    double l, lr;
+    long n, nr;
+    CHECK_EQ_INT(lstm_model_forward(&m, &a, &s, in, tg, B, T, 0, &l, &n), 0);
+    CHECK_EQ_INT(lstm_model_forward(&mr, &ar, &sr, in, tg, B, T, 0, &lr, &nr), 0);
+    CHECK(l == lr && n == nr);
+    CHECK(lstm_model_reg_loss(&mr, &ar, 0, 0) == 0);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            CHECK(!memcmp(lstm_acts_logits(&a, &m, b, t), lstm_acts_logits(&ar, &mr, b, t), c.V * sizeof(float)));
+    size_t ns = (size_t)c.L * B * c.H;
+    CHECK(!memcmp(s.h, sr.h, ns * sizeof(float)) && !memcmp(s.c, sr.c, ns * sizeof(float)));
+    lstm_state_zero(&sr);
+    CHECK_EQ_INT(lstm_model_forward(&mr, &ar, &sr, in, tg, B, T, 1, &lr, &nr), 0);
+    CHECK(lr != l);
+    CHECK(lstm_model_reg_loss(&mr, &ar, 0, 0) > 0);
+    lstm_state_free(&s), lstm_state_free(&sr);
+    lstm_acts_free(&a), lstm_acts_free(&ar);
+    lstm_model_free(&m), lstm_model_free(&mr);
+}
+
 /* The inference step (B = 1 gemv path and B = 3 gemm path) reproduces the window forward. */
 static void test_infer(int cell, int B)
 {
@@ -788,25 +831,42 @@ static void test_schedules(void)
 
 /* A batch split over ranks: each share's dropout masks are the whole batch's for its lanes (and the
  * stream moves as far), and the shares' gradients, each normalised by the whole batch's targets and
- * reported range by range, add up to the whole batch's gradient. */
+ * reported range by range, add up to the whole batch's gradient. awd: with locked dropout at three
+ * rates, word dropout, weight drop, AR and TAR (and PAD inputs), whose per-window masks every share
+ * draws whole, and whose AR / TAR terms, over the whole batch's rows and pairs, add up as well. */
 static void ready_count(void *ctx, size_t off, size_t n)
 {
     unsigned char *seen = ctx;
     for (size_t i = off; i < off + n; i++) seen[i]++;
 }
 
-static void test_split_batch(int tie)
+static void test_split_batch(int tie, int awd)
 {
     lstm_model_config c;
     make_cfg(&c, LSTM_CELL_LSTM, tie, 0.4f);
+    if (awd) {
+        c.locked = 1, c.dropout_in = 0.5f, c.dropout_hidden = 0.2f, c.dropout_words = 0.3f, c.weight_drop = 0.5f;
+        c.ar = 2.0f, c.tar = 1.0f;
+    }
     lstm_model m;
     CHECK_EQ_INT(lstm_model_create(&m, &c), 0);
     lstm_rng_seed(&R, 21);
     lstm_model_init_params(&m, &R);
     enum { Bg = 5, T = 4 };
     uint32_t in[Bg * T], tg[Bg * T];
-    random_tokens(in, Bg * T, c.V, 0);
+    random_tokens(in, Bg * T, c.V, awd);
     random_tokens(tg, Bg * T, c.V, 1);
+    long rows, pairs;
+    lstm_model_reg_counts(in, Bg, T, &rows, &pairs);
+    long want_rows = 0, want_pairs = 0;
+    for (int b = 0; b < Bg; b++)
+        for (int t = 0; t < T; t++) {
+            want_rows += in[b * T + t] != 0;
+            want_pairs += t > 0 && in[b * T + t] != 0 && in[b * T + t - 1] != 0;
+        }
+    CHECK_EQ_INT(rows, want_rows);
+    CHECK_EQ_INT(pairs, want_pairs);
+    CHECK(!awd || rows < Bg * T);
     lstm_acts whole;
     lstm_state st;
     CHECK_EQ_INT(lstm_acts_alloc(&whole, &m, Bg, T), 0);
@@ -814,10 +874,42 @@ static void test_split_batch(int tie)
     lstm_rng r0;
     lstm_rng_seed(&r0, 7);
     lstm_model_sample_dropout(&m, &whole, &r0);
+    if (!awd) { /* the stream of the masks before the regularizers came: one draw per element, in order */
+        lstm_rng q;
+        lstm_rng_seed(&q, 7);
+        size_t N = (size_t)Bg * T;
+        float *mk[3] = {whole.mask_emb, whole.mask_mid[1], whole.mask_out};
+        size_t len[3] = {N * c.E, N * c.H, N * c.H};
+        int same = 1;
+        for (int i = 0; i < 3; i++)
+            for (size_t k = 0; k < len[i]; k++) same &= mk[i][k] == (lstm_rng_uniform(&q) < 0.4f ? 0.0f : 1.0f / 0.6f);
+        CHECK(same && q.s == r0.s);
+    } else { /* locked: a lane's mask at every step is its mask at step 0; words and w_hh: 0 or 1/(1-p) */
+        for (int t = 1; t < T; t++)
+            for (int b = 0; b < Bg; b++) {
+                size_t r = (size_t)t * Bg + b;
+                CHECK(!memcmp(whole.mask_emb + r * c.E, whole.mask_emb + (size_t)b * c.E, c.E * sizeof(float)));
+                CHECK(!memcmp(whole.mask_mid[1] + r * c.H, whole.mask_mid[1] + (size_t)b * c.H, c.H * sizeof(float)));
+                CHECK(!memcmp(whole.mask_out + r * c.H, whole.mask_out + (size_t)b * c.H, c.H * sizeof(float)));
+            }
+        int zeros = 0;
+        for (int v = 0; v < c.V; v++) {
+            CHECK(whole.mask_words[v] == 0.0f || whole.mask_words[v] == 1.0f / 0.7f);
+            zeros += whole.mask_words[v] == 0.0f;
+        }
+        CHECK(zeros > 0 && zeros < c.V);
+        for (size_t k = 0, n = (size_t)4 * c.H * c.H; k < n; k++)
+            CHECK(whole.mask_whh[1][k] == 0.0f || whole.mask_whh[1][k] == 2.0f);
+        CHECK(memcmp(whole.mask_whh[0], whole.mask_whh[1], (size_t)4 * c.H * c.H * sizeof(float)) != 0);
+    }
     double loss;
     long cnt;
     lstm_state_zero(&st);
     CHECK_EQ_INT(lstm_model_forward(&m, &whole, &st, in, tg, Bg, T, 1, &loss, &cnt), 0);
+    CHECK_EQ_INT(whole.ar_rows, awd ? rows : 0);
+    CHECK_EQ_INT(whole.tar_pairs, awd ? pairs : 0);
+    double reg = lstm_model_reg_loss(&m, &whole, 0, 0), reg_sum = 0;
+    CHECK(awd ? reg > 0 : reg == 0);
     lstm_model_zero_grads(&m);
     CHECK_EQ_INT(lstm_model_backward(&m, &whole, NULL), 0);
     float *want = malloc(m.n_params * sizeof(float)), *sum = calloc(m.n_params, sizeof(float));
@@ -847,12 +939,19 @@ static void test_split_batch(int tie)
                     CHECK(a.mask_out[lr * c.H + k] == whole.mask_out[wr * c.H + k]);
                 }
             }
+        if (awd) {
+            CHECK(!memcmp(a.mask_words, whole.mask_words, c.V * sizeof(float)));
+            for (int l = 0; l < c.L; l++)
+                CHECK(!memcmp(a.mask_whh[l], whole.mask_whh[l], (size_t)4 * c.H * c.H * sizeof(float)));
+        }
         double l;
         long n;
         lstm_state_zero(&s);
         CHECK_EQ_INT(lstm_model_forward(&m, &a, &s, pin, ptg, B, T, 1, &l, &n), 0);
         lstm_model_zero_grads(&m);
-        CHECK_EQ_INT(lstm_model_backward_ex(&m, &a, NULL, cnt, ready_count, seen), 0);
+        lstm_norms nm = {cnt, rows, pairs};
+        reg_sum += lstm_model_reg_loss(&m, &a, rows, pairs);
+        CHECK_EQ_INT(lstm_model_backward_ex(&m, &a, NULL, &nm, ready_count, seen), 0);
         for (size_t i = 0; i < m.n_params; i++) sum[i] += m.grads[i];
         lstm_acts_free(&a);
         lstm_state_free(&s);
@@ -866,6 +965,7 @@ static void test_split_batch(int tie)
     }
     CHECK(top > 0);
     CHECK(worst <= 1e-6 * top);
+    CHECK_NEAR(reg_sum, reg, 1e-9 * reg);
     free(want);
     free(sum);
     free(seen);
@@ -909,8 +1009,11 @@ int main(void)
     test_layout_and_view();
     test_optim();
     test_schedules();
-    test_split_batch(0);
-    test_split_batch(1);
+    test_split_batch(0, 0);
+    test_split_batch(1, 0);
+    test_split_batch(0, 1);
+    test_split_batch(1, 1);
+    test_eval_unregularized();
     /* make unit runs this once per kernel variant (LSTM_KERNEL): the one asked for must be the one run */
     const char *want = getenv("LSTM_KERNEL");
     if (want) CHECK(strncmp(lstm_gemm_kernel(), want, strlen(want)) == 0);

@@ -1,9 +1,12 @@
 /* test_modelfile.c: model checkpoints round trip, and a checkpoint whose checksum is valid but whose
- * floats are NaN or Inf is refused (LSTM_E_NAN, naming the tensor).
+ * floats are NaN or Inf is refused (LSTM_E_NAN, naming the tensor); the config's regularization keys
+ * (written only when set, read back exactly, refused out of range, absent in older files).
  *
  * Also a generator for the bats tests: `test_modelfile poison IN OUT TENSOR nan|inf` rewrites the
  * checkpoint IN as OUT with the first float of TENSOR (a parameter tensor, or optim.m) set to NaN or
- * +Inf and everything else kept, through lstm_modelfile_save, so its checksum is valid. */
+ * +Inf and everything else kept, through lstm_modelfile_save, so its checksum is valid; `test_modelfile
+ * plain IN OUT` rewrites it with dropout and every other regularizer off in its config, the rest kept
+ * (the model evaluation must not tell apart from IN). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +111,7 @@ static void test_nonfinite(void)
     }
 }
 
+/* name NULL: no poison, the regularization off instead. */
 static int poison(const char *in, const char *out, const char *name, const char *what)
 {
     lstm_modelfile f;
@@ -118,7 +122,14 @@ static int poison(const char *in, const char *out, const char *name, const char 
     }
     float v = !strcmp(what, "inf") ? INFINITY : NAN;
     lstm_model m;
-    if (lstm_model_create(&m, &f.model.cfg)) return 1;
+    lstm_model_config cfg = f.model.cfg;
+    if (!name) {
+        lstm_model_config plain;
+        lstm_model_config_default(&plain);
+        cfg.dropout = 0.0f, cfg.dropout_in = plain.dropout_in, cfg.dropout_hidden = plain.dropout_hidden;
+        cfg.locked = 0, cfg.dropout_words = cfg.weight_drop = cfg.ar = cfg.tar = 0.0f;
+    }
+    if (lstm_model_create(&m, &cfg)) return 1;
     memcpy(m.params, f.model.params, m.n_params * sizeof(float));
     lstm_optim opt = {0};
     opt.n = m.n_params;
@@ -129,7 +140,8 @@ static int poison(const char *in, const char *out, const char *name, const char 
         memcpy(opt.m, f.optim_m, opt.n * sizeof(float));
         memcpy(opt.v, f.optim_v, opt.n * sizeof(float));
     }
-    if (!strcmp(name, "optim.m") && opt.m) opt.m[0] = v;
+    if (!name) {
+    } else if (!strcmp(name, "optim.m") && opt.m) opt.m[0] = v;
     else if (!strcmp(name, "all")) for (size_t i = 0; i < m.n_params; i++) m.params[i] = v;
     else {
         const lstm_tensor_info *t = tensor(&m, name);
@@ -160,15 +172,55 @@ static int poison(const char *in, const char *out, const char *name, const char 
     return rc ? 1 : 0;
 }
 
+/* The regularization keys of the config entry. */
+static void test_config_keys(void)
+{
+    lstm_model_config c, r;
+    lstm_model_config_default(&c);
+    c.V = 12, c.E = 6, c.H = 6, c.dropout = 0.25f;
+    char buf[512];
+    CHECK_EQ_INT(lstm_model_config_format(&c, buf, sizeof buf), 0);
+    /* nothing set: the config of before, and it reads back with the defaults */
+    CHECK(!strcmp(buf, "cell=lstm\nvocab=12\nemb=6\nhidden=6\nlayers=2\ntie=0\ndropout=0.25\nforget_bias=1\n"
+                       "init_scale=0.100000001\n"));
+    memset(&r, 0x5a, sizeof r);
+    CHECK_EQ_INT(lstm_model_config_parse(&r, buf, strlen(buf)), 0);
+    CHECK(r.dropout_in == -1.0f && r.dropout_hidden == -1.0f && r.locked == 0 && r.dropout_words == 0.0f);
+    CHECK(r.weight_drop == 0.0f && r.ar == 0.0f && r.tar == 0.0f);
+    CHECK(lstm_model_p_in(&r) == 0.25f && lstm_model_p_hidden(&r) == 0.25f);
+    c.dropout_in = 0.65f, c.dropout_hidden = 0.0f, c.locked = 1, c.dropout_words = 0.1f, c.weight_drop = 0.5f;
+    c.ar = 2.0f, c.tar = 1.0f;
+    CHECK_EQ_INT(lstm_model_config_format(&c, buf, sizeof buf), 0);
+    CHECK(strstr(buf, "\ndropout_in=0.649999976\ndropout_hidden=0\nlocked_dropout=1\ndropout_words=0.100000001\n"
+                      "weight_drop=0.5\nar=2\ntar=1\n") != NULL);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(lstm_model_config_parse(&r, buf, strlen(buf)), 0);
+    CHECK(r.dropout_in == c.dropout_in && r.dropout_hidden == 0.0f && r.locked == 1 && r.dropout_words == c.dropout_words);
+    CHECK(r.weight_drop == 0.5f && r.ar == 2.0f && r.tar == 1.0f && lstm_model_p_hidden(&r) == 0.0f);
+    static const char *bad[] = {"dropout_words=1", "weight_drop=-0.1", "dropout_in=-1", "dropout_hidden=1.5",
+                                "locked_dropout=2", "ar=-1", "tar=x", "ar=nan"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char t[600];
+        snprintf(t, sizeof t, "cell=lstm\nvocab=12\nemb=6\nhidden=6\nlayers=2\ntie=0\ndropout=0.25\nforget_bias=1\n"
+                 "init_scale=0.1\n%s\n", bad[i]);
+        if (lstm_model_config_parse(&r, t, strlen(t)) != LSTM_E_FORMAT) {
+            fprintf(stderr, "%s:%d: config with %s was read\n", __FILE__, __LINE__, bad[i]);
+            check_failures++;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 6 && !strcmp(argv[1], "poison")) return poison(argv[2], argv[3], argv[4], argv[5]);
+    if (argc == 4 && !strcmp(argv[1], "plain")) return poison(argv[2], argv[3], NULL, "");
     if (argc != 1) {
-        fprintf(stderr, "usage: test_modelfile [poison IN OUT TENSOR|all|optim.m nan|inf]\n");
+        fprintf(stderr, "usage: test_modelfile [poison IN OUT TENSOR|all|optim.m nan|inf | plain IN OUT]\n");
         return 2;
     }
     if (!mkdtemp(dir)) return 1;
     test_nonfinite();
+    test_config_keys();
     rmdir(dir);
     CHECK_DONE("test_modelfile");
 }

@@ -6,7 +6,9 @@
  * steps, as raw little-endian float32 / uint32 files plus a text manifest that
  * tests/torch_crosscheck.py reads. Two more cases (lstm_adaptive, gru_adaptive) replace the output layer
  * by the adaptive softmax: their logits.f32 are log-probabilities, and infer.f32 the same from the
- * one-step inference path. */
+ * one-step inference path. The *_awd cases train with every AWD regularizer (model.h): their masks
+ * (dropout on the embeddings, between layers and on the output, locked or not; the words' rows; each
+ * layer's w_hh) are written too, as the NLL, AR + TAR and every gradient of their sum. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -217,6 +219,109 @@ static void run_case(const char *root, int cell, int tie, int softmax, int peeph
     lstm_model_free(&m);
 }
 
+/* mask (T,B,X) time-major into out (B,T,X), or with locked its step-0 rows (B,X) (each lane's mask). */
+static void mask_bt(float *out, const float *mask, int B, int T, int X, int locked)
+{
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < (locked ? 1 : T); t++)
+            memcpy(out + ((size_t)b * (locked ? 1 : T) + t) * X, mask + ((size_t)t * B + b) * X, (size_t)X * sizeof(float));
+}
+
+/* An AWD-regularized training step (forward with fixed masks, backward of NLL + AR + TAR). */
+static void run_awd_case(const char *root, int cell, int tie, int locked)
+{
+    lstm_rng rng;
+    lstm_rng_seed(&rng, 500 + (uint64_t)cell * 2 + (uint64_t)tie);
+    lstm_model_config cfg;
+    lstm_model_config_default(&cfg);
+    cfg.cell = cell;
+    cfg.V = 23, cfg.H = 8, cfg.E = tie ? 8 : 6, cfg.L = 2, cfg.tie = tie;
+    cfg.init_scale = 0.3f;
+    cfg.dropout = 0.3f, cfg.dropout_in = 0.4f, cfg.dropout_hidden = 0.2f, cfg.locked = locked;
+    cfg.dropout_words = 0.2f, cfg.weight_drop = 0.5f, cfg.ar = 2.0f, cfg.tar = 1.0f;
+    int B = 3, T = 5, E = cfg.E, H = cfg.H, L = cfg.L, V = cfg.V;
+    lstm_model m;
+    CHECK_EQ_INT(lstm_model_create(&m, &cfg), 0);
+    lstm_model_init_params(&m, &rng);
+    for (int i = 0; i < m.n_tensors; i++)
+        if (m.tensors[i].ndim == 1)
+            for (size_t k = 0; k < m.tensors[i].size; k++)
+                m.params[m.tensors[i].offset + k] += 0.2f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
+    lstm_acts a;
+    lstm_state st, s0, ds;
+    CHECK_EQ_INT(lstm_acts_alloc(&a, &m, B, T), 0);
+    lstm_state_alloc(&st, &m, B), lstm_state_alloc(&s0, &m, B), lstm_state_alloc(&ds, &m, B);
+    size_t ns = (size_t)L * B * H;
+    for (size_t k = 0; k < ns; k++) {
+        st.h[k] = s0.h[k] = 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
+        st.c[k] = s0.c[k] = lstm_cell_has_c(cell) ? 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f) : 0.0f;
+    }
+    uint32_t in[15], tg[15];
+    for (int k = 0; k < B * T; k++) { /* no PAD input: AR and TAR are the plain means of AWD's code */
+        in[k] = 1 + lstm_rng_below(&rng, (uint32_t)V - 1);
+        tg[k] = 1 + lstm_rng_below(&rng, (uint32_t)V - 1);
+    }
+    tg[3] = tg[9] = 0;
+    lstm_model_sample_dropout(&m, &a, &rng);
+    a.mask_words[in[0]] = 0.0f; /* a word of the batch dropped at all its occurrences, whatever the draw */
+    double loss = 0;
+    long count = 0;
+    lstm_model_zero_grads(&m);
+    CHECK_EQ_INT(lstm_model_forward(&m, &a, &st, in, tg, B, T, 1, &loss, &count), 0);
+    double reg = lstm_model_reg_loss(&m, &a, 0, 0);
+    CHECK_EQ_INT(count, B * T - 2);
+    CHECK(isfinite(loss) && loss > 0.5 * log((double)V) && isfinite(reg) && reg > 0);
+    CHECK_EQ_INT(a.ar_rows, B * T);
+    CHECK_EQ_INT(a.tar_pairs, B * (T - 1));
+    CHECK_EQ_INT(lstm_model_backward(&m, &a, &ds), 0);
+    if (root) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/%s_awd_tie%d%s", root, cell_names[cell], tie, locked ? "" : "_unlocked");
+        int err = mkdir(dir, 0755) && errno != EEXIST ? -1 : 0;
+        size_t G = (size_t)m.G, nt = locked ? 1 : (size_t)T;
+        float *buf = malloc(sizeof(float) * ((size_t)L * G * H * H + (size_t)B * T * (E > H ? E : H) * L + V));
+        if (!buf) abort();
+        err |= write_tensors(dir, "param", &m, m.params);
+        err |= write_tensors(dir, "grad", &m, m.grads);
+        err |= write_raw(dir, "inputs.u32", in, sizeof in);
+        err |= write_raw(dir, "targets.u32", tg, sizeof tg);
+        err |= write_raw(dir, "h0.f32", s0.h, ns * sizeof(float));
+        err |= write_raw(dir, "c0.f32", s0.c, ns * sizeof(float));
+        err |= write_raw(dir, "dh0.f32", ds.h, ns * sizeof(float));
+        err |= write_raw(dir, "dc0.f32", ds.c, ns * sizeof(float));
+        mask_bt(buf, a.mask_emb, B, T, E, locked);
+        err |= write_raw(dir, "mask_in.f32", buf, (size_t)B * nt * E * sizeof(float));
+        for (int l = 1; l < L; l++) mask_bt(buf + (size_t)(l - 1) * B * nt * H, a.mask_mid[l], B, T, H, locked);
+        err |= write_raw(dir, "mask_hidden.f32", buf, (size_t)(L - 1) * B * nt * H * sizeof(float));
+        mask_bt(buf, a.mask_out, B, T, H, locked);
+        err |= write_raw(dir, "mask_out.f32", buf, (size_t)B * nt * H * sizeof(float));
+        err |= write_raw(dir, "mask_words.f32", a.mask_words, (size_t)V * sizeof(float));
+        for (int l = 0; l < L; l++) memcpy(buf + (size_t)l * G * H * H, a.mask_whh[l], G * H * H * sizeof(float));
+        err |= write_raw(dir, "mask_whh.f32", buf, (size_t)L * G * H * H * sizeof(float));
+        free(buf);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/manifest.txt", dir);
+        FILE *f = err ? NULL : fopen(path, "w");
+        if (!f) {
+            err = -1;
+        } else {
+            fprintf(f, "cell %s\nV %d\nE %d\nH %d\nL %d\ntie %d\nB %d\nT %d\n", cell_names[cell], V, E, H, L, tie, B, T);
+            fprintf(f, "awd 1\nlocked %d\nloss %.17g\nreg %.17g\ncount %ld\nar %.9g\ntar %.9g\n", locked, loss, reg,
+                    count, (double)cfg.ar, (double)cfg.tar);
+            for (int i = 0; i < m.n_tensors; i++)
+                fprintf(f, "tensor %s %d %d\n", m.tensors[i].name, m.tensors[i].shape[0], m.tensors[i].shape[1]);
+            if (fclose(f)) err = -1;
+        }
+        if (err) {
+            fprintf(stderr, "test_torchdump: writing %s failed\n", dir);
+            check_failures++;
+        }
+    }
+    lstm_state_free(&st), lstm_state_free(&s0), lstm_state_free(&ds);
+    lstm_acts_free(&a);
+    lstm_model_free(&m);
+}
+
 int main(int argc, char **argv)
 {
     const char *root = argc > 1 ? argv[1] : NULL;
@@ -233,5 +338,10 @@ int main(int argc, char **argv)
     for (int tie = 0; tie < 2; tie++) run_case(root, LSTM_CELL_LSTM, tie, LSTM_SOFTMAX_FULL, 0, 3);
     /* the adaptive softmax (PyTorch's nn.AdaptiveLogSoftmaxWithLoss): logits.f32 holds log-probabilities */
     for (int cell = 0; cell < 2; cell++) run_case(root, cell, 0, LSTM_SOFTMAX_ADAPTIVE, 0, 0);
+    /* AWD regularization: locked dropout, word dropout, weight drop, AR, TAR (masks written out) */
+    run_awd_case(root, LSTM_CELL_LSTM, 0, 1);
+    run_awd_case(root, LSTM_CELL_GRU, 1, 1);
+    run_awd_case(root, LSTM_CELL_CIFG, 0, 1);
+    run_awd_case(root, LSTM_CELL_LSTM, 1, 0);
     CHECK_DONE("test_torchdump");
 }

@@ -166,14 +166,23 @@ static lstm_trainer *resume_from(const char *path, lstm_dataset *d, const lstm_t
     return t;
 }
 
-static void test_exact_resume(lstm_dataset *d)
+/* awd: with every regularizer on (their masks continue the random stream exactly as well). */
+static void test_exact_resume(lstm_dataset *d, int awd)
 {
     lstm_train_config c;
     config(&c);
+    if (awd) {
+        c.model.locked = 1, c.model.dropout_in = 0.3f, c.model.dropout_hidden = 0.2f, c.model.dropout_words = 0.1f;
+        c.model.weight_drop = 0.4f, c.model.ar = 2.0f, c.model.tar = 1.0f;
+    }
     char best[512], last[512], b2[512], l2[512], b3[512], l3[512];
-    path_of(best, "a.ckpt"), path_of(last, "a.ckpt.last");
-    path_of(b2, "b.ckpt"), path_of(l2, "b.ckpt.last");
-    path_of(b3, "c.ckpt"), path_of(l3, "c.ckpt.last");
+    const char *px = awd ? "awd-" : "";
+    char nm[32];
+#define P(buf, name) (snprintf(nm, sizeof nm, "%s%s", px, name), path_of(buf, nm))
+    P(best, "a.ckpt"), P(last, "a.ckpt.last");
+    P(b2, "b.ckpt"), P(l2, "b.ckpt.last");
+    P(b3, "c.ckpt"), P(l3, "c.ckpt.last");
+#undef P
     volatile sig_atomic_t stop = 0;
     probe_t q = {0};
     q.cfg = &c;
@@ -405,6 +414,11 @@ static void test_state_and_apply(lstm_dataset *d)
     g.lr = 0.5, g.epochs = 7, g.model.dropout = 0.3f, g.model.H = 99;
     CHECK_EQ_INT(lstm_train_ckpt_apply(&ck, &g, LSTM_TF_LR | LSTM_TF_EPOCHS | LSTM_TF_DROPOUT, &conflict), 0);
     CHECK(ck.cfg.lr == 0.5 && ck.cfg.epochs == 7 && ck.cfg.model.dropout == 0.3f && ck.cfg.model.H == 8);
+    /* the regularization flags given again, mid-epoch: only the named ones change */
+    g.model.weight_drop = 0.5f, g.model.ar = 2.0f, g.model.tar = 1.0f, g.model.locked = 1;
+    lstm_train_ckpt_apply_reg(&ck, &g, LSTM_TR_WEIGHT_DROP | LSTM_TR_LOCKED);
+    CHECK(ck.cfg.model.weight_drop == 0.5f && ck.cfg.model.locked == 1 && ck.cfg.model.ar == 0.0f && ck.cfg.model.tar == 0.0f);
+    CHECK(ck.cfg.model.dropout_in < 0 && ck.cfg.model.dropout_words == 0.0f);
     lstm_train_ckpt_close(&ck);
     /* another tokenizer */
     const uint8_t other[3] = {1, 2, 3};
@@ -577,7 +591,8 @@ int main(void)
     uint32_t kind;
     CHECK_EQ_INT(lstm_dataset_open(&d, win, 0, &kind), 0);
     if (!check_failures) {
-        test_exact_resume(d);
+        test_exact_resume(d, 0);
+        test_exact_resume(d, 1);
         test_nan(d);
         test_state_and_apply(d);
         test_shares(win, d);

@@ -73,7 +73,8 @@ static void usage(FILE *f)
             "      --hidden H         hidden units (default 256)\n"
             "      --emb E            embedding size (default: H)\n"
             "      --tie / --no-tie   share embedding and output weights (default on when E = H)\n"
-            "      --dropout P        dropout on embeddings, between layers and before the output (default 0.2)\n"
+            "      --dropout P        dropout before the output layer, and on the embeddings and between layers\n"
+            "                         unless --dropout-in / --dropout-hidden say otherwise (default 0.2)\n"
             "      --init-scale S     weights uniform in (-S, S) (default 0.1)\n"
             "      --forget-bias B    LSTM forget-gate bias at init (default 1)\n"
             "      --peephole         LSTM: peephole weights from the cell state to the gates (Gers & Schmidhuber)\n"
@@ -84,6 +85,21 @@ static void usage(FILE *f)
             "      --cutoffs C0,C1..  adaptive: the shortlist is ids below C0, cluster i ids [Ci, Ci+1) (implies\n"
             "                         --softmax adaptive; up to 4 cutoffs; lstm-tok numbers words by frequency)\n"
             "      --div D            adaptive: cluster i is projected to H / D^(i+1) dimensions (default 4)\n"
+            "Regularization (in training only; AWD-LSTM, Merity et al. 2017)\n"
+            "      --dropout-in P     dropout on the embeddings, the first layer's input (AWD's dropouti; default:\n"
+            "                         --dropout)\n"
+            "      --dropout-hidden P dropout between layers (AWD's dropouth; default: --dropout)\n"
+            "      --locked-dropout / --no-locked-dropout\n"
+            "                         the three dropouts draw one mask per lane for the whole window, the same\n"
+            "                         at every step (variational dropout, Gal & Ghahramani 2016; default off)\n"
+            "      --dropout-words P  embedding dropout: drop whole words (rows of the embedding) for the\n"
+            "                         window's batch, the kept ones scaled by 1/(1-P) (AWD's dropoute; default 0)\n"
+            "      --weight-drop P    DropConnect on each layer's recurrent weights W_hh: one mask per batch,\n"
+            "                         the same at every step (AWD's wdrop; default 0)\n"
+            "      --ar A             activation regularization: + A * mean of the squared (dropped) top-layer\n"
+            "                         outputs (default 0)\n"
+            "      --tar B            temporal activation regularization: + B * mean of (h_t - h_t-1)^2 of the\n"
+            "                         top layer's undropped outputs (default 0); the loss reported stays the NLL\n"
             "Optimisation (the loss is the mean NLL per target token)\n"
             "      --optim O          adam (default), adamw or sgd\n"
             "      --lr LR            learning rate (default 0.002 for adam/adamw, 20 for sgd)\n"
@@ -104,8 +120,9 @@ static void usage(FILE *f)
             "      --resume FILE      continue exactly from a checkpoint (FILE or FILE.last) with its saved flags\n"
             "                         and validation data (the --valid file is opened again). Given again, these\n"
             "                         take the new value: --epochs --patience --lr --clip --weight-decay --schedule\n"
-            "                         --lr-decay --decay-after --warmup --dropout --valid, and at an epoch boundary\n"
-            "                         --batch --reset-state --valid-frac; as do -o --log --log-every --threads\n"
+            "                         --lr-decay --decay-after --warmup --dropout --valid, the regularization\n"
+            "                         flags, and at an epoch boundary --batch --reset-state --valid-frac; as do\n"
+            "                         -o --log --log-every --threads\n"
             "                         --time-limit --mem-budget -q. The model's --cell --layers --hidden --emb\n"
             "                         --tie/--no-tie --init-scale --forget-bias --peephole --attention --softmax\n"
             "                         --cutoffs --div, --optim and --seed cannot change\n"
@@ -125,6 +142,9 @@ static void usage(FILE *f)
             "  lstm-train --optim sgd --lr 20 --clip 0.25 --decay-after 4 --lr-decay 2 --epochs 13 \\\n"
             "      --hidden 200 --layers 2 --dropout 0 --batch 20 --valid valid.win -o ptb.ckpt train.win\n"
             "  lstm-train --cutoffs 2000,10000 --hidden 200 --valid valid.win -o big-vocab.ckpt train.win\n"
+            "  lstm-train --optim sgd --lr 20 --hidden 200 --no-tie --locked-dropout --dropout 0.4 --dropout-in 0.5 \\\n"
+            "      --dropout-hidden 0.2 --dropout-words 0.1 --weight-drop 0.5 --ar 2 --tar 1 --valid valid.win \\\n"
+            "      -o awd.ckpt train.win      (AWD-LSTM's regularization)\n"
             "  mpirun -np 4 --hostfile hosts lstm-train --batch 64 --valid valid.win -o big.ckpt train.win\n"
             "      (4 ranks, each with 16 of the 64 lanes: the run of one process with --batch 64)\n");
 }
@@ -133,7 +153,8 @@ static void usage(FILE *f)
 
 enum { O_VALID = 256, O_VFRAC, O_MEM, O_CELL, O_LAYERS, O_HIDDEN, O_EMB, O_TIE, O_NOTIE, O_DROP, O_INIT, O_FB,
        O_OPTIM, O_LR, O_WD, O_CLIP, O_SCHED, O_DECAY, O_AFTER, O_WARM, O_BATCH, O_EPOCHS, O_PAT, O_RESET,
-       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_NOOVERLAP, O_SOFTMAX, O_CUTOFFS, O_DIV, O_PEEP, O_ATT, O_END };
+       O_TLIM, O_RESUME, O_SEED, O_THREADS, O_LOG, O_LOGEVERY, O_NOOVERLAP, O_SOFTMAX, O_CUTOFFS, O_DIV, O_PEEP, O_ATT,
+       O_DROP_IN, O_DROP_HID, O_LOCKED, O_NOLOCKED, O_DROP_WORDS, O_WDROP, O_AR, O_TAR, O_END };
 
 
 typedef struct {
@@ -174,6 +195,10 @@ static void parse_args(opts_t *o, int argc, char **argv)
         {"softmax", required_argument, 0, O_SOFTMAX}, {"cutoffs", required_argument, 0, O_CUTOFFS},
         {"div", required_argument, 0, O_DIV}, {"peephole", no_argument, 0, O_PEEP},
         {"attention", required_argument, 0, O_ATT},
+        {"dropout-in", required_argument, 0, O_DROP_IN}, {"dropout-hidden", required_argument, 0, O_DROP_HID},
+        {"locked-dropout", no_argument, 0, O_LOCKED}, {"no-locked-dropout", no_argument, 0, O_NOLOCKED},
+        {"dropout-words", required_argument, 0, O_DROP_WORDS}, {"weight-drop", required_argument, 0, O_WDROP},
+        {"ar", required_argument, 0, O_AR}, {"tar", required_argument, 0, O_TAR},
         {"output", required_argument, 0, 'o'},
         {"force", no_argument, 0, 'f'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
         {"verbose", no_argument, 0, 'v'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
@@ -194,6 +219,14 @@ static void parse_args(opts_t *o, int argc, char **argv)
         case O_TIE: o->c.model.tie = 1; o->tie_set = 1; break;
         case O_NOTIE: o->c.model.tie = 0; o->tie_set = 1; break;
         case O_DROP: o->c.model.dropout = (float)tool_parse_double(optarg, "--dropout", 0, 0.95); break;
+        case O_DROP_IN: o->c.model.dropout_in = (float)tool_parse_double(optarg, "--dropout-in", 0, 0.95); break;
+        case O_DROP_HID: o->c.model.dropout_hidden = (float)tool_parse_double(optarg, "--dropout-hidden", 0, 0.95); break;
+        case O_LOCKED: o->c.model.locked = 1; break;
+        case O_NOLOCKED: o->c.model.locked = 0; break;
+        case O_DROP_WORDS: o->c.model.dropout_words = (float)tool_parse_double(optarg, "--dropout-words", 0, 0.95); break;
+        case O_WDROP: o->c.model.weight_drop = (float)tool_parse_double(optarg, "--weight-drop", 0, 0.95); break;
+        case O_AR: o->c.model.ar = (float)tool_parse_double(optarg, "--ar", 0, 1e6); break;
+        case O_TAR: o->c.model.tar = (float)tool_parse_double(optarg, "--tar", 0, 1e6); break;
         case O_INIT: o->c.model.init_scale = (float)tool_parse_double(optarg, "--init-scale", 0, 10); break;
         case O_FB: o->c.model.forget_bias = (float)tool_parse_double(optarg, "--forget-bias", -100, 100); break;
         case O_OPTIM:
@@ -308,7 +341,38 @@ static uint32_t given_mask(const opts_t *o)
     return m;
 }
 
+/* The regularization flags given again, as the trainer's LSTM_TR_* bits. */
+static uint32_t given_reg_mask(const opts_t *o)
+{
+    static const struct { int opt; uint32_t bit; } map[] = {
+        {O_DROP_IN, LSTM_TR_DROPOUT_IN}, {O_DROP_HID, LSTM_TR_DROPOUT_HIDDEN}, {O_LOCKED, LSTM_TR_LOCKED},
+        {O_NOLOCKED, LSTM_TR_LOCKED}, {O_DROP_WORDS, LSTM_TR_DROPOUT_WORDS}, {O_WDROP, LSTM_TR_WEIGHT_DROP},
+        {O_AR, LSTM_TR_AR}, {O_TAR, LSTM_TR_TAR}};
+    uint32_t m = 0;
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (given_opt(o, map[i].opt)) m |= map[i].bit;
+    return m;
+}
+
 /* ------------------------------------------------------------------ messages */
+
+/* The dropout and regularization of the start line: "0.2", or e.g. "0.4 locked (in 0.5, hidden 0.2),
+ * words 0.1, weight drop 0.5, AR 2, TAR 1". */
+static const char *reg_desc(const lstm_model_config *c, char *buf, size_t cap)
+{
+    size_t k = 0;
+#define ADD(...) (k += (size_t)snprintf(buf + k, k < cap ? cap - k : 0, __VA_ARGS__), k = k < cap ? k : cap - 1)
+    buf[0] = 0;
+    ADD("%g%s", (double)c->dropout, c->locked ? " locked" : "");
+    if (c->dropout_in >= 0 || c->dropout_hidden >= 0)
+        ADD(" (in %g, hidden %g)", (double)lstm_model_p_in(c), (double)lstm_model_p_hidden(c));
+    if (c->dropout_words > 0) ADD(", words %g", (double)c->dropout_words);
+    if (c->weight_drop > 0) ADD(", weight drop %g", (double)c->weight_drop);
+    if (c->ar > 0) ADD(", AR %g", (double)c->ar);
+    if (c->tar > 0) ADD(", TAR %g", (double)c->tar);
+#undef ADD
+    return buf;
+}
 
 /* ", adaptive softmax 2000,10000 div 4" or "" for the start line. */
 static const char *softmax_desc(const lstm_model_config *c, char *buf, size_t cap)
@@ -625,6 +689,7 @@ static void open_resume(lstm_train_ckpt *ck, opts_t *o, lstm_dataset *train, con
     if (rc) tool_die(1, "%s: %s", o->resume_path, rc == LSTM_E_IO ? strerror(errno) : lstm_strerror(rc));
     uint32_t conflict = 0;
     if (lstm_train_ckpt_apply(ck, &o->c, given_mask(o), &conflict)) die_conflict(conflict, o, ck);
+    lstm_train_ckpt_apply_reg(ck, &o->c, given_reg_mask(o));
     /* Validation data: a new --valid or --valid-frac replaces the saved choice; else the saved file is reopened. */
     if (!given_opt(o, O_VALID) && !given_opt(o, O_VFRAC) && ck->valid_path[0]) o->valid_path = ck->valid_path;
 }
@@ -807,16 +872,16 @@ int main(int argc, char **argv)
 
     lstm_train_info in;
     lstm_trainer_info(t, &in);
-    char sm[96], att[32] = "";
+    char sm[96], rg[160], att[32] = "";
     if (c->model.attention > 0) snprintf(att, sizeof att, " attention %d", c->model.attention);
     if (!o.quiet)
         fprintf(stderr,
-                PROG ": %s: %llu windows of %d (%s%s), vocabulary %d; %s %dx%d emb %d%s%s%s dropout %g, %zu parameters; "
+                PROG ": %s: %llu windows of %d (%s%s), vocabulary %d; %s %dx%d emb %d%s%s%s dropout %s, %zu parameters; "
                 "%s lr %g, batch %d%s\n",
                 tname, (unsigned long long)in.windows, in.T, in.K == 1 ? "last-token" : "next-token",
                 in.streaming ? ", streamed" : "", in.V, c->model.peephole ? "lstm+peephole" : lstm_cell_name(c->model.cell),
                 c->model.L, c->model.H,
-                c->model.E, c->model.tie ? " tied" : "", att, softmax_desc(&c->model, sm, sizeof sm), (double)c->model.dropout,
+                c->model.E, c->model.tie ? " tied" : "", att, softmax_desc(&c->model, sm, sizeof sm), reg_desc(&c->model, rg, sizeof rg),
                 in.weights, optim_name(c->optim),
                 c->lr, in.B, in.valid_windows ? "" : ", no validation data");
     if (!o.quiet && in.ranks > 1)
