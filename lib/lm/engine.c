@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "fill.h"
 #include "utf8.h"
 
 #define CTX_CAP LSTM_ENGINE_CTX_CAP
@@ -90,7 +91,59 @@ int lstm_engine_open_shared(lstm_engine *e, const lstm_engine *base, int beam_wo
     if (beam_words < 1 || beam_words > 64 || !base->lm.m) return LSTM_E_ARG;
     int rc = lstm_lm_open_shared(&e->lm, &base->lm);
     if (rc) return rc;
-    return engine_setup(e, beam_words);
+    if ((rc = engine_setup(e, beam_words))) return rc;
+    if (base->bwd) {
+        lstm_engine *b = calloc(1, sizeof *b);
+        if (!b || (rc = lstm_engine_open_shared(b, base->bwd, beam_words))) {
+            free(b);
+            lstm_engine_close(e);
+            return b ? rc : LSTM_E_NOMEM;
+        }
+        e->bwd = b;
+    }
+    return 0;
+}
+
+static int is_word_model(const lstm_lm *lm) { return lm->kind != LSTM_TOK_BPE && lm->kind != LSTM_TOK_CHARS; }
+
+int lstm_engine_set_backward(lstm_engine *e, const char *path, const char **why)
+{
+    *why = NULL;
+    if (!e->lm.m) return LSTM_E_ARG;
+    lstm_engine *b = calloc(1, sizeof *b);
+    if (!b) return *why = "out of memory", LSTM_E_NOMEM;
+    int rc = lstm_engine_open(b, path, e->beam_words);
+    if (rc) {
+        lstm_engine_open_error(b, rc, path, e->errbuf, sizeof e->errbuf);
+        *why = e->errbuf;
+    } else if (!is_word_model(&e->lm)) {
+        rc = LSTM_E_ARG;
+        *why = "fill-in-the-middle needs word models (lstm-tok --split words or space), not BPE or characters";
+    } else if (e->lm.m->cfg.reverse) {
+        rc = LSTM_E_ARG;
+        *why = "the forward model is a right-to-left one (trained on lstm-window --reverse windows)";
+    } else if (!b->lm.m->cfg.reverse) {
+        rc = LSTM_E_ARG;
+        snprintf(e->errbuf, sizeof e->errbuf, "%s: a left-to-right model: train the backward model on lstm-window "
+                 "--reverse windows", path);
+        *why = e->errbuf;
+    } else if (!lstm_lm_same_tokenizer(&e->lm, b->lm.f.tokenizer, b->lm.f.tokenizer_len)) {
+        rc = LSTM_E_VOCAB;
+        snprintf(e->errbuf, sizeof e->errbuf, "%s: its tokenizer differs from the forward model's: tokenize both "
+                 "models' data with the same vocabulary (lstm-tok -m VOCAB)", path);
+        *why = e->errbuf;
+    }
+    if (rc) {
+        lstm_engine_close(b);
+        free(b);
+        return rc;
+    }
+    if (e->bwd) {
+        lstm_engine_close(e->bwd);
+        free(e->bwd);
+    }
+    e->bwd = b;
+    return 0;
 }
 
 const char *lstm_engine_open_error(const lstm_engine *e, int rc, const char *path, char *buf, size_t cap)
@@ -101,6 +154,10 @@ const char *lstm_engine_open_error(const lstm_engine *e, int rc, const char *pat
 void lstm_engine_close(lstm_engine *e)
 {
     if (!e->lm.m) return; /* never opened, or already closed */
+    if (e->bwd) {
+        lstm_engine_close(e->bwd);
+        free(e->bwd);
+    }
     if (e->cache.N) lstm_cache_free(&e->cache);
     lstm_suggester_free(&e->sug);
     lstm_session_free(&e->sess);
@@ -335,6 +392,63 @@ static int do_suggest(lstm_engine *e, const lstm_request *r, size_t *prefix_len,
     return n;
 }
 
+/* ------------------------------------------------------------------ fill */
+
+/* Words for the gap of r->text: fills e->sg, returns how many (or -1, e->err set). */
+static int do_fill(lstm_engine *e, const lstm_request *r)
+{
+    if (!e->bwd) {
+        e->err = "fill needs a right-to-left model: give --backward FILE";
+        return -1;
+    }
+    if (!e->sug.sorted) {
+        e->err = "fill-in-the-middle needs word models (lstm-tok --split words or space)";
+        return -1;
+    }
+    const char *t = r->text, *g = NULL;
+    size_t len = r->len, a = 0, b = 0;
+    for (size_t i = 0; i + 3 <= len; i++) {
+        if (memcmp(t + i, LSTM_FILL_GAP, 3)) continue;
+        if (g) {
+            e->err = "fill: the text has more than one gap (___)";
+            return -1;
+        }
+        g = t + i;
+        a = i;
+        for (b = i; b < len && t[b] == '_'; b++) {}
+        i = b;
+    }
+    if (!g) {
+        e->err = "fill: the text has no gap: mark the missing word with ___";
+        return -1;
+    }
+    if (make_prompt(e, r, t, a)) return -1;
+    int rc = lstm_session_feed(&e->sess, e->ids.v, e->ids.n);
+    if (!rc) rc = session_logits(e);
+    if (rc) {
+        e->err = lstm_strerror(rc);
+        return -1;
+    }
+    lstm_engine *w = e->bwd;
+    w->ids.n = 0;
+    rc = lstm_lm_prompt(&w->lm, e->lm.S > 0 ? r->speaker : NULL, t + b, len - b, &w->ids);
+    if (rc) {
+        prompt_error(e, rc, "", r->speaker);
+        return -1;
+    }
+    lstm_prompt_reverse(&w->lm, w->ids.v, w->ids.n);
+    if ((rc = lstm_session_feed(&w->sess, w->ids.v, w->ids.n))) {
+        e->err = lstm_strerror(rc);
+        return -1;
+    }
+    int n = lstm_suggest_fill(&e->sug, e->lg, w->sess.logits, r->k, e->sg);
+    if (n < 0) {
+        e->err = lstm_strerror(n);
+        return -1;
+    }
+    return n;
+}
+
 /* ------------------------------------------------------------------ complete */
 
 /* lstm_beam_opts.held: the hypothesis ends inside a banned word of several pieces. */
@@ -494,7 +608,15 @@ int lstm_engine_run(lstm_engine *e, const lstm_request *r, lstm_reply *out)
         out->plen = plen;
         return 0;
     }
-    if (r->mode != LSTM_MODE_COMPLETE) return fail(out, "mode must be \"suggest\" or \"complete\"");
+    if (r->mode == LSTM_MODE_FILL) {
+        int n = do_fill(e, &q);
+        if (n < 0) return fail(out, e->err);
+        out->sg = e->sg;
+        out->n = n;
+        out->mass = 1;
+        return 0;
+    }
+    if (r->mode != LSTM_MODE_COMPLETE) return fail(out, "mode must be \"suggest\", \"complete\" or \"fill\"");
     int ngen;
     if (do_complete(e, &q, &ngen)) return fail(out, e->err);
     free(e->completion);

@@ -64,6 +64,7 @@ typedef struct {
     float div;         /* adaptive: cluster i projects to floor(H / div^(i+1)) */
     int peephole;      /* LSTM only: peephole weights l<k>.peep per layer */
     int attention;     /* K in 0..LSTM_MAX_ATTENTION: the top layer attends over its last K outputs */
+    int reverse;       /* 1: trained on documents read backwards (lstm-window --reverse): a right-to-left model */
     /* Regularization, in training only (forward with train = 1; see "Regularization" below). */
     float dropout_in;     /* on the embeddings (layer 0's input), in [0, 1); < 0: dropout (AWD's dropouti) */
     float dropout_hidden; /* on the inputs of layers 1..L-1, in [0, 1); < 0: dropout (AWD's dropouth) */
