@@ -19,7 +19,9 @@
 
 /* The document in[0..n) read backwards into out (n ids; out != in). pos (may be NULL): pos[i] is the
  * index in out of in[i]. A segment's head is its leading BOS, or a token followed by BOS (a speaker
- * tag and BOS), as lstm-tok writes chat turns; text lines have none. Applied twice it gives in back. */
+ * tag and BOS), as lstm-tok writes chat turns; text lines have none. Applied twice it gives back a
+ * document that ends with EOS, as every lstm-tok document does (a last segment without one would
+ * join the next segment in out). */
 void lstm_doc_reverse(const uint32_t *in, size_t n, uint32_t *out, size_t *pos);
 
 /* The reversed form of a prompt lstm_lm_prompt built: its head ("<tag> <s>" for a chat model, "</s>"
