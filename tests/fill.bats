@@ -123,12 +123,33 @@ ins() { "$B/lstm-dump" "$1" | awk '$1 == "in:" && $2 !~ /^[0-9]+$/ { $1 = ""; su
     "$B/lstm-window" -q -L 5 --reverse --cross-docs o.tok | "$B/lstm-train" -q --hidden 8 --epochs 1 --threads 1 -o o.ckpt
     run -1 "$B/lstm-sample" -m "$T/f.ckpt" --backward o.ckpt --fill "go ___ end2"
     assert_output --partial 'its tokenizer differs from the forward model'
-    # BPE models have no whole-word vocabulary to rank
+}
+
+@test "BPE and character models: the forward beam's words, rescored by the backward model's pieces read backwards" {
     "$B/lstm-tok" -q --bpe --vocab-size 300 --vocab-out bpe.vocab -o bpe.tok "$T/train.txt"
-    "$B/lstm-window" -q -L 8 bpe.tok | "$B/lstm-train" -q --hidden 8 --epochs 1 --threads 1 -o bf.ckpt
-    "$B/lstm-window" -q -L 8 --reverse bpe.tok | "$B/lstm-train" -q --hidden 8 --epochs 1 --threads 1 -o bb.ckpt
-    run -1 "$B/lstm-sample" -m bf.ckpt --backward bb.ckpt --fill "go ___ end2"
+    "$B/lstm-window" -q -L 12 --cross-docs -o bf.win bpe.tok
+    "$B/lstm-window" -q -L 12 --cross-docs --reverse -o bb.win bpe.tok
+    for d in bf bb; do
+        "$B/lstm-train" -q --hidden 64 --emb 32 --epochs 20 --optim adam --lr 0.01 --schedule const --batch 10 \
+            --threads 1 -o $d.ckpt $d.win
+    done
+    for k in 0 3; do
+        run "$B/lstm-sample" -m bf.ckpt --backward bb.ckpt --fill "go now ___ end$k ."
+        assert_success
+        [ "$(head -1 <<< "$output" | cut -f1)" = "k$k" ]
+        awk -F'\t' '{ s += $2 } NR == 1 && $2 < 0.6 { bad = 1 } END { exit bad || s > 1.000001 }' <<< "$output"
+    done
+    # lstm-eval --fill ranks the whole vocabulary: word models only
+    "$B/lstm-tok" -q -m bpe.vocab -o bt.tok "$T/test.txt"
+    run -1 "$B/lstm-eval" -m bf.ckpt --backward bb.ckpt --fill bt.tok
     assert_output --partial 'needs word models'
+    # characters: the boundary before the word ends it when read backwards; the path answers
+    "$B/lstm-tok" -q --chars --vocab-out ch.vocab -o ch.tok "$T/test.txt"
+    "$B/lstm-window" -q -L 20 --cross-docs ch.tok | "$B/lstm-train" -q --hidden 16 --epochs 1 --threads 1 -o cf.ckpt
+    "$B/lstm-window" -q -L 20 --cross-docs --reverse ch.tok | "$B/lstm-train" -q --hidden 16 --epochs 1 --threads 1 -o cb.ckpt
+    run "$B/lstm-sample" -m cf.ckpt --backward cb.ckpt --fill --json "go now ___ end1 ."
+    assert_success
+    assert_output --regexp '^\{"mode":"fill","suggestions":\[\{"word":"[^"]+","p":'
 }
 
 @test "fill requests: lstm-sample --serve and lstm-serve POST /v1/fill give the same words, errors as JSON" {

@@ -4,12 +4,14 @@
  * rank, and the completion detokenised as it continues the prompt. */
 #include "engine.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
 #include "fill.h"
+#include "mathx.h"
 #include "utf8.h"
 
 #define CTX_CAP LSTM_ENGINE_CTX_CAP
@@ -104,7 +106,6 @@ int lstm_engine_open_shared(lstm_engine *e, const lstm_engine *base, int beam_wo
     return 0;
 }
 
-static int is_word_model(const lstm_lm *lm) { return lm->kind != LSTM_TOK_BPE && lm->kind != LSTM_TOK_CHARS; }
 
 int lstm_engine_set_backward(lstm_engine *e, const char *path, const char **why)
 {
@@ -116,9 +117,6 @@ int lstm_engine_set_backward(lstm_engine *e, const char *path, const char **why)
     if (rc) {
         lstm_engine_open_error(b, rc, path, e->errbuf, sizeof e->errbuf);
         *why = e->errbuf;
-    } else if (!is_word_model(&e->lm)) {
-        rc = LSTM_E_ARG;
-        *why = "fill-in-the-middle needs word models (lstm-tok --split words or space), not BPE or characters";
     } else if (e->lm.m->cfg.reverse) {
         rc = LSTM_E_ARG;
         *why = "the forward model is a right-to-left one (trained on lstm-window --reverse windows)";
@@ -394,15 +392,70 @@ static int do_suggest(lstm_engine *e, const lstm_request *r, size_t *prefix_len,
 
 /* ------------------------------------------------------------------ fill */
 
+/* BPE and character models: the words the forward model's beam finds after the text before the gap
+ * (its lstm_suggest words, with their probabilities, the word's end included), each scored by the
+ * backward model as its pieces read backwards after the reversed right context (in w->ids), and for
+ * characters the boundary before the word (a space, punctuation, the turn's start), which ends a word
+ * read backwards; then normalised over those words. Returns how many went into e->sg, or a code. */
+static int fill_pieces(lstm_engine *e, int k)
+{
+    lstm_engine *w = e->bwd;
+    lstm_suggestion *cand = e->bwd->sg; /* the backward engine's reply buffer: free while it serves e */
+    int nc = lstm_suggest(&e->sug, &e->sess.st, e->lg, "", 0, LSTM_ENGINE_MAX_K, cand, NULL);
+    if (nc <= 0) return nc;
+    size_t nr = w->ids.n;
+    int V = w->lm.V;
+    double *score = malloc(sizeof *score * (size_t)nc);
+    if (!score) return LSTM_E_NOMEM;
+    int rc = 0;
+    for (int c = 0; c < nc && !rc; c++) {
+        w->out.n = 0;
+        if ((rc = lstm_tokenizer_encode(w->lm.tok, cand[c].word, cand[c].len, &w->out))) break;
+        double lp = log(cand[c].p);
+        w->ids.n = nr;
+        for (size_t j = w->out.n; j-- > 0 && !rc;) { /* the pieces from the last one */
+            if ((rc = lstm_session_feed(&w->sess, w->ids.v, w->ids.n))) break;
+            const float *x = w->sess.logits;
+            lp += (double)x[w->out.v[j]] - lstm_logsumexp(x, (size_t)V);
+            rc = lstm_ids_push(&w->ids, w->out.v[j]);
+        }
+        if (!rc && w->lm.kind == LSTM_TOK_CHARS && !(rc = lstm_session_feed(&w->sess, w->ids.v, w->ids.n))) {
+            const float *x = w->sess.logits;
+            double lse = lstm_logsumexp(x, (size_t)V), pb = 0;
+            for (uint32_t i = 0; i < w->sug.nbound; i++) pb += exp((double)x[w->sug.bound[i]] - lse);
+            lp += log(pb);
+        }
+        score[c] = lp;
+    }
+    w->ids.n = nr;
+    if (rc) {
+        free(score);
+        return rc;
+    }
+    double mx = -INFINITY, z = 0;
+    for (int c = 0; c < nc; c++) mx = score[c] > mx ? score[c] : mx;
+    for (int c = 0; c < nc; c++) z += exp(score[c] - mx);
+    for (int c = 0; c < nc; c++) cand[c].p = exp(score[c] - mx) / z;
+    free(score);
+    /* the k best, ties by the word's bytes as suggestions sort */
+    int n = 0;
+    for (; n < k && n < nc; n++) {
+        int b = -1;
+        for (int c = 0; c < nc; c++)
+            if (cand[c].len != (size_t)-1 &&
+                (b < 0 || cand[c].p > cand[b].p || (cand[c].p == cand[b].p && strcmp(cand[c].word, cand[b].word) < 0)))
+                b = c;
+        e->sg[n] = cand[b];
+        cand[b].len = (size_t)-1;
+    }
+    return n;
+}
+
 /* Words for the gap of r->text: fills e->sg, returns how many (or -1, e->err set). */
 static int do_fill(lstm_engine *e, const lstm_request *r)
 {
     if (!e->bwd) {
         e->err = "fill needs a right-to-left model: give --backward FILE";
-        return -1;
-    }
-    if (!e->sug.sorted) {
-        e->err = "fill-in-the-middle needs word models (lstm-tok --split words or space)";
         return -1;
     }
     const char *t = r->text, *g = NULL;
@@ -422,7 +475,19 @@ static int do_fill(lstm_engine *e, const lstm_request *r)
         e->err = "fill: the text has no gap: mark the missing word with ___";
         return -1;
     }
-    if (make_prompt(e, r, t, a)) return -1;
+    const char *left = t;
+    size_t llen = a;
+    /* A character model needs the space that ends the previous word before a new one starts. */
+    if (e->lm.kind == LSTM_TOK_CHARS && llen > 0 && !strchr(" \t\r\n", left[llen - 1])) {
+        if (grow_buf(e, llen + 2)) {
+            e->err = "out of memory";
+            return -1;
+        }
+        memcpy(e->buf, left, llen);
+        e->buf[llen++] = ' ';
+        left = e->buf;
+    }
+    if (make_prompt(e, r, left, llen)) return -1;
     int rc = lstm_session_feed(&e->sess, e->ids.v, e->ids.n);
     if (!rc) rc = session_logits(e);
     if (rc) {
@@ -441,9 +506,9 @@ static int do_fill(lstm_engine *e, const lstm_request *r)
         e->err = lstm_strerror(rc);
         return -1;
     }
-    int n = lstm_suggest_fill(&e->sug, e->lg, w->sess.logits, r->k, e->sg);
+    int n = e->sug.sorted ? lstm_suggest_fill(&e->sug, e->lg, w->sess.logits, r->k, e->sg) : fill_pieces(e, r->k);
     if (n < 0) {
-        e->err = lstm_strerror(n);
+        e->err = n == LSTM_E_NOMEM ? "out of memory" : lstm_strerror(n);
         return -1;
     }
     return n;
