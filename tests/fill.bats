@@ -103,6 +103,20 @@ ins() { "$B/lstm-dump" "$1" | awk '$1 == "in:" && $2 !~ /^[0-9]+$/ { $1 = ""; su
     assert_success
     run "$B/lstm-sample" -m "$T/f.ckpt" --backward "$T/b.ckpt" --fill "go please k1 ___ ."
     [ "$(head -1 <<< "$output" | cut -f1)" = end1 ]
+    # --prior TOKENS: the product divided by p(w) = (count + 1) / (total + V), the training text's counts
+    "$B/lstm-sample" -q -m "$T/f.ckpt" --backward "$T/b.ckpt" --prior "$T/train.tok" --fill --suggest 1000 \
+        "go now ___ end2 ." > prior.tsv
+    run awk -F'\t' 'FILENAME == ARGV[1] { for (i = 1; i <= NF; i++) c[$i]++; next }
+                   FILENAME == ARGV[2] { f[$1] = $2; next }
+                   FILENAME == ARGV[3] { q[$1] = f[$1] * $2 / (c[$1] + 1); z += q[$1]; next }
+                   { d = $2 - q[$1] / z; if (d < 0) d = -d; if (d > m) m = d; n++ }
+                   END { printf "%d words, max diff %.2e\n", n, m; exit !(n > 5 && m < 2e-5) }' \
+        FS=' ' "$T/train.txt" FS='\t' fwd.tsv bwd.tsv prior.tsv
+    assert_success
+    run -2 "$B/lstm-sample" -m "$T/f.ckpt" --prior "$T/train.tok" --suggest 3 "go "
+    assert_output --partial '--prior is for fill-in-the-middle'
+    run -1 "$B/lstm-sample" -m "$T/f.ckpt" --backward "$T/b.ckpt" --prior "$T/f.win" --fill "go ___ end2"
+    assert_output --partial 'expected the training tokens'
 }
 
 @test "lstm-sample --fill: usage errors and the models it refuses" {
@@ -174,6 +188,20 @@ ins() { "$B/lstm-dump" "$1" | awk '$1 == "in:" && $2 !~ /^[0-9]+$/ { $1 = ""; su
     assert_output --partial 'lstm_serve_requests_total{endpoint="/v1/fill"} 2'
     assert_output --partial 'lstm_serve_request_duration_seconds_bucket{endpoint="/v1/fill",le="+Inf"} 1'
     serve_stop
+    # --prior: two workers, each with the prior, answer as lstm-sample --serve --prior
+    want=$("$B/lstm-sample" -m "$T/f.ckpt" --backward "$T/b.ckpt" --prior "$T/train.tok" --serve <<< '{"mode":"fill","text":"go ___ k1 end1 .","k":3}')
+    serve_start "$T/f.ckpt" --backward "$T/b.ckpt" --prior "$T/train.tok" --threads 2
+    for i in 1 2 3 4; do curl -s -X POST --data-binary '{"text":"go ___ k1 end1 .","k":3}' "${U}v1/fill"; echo; done > got.jsonl
+    # (a worker reusing the prompt it read last may differ in the last digits: formats/serve.md)
+    /usr/bin/python3 - "$want" got.jsonl <<'EOF'
+import json, sys
+want = json.loads(sys.argv[1])["suggestions"]
+for line in open(sys.argv[2]):
+    got = json.loads(line)["suggestions"]
+    assert [g["word"] for g in got] == [w["word"] for w in want], (got, want)
+    assert all(abs(g["p"] - w["p"]) < 1e-6 for g, w in zip(got, want)), (got, want)
+EOF
+    serve_stop
     serve_start "$T/f.ckpt"
     run curl -s -X POST --data-binary '{"text":"go ___ end3"}' "${U}v1/fill"
     assert_output '{"error":"fill needs a right-to-left model: give --backward FILE"}'
@@ -182,7 +210,7 @@ ins() { "$B/lstm-dump" "$1" | awk '$1 == "in:" && $2 !~ /^[0-9]+$/ { $1 = ""; su
 }
 
 @test "lstm-eval --fill: one blank per line; the backward model lifts the k words the forward one can only guess" {
-    run --separate-stderr "$B/lstm-eval" -m "$T/f.ckpt" --backward "$T/b.ckpt" --fill --json "$T/test.tok"
+    run --separate-stderr "$B/lstm-eval" -m "$T/f.ckpt" --backward "$T/b.ckpt" --fill --prior "$T/train.tok" --json "$T/test.tok"
     assert_success
     /usr/bin/python3 - "$output" <<'EOF'
 import json, sys
@@ -194,6 +222,8 @@ assert r["fill_top1"] > r["forward_top1"] + 0.2, r
 assert r["fill_top1"] > 0.7 and r["forward_top1"] < 0.55, r
 assert r["fill_top5"] >= r["forward_top5"], r
 assert r["fill_perplexity"] < r["forward_perplexity"], r
+# this language's words are nearly equally frequent: the prior changes little here
+assert abs(r["prior_top1"] - r["fill_top1"]) < 0.1 and r["prior_perplexity"] < r["forward_perplexity"], r
 EOF
     # the same seed blanks the same words; another seed others
     run "$B/lstm-eval" -m "$T/f.ckpt" --backward "$T/b.ckpt" --fill "$T/test.tok"

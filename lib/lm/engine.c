@@ -94,6 +94,13 @@ int lstm_engine_open_shared(lstm_engine *e, const lstm_engine *base, int beam_wo
     int rc = lstm_lm_open_shared(&e->lm, &base->lm);
     if (rc) return rc;
     if ((rc = engine_setup(e, beam_words))) return rc;
+    if (base->fill_prior) {
+        if (!(e->fill_prior = malloc(sizeof *e->fill_prior * (size_t)e->lm.V))) {
+            lstm_engine_close(e);
+            return LSTM_E_NOMEM;
+        }
+        memcpy(e->fill_prior, base->fill_prior, sizeof *e->fill_prior * (size_t)e->lm.V);
+    }
     if (base->bwd) {
         lstm_engine *b = calloc(1, sizeof *b);
         if (!b || (rc = lstm_engine_open_shared(b, base->bwd, beam_words))) {
@@ -106,6 +113,14 @@ int lstm_engine_open_shared(lstm_engine *e, const lstm_engine *base, int beam_wo
     return 0;
 }
 
+
+int lstm_engine_set_fill_prior(lstm_engine *e, const uint64_t *counts)
+{
+    if (!e->lm.m || !e->sug.sorted) return LSTM_E_ARG;
+    if (!e->fill_prior && !(e->fill_prior = malloc(sizeof *e->fill_prior * (size_t)e->lm.V))) return LSTM_E_NOMEM;
+    lstm_fill_log_prior(counts, e->lm.V, e->fill_prior);
+    return 0;
+}
 
 int lstm_engine_set_backward(lstm_engine *e, const char *path, const char **why)
 {
@@ -173,6 +188,7 @@ void lstm_engine_close(lstm_engine *e)
     free(e->hist);
     free(e->buf);
     free(e->completion);
+    free(e->fill_prior);
     lstm_lm_close(&e->lm);
     memset(e, 0, sizeof *e);
 }
@@ -506,7 +522,7 @@ static int do_fill(lstm_engine *e, const lstm_request *r)
         e->err = lstm_strerror(rc);
         return -1;
     }
-    int n = e->sug.sorted ? lstm_suggest_fill(&e->sug, e->lg, w->sess.logits, r->k, e->sg) : fill_pieces(e, r->k);
+    int n = e->sug.sorted ? lstm_suggest_fill(&e->sug, e->lg, w->sess.logits, e->fill_prior, r->k, e->sg) : fill_pieces(e, r->k);
     if (n < 0) {
         e->err = n == LSTM_E_NOMEM ? "out of memory" : lstm_strerror(n);
         return -1;

@@ -108,6 +108,7 @@ typedef struct lstm_engine {
     lstm_cache_opts cache_opts; /* lstm_engine_set_cache; N = 0: none */
     lstm_cache cache;     /* complete: the prompt's pairs, then the generated ones */
     struct lstm_engine *bwd; /* lstm_engine_set_backward: the right-to-left model of fill requests, or NULL */
+    float *fill_prior;    /* (V) lstm_engine_set_fill_prior: log p(w) taken from fill scores, or NULL */
     const char *err;      /* message of the last failed request */
     char errbuf[1024];    /* err when it names things (an unknown speaker and the model's speakers) */
 } lstm_engine;
@@ -151,6 +152,13 @@ int lstm_engine_set_cache(lstm_engine *e, const lstm_cache_opts *o);
  * (static or in e->errbuf): lstm_lm_open's codes, LSTM_E_ARG (not word models, e is a right-to-left
  * model or path is not one), LSTM_E_VOCAB (another tokenizer), LSTM_E_NOMEM. */
 int lstm_engine_set_backward(lstm_engine *e, const char *path, const char **why);
+
+/* A unigram prior for fill requests (word models): the score becomes log p_fwd + log p_bwd - log p(w),
+ * p(w) = (counts[w] + 1) / (total + V) from the training text's counts (lstm_fill_count_prior), which
+ * under independence of the two sides given the word is p(w | left, right) (the plain product counts
+ * the word's frequency twice). Engines opened shared on e afterwards copy it. 0, LSTM_E_ARG (not a word
+ * model), LSTM_E_NOMEM. */
+int lstm_engine_set_fill_prior(lstm_engine *e, const uint64_t *counts);
 
 /* Forgets the prompt read last. The session reuses the recurrent state of the longest prompt prefix
  * it read before, which saves time but runs the new tokens in other groupings than a fresh start

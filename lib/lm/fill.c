@@ -5,8 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "errors.h"
+#include "fileio.h"
 #include "mathx.h"
+#include "stream.h"
 
 /* The head of the segment s[0..n): "<s>" or "x <s>" (a speaker tag and BOS), else nothing. */
 static size_t seg_head(const uint32_t *s, size_t n)
@@ -99,7 +103,62 @@ void lstm_fill_eval_free(lstm_fill_eval *f)
     free(f->rev);
     free(f->ctx);
     free(f->pos);
+    free(f->logprior);
     memset(f, 0, sizeof *f);
+}
+
+void lstm_fill_log_prior(const uint64_t *counts, int V, float *logp)
+{
+    double total = 0;
+    for (int i = 0; i < V; i++) total += (double)counts[i];
+    for (int i = 0; i < V; i++) logp[i] = (float)log(((double)counts[i] + 1) / (total + V));
+}
+
+int lstm_fill_eval_set_prior(lstm_fill_eval *f, const uint64_t *counts)
+{
+    int V = f->fwd->V;
+    if (!f->logprior && !(f->logprior = malloc(sizeof *f->logprior * (size_t)V))) return LSTM_E_NOMEM;
+    lstm_fill_log_prior(counts, V, f->logprior);
+    return 0;
+}
+
+int lstm_fill_count_prior(const char *path, const lstm_lm *lm, uint64_t **counts, uint32_t *kind)
+{
+    *counts = NULL;
+    *kind = 0;
+    int fd = lstm_in_open(path);
+    if (fd < 0) return LSTM_E_IO;
+    lstm_reader *r;
+    int rc = lstm_reader_open_sniff(&r, fd, 0);
+    if (rc) {
+        if (fd > 0) close(fd);
+        return rc;
+    }
+    size_t bl;
+    const uint8_t *blob = lstm_meta_get(lstm_reader_meta(r), "tokenizer", &bl);
+    uint64_t *c = NULL;
+    if ((*kind = lstm_reader_kind(r)) != LSTM_KIND_TOKS) rc = LSTM_E_KIND;
+    else if (!lstm_lm_same_tokenizer(lm, blob, bl)) rc = LSTM_E_VOCAB;
+    else if (!(c = calloc((size_t)lm->V, sizeof *c))) rc = LSTM_E_NOMEM;
+    while (!rc) {
+        uint8_t tag;
+        const uint8_t *p;
+        uint32_t len;
+        int k = lstm_reader_next(r, &tag, &p, &len);
+        if (k <= 0) {
+            rc = k;
+            break;
+        }
+        for (uint32_t i = 0; tag == 'D' && i < len / 4; i++) {
+            uint32_t id = lstm_get_u32(p + 4 * (size_t)i);
+            if (id < (uint32_t)lm->V) c[id]++;
+        }
+    }
+    lstm_reader_free(r);
+    if (fd > 0) close(fd);
+    if (rc) free(c);
+    else *counts = c;
+    return rc;
 }
 
 static int grow(lstm_fill_eval *f, size_t n, size_t blanks)
@@ -150,20 +209,22 @@ static size_t context(const lstm_fill_eval *f, const uint32_t *d, size_t p)
 
 /* The rank of target among the candidates by score a (ties: lower ids first, as lstm_suggest ranks),
  * and the log of its probability renormalised over them. */
-static long rank_of(const lstm_fill_eval *f, const float *a, const float *b, uint32_t target, double *lp)
+static long rank_of(const lstm_fill_eval *f, const float *a, const float *b, const float *c, uint32_t target, double *lp)
 {
     int V = f->fwd->V;
-    double st = (double)a[target] + (b ? (double)b[target] : 0), mx = -INFINITY;
+#define SCORE(i) ((double)a[i] + (b ? (double)b[i] : 0) - (c ? (double)c[i] : 0))
+    double st = SCORE(target), mx = -INFINITY;
     long r = 0;
     for (int i = 0; i < V; i++) {
         if (!f->cand[i]) continue;
-        double s = (double)a[i] + (b ? (double)b[i] : 0);
+        double s = SCORE(i);
         if (s > st || (s == st && (uint32_t)i < target)) r++;
         if (s > mx) mx = s;
     }
     double z = 0;
     for (int i = 0; i < V; i++)
-        if (f->cand[i]) z += exp((double)a[i] + (b ? (double)b[i] : 0) - mx);
+        if (f->cand[i]) z += exp(SCORE(i) - mx);
+#undef SCORE
     *lp = st - (mx + log(z));
     return r;
 }
@@ -207,12 +268,16 @@ int lstm_fill_eval_doc(lstm_fill_eval *f, const uint32_t *ids, size_t n, lstm_fi
         if ((rc = logprobs(&f->sb, f->ctx, c, lpb, V))) break;
         const float *lpf = f->lpf + k * (size_t)V;
         double lp;
-        long r = rank_of(f, lpf, lpb, t, &lp);
+        long r = rank_of(f, lpf, lpb, NULL, t, &lp);
         s->fill1 += r < 1, s->fill5 += r < 5, s->fill_nll -= lp;
-        r = rank_of(f, lpf, NULL, t, &lp);
+        r = rank_of(f, lpf, NULL, NULL, t, &lp);
         s->fwd1 += r < 1, s->fwd5 += r < 5, s->fwd_nll -= lp;
-        r = rank_of(f, lpb, NULL, t, &lp);
+        r = rank_of(f, lpb, NULL, NULL, t, &lp);
         s->bwd1 += r < 1, s->bwd5 += r < 5;
+        if (f->logprior) {
+            r = rank_of(f, lpf, lpb, f->logprior, t, &lp);
+            s->prior1 += r < 1, s->prior5 += r < 5, s->prior_nll -= lp;
+        }
         s->blanks++;
     }
     return rc;

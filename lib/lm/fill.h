@@ -29,6 +29,14 @@ void lstm_doc_reverse(const uint32_t *in, size_t n, uint32_t *out, size_t *pos);
  * the right context from its end towards the gap. */
 void lstm_prompt_reverse(const lstm_lm *lm, uint32_t *ids, size_t n);
 
+/* A unigram prior for the fill score: the occurrences of each id in a token stream (path; NULL or "-"
+ * stdin), which must carry lm's tokenizer (the training tokens, lstm-tok -o train.tok), into *counts
+ * ((V), malloc'ed). 0, LSTM_E_KIND (not a token stream: *kind says what it is), LSTM_E_VOCAB (another
+ * tokenizer), LSTM_E_IO (errno), the stream's codes, LSTM_E_NOMEM. */
+int lstm_fill_count_prior(const char *path, const lstm_lm *lm, uint64_t **counts, uint32_t *kind);
+/* log p(w) = log((count + 1) / (total + V)) for every id, into logp (V). */
+void lstm_fill_log_prior(const uint64_t *counts, int V, float *logp);
+
 /* Scoring fill-in-the-middle on held-out documents (lstm-eval --fill): in every segment (a line or a
  * turn) one word token, drawn uniformly from the segment's candidate words (never UNK) with a seeded
  * generator, is blanked; the forward model reads the document up to it, the backward model the
@@ -41,6 +49,8 @@ typedef struct {
     long bwd1, bwd5;     /* ... by the backward model alone */
     double fill_nll;     /* summed -log of the fill probability of the blanked words */
     double fwd_nll;      /* summed -log of the forward probability renormalised over the candidates */
+    long prior1, prior5; /* with a unigram prior (lstm_fill_eval_set_prior): the fill score minus log p(w) */
+    double prior_nll;
 } lstm_fill_stats;
 
 typedef struct {
@@ -54,6 +64,7 @@ typedef struct {
     uint32_t *rev, *ctx; /* (cap) the document backwards; a context with its head */
     size_t *pos, cap;
     lstm_rng rng;
+    float *logprior;     /* (V) or NULL: log p(w), the words' frequencies in the training text */
 } lstm_fill_eval;
 
 /* fwd and bwd: open word models with the same tokenizer, bwd trained on reversed windows. 0,
@@ -61,6 +72,11 @@ typedef struct {
  * (different tokenizers), LSTM_E_NOMEM. */
 int lstm_fill_eval_init(lstm_fill_eval *f, const lstm_lm *fwd, const lstm_lm *bwd, uint64_t seed);
 void lstm_fill_eval_free(lstm_fill_eval *f);
+/* Also score log p_fwd(w|left) + log p_bwd(w|right) - log p(w): under the assumption that the left and
+ * the right context are independent given the word, p(w | left, right) is proportional to
+ * p(w | left) p(w | right) / p(w), and the plain product counts the word's frequency twice. counts:
+ * (V) occurrences of each id in the training text; p(w) = (count + 1) / (total + V). 0 or LSTM_E_NOMEM. */
+int lstm_fill_eval_set_prior(lstm_fill_eval *f, const uint64_t *counts);
 /* One document's blanks added to s. Ids must be < V. */
 int lstm_fill_eval_doc(lstm_fill_eval *f, const uint32_t *ids, size_t n, lstm_fill_stats *s);
 

@@ -854,7 +854,8 @@ static int suggest_words(lstm_suggester *g, const lstm_state *st, const float *l
     return n;
 }
 
-int lstm_suggest_fill(lstm_suggester *g, const float *lf, const float *lb, int k, lstm_suggestion *out)
+int lstm_suggest_fill(lstm_suggester *g, const float *lf, const float *lb, const float *logprior, int k,
+                      lstm_suggestion *out)
 {
     if (!g->sorted || !lf || !lb || k < 1) return LSTM_E_ARG;
     const lstm_lm *lm = g->lm;
@@ -866,7 +867,7 @@ int lstm_suggest_fill(lstm_suggester *g, const float *lf, const float *lb, int k
         size_t n;
         const char *s = wtext(lm, id, &n);
         if (g->nban && is_banned_word(g, s, n)) continue;
-        double v = ((double)lf[id] - lsf) + ((double)lb[id] - lsb);
+        double v = ((double)lf[id] - lsf) + ((double)lb[id] - lsb) - (logprior ? (double)logprior[id] : 0);
         g->work[id] = (float)v;
         if (v > mx) mx = v;
     }

@@ -20,6 +20,7 @@
 #include "tool.h"
 #include "fileio.h"
 #include "keys.h"
+#include "prior.h"
 #include "lm.h"
 
 #define PROG "lstm-eval"
@@ -95,6 +96,9 @@ static void usage(FILE *f)
             "                       forward model alone (next-word prediction) and the backward one alone\n"
             "      --backward FILE  the right-to-left model (trained on lstm-window --reverse windows)\n"
             "      --seed N         --fill: the blanks' random seed (default 1)\n"
+            "      --prior TOKENS   --fill: also rank by the fill score minus log p(w), p(w) the word's\n"
+            "                       frequency in TOKENS (the training tokens): the product of the two models\n"
+            "                       counts a word's frequency twice\n"
             "      --json           one JSON object instead of text\n"
             "      --threads N      BLAS threads (default: all cores)\n"
             "  -q, --quiet          no progress line\n"
@@ -285,8 +289,8 @@ static lstm_dataset *open_windows(const char *path, const char *name, const char
 }
 
 /* --fill: the token stream's documents, each with one blank per line or turn. */
-static void run_fill(const char *path, const char *name, const char *model, const char *bpath, uint64_t seed, int K,
-                     int json)
+static void run_fill(const char *path, const char *name, const char *model, const char *bpath, const char *prior,
+                     uint64_t seed, int K, int json)
 {
     if (K != 5) tool_die(2, "--fill reports top-1 and top-5: no -k");
     lstm_lm fw, bw;
@@ -321,6 +325,11 @@ static void run_fill(const char *path, const char *name, const char *model, cons
         tool_die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m %s", name, model, model);
     lstm_fill_eval f;
     if ((rc = lstm_fill_eval_init(&f, &fw, &bw, seed))) tool_die(1, "--fill: %s", lstm_strerror(rc));
+    if (prior) {
+        uint64_t *c = tool_prior_counts(prior, &fw, model);
+        if ((rc = lstm_fill_eval_set_prior(&f, c))) tool_die(1, "--prior: %s", lstm_strerror(rc));
+        free(c);
+    }
     lstm_fill_stats s;
     memset(&s, 0, sizeof s);
     uint32_t *ids = NULL;
@@ -372,6 +381,11 @@ static void run_fill(const char *path, const char *name, const char *model, cons
         json_object_set_new(o, "backward_top5", json_real(s.bwd5 / b));
         json_object_set_new(o, "fill_perplexity", json_real(exp(s.fill_nll / b)));
         json_object_set_new(o, "forward_perplexity", json_real(exp(s.fwd_nll / b)));
+        if (prior) {
+            json_object_set_new(o, "prior_top1", json_real(s.prior1 / b));
+            json_object_set_new(o, "prior_top5", json_real(s.prior5 / b));
+            json_object_set_new(o, "prior_perplexity", json_real(exp(s.prior_nll / b)));
+        }
         json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10));
         fputc('\n', stdout);
         json_decref(o);
@@ -383,6 +397,9 @@ static void run_fill(const char *path, const char *name, const char *model, cons
         printf("forward alone (next word)  top-1 %5.1f%%  top-5 %5.1f%%  perplexity %.2f\n", 100 * s.fwd1 / b, 100 * s.fwd5 / b,
                exp(s.fwd_nll / b));
         printf("backward alone             top-1 %5.1f%%  top-5 %5.1f%%\n", 100 * s.bwd1 / b, 100 * s.bwd5 / b);
+        if (prior)
+            printf("fill / unigram prior       top-1 %5.1f%%  top-5 %5.1f%%  perplexity %.2f\n", 100 * s.prior1 / b,
+                   100 * s.prior5 / b, exp(s.prior_nll / b));
     }
     if (fflush(stdout) || ferror(stdout)) tool_die(1, "stdout: %s", strerror(errno));
     free(ids);
@@ -395,7 +412,7 @@ static void run_fill(const char *path, const char *name, const char *model, cons
 int main(int argc, char **argv)
 {
     lstm_reserve_std_fds(NULL); /* before any open: a closed 0, 1 or 2 must not become one of our files */
-    const char *model = NULL, *path = NULL, *tpath = NULL, *bpath = NULL;
+    const char *model = NULL, *path = NULL, *tpath = NULL, *bpath = NULL, *prior = NULL;
     int fill = 0;
     unsigned long long seed = 1;
     int K = 5, B = 10, reset = 0, json = 0, keystrokes = 0, threads = 0, beam_words = 8;
@@ -405,7 +422,7 @@ int main(int argc, char **argv)
     double cache_t[GRID_MAX] = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1};
     double cache_l[GRID_MAX] = {0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4};
     enum { O_BATCH = 256, O_RESET, O_JSON, O_KEYS, O_THREADS, O_BEAMW, O_TRACE, O_CACHE, O_CTHETA, O_CLAMBDA,
-           O_CSEARCH, O_CTHETAS, O_CLAMBDAS, O_FILL, O_BACKWARD, O_SEED };
+           O_CSEARCH, O_CTHETAS, O_CLAMBDAS, O_FILL, O_BACKWARD, O_SEED, O_PRIOR };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"top", required_argument, 0, 'k'},
         {"batch", required_argument, 0, O_BATCH}, {"reset-state", no_argument, 0, O_RESET},
@@ -416,7 +433,7 @@ int main(int argc, char **argv)
         {"cache-thetas", required_argument, 0, O_CTHETAS}, {"cache-lambdas", required_argument, 0, O_CLAMBDAS},
         {"json", no_argument, 0, O_JSON}, {"threads", required_argument, 0, O_THREADS},
         {"fill", no_argument, 0, O_FILL}, {"backward", required_argument, 0, O_BACKWARD},
-        {"seed", required_argument, 0, O_SEED},
+        {"seed", required_argument, 0, O_SEED}, {"prior", required_argument, 0, O_PRIOR},
         {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     int ch;
@@ -443,6 +460,7 @@ int main(int argc, char **argv)
         case O_CSEARCH: search = 1; break;
         case O_FILL: fill = 1; break;
         case O_BACKWARD: bpath = optarg; break;
+        case O_PRIOR: prior = optarg; break;
         case O_SEED: seed = (unsigned long long)tool_parse_long(optarg, "--seed", 0, 0x7fffffffffffffffL); break;
         case O_CTHETAS: ncache_t = parse_list(optarg, "--cache-thetas", 0, 1e6, cache_t); search = 1; break;
         case O_CLAMBDAS: ncache_l = parse_list(optarg, "--cache-lambdas", 0, 1, cache_l); search = 1; break;
@@ -462,6 +480,7 @@ int main(int argc, char **argv)
     if (search && (keystrokes || tpath)) tool_die(2, "--cache-search excludes --keystrokes");
     if (fill && !bpath) tool_die(2, "--fill needs the right-to-left model: give --backward FILE");
     if (bpath && !fill) tool_die(2, "--backward is for --fill");
+    if (prior && !fill) tool_die(2, "--prior is for --fill");
     if (fill && (keystrokes || search || cache.N || reset || B != 10))
         tool_die(2, "--fill excludes --keystrokes, --cache, --reset-state and --batch");
     path = optind < argc ? argv[optind] : NULL;
@@ -477,7 +496,7 @@ int main(int argc, char **argv)
 
     if (fill) {
         prog_on = isatty(2) && tool_verbosity > TOOL_QUIET;
-        run_fill(path, name, model, bpath, seed, K, json);
+        run_fill(path, name, model, bpath, prior, seed, K, json);
         return 0;
     }
     lstm_lm lm;

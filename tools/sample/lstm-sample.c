@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "prior.h"
 #include "fileio.h"
 #include "serve_json.h"
 #include "tool.h"
@@ -50,6 +51,9 @@ static void usage(FILE *f)
             "                            default 5); word models only\n"
             "      --backward FILE       the right-to-left model (trained on lstm-window --reverse windows with\n"
             "                            the same vocabulary); with --serve, requests with \"mode\":\"fill\"\n"
+            "      --prior TOKENS        divide the fill score by p(w), the word's frequency in TOKENS (the\n"
+            "                            training tokens): the product of the two models counts it twice\n"
+            "                            (word models)\n"
             "Both\n"
             "      --speaker NAME        chat models: the prompt is a turn of NAME (default: the first speaker\n"
             "                            of the training data); plain text models have no speakers\n"
@@ -81,7 +85,7 @@ static void usage(FILE *f)
 }
 
 typedef struct {
-    const char *model, *ban_path, *backward;
+    const char *model, *ban_path, *backward, *prior;
     int json, serve, timing, beam_words;
     lstm_cache_opts cache;
     lstm_request d; /* defaults for every request */
@@ -227,7 +231,7 @@ int main(int argc, char **argv)
     lstm_cache_opts_default(&o.cache);
     int suggest_set = 0, complete_set = 0, fill_set = 0, greedy = 0;
     enum { O_GREEDY = 256, O_TOPK, O_TOPP, O_BEAM, O_ALPHA, O_REP, O_SEED, O_SPEAKER, O_BAN, O_JSON, O_SERVE,
-           O_TIMING, O_BEAMW, O_CACHE, O_CTHETA, O_CLAMBDA, O_BACKWARD };
+           O_TIMING, O_BEAMW, O_CACHE, O_CTHETA, O_CLAMBDA, O_BACKWARD, O_PRIOR };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"suggest", required_argument, 0, 's'},
         {"complete", no_argument, 0, 'c'}, {"max-new", required_argument, 0, 'n'},
@@ -240,6 +244,7 @@ int main(int argc, char **argv)
         {"beam-words", required_argument, 0, O_BEAMW}, {"cache", required_argument, 0, O_CACHE},
         {"cache-theta", required_argument, 0, O_CTHETA}, {"cache-lambda", required_argument, 0, O_CLAMBDA},
         {"fill", no_argument, 0, 'F'}, {"backward", required_argument, 0, O_BACKWARD},
+        {"prior", required_argument, 0, O_PRIOR},
         {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -252,6 +257,7 @@ int main(int argc, char **argv)
         case 'c': complete_set = 1; break;
         case 'F': fill_set = 1; break;
         case O_BACKWARD: o.backward = optarg; break;
+        case O_PRIOR: o.prior = optarg; break;
         case 'n': o.d.max_new = (int)tool_parse_long(optarg, "--max-new", 0, LSTM_ENGINE_MAX_NEW); break;
         case O_GREEDY: greedy = 1; break;
         case 't': o.d.so.temperature = (float)tool_parse_double(optarg, "--temperature", 0, 100); break;
@@ -281,6 +287,7 @@ int main(int argc, char **argv)
     if (suggest_set && complete_set) die(2, "--suggest and --complete exclude each other");
     if (fill_set && complete_set) die(2, "--fill and --complete exclude each other");
     if (fill_set && !o.backward) die(2, "--fill needs the right-to-left model: give --backward FILE");
+    if (o.prior && !o.backward) die(2, "--prior is for fill-in-the-middle: give --backward FILE");
     if (fill_set && o.serve) die(2, "--serve: a fill request says \"mode\":\"fill\" (give --backward, not --fill)");
     /* Below LSTM_TEMP_MIN sampling is greedy in all but name (and 1/T overflows float below ~3e-39). */
     if (greedy || o.d.so.temperature < LSTM_TEMP_MIN) o.d.so.temperature = 0;
@@ -302,6 +309,7 @@ int main(int argc, char **argv)
         const char *why;
         if (lstm_engine_set_backward(&e, o.backward, &why)) die(1, "--backward: %s", why);
     }
+    if (o.prior) tool_fill_prior(&e, o.prior, o.model);
     if ((rc = lstm_engine_set_cache(&e, &o.cache))) die(1, "--cache %d: %s", o.cache.N, lstm_strerror(rc));
     if (o.d.speaker && !lstm_engine_has_speaker(&e, o.d.speaker)) {
         char names[768];

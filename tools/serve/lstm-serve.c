@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "prior.h"
 #include "fileio.h"
 #include "json.h"
 #include "serve_json.h"
@@ -60,7 +61,9 @@ static void usage(FILE *f)
             "      --cache-theta T       the match's sharpness, >= 0 (default 0.3)\n"
             "      --cache-lambda L      the cache's weight, 0 to 1 (default 0.1)\n"
             "      --backward FILE       the right-to-left model (lstm-window --reverse windows, the same vocabulary)\n"
-            "                            that POST /v1/fill reads the text after the gap with (word models)\n"
+            "                            that POST /v1/fill reads the text after the gap with\n"
+            "      --prior TOKENS        fill: divide the score by p(w), the word's frequency in TOKENS (the\n"
+            "                            training tokens), as lstm-sample --prior (word models)\n"
             "  -q, --quiet               no warnings\n"
             "  -v, --verbose             the model, and the requests served at exit, on stderr\n"
             "  -h, --help                this help\n"
@@ -825,8 +828,8 @@ int main(int argc, char **argv)
     S.timeout = 10;
     S.max_conn = 1024;
     lstm_request_default(&S.d);
-    enum { O_LOG = 256, O_MAXBODY, O_TIMEOUT, O_MAXCONN, O_CORS, O_BEAMW, O_CACHE, O_CTHETA, O_CLAMBDA, O_BACKWARD };
-    const char *backward = NULL;
+    enum { O_LOG = 256, O_MAXBODY, O_TIMEOUT, O_MAXCONN, O_CORS, O_BEAMW, O_CACHE, O_CTHETA, O_CLAMBDA, O_BACKWARD, O_PRIOR };
+    const char *backward = NULL, *prior = NULL;
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"listen", required_argument, 0, 'l'},
         {"threads", required_argument, 0, 'j'}, {"log", required_argument, 0, O_LOG},
@@ -834,7 +837,7 @@ int main(int argc, char **argv)
         {"max-connections", required_argument, 0, O_MAXCONN}, {"cors", required_argument, 0, O_CORS},
         {"beam-words", required_argument, 0, O_BEAMW}, {"cache", required_argument, 0, O_CACHE},
         {"cache-theta", required_argument, 0, O_CTHETA}, {"cache-lambda", required_argument, 0, O_CLAMBDA},
-        {"backward", required_argument, 0, O_BACKWARD}, {"quiet", no_argument, 0, 'q'},
+        {"backward", required_argument, 0, O_BACKWARD}, {"prior", required_argument, 0, O_PRIOR}, {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     int ch;
@@ -854,6 +857,7 @@ int main(int argc, char **argv)
         case O_CTHETA: cache.theta = tool_parse_double(optarg, "--cache-theta", 0, 1e6); break;
         case O_CLAMBDA: cache.lambda = tool_parse_double(optarg, "--cache-lambda", 0, 1); break;
         case O_BACKWARD: backward = optarg; break;
+        case O_PRIOR: prior = optarg; break;
         case 'q': tool_verbosity = TOOL_QUIET; break;
         case 'v': tool_verbosity = TOOL_VERBOSE; break;
         case 'h': usage(stdout); return 0;
@@ -862,6 +866,7 @@ int main(int argc, char **argv)
         }
     }
     if (!S.model) die(2, "no model: give -m MODEL.ckpt (see --help)");
+    if (prior && !backward) die(2, "--prior is for fill-in-the-middle: give --backward FILE");
     if (optind < argc) die(2, "unexpected argument '%s' (see --help)", argv[optind]);
     if (S.cors && (!*S.cors || strpbrk(S.cors, "\r\n"))) die(2, "--cors: expected an origin such as http://localhost:3000");
 
@@ -879,6 +884,7 @@ int main(int argc, char **argv)
         }
         const char *why;
         if (i == 0 && backward && lstm_engine_set_backward(&S.w[0].e, backward, &why)) die(1, "--backward: %s", why);
+        if (i == 0 && prior) tool_fill_prior(&S.w[0].e, prior, S.model);
         if ((rc = lstm_engine_set_cache(&S.w[i].e, &cache))) die(1, "--cache %d: %s", cache.N, lstm_strerror(rc));
     }
     S.nw = threads;
