@@ -50,7 +50,7 @@ ins() { "$B/lstm-dump" "$1" | awk '$1 == "in:" && $2 !~ /^[0-9]+$/ { $1 = ""; su
     run ins rc.win
     assert_output 'e d </s> c b a <pad>'
     run "$B/lstm-dump" --header r.win
-    assert_output --partial 'reverse: 1'
+    assert_output --partial 'reverse: docs'
     run "$B/lstm-dump" --header two.tok
     refute_output --partial 'reverse'
     # a conversation: its turns in reverse order, each turn's words reversed behind "<tag> <s>"
@@ -59,13 +59,49 @@ ins() { "$B/lstm-dump" "$1" | awk '$1 == "in:" && $2 !~ /^[0-9]+$/ { $1 = ""; su
     "$B/lstm-window" -q -L 13 --reverse -o cr.win c.tok
     run ins cr.win
     assert_output '<agent> <s> then ok </s> <user> <s> you there hi <pad> <pad> <pad>'
+    # --reverse-turns: the turns keep their order, each read backwards
+    "$B/lstm-window" -q -L 13 --reverse-turns -o ct.win c.tok
+    run ins ct.win
+    assert_output '<user> <s> you there hi </s> <agent> <s> then ok <pad> <pad> <pad>'
+    run "$B/lstm-dump" --header ct.win
+    assert_output --partial 'reverse: turns'
+    run -2 "$B/lstm-window" --reverse --reverse-turns c.tok
+    assert_output --partial 'exclude each other'
     run "$B/lstm-window" --help
-    assert_output --partial '--reverse'
+    assert_output --partial '--reverse-turns'
+}
+
+@test "chat: a --reverse-turns backward model reads the conversation before the turn, then the turn from its end" {
+    awk 'BEGIN { srand(3); print "conversation,speaker,text"; for (i = 0; i < 600; i++) { k = int(rand() * 4);
+                 printf "c%d,user,i want k%d for end%d\nc%d,agent,ok k%d it is\n", i, k, k, i, k } }' > chat.csv
+    "$B/lstm-tok" -q --vocab-out c.vocab -o chat.tok chat.csv
+    "$B/lstm-window" -q -L 8 -o cf.win chat.tok
+    "$B/lstm-window" -q -L 8 --reverse-turns -o cb.win chat.tok
+    for d in f b; do
+        "$B/lstm-train" -q --hidden 32 --emb 16 --epochs 20 --optim adam --lr 0.01 --batch 20 --threads 1 -o c$d.ckpt c$d.win
+    done
+    run "$B/lstm-dump" cb.ckpt
+    assert_output --partial 'reverse=turns'
+    for k in 0 3; do
+        run "$B/lstm-sample" -m cf.ckpt --backward cb.ckpt --speaker user --fill "i want ___ for end$k"
+        [ "$(head -1 <<< "$output" | cut -f1)" = "k$k" ]
+    done
+    # the agent's turn after a user turn: the context turn is read first, each turn from its end
+    run "$B/lstm-sample" -m cf.ckpt --backward cb.ckpt --serve <<< \
+        '{"mode":"fill","speaker":"agent","context":[{"speaker":"user","text":"i want k2 for end2"}],"text":"ok ___ it is"}'
+    assert_output --regexp '^\{"mode":"fill","suggestions":\[\{"word":"k2","p":0\.9'
+    run --separate-stderr "$B/lstm-eval" -m cf.ckpt --backward cb.ckpt --fill --json chat.tok
+    /usr/bin/python3 - "$output" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["blanks"] == 1200, r          # one per turn
+assert r["fill_top1"] >= r["forward_top1"] and r["fill_top1"] > 0.8, r
+EOF
 }
 
 @test "a model trained on reversed windows says so; lstm-eval and lstm-train --resume refuse the other direction" {
     run "$B/lstm-dump" "$T/b.ckpt"
-    assert_output --partial 'reverse=1'
+    assert_output --partial 'reverse=docs'
     run "$B/lstm-dump" "$T/f.ckpt"
     refute_output --partial 'reverse'
     run "$B/lstm-eval" -m "$T/f.ckpt" "$T/f.win"
@@ -74,9 +110,9 @@ ins() { "$B/lstm-dump" "$1" | awk '$1 == "in:" && $2 !~ /^[0-9]+$/ { $1 = ""; su
     assert_success
     run -1 "$B/lstm-eval" -m "$T/f.ckpt" "$T/b.win"
     assert_output --partial 'windows of documents read backwards (lstm-window --reverse), but'
-    assert_output --partial 'is a left-to-right model'
+    assert_output --partial 'was trained on documents read forwards: cut the windows without --reverse'
     run -1 "$B/lstm-eval" -m "$T/b.ckpt" "$T/f.win"
-    assert_output --partial 'is a right-to-left model: cut the windows with lstm-window --reverse'
+    assert_output --partial 'was trained on documents read backwards (lstm-window --reverse): cut the windows with lstm-window --reverse'
     run -1 "$B/lstm-train" -q --resume "$T/b.ckpt" --epochs 11 -o x.ckpt "$T/f.win"
     assert_output --partial 'documents read forwards, but'
     run -1 "$B/lstm-train" -q --hidden 8 --epochs 1 --valid "$T/f.win" -o y.ckpt "$T/b.win"

@@ -135,7 +135,7 @@ int lstm_engine_set_backward(lstm_engine *e, const char *path, const char **why)
     } else if (e->lm.m->cfg.reverse) {
         rc = LSTM_E_ARG;
         *why = "the forward model is a right-to-left one (trained on lstm-window --reverse windows)";
-    } else if (!b->lm.m->cfg.reverse) {
+    } else if (b->lm.m->cfg.reverse <= 0) {
         rc = LSTM_E_ARG;
         snprintf(e->errbuf, sizeof e->errbuf, "%s: a left-to-right model: train the backward model on lstm-window "
                  "--reverse windows", path);
@@ -408,6 +408,39 @@ static int do_suggest(lstm_engine *e, const lstm_request *r, size_t *prefix_len,
 
 /* ------------------------------------------------------------------ fill */
 
+/* The backward model's prompt into e->bwd->ids: a model of documents read backwards (--reverse) reads
+ * the turn's text after the gap from its end ("<tag> <s>" or "</s>" first); one of turns read
+ * backwards (--reverse-turns) reads the context turns first, each from its end, as make_prompt lays
+ * them out. 0 or -1 (e->err set). */
+static int backward_prompt(lstm_engine *e, const lstm_request *r, const char *right, size_t rlen)
+{
+    lstm_engine *w = e->bwd;
+    int chat = e->lm.S > 0, rc = 0;
+    w->ids.n = 0;
+    for (size_t i = 0; w->lm.m->cfg.reverse == LSTM_REVERSE_TURNS && i < r->ncontext; i++) {
+        const lstm_turn *t = &r->context[i];
+        size_t before = w->ids.n;
+        rc = lstm_lm_prompt(&w->lm, chat ? t->speaker : NULL, t->text, t->len, &w->ids);
+        if (!rc) lstm_prompt_reverse(&w->lm, w->ids.v + before, w->ids.n - before);
+        if (!rc && chat) rc = lstm_ids_push(&w->ids, LSTM_EOS_ID);
+        if (rc) {
+            char what[40];
+            snprintf(what, sizeof what, "context[%zu]: ", i);
+            prompt_error(e, rc, what, t->speaker);
+            return -1;
+        }
+        if (!chat && w->ids.n == before + 1) w->ids.n = before; /* "</s>" alone: an empty document */
+    }
+    size_t before = w->ids.n;
+    rc = lstm_lm_prompt(&w->lm, chat ? r->speaker : NULL, right, rlen, &w->ids);
+    if (rc) {
+        prompt_error(e, rc, "", r->speaker);
+        return -1;
+    }
+    lstm_prompt_reverse(&w->lm, w->ids.v + before, w->ids.n - before);
+    return 0;
+}
+
 /* BPE and character models: the words the forward model's beam finds after the text before the gap
  * (its lstm_suggest words, with their probabilities, the word's end included), each scored by the
  * backward model as its pieces read backwards after the reversed right context (in w->ids), and for
@@ -511,13 +544,7 @@ static int do_fill(lstm_engine *e, const lstm_request *r)
         return -1;
     }
     lstm_engine *w = e->bwd;
-    w->ids.n = 0;
-    rc = lstm_lm_prompt(&w->lm, e->lm.S > 0 ? r->speaker : NULL, t + b, len - b, &w->ids);
-    if (rc) {
-        prompt_error(e, rc, "", r->speaker);
-        return -1;
-    }
-    lstm_prompt_reverse(&w->lm, w->ids.v, w->ids.n);
+    if (backward_prompt(e, r, t + b, len - b)) return -1;
     if ((rc = lstm_session_feed(&w->sess, w->ids.v, w->ids.n))) {
         e->err = lstm_strerror(rc);
         return -1;

@@ -20,16 +20,33 @@ static size_t seg_head(const uint32_t *s, size_t n)
     return 0;
 }
 
-void lstm_doc_reverse(const uint32_t *in, size_t n, uint32_t *out, size_t *pos)
+int lstm_meta_reverse(const lstm_meta *m)
 {
-    /* segments from the front of in fill out from its back */
+    size_t n;
+    const uint8_t *v = lstm_meta_get(m, "reverse", &n);
+    if (!v) return 0;
+    if (n == 4 && !memcmp(v, "docs", 4)) return LSTM_REVERSE_DOCS;
+    if (n == 5 && !memcmp(v, "turns", 5)) return LSTM_REVERSE_TURNS;
+    return -1;
+}
+
+const char *lstm_reverse_desc(int mode)
+{
+    return mode == LSTM_REVERSE_DOCS    ? "read backwards (lstm-window --reverse)"
+           : mode == LSTM_REVERSE_TURNS ? "turns read backwards (lstm-window --reverse-turns)"
+                                        : "read forwards";
+}
+
+void lstm_doc_reverse(const uint32_t *in, size_t n, int mode, uint32_t *out, size_t *pos)
+{
+    /* LSTM_REVERSE_DOCS: segments from the front of in fill out from its back */
     size_t a = 0, end = n;
     while (a < n) {
         size_t b = a;
         while (b < n && in[b] != LSTM_EOS_ID) b++;
         int eos = b < n;
         size_t stop = b + (size_t)eos, len = stop - a, h = seg_head(in + a, len), body = len - h - (size_t)eos;
-        size_t o = end - len; /* this segment's place in out */
+        size_t o = mode == LSTM_REVERSE_TURNS ? a : end - len; /* this segment's place in out */
         for (size_t i = 0; i < h; i++) {
             out[o + i] = in[a + i];
             if (pos) pos[a + i] = o + i;
@@ -74,7 +91,7 @@ int lstm_fill_eval_init(lstm_fill_eval *f, const lstm_lm *fwd, const lstm_lm *bw
 {
     memset(f, 0, sizeof *f);
     if (!fwd->m || !bwd->m || fwd->kind == LSTM_TOK_BPE || fwd->kind == LSTM_TOK_CHARS) return LSTM_E_ARG;
-    if (fwd->m->cfg.reverse || !bwd->m->cfg.reverse) return LSTM_E_ARG;
+    if (fwd->m->cfg.reverse || bwd->m->cfg.reverse <= 0) return LSTM_E_ARG;
     if (fwd->f.tokenizer_len != bwd->f.tokenizer_len || memcmp(fwd->f.tokenizer, bwd->f.tokenizer, fwd->f.tokenizer_len))
         return LSTM_E_VOCAB;
     f->fwd = fwd;
@@ -258,10 +275,13 @@ int lstm_fill_eval_doc(lstm_fill_eval *f, const uint32_t *ids, size_t n, lstm_fi
         size_t c = context(f, ids, f->bpos[k]);
         if ((rc = logprobs(&f->sf, f->ctx, c, f->lpf + k * (size_t)V, V))) return rc;
     }
-    /* backward: the document read backwards up to each blank, the last blank first */
-    lstm_doc_reverse(ids, n, f->rev, f->pos);
+    /* backward: the document read backwards up to each blank (with --reverse the last blank first;
+     * with --reverse-turns the blanks come in their order, each after the turns before it) */
+    lstm_doc_reverse(ids, n, f->bwd->m->cfg.reverse, f->rev, f->pos);
     float *lpb = f->lpb;
-    for (size_t k = nb; k-- > 0;) {
+    int turns = f->bwd->m->cfg.reverse == LSTM_REVERSE_TURNS;
+    for (size_t i = 0; i < nb; i++) {
+        size_t k = turns ? i : nb - 1 - i;
         size_t p = f->pos[f->bpos[k]];
         uint32_t t = ids[f->bpos[k]];
         size_t c = context(f, f->rev, p);

@@ -16,13 +16,23 @@
 
 #include "lm.h"
 #include "rng.h"
+#include "stream.h"
 
-/* The document in[0..n) read backwards into out (n ids; out != in). pos (may be NULL): pos[i] is the
- * index in out of in[i]. A segment's head is its leading BOS, or a token followed by BOS (a speaker
- * tag and BOS), as lstm-tok writes chat turns; text lines have none. Applied twice it gives back a
+/* The document in[0..n) read backwards into out (n ids; out != in): mode LSTM_REVERSE_DOCS (model.h)
+ * puts the segments in reverse order, LSTM_REVERSE_TURNS keeps their order (each segment is read
+ * backwards either way). pos (may be NULL): pos[i] is the index in out of in[i]. A segment's head is
+ * its leading BOS, or a token followed by BOS (a speaker tag and BOS), as lstm-tok writes chat turns;
+ * text lines have none. Applied twice it gives back a
  * document that ends with EOS, as every lstm-tok document does (a last segment without one would
  * join the next segment in out). */
-void lstm_doc_reverse(const uint32_t *in, size_t n, uint32_t *out, size_t *pos);
+void lstm_doc_reverse(const uint32_t *in, size_t n, int mode, uint32_t *out, size_t *pos);
+
+/* The reading of a window stream's documents, from its "reverse" metadata: 0 (absent),
+ * LSTM_REVERSE_DOCS ("docs") or LSTM_REVERSE_TURNS ("turns"); -1 for another value. */
+int lstm_meta_reverse(const lstm_meta *m);
+/* "read forwards", "read backwards (lstm-window --reverse)", "turns read backwards (lstm-window
+ * --reverse-turns)": for messages. */
+const char *lstm_reverse_desc(int mode);
 
 /* The reversed form of a prompt lstm_lm_prompt built: its head ("<tag> <s>" for a chat model, "</s>"
  * for a plain text model) kept, the tokens after it reversed in place, so the backward model reads

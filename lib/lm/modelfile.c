@@ -41,7 +41,7 @@ int lstm_model_config_format(const lstm_model_config *c, char *buf, size_t cap)
         if (k < 0 || (size_t)(n += k) >= cap) return LSTM_E_TOOBIG;
     }
     if (c->reverse) {
-        int k = snprintf(buf + n, cap - (size_t)n, "reverse=1\n");
+        int k = snprintf(buf + n, cap - (size_t)n, "reverse=%s\n", c->reverse == LSTM_REVERSE_TURNS ? "turns" : "docs");
         if (k < 0 || (size_t)(n += k) >= cap) return LSTM_E_TOOBIG;
     }
     /* training-only regularization, each key only when set (a config without them reads as before) */
@@ -102,8 +102,8 @@ int lstm_model_config_parse(lstm_model_config *c, const char *t, size_t len)
     prc = lstm_kv_get(t, len, "attention", pv, sizeof pv);
     if (prc == LSTM_OK ? kv_int(t, len, "attention", &c->attention) != LSTM_OK : prc != LSTM_E_NOTFOUND) return LSTM_E_FORMAT;
     prc = lstm_kv_get(t, len, "reverse", pv, sizeof pv);
-    c->reverse = prc == LSTM_OK && strcmp(pv, "1") == 0;
-    if (prc == LSTM_OK ? !c->reverse && strcmp(pv, "0") != 0 : prc != LSTM_E_NOTFOUND) return LSTM_E_FORMAT;
+    c->reverse = prc != LSTM_OK ? 0 : !strcmp(pv, "docs") ? LSTM_REVERSE_DOCS : !strcmp(pv, "turns") ? LSTM_REVERSE_TURNS : -1;
+    if (c->reverse < 0 || (prc != LSTM_OK && prc != LSTM_E_NOTFOUND)) return LSTM_E_FORMAT;
     /* the regularization keys (absent: dropout_in and dropout_hidden as dropout, the rest off) */
     struct { const char *key; float *v; float unset, lo; } reg[] = {
         {"dropout_in", &c->dropout_in, -1.0f, 0.0f}, {"dropout_hidden", &c->dropout_hidden, -1.0f, 0.0f},

@@ -277,13 +277,11 @@ static lstm_dataset *open_windows(const char *path, const char *name, const char
     const uint8_t *blob = lstm_meta_get(lstm_dataset_meta(d), "tokenizer", &bl);
     if (!lstm_lm_same_tokenizer(lm, blob, bl))
         tool_die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m %s", name, model, model);
-    uint64_t rv = 0;
-    int reversed = lstm_meta_get_u64(lstm_dataset_meta(d), "reverse", &rv) == 0 && rv == 1;
-    if (reversed != lm->m->cfg.reverse)
-        tool_die(1, "%s: %s, but %s is a %s model: cut the windows %s", name,
-                 reversed ? "windows of documents read backwards (lstm-window --reverse)" : "windows of documents read forwards",
-                 model, lm->m->cfg.reverse ? "right-to-left" : "left-to-right",
-                 lm->m->cfg.reverse ? "with lstm-window --reverse" : "without --reverse");
+    int reversed = lstm_meta_reverse(lstm_dataset_meta(d)), want = lm->m->cfg.reverse;
+    if (reversed != want)
+        tool_die(1, "%s: windows of documents %s, but %s was trained on documents %s: cut the windows %s", name,
+                 lstm_reverse_desc(reversed), model, lstm_reverse_desc(want),
+                 want == LSTM_REVERSE_DOCS ? "with lstm-window --reverse" : want == LSTM_REVERSE_TURNS ? "with lstm-window --reverse-turns" : "without --reverse");
     if (lstm_dataset_count(d) == 0) tool_die(1, "%s: no windows to evaluate", name);
     return d;
 }
@@ -302,7 +300,7 @@ static void run_fill(const char *path, const char *name, const char *model, cons
         tool_die(1, "--fill: %s has a %s tokenizer: fill-in-the-middle needs word models (lstm-tok --split words or space)",
                  model, lstm_tokenizer_kind_name(fw.kind));
     if (fw.m->cfg.reverse) tool_die(1, "%s: a right-to-left model (trained on --reverse windows): give it as --backward", model);
-    if (!bw.m->cfg.reverse)
+    if (bw.m->cfg.reverse <= 0)
         tool_die(1, "--backward %s: a left-to-right model: train the backward model on lstm-window --reverse windows", bpath);
     if (!lstm_lm_same_tokenizer(&fw, bw.f.tokenizer, bw.f.tokenizer_len))
         tool_die(1, "--backward %s: its tokenizer differs from %s's: tokenize both models' data with the same vocabulary "

@@ -21,6 +21,7 @@
 #include "fileio.h"
 #include "gemm.h"
 #include "numparse.h"
+#include "fill.h"
 #include "tokenizer.h"
 #include "train.h"
 #include "tool.h"
@@ -671,14 +672,15 @@ static lstm_dataset *open_train(const opts_t *o, const char *tname, int nranks)
     return d;
 }
 
-/* 1 for windows of documents read backwards (lstm-window --reverse). */
+/* How the windows' documents were read (lstm-window --reverse, --reverse-turns: fill.h). */
 static int windows_reversed(const lstm_dataset *d)
 {
-    uint64_t r = 0;
-    return lstm_meta_get_u64(lstm_dataset_meta(d), "reverse", &r) == 0 && r == 1;
+    int r = lstm_meta_reverse(lstm_dataset_meta(d));
+    if (r < 0) tool_die(1, "the windows' \"reverse\" metadata is neither docs nor turns: cut them again with lstm-window");
+    return r;
 }
 
-static const char *direction(int reverse) { return reverse ? "read backwards (lstm-window --reverse)" : "read forwards"; }
+static const char *direction(int reverse) { return lstm_reverse_desc(reverse); }
 
 /* The checkpoint to resume, with the flags given again applied to its saved ones. */
 static void open_resume(lstm_train_ckpt *ck, opts_t *o, lstm_dataset *train, const char *tname)

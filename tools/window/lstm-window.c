@@ -34,6 +34,9 @@ static void usage(FILE *f)
             "                      one's words reversed, a turn's speaker tag kept in front): windows for a\n"
             "                      right-to-left model, the --backward model of lstm-sample --fill; with\n"
             "                      --cross-docs the documents come in reverse order too\n"
+            "      --reverse-turns read every line or chat turn backwards but keep their order: a\n"
+            "                      right-to-left model of the turn being typed that has read the\n"
+            "                      conversation before it (the --backward model for chat fills)\n"
             "  -o, --output FILE   write FILE instead of stdout\n"
             "  -f, --force         overwrite FILE if it exists\n"
             "  -q, --quiet         no summary line\n"
@@ -157,7 +160,7 @@ static int append_ids(cutter *c, const uint32_t *ids, size_t n)
 }
 
 /* --reverse: a document's ids, read backwards, in *buf (grown as needed). */
-static int reversed_doc(const uint8_t *p, uint32_t n, uint32_t **buf, size_t *cap)
+static int reversed_doc(const uint8_t *p, uint32_t n, int mode, uint32_t **buf, size_t *cap)
 {
     if (n * 2 > *cap) {
         size_t k = (size_t)n * 4 + 64;
@@ -167,7 +170,7 @@ static int reversed_doc(const uint8_t *p, uint32_t n, uint32_t **buf, size_t *ca
     }
     uint32_t *in = *buf + n;
     for (uint32_t i = 0; i < n; i++) in[i] = lstm_get_u32(p + 4 * (size_t)i);
-    lstm_doc_reverse(in, n, *buf, NULL);
+    lstm_doc_reverse(in, n, mode, *buf, NULL);
     return LSTM_OK;
 }
 
@@ -216,7 +219,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"length", required_argument, 0, 'L'}, {"stride", required_argument, 0, 's'},
         {"last", no_argument, 0, 'l'},         {"cross-docs", no_argument, 0, 'c'},
-        {"reverse", no_argument, 0, 'r'},
+        {"reverse", no_argument, 0, 'r'},       {"reverse-turns", no_argument, 0, 't'},
         {"output", required_argument, 0, 'o'}, {"force", no_argument, 0, 'f'},
         {"quiet", no_argument, 0, 'q'},        {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
@@ -233,7 +236,14 @@ int main(int argc, char **argv)
         case 's': S = tool_parse_long(optarg, "--stride", 1, MAX_T); break;
         case 'l': last = 1; break;
         case 'c': cross = 1; break;
-        case 'r': reverse = 1; break;
+        case 'r':
+        case 't':
+            if (reverse && reverse != (ch == 'r' ? LSTM_REVERSE_DOCS : LSTM_REVERSE_TURNS)) {
+                fprintf(stderr, PROG ": --reverse and --reverse-turns exclude each other\n");
+                return 2;
+            }
+            reverse = ch == 'r' ? LSTM_REVERSE_DOCS : LSTM_REVERSE_TURNS;
+            break;
         case 'o': opath = optarg; break;
         case 'f': force = 1; break;
         case 'q': quiet = 1; break;
@@ -328,7 +338,7 @@ int main(int argc, char **argv)
     if (lstm_meta_copy(&m, im) || lstm_meta_set_u64(&m, "window_length", (uint64_t)T) ||
         lstm_meta_set_u64(&m, "window_stride", (uint64_t)S) ||
         lstm_meta_set_str(&m, "window_targets", last ? "last" : "next") ||
-        lstm_meta_set_u64(&m, "cross_docs", (uint64_t)cross) || (reverse && lstm_meta_set_u64(&m, "reverse", 1)) ||
+        lstm_meta_set_u64(&m, "cross_docs", (uint64_t)cross) || (reverse && lstm_meta_set_str(&m, "reverse", reverse == LSTM_REVERSE_TURNS ? "turns" : "docs")) ||
         lstm_meta_add_provenance(&m, argc, argv)) {
         fprintf(stderr, PROG ": out of memory\n");
         lstm_meta_free(&m);
@@ -379,13 +389,13 @@ int main(int argc, char **argv)
         if (rc) break;
         docs++;
         tokens += len / 4;
-        if (reverse && cross) { /* every document, then the stream from its end */
-            rc = reversed_doc(p, len / 4, &rbuf, &rcap);
+        if (reverse == LSTM_REVERSE_DOCS && cross) { /* every document, then the stream from its end */
+            rc = reversed_doc(p, len / 4, reverse, &rbuf, &rcap);
             if (!rc) rc = hold_doc(&held, rbuf, len / 4);
             continue;
         }
         if (reverse) {
-            rc = reversed_doc(p, len / 4, &rbuf, &rcap);
+            rc = reversed_doc(p, len / 4, reverse, &rbuf, &rcap);
             if (!rc) rc = append_ids(&c, rbuf, len / 4);
         } else rc = append(&c, p, len / 4);
         if (!rc) rc = last ? cut_last(&c) : cut_next(&c, 0);
