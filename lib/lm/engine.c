@@ -321,38 +321,64 @@ static void prompt_error(lstm_engine *e, int rc, const char *what, const char *s
     e->err = e->errbuf;
 }
 
-/* The ids of the conversation into e->ids, exactly as lstm-tok encodes it: each context turn of a
- * chat model "<speaker-tag> <s> tokens </s>", of a plain text model a document "tokens </s>" (one
- * without tokens is not written), then the prompt as lstm_lm_prompt builds it (from
- * e->ids.v[e->prompt_at]). A plain text model's prompt starts with "</s>", which the context's
- * documents then sit behind: "</s> c1 </s> c2 </s> text". 0 or -1 (e->err set). */
-static int make_prompt(lstm_engine *e, const lstm_request *r, const char *text, size_t len)
+/* The ids of the conversation into ids for lm (e's model or its backward one), exactly as lstm-tok
+ * encodes it: each context turn of a chat model "<speaker-tag> <s> tokens </s>", of a plain text model
+ * a document "tokens </s>" (one without tokens is not written), then the prompt as lstm_lm_prompt
+ * builds it (from ids->v[*prompt_at]). A plain text model's prompt starts with "</s>", which the
+ * context's documents then sit behind: "</s> c1 </s> c2 </s> text". reversed: every turn's tokens
+ * from the last one (lstm_prompt_reverse), for a --reverse-turns model. 0 or -1 (e->err set). */
+static int conv_prompt(lstm_engine *e, lstm_lm *lm, lstm_ids *ids, const lstm_request *r, const char *text,
+                       size_t len, int reversed, size_t *prompt_at)
 {
-    int chat = e->lm.S > 0, rc = 0;
-    e->ids.n = 0;
+    int chat = lm->S > 0, rc = 0;
+    ids->n = 0;
     for (size_t i = 0; i < r->ncontext; i++) {
         const lstm_turn *t = &r->context[i];
-        size_t before = e->ids.n;
-        rc = lstm_lm_prompt(&e->lm, chat ? t->speaker : NULL, t->text, t->len, &e->ids);
-        if (!rc && chat) rc = lstm_ids_push(&e->ids, LSTM_EOS_ID);
+        size_t before = ids->n;
+        rc = lstm_lm_prompt(lm, chat ? t->speaker : NULL, t->text, t->len, ids);
+        if (!rc && reversed) lstm_prompt_reverse(lm, ids->v + before, ids->n - before);
+        if (!rc && chat) rc = lstm_ids_push(ids, LSTM_EOS_ID);
         if (rc) {
             char what[40];
             snprintf(what, sizeof what, "context[%zu]: ", i);
             prompt_error(e, rc, what, t->speaker);
             return -1;
         }
-        if (!chat && e->ids.n == before + 1) e->ids.n = before; /* "</s>" alone: an empty document */
+        if (!chat && ids->n == before + 1) ids->n = before; /* "</s>" alone: an empty document */
     }
-    e->prompt_at = e->ids.n;
-    rc = lstm_lm_prompt(&e->lm, chat ? r->speaker : NULL, text, len, &e->ids);
+    size_t at = ids->n;
+    if (prompt_at) *prompt_at = at;
+    rc = lstm_lm_prompt(lm, chat ? r->speaker : NULL, text, len, ids);
     if (rc) {
         prompt_error(e, rc, "", r->speaker);
         return -1;
     }
+    if (reversed) lstm_prompt_reverse(lm, ids->v + at, ids->n - at);
     return 0;
 }
 
+static int make_prompt(lstm_engine *e, const lstm_request *r, const char *text, size_t len)
+{
+    return conv_prompt(e, &e->lm, &e->ids, r, text, len, 0, &e->prompt_at);
+}
+
 /* ------------------------------------------------------------------ suggest */
+
+/* make_prompt for a text after which a new word starts: a character model needs the space that ends
+ * the previous word before a new one starts. */
+static int word_prompt(lstm_engine *e, const lstm_request *r, const char *text, size_t len)
+{
+    if (e->lm.kind == LSTM_TOK_CHARS && len > 0 && !strchr(" \t\r\n", text[len - 1])) {
+        if (grow_buf(e, len + 2)) {
+            e->err = "out of memory";
+            return -1;
+        }
+        memcpy(e->buf, text, len);
+        e->buf[len++] = ' ';
+        text = e->buf;
+    }
+    return make_prompt(e, r, text, len);
+}
 
 /* Suggestions for text: fills e->sg, returns how many (or -1, e->err set); *prefix_len > 0 when a
  * partly typed word is being completed (its normalised form in e->prefix). */
@@ -373,19 +399,7 @@ static int do_suggest(lstm_engine *e, const lstm_request *r, size_t *prefix_len,
     }
     e->prefix[plen] = 0;
     *prefix_len = plen;
-    const char *ctx = text;
-    size_t clen = p;
-    /* A character model needs the space that ends the previous word before a new one starts. */
-    if (e->lm.kind == LSTM_TOK_CHARS && clen > 0 && !strchr(" \t\r\n", ctx[clen - 1])) {
-        if (grow_buf(e, clen + 2)) {
-            e->err = "out of memory";
-            return -1;
-        }
-        memcpy(e->buf, ctx, clen);
-        e->buf[clen++] = ' ';
-        ctx = e->buf;
-    }
-    if (make_prompt(e, r, ctx, clen)) return -1;
+    if (word_prompt(e, r, text, p)) return -1;
     /* a word model with an adaptive softmax scores only the clusters a suggestion can come from (the
      * continuous cache mixes into the whole distribution: not with it) */
     int lazy = lstm_suggest_lazy(&e->sug) && !e->cache_opts.N;
@@ -410,35 +424,12 @@ static int do_suggest(lstm_engine *e, const lstm_request *r, size_t *prefix_len,
 
 /* The backward model's prompt into e->bwd->ids: a model of documents read backwards (--reverse) reads
  * the turn's text after the gap from its end ("<tag> <s>" or "</s>" first); one of turns read
- * backwards (--reverse-turns) reads the context turns first, each from its end, as make_prompt lays
- * them out. 0 or -1 (e->err set). */
+ * backwards (--reverse-turns) reads the context turns first, each from its end. 0 or -1 (e->err set). */
 static int backward_prompt(lstm_engine *e, const lstm_request *r, const char *right, size_t rlen)
 {
-    lstm_engine *w = e->bwd;
-    int chat = e->lm.S > 0, rc = 0;
-    w->ids.n = 0;
-    for (size_t i = 0; w->lm.m->cfg.reverse == LSTM_REVERSE_TURNS && i < r->ncontext; i++) {
-        const lstm_turn *t = &r->context[i];
-        size_t before = w->ids.n;
-        rc = lstm_lm_prompt(&w->lm, chat ? t->speaker : NULL, t->text, t->len, &w->ids);
-        if (!rc) lstm_prompt_reverse(&w->lm, w->ids.v + before, w->ids.n - before);
-        if (!rc && chat) rc = lstm_ids_push(&w->ids, LSTM_EOS_ID);
-        if (rc) {
-            char what[40];
-            snprintf(what, sizeof what, "context[%zu]: ", i);
-            prompt_error(e, rc, what, t->speaker);
-            return -1;
-        }
-        if (!chat && w->ids.n == before + 1) w->ids.n = before; /* "</s>" alone: an empty document */
-    }
-    size_t before = w->ids.n;
-    rc = lstm_lm_prompt(&w->lm, chat ? r->speaker : NULL, right, rlen, &w->ids);
-    if (rc) {
-        prompt_error(e, rc, "", r->speaker);
-        return -1;
-    }
-    lstm_prompt_reverse(&w->lm, w->ids.v + before, w->ids.n - before);
-    return 0;
+    lstm_request q = *r;
+    if (e->bwd->lm.m->cfg.reverse != LSTM_REVERSE_TURNS) q.ncontext = 0; /* what follows the turn: not known */
+    return conv_prompt(e, &e->bwd->lm, &e->bwd->ids, &q, right, rlen, 1, NULL);
 }
 
 /* BPE and character models: the words the forward model's beam finds after the text before the gap
@@ -524,19 +515,7 @@ static int do_fill(lstm_engine *e, const lstm_request *r)
         e->err = "fill: the text has no gap: mark the missing word with ___";
         return -1;
     }
-    const char *left = t;
-    size_t llen = a;
-    /* A character model needs the space that ends the previous word before a new one starts. */
-    if (e->lm.kind == LSTM_TOK_CHARS && llen > 0 && !strchr(" \t\r\n", left[llen - 1])) {
-        if (grow_buf(e, llen + 2)) {
-            e->err = "out of memory";
-            return -1;
-        }
-        memcpy(e->buf, left, llen);
-        e->buf[llen++] = ' ';
-        left = e->buf;
-    }
-    if (make_prompt(e, r, left, llen)) return -1;
+    if (word_prompt(e, r, t, a)) return -1;
     int rc = lstm_session_feed(&e->sess, e->ids.v, e->ids.n);
     if (!rc) rc = session_logits(e);
     if (rc) {

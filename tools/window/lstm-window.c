@@ -129,16 +129,22 @@ static void compact(cutter *c)
     c->abs0 += drop;
 }
 
+/* Room for n more tokens in c->seq. */
+static int reserve(cutter *c, size_t n)
+{
+    if (c->len + n <= c->cap) return LSTM_OK;
+    size_t cap = c->cap ? c->cap : 1024;
+    while (cap < c->len + n) cap *= 2;
+    uint32_t *s = realloc(c->seq, cap * sizeof *s);
+    if (!s) return LSTM_E_NOMEM;
+    c->seq = s;
+    c->cap = cap;
+    return LSTM_OK;
+}
+
 static int append(cutter *c, const uint8_t *p, uint32_t n)
 {
-    if (c->len + n > c->cap) {
-        size_t cap = c->cap ? c->cap : 1024;
-        while (cap < c->len + n) cap *= 2;
-        uint32_t *s = realloc(c->seq, cap * sizeof *s);
-        if (!s) return LSTM_E_NOMEM;
-        c->seq = s;
-        c->cap = cap;
-    }
+    if (reserve(c, n)) return LSTM_E_NOMEM;
     for (uint32_t i = 0; i < n; i++) c->seq[c->len + i] = lstm_get_u32(p + 4 * (size_t)i);
     c->len += n;
     return LSTM_OK;
@@ -146,14 +152,7 @@ static int append(cutter *c, const uint8_t *p, uint32_t n)
 
 static int append_ids(cutter *c, const uint32_t *ids, size_t n)
 {
-    if (c->len + n > c->cap) {
-        size_t cap = c->cap ? c->cap : 1024;
-        while (cap < c->len + n) cap *= 2;
-        uint32_t *s = realloc(c->seq, cap * sizeof *s);
-        if (!s) return LSTM_E_NOMEM;
-        c->seq = s;
-        c->cap = cap;
-    }
+    if (reserve(c, n)) return LSTM_E_NOMEM;
     memcpy(c->seq + c->len, ids, n * sizeof *ids);
     c->len += n;
     return LSTM_OK;
