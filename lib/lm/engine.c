@@ -4,11 +4,14 @@
  * rank, and the completion detokenised as it continues the prompt. */
 #include "engine.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
+#include "fill.h"
+#include "mathx.h"
 #include "utf8.h"
 
 #define CTX_CAP LSTM_ENGINE_CTX_CAP
@@ -90,7 +93,70 @@ int lstm_engine_open_shared(lstm_engine *e, const lstm_engine *base, int beam_wo
     if (beam_words < 1 || beam_words > 64 || !base->lm.m) return LSTM_E_ARG;
     int rc = lstm_lm_open_shared(&e->lm, &base->lm);
     if (rc) return rc;
-    return engine_setup(e, beam_words);
+    if ((rc = engine_setup(e, beam_words))) return rc;
+    if (base->fill_prior) {
+        if (!(e->fill_prior = malloc(sizeof *e->fill_prior * (size_t)e->lm.V))) {
+            lstm_engine_close(e);
+            return LSTM_E_NOMEM;
+        }
+        memcpy(e->fill_prior, base->fill_prior, sizeof *e->fill_prior * (size_t)e->lm.V);
+    }
+    if (base->bwd) {
+        lstm_engine *b = calloc(1, sizeof *b);
+        if (!b || (rc = lstm_engine_open_shared(b, base->bwd, beam_words))) {
+            free(b);
+            lstm_engine_close(e);
+            return b ? rc : LSTM_E_NOMEM;
+        }
+        e->bwd = b;
+    }
+    return 0;
+}
+
+
+int lstm_engine_set_fill_prior(lstm_engine *e, const uint64_t *counts)
+{
+    if (!e->lm.m || !e->sug.sorted) return LSTM_E_ARG;
+    if (!e->fill_prior && !(e->fill_prior = malloc(sizeof *e->fill_prior * (size_t)e->lm.V))) return LSTM_E_NOMEM;
+    lstm_fill_log_prior(counts, e->lm.V, e->fill_prior);
+    return 0;
+}
+
+int lstm_engine_set_backward(lstm_engine *e, const char *path, const char **why)
+{
+    *why = NULL;
+    if (!e->lm.m) return LSTM_E_ARG;
+    lstm_engine *b = calloc(1, sizeof *b);
+    if (!b) return *why = "out of memory", LSTM_E_NOMEM;
+    int rc = lstm_engine_open(b, path, e->beam_words);
+    if (rc) {
+        lstm_engine_open_error(b, rc, path, e->errbuf, sizeof e->errbuf);
+        *why = e->errbuf;
+    } else if (e->lm.m->cfg.reverse) {
+        rc = LSTM_E_ARG;
+        *why = "the forward model is a right-to-left one (trained on lstm-window --reverse windows)";
+    } else if (b->lm.m->cfg.reverse <= 0) {
+        rc = LSTM_E_ARG;
+        snprintf(e->errbuf, sizeof e->errbuf, "%s: a left-to-right model: train the backward model on lstm-window "
+                 "--reverse windows", path);
+        *why = e->errbuf;
+    } else if (!lstm_lm_same_tokenizer(&e->lm, b->lm.f.tokenizer, b->lm.f.tokenizer_len)) {
+        rc = LSTM_E_VOCAB;
+        snprintf(e->errbuf, sizeof e->errbuf, "%s: its tokenizer differs from the forward model's: tokenize both "
+                 "models' data with the same vocabulary (lstm-tok -m VOCAB)", path);
+        *why = e->errbuf;
+    }
+    if (rc) {
+        lstm_engine_close(b);
+        free(b);
+        return rc;
+    }
+    if (e->bwd) {
+        lstm_engine_close(e->bwd);
+        free(e->bwd);
+    }
+    e->bwd = b;
+    return 0;
 }
 
 const char *lstm_engine_open_error(const lstm_engine *e, int rc, const char *path, char *buf, size_t cap)
@@ -101,6 +167,10 @@ const char *lstm_engine_open_error(const lstm_engine *e, int rc, const char *pat
 void lstm_engine_close(lstm_engine *e)
 {
     if (!e->lm.m) return; /* never opened, or already closed */
+    if (e->bwd) {
+        lstm_engine_close(e->bwd);
+        free(e->bwd);
+    }
     if (e->cache.N) lstm_cache_free(&e->cache);
     lstm_suggester_free(&e->sug);
     lstm_session_free(&e->sess);
@@ -118,6 +188,7 @@ void lstm_engine_close(lstm_engine *e)
     free(e->hist);
     free(e->buf);
     free(e->completion);
+    free(e->fill_prior);
     lstm_lm_close(&e->lm);
     memset(e, 0, sizeof *e);
 }
@@ -250,38 +321,64 @@ static void prompt_error(lstm_engine *e, int rc, const char *what, const char *s
     e->err = e->errbuf;
 }
 
-/* The ids of the conversation into e->ids, exactly as lstm-tok encodes it: each context turn of a
- * chat model "<speaker-tag> <s> tokens </s>", of a plain text model a document "tokens </s>" (one
- * without tokens is not written), then the prompt as lstm_lm_prompt builds it (from
- * e->ids.v[e->prompt_at]). A plain text model's prompt starts with "</s>", which the context's
- * documents then sit behind: "</s> c1 </s> c2 </s> text". 0 or -1 (e->err set). */
-static int make_prompt(lstm_engine *e, const lstm_request *r, const char *text, size_t len)
+/* The ids of the conversation into ids for lm (e's model or its backward one), exactly as lstm-tok
+ * encodes it: each context turn of a chat model "<speaker-tag> <s> tokens </s>", of a plain text model
+ * a document "tokens </s>" (one without tokens is not written), then the prompt as lstm_lm_prompt
+ * builds it (from ids->v[*prompt_at]). A plain text model's prompt starts with "</s>", which the
+ * context's documents then sit behind: "</s> c1 </s> c2 </s> text". reversed: every turn's tokens
+ * from the last one (lstm_prompt_reverse), for a --reverse-turns model. 0 or -1 (e->err set). */
+static int conv_prompt(lstm_engine *e, lstm_lm *lm, lstm_ids *ids, const lstm_request *r, const char *text,
+                       size_t len, int reversed, size_t *prompt_at)
 {
-    int chat = e->lm.S > 0, rc = 0;
-    e->ids.n = 0;
+    int chat = lm->S > 0, rc = 0;
+    ids->n = 0;
     for (size_t i = 0; i < r->ncontext; i++) {
         const lstm_turn *t = &r->context[i];
-        size_t before = e->ids.n;
-        rc = lstm_lm_prompt(&e->lm, chat ? t->speaker : NULL, t->text, t->len, &e->ids);
-        if (!rc && chat) rc = lstm_ids_push(&e->ids, LSTM_EOS_ID);
+        size_t before = ids->n;
+        rc = lstm_lm_prompt(lm, chat ? t->speaker : NULL, t->text, t->len, ids);
+        if (!rc && reversed) lstm_prompt_reverse(lm, ids->v + before, ids->n - before);
+        if (!rc && chat) rc = lstm_ids_push(ids, LSTM_EOS_ID);
         if (rc) {
             char what[40];
             snprintf(what, sizeof what, "context[%zu]: ", i);
             prompt_error(e, rc, what, t->speaker);
             return -1;
         }
-        if (!chat && e->ids.n == before + 1) e->ids.n = before; /* "</s>" alone: an empty document */
+        if (!chat && ids->n == before + 1) ids->n = before; /* "</s>" alone: an empty document */
     }
-    e->prompt_at = e->ids.n;
-    rc = lstm_lm_prompt(&e->lm, chat ? r->speaker : NULL, text, len, &e->ids);
+    size_t at = ids->n;
+    if (prompt_at) *prompt_at = at;
+    rc = lstm_lm_prompt(lm, chat ? r->speaker : NULL, text, len, ids);
     if (rc) {
         prompt_error(e, rc, "", r->speaker);
         return -1;
     }
+    if (reversed) lstm_prompt_reverse(lm, ids->v + at, ids->n - at);
     return 0;
 }
 
+static int make_prompt(lstm_engine *e, const lstm_request *r, const char *text, size_t len)
+{
+    return conv_prompt(e, &e->lm, &e->ids, r, text, len, 0, &e->prompt_at);
+}
+
 /* ------------------------------------------------------------------ suggest */
+
+/* make_prompt for a text after which a new word starts: a character model needs the space that ends
+ * the previous word before a new one starts. */
+static int word_prompt(lstm_engine *e, const lstm_request *r, const char *text, size_t len)
+{
+    if (e->lm.kind == LSTM_TOK_CHARS && len > 0 && !strchr(" \t\r\n", text[len - 1])) {
+        if (grow_buf(e, len + 2)) {
+            e->err = "out of memory";
+            return -1;
+        }
+        memcpy(e->buf, text, len);
+        e->buf[len++] = ' ';
+        text = e->buf;
+    }
+    return make_prompt(e, r, text, len);
+}
 
 /* Suggestions for text: fills e->sg, returns how many (or -1, e->err set); *prefix_len > 0 when a
  * partly typed word is being completed (its normalised form in e->prefix). */
@@ -302,19 +399,7 @@ static int do_suggest(lstm_engine *e, const lstm_request *r, size_t *prefix_len,
     }
     e->prefix[plen] = 0;
     *prefix_len = plen;
-    const char *ctx = text;
-    size_t clen = p;
-    /* A character model needs the space that ends the previous word before a new one starts. */
-    if (e->lm.kind == LSTM_TOK_CHARS && clen > 0 && !strchr(" \t\r\n", ctx[clen - 1])) {
-        if (grow_buf(e, clen + 2)) {
-            e->err = "out of memory";
-            return -1;
-        }
-        memcpy(e->buf, ctx, clen);
-        e->buf[clen++] = ' ';
-        ctx = e->buf;
-    }
-    if (make_prompt(e, r, ctx, clen)) return -1;
+    if (word_prompt(e, r, text, p)) return -1;
     /* a word model with an adaptive softmax scores only the clusters a suggestion can come from (the
      * continuous cache mixes into the whole distribution: not with it) */
     int lazy = lstm_suggest_lazy(&e->sug) && !e->cache_opts.N;
@@ -330,6 +415,122 @@ static int do_suggest(lstm_engine *e, const lstm_request *r, size_t *prefix_len,
     int n = lstm_suggest(&e->sug, &e->sess.st, lazy ? NULL : e->lg, e->prefix, plen, r->k, e->sg, mass);
     if (n < 0) {
         e->err = lstm_strerror(n);
+        return -1;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------ fill */
+
+/* The backward model's prompt into e->bwd->ids: a model of documents read backwards (--reverse) reads
+ * the turn's text after the gap from its end ("<tag> <s>" or "</s>" first); one of turns read
+ * backwards (--reverse-turns) reads the context turns first, each from its end. 0 or -1 (e->err set). */
+static int backward_prompt(lstm_engine *e, const lstm_request *r, const char *right, size_t rlen)
+{
+    lstm_request q = *r;
+    if (e->bwd->lm.m->cfg.reverse != LSTM_REVERSE_TURNS) q.ncontext = 0; /* what follows the turn: not known */
+    return conv_prompt(e, &e->bwd->lm, &e->bwd->ids, &q, right, rlen, 1, NULL);
+}
+
+/* BPE and character models: the words the forward model's beam finds after the text before the gap
+ * (its lstm_suggest words, with their probabilities, the word's end included), each scored by the
+ * backward model as its pieces read backwards after the reversed right context (in w->ids), and for
+ * characters the boundary before the word (a space, punctuation, the turn's start), which ends a word
+ * read backwards; then normalised over those words. Returns how many went into e->sg, or a code. */
+static int fill_pieces(lstm_engine *e, int k)
+{
+    lstm_engine *w = e->bwd;
+    lstm_suggestion *cand = e->bwd->sg; /* the backward engine's reply buffer: free while it serves e */
+    int nc = lstm_suggest(&e->sug, &e->sess.st, e->lg, "", 0, LSTM_ENGINE_MAX_K, cand, NULL);
+    if (nc <= 0) return nc;
+    size_t nr = w->ids.n;
+    int V = w->lm.V;
+    double *score = malloc(sizeof *score * (size_t)nc);
+    if (!score) return LSTM_E_NOMEM;
+    int rc = 0;
+    for (int c = 0; c < nc && !rc; c++) {
+        w->out.n = 0;
+        if ((rc = lstm_tokenizer_encode(w->lm.tok, cand[c].word, cand[c].len, &w->out))) break;
+        double lp = log(cand[c].p);
+        w->ids.n = nr;
+        for (size_t j = w->out.n; j-- > 0 && !rc;) { /* the pieces from the last one */
+            if ((rc = lstm_session_feed(&w->sess, w->ids.v, w->ids.n))) break;
+            const float *x = w->sess.logits;
+            lp += (double)x[w->out.v[j]] - lstm_logsumexp(x, (size_t)V);
+            rc = lstm_ids_push(&w->ids, w->out.v[j]);
+        }
+        if (!rc && w->lm.kind == LSTM_TOK_CHARS && !(rc = lstm_session_feed(&w->sess, w->ids.v, w->ids.n))) {
+            const float *x = w->sess.logits;
+            double lse = lstm_logsumexp(x, (size_t)V), pb = 0;
+            for (uint32_t i = 0; i < w->sug.nbound; i++) pb += exp((double)x[w->sug.bound[i]] - lse);
+            lp += log(pb);
+        }
+        score[c] = lp;
+    }
+    w->ids.n = nr;
+    if (rc) {
+        free(score);
+        return rc;
+    }
+    double mx = -INFINITY, z = 0;
+    for (int c = 0; c < nc; c++) mx = score[c] > mx ? score[c] : mx;
+    for (int c = 0; c < nc; c++) z += exp(score[c] - mx);
+    for (int c = 0; c < nc; c++) cand[c].p = exp(score[c] - mx) / z;
+    free(score);
+    /* the k best, ties by the word's bytes as suggestions sort */
+    int n = 0;
+    for (; n < k && n < nc; n++) {
+        int b = -1;
+        for (int c = 0; c < nc; c++)
+            if (cand[c].len != (size_t)-1 &&
+                (b < 0 || cand[c].p > cand[b].p || (cand[c].p == cand[b].p && strcmp(cand[c].word, cand[b].word) < 0)))
+                b = c;
+        e->sg[n] = cand[b];
+        cand[b].len = (size_t)-1;
+    }
+    return n;
+}
+
+/* Words for the gap of r->text: fills e->sg, returns how many (or -1, e->err set). */
+static int do_fill(lstm_engine *e, const lstm_request *r)
+{
+    if (!e->bwd) {
+        e->err = "fill needs a right-to-left model: give --backward FILE";
+        return -1;
+    }
+    const char *t = r->text, *g = NULL;
+    size_t len = r->len, a = 0, b = 0;
+    for (size_t i = 0; i + 3 <= len; i++) {
+        if (memcmp(t + i, LSTM_FILL_GAP, 3)) continue;
+        if (g) {
+            e->err = "fill: the text has more than one gap (___)";
+            return -1;
+        }
+        g = t + i;
+        a = i;
+        for (b = i; b < len && t[b] == '_'; b++) {}
+        i = b;
+    }
+    if (!g) {
+        e->err = "fill: the text has no gap: mark the missing word with ___";
+        return -1;
+    }
+    if (word_prompt(e, r, t, a)) return -1;
+    int rc = lstm_session_feed(&e->sess, e->ids.v, e->ids.n);
+    if (!rc) rc = session_logits(e);
+    if (rc) {
+        e->err = lstm_strerror(rc);
+        return -1;
+    }
+    lstm_engine *w = e->bwd;
+    if (backward_prompt(e, r, t + b, len - b)) return -1;
+    if ((rc = lstm_session_feed(&w->sess, w->ids.v, w->ids.n))) {
+        e->err = lstm_strerror(rc);
+        return -1;
+    }
+    int n = e->sug.sorted ? lstm_suggest_fill(&e->sug, e->lg, w->sess.logits, e->fill_prior, r->k, e->sg) : fill_pieces(e, r->k);
+    if (n < 0) {
+        e->err = n == LSTM_E_NOMEM ? "out of memory" : lstm_strerror(n);
         return -1;
     }
     return n;
@@ -494,7 +695,15 @@ int lstm_engine_run(lstm_engine *e, const lstm_request *r, lstm_reply *out)
         out->plen = plen;
         return 0;
     }
-    if (r->mode != LSTM_MODE_COMPLETE) return fail(out, "mode must be \"suggest\" or \"complete\"");
+    if (r->mode == LSTM_MODE_FILL) {
+        int n = do_fill(e, &q);
+        if (n < 0) return fail(out, e->err);
+        out->sg = e->sg;
+        out->n = n;
+        out->mass = 1;
+        return 0;
+    }
+    if (r->mode != LSTM_MODE_COMPLETE) return fail(out, "mode must be \"suggest\", \"complete\" or \"fill\"");
     int ngen;
     if (do_complete(e, &q, &ngen)) return fail(out, e->err);
     free(e->completion);

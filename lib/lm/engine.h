@@ -29,7 +29,10 @@
 #define LSTM_ENGINE_MAX_TURNS 256     /* context turns per request */
 #define LSTM_ENGINE_MAX_CONTEXT 65536 /* bytes of context text per request */
 
-enum { LSTM_MODE_SUGGEST = 0, LSTM_MODE_COMPLETE = 1 };
+enum { LSTM_MODE_SUGGEST = 0, LSTM_MODE_COMPLETE = 1, LSTM_MODE_FILL = 2 };
+
+/* Fill: the gap in the text is its one run of three or more underscores ("i want to ___ my order"). */
+#define LSTM_FILL_GAP "___"
 
 /* An earlier turn of the conversation. */
 typedef struct {
@@ -40,7 +43,7 @@ typedef struct {
 
 typedef struct {
     int mode;                 /* LSTM_MODE_* */
-    const char *text;         /* the prompt: the turn being typed */
+    const char *text;         /* the prompt: the turn being typed (fill: the turn with its gap) */
     size_t len;
     const char *speaker;      /* its speaker; NULL: the first one (ignored by plain text models) */
     const lstm_turn *context; /* (ncontext) earlier turns, oldest first, read before the prompt */
@@ -79,7 +82,7 @@ typedef struct {
     int tokens;               /* generated tokens */
 } lstm_reply;
 
-typedef struct {
+typedef struct lstm_engine {
     lstm_lm lm;
     lstm_session sess;
     lstm_suggester sug;
@@ -104,6 +107,8 @@ typedef struct {
     float *lg;            /* (V) */
     lstm_cache_opts cache_opts; /* lstm_engine_set_cache; N = 0: none */
     lstm_cache cache;     /* complete: the prompt's pairs, then the generated ones */
+    struct lstm_engine *bwd; /* lstm_engine_set_backward: the right-to-left model of fill requests, or NULL */
+    float *fill_prior;    /* (V) lstm_engine_set_fill_prior: log p(w) taken from fill scores, or NULL */
     const char *err;      /* message of the last failed request */
     char errbuf[1024];    /* err when it names things (an unknown speaker and the model's speakers) */
 } lstm_engine;
@@ -141,6 +146,20 @@ int lstm_engine_ban_list(lstm_engine *e, const char *text, size_t len, unsigned 
  * range: lstm_cache_opts_check) or LSTM_E_NOMEM (the engine then has no cache). */
 int lstm_engine_set_cache(lstm_engine *e, const lstm_cache_opts *o);
 
+/* The right-to-left model (a checkpoint trained on lstm-window --reverse windows, path) that fill
+ * requests read the text after the gap with; engines opened shared on e afterwards share it too.
+ * Both must be word models with the same tokenizer. 0, or the rc with *why set to a one-line message
+ * (static or in e->errbuf): lstm_lm_open's codes, LSTM_E_ARG (not word models, e is a right-to-left
+ * model or path is not one), LSTM_E_VOCAB (another tokenizer), LSTM_E_NOMEM. */
+int lstm_engine_set_backward(lstm_engine *e, const char *path, const char **why);
+
+/* A unigram prior for fill requests (word models): the score becomes log p_fwd + log p_bwd - log p(w),
+ * p(w) = (counts[w] + 1) / (total + V) from the training text's counts (lstm_fill_count_prior), which
+ * under independence of the two sides given the word is p(w | left, right) (the plain product counts
+ * the word's frequency twice). Engines opened shared on e afterwards copy it. 0, LSTM_E_ARG (not a word
+ * model), LSTM_E_NOMEM. */
+int lstm_engine_set_fill_prior(lstm_engine *e, const uint64_t *counts);
+
 /* Forgets the prompt read last. The session reuses the recurrent state of the longest prompt prefix
  * it read before, which saves time but runs the new tokens in other groupings than a fresh start
  * would (one GEMM per chunk of new tokens), so a probability can differ from a fresh engine's in its
@@ -152,7 +171,10 @@ int lstm_engine_has_speaker(lstm_engine *e, const char *name);
 
 /* Answers r into out. Returns 0, or -1 with out->error set (an unknown speaker, a field out of range,
  * every token banned, out of memory). Suggest: the text ending inside a word (ICU word boundaries)
- * asks for words completing it. Complete: until EOS or max_new tokens. */
+ * asks for words completing it. Complete: until EOS or max_new tokens. Fill: the words for the gap
+ * (LSTM_FILL_GAP), by log p_fwd(w | context turns, text before the gap) + log p_bwd(w | text after the
+ * gap read backwards) normalised over the vocabulary's words (lstm_suggest_fill); the text after the
+ * gap is the rest of the turn. Needs lstm_engine_set_backward. */
 int lstm_engine_run(lstm_engine *e, const lstm_request *r, lstm_reply *out);
 
 #endif

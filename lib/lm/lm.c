@@ -854,6 +854,42 @@ static int suggest_words(lstm_suggester *g, const lstm_state *st, const float *l
     return n;
 }
 
+int lstm_suggest_fill(lstm_suggester *g, const float *lf, const float *lb, const float *logprior, int k,
+                      lstm_suggestion *out)
+{
+    if (!g->sorted || !lf || !lb || k < 1) return LSTM_E_ARG;
+    const lstm_lm *lm = g->lm;
+    int V = lm->V;
+    double lsf = lstm_logsumexp(lf, (size_t)V), lsb = lstm_logsumexp(lb, (size_t)V), mx = -INFINITY;
+    for (int i = 0; i < V; i++) g->work[i] = -INFINITY;
+    for (uint32_t i = 0; i < g->nsorted; i++) {
+        uint32_t id = g->sorted[i];
+        size_t n;
+        const char *s = wtext(lm, id, &n);
+        if (g->nban && is_banned_word(g, s, n)) continue;
+        double v = ((double)lf[id] - lsf) + ((double)lb[id] - lsb) - (logprior ? (double)logprior[id] : 0);
+        g->work[id] = (float)v;
+        if (v > mx) mx = v;
+    }
+    if (mx == -INFINITY) return 0;
+    double z = 0; /* the normaliser over the candidates, in double */
+    for (uint32_t i = 0; i < g->nsorted; i++) z += exp((double)g->work[g->sorted[i]] - mx);
+    double lz = mx + log(z);
+    int got = lstm_topk(g->work, V, k, g->idx), n = 0;
+    for (int i = 0; i < got; i++) {
+        uint32_t id = (uint32_t)g->idx[i];
+        if (g->work[id] == -INFINITY) break;
+        size_t len;
+        const char *s = wtext(lm, id, &len);
+        memcpy(out[n].word, s, len);
+        out[n].word[len] = 0;
+        out[n].len = len;
+        out[n].p = exp((double)g->work[id] - lz);
+        n++;
+    }
+    return n;
+}
+
 int lstm_suggest_rank(lstm_suggester *g, const float *logits, const char *prefix, size_t plen, uint32_t id, int limit)
 {
     if (!g->sorted || id >= (uint32_t)g->lm->V) return limit;

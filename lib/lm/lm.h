@@ -206,6 +206,15 @@ int lstm_suggester_ban_word(lstm_suggester *g, const char *w, size_t n);
  * words for bpe / chars). *mass (may be NULL): the unrenormalised probability of all candidates. */
 int lstm_suggest(lstm_suggester *g, const lstm_state *st, const float *logits, const char *prefix, size_t plen,
                  int k, lstm_suggestion *out, double *mass);
+/* The fill scores of every candidate word of g (a word model's suggester: lstm_suggest's words, bans
+ * applied) from the two models' next-token logits lf (forward, after the left context) and lb
+ * (backward, after the reversed right context), both over the same V ids, minus logprior (V; NULL:
+ * none) when given (fill.h, engine.h: lstm_engine_set_fill_prior): the k best by decreasing
+ * probability into out, p normalised over the candidates. Returns how many (<= k), LSTM_E_ARG for a
+ * suggester that is not a word model's. */
+int lstm_suggest_fill(lstm_suggester *g, const float *lf, const float *lb, const float *logprior, int k,
+                      lstm_suggestion *out);
+
 /* 1 when lstm_suggest on g may be given NULL logits (a word model with an adaptive softmax). */
 int lstm_suggest_lazy(const lstm_suggester *g);
 

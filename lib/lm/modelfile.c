@@ -40,6 +40,10 @@ int lstm_model_config_format(const lstm_model_config *c, char *buf, size_t cap)
         int k = snprintf(buf + n, cap - (size_t)n, "attention=%d\n", c->attention);
         if (k < 0 || (size_t)(n += k) >= cap) return LSTM_E_TOOBIG;
     }
+    if (c->reverse) {
+        int k = snprintf(buf + n, cap - (size_t)n, "reverse=%s\n", c->reverse == LSTM_REVERSE_TURNS ? "turns" : "docs");
+        if (k < 0 || (size_t)(n += k) >= cap) return LSTM_E_TOOBIG;
+    }
     /* training-only regularization, each key only when set (a config without them reads as before) */
     const struct { const char *key; float v; int on; } reg[] = {
         {"dropout_in", c->dropout_in, c->dropout_in >= 0}, {"dropout_hidden", c->dropout_hidden, c->dropout_hidden >= 0},
@@ -97,6 +101,9 @@ int lstm_model_config_parse(lstm_model_config *c, const char *t, size_t len)
     c->attention = 0;
     prc = lstm_kv_get(t, len, "attention", pv, sizeof pv);
     if (prc == LSTM_OK ? kv_int(t, len, "attention", &c->attention) != LSTM_OK : prc != LSTM_E_NOTFOUND) return LSTM_E_FORMAT;
+    prc = lstm_kv_get(t, len, "reverse", pv, sizeof pv);
+    c->reverse = prc != LSTM_OK ? 0 : !strcmp(pv, "docs") ? LSTM_REVERSE_DOCS : !strcmp(pv, "turns") ? LSTM_REVERSE_TURNS : -1;
+    if (c->reverse < 0 || (prc != LSTM_OK && prc != LSTM_E_NOTFOUND)) return LSTM_E_FORMAT;
     /* the regularization keys (absent: dropout_in and dropout_hidden as dropout, the rest off) */
     struct { const char *key; float *v; float unset, lo; } reg[] = {
         {"dropout_in", &c->dropout_in, -1.0f, 0.0f}, {"dropout_hidden", &c->dropout_hidden, -1.0f, 0.0f},

@@ -98,7 +98,8 @@ static const char *parse_fields(lstm_serve_req *q, json_t *j)
             const char *m = json_is_string(v) ? json_string_value(v) : "";
             if (!strcmp(m, "suggest")) r->mode = LSTM_MODE_SUGGEST;
             else if (!strcmp(m, "complete")) r->mode = LSTM_MODE_COMPLETE;
-            else return "mode must be \"suggest\" or \"complete\"";
+            else if (!strcmp(m, "fill")) r->mode = LSTM_MODE_FILL;
+            else return "mode must be \"suggest\", \"complete\" or \"fill\"";
         } else if (!strcmp(key, "speaker")) {
             if (json_is_null(v)) r->speaker = NULL;
             else if (!json_is_string(v)) return "speaker must be a string";
@@ -207,7 +208,7 @@ static json_t *reply_value(const lstm_reply *r)
     json_t *arr = json_array();
     for (int i = 0; i < r->n; i++)
         json_array_append_new(arr, json_pack("{s:s%,s:f}", "word", r->sg[i].word, r->sg[i].len, "p", r->sg[i].p));
-    json_t *o = json_pack("{s:s,s:o}", "mode", "suggest", "suggestions", arr);
+    json_t *o = json_pack("{s:s,s:o}", "mode", r->mode == LSTM_MODE_FILL ? "fill" : "suggest", "suggestions", arr);
     if (o && r->plen) {
         json_object_set_new(o, "prefix", json_stringn(r->prefix, r->plen));
         json_object_set_new(o, "renormalized", json_true());

@@ -50,6 +50,8 @@
 
 enum { LSTM_SOFTMAX_FULL = 0, LSTM_SOFTMAX_ADAPTIVE = 1 };
 
+enum { LSTM_REVERSE_DOCS = 1, LSTM_REVERSE_TURNS = 2 };
+
 typedef struct {
     int cell;          /* LSTM_CELL_LSTM, LSTM_CELL_GRU, LSTM_CELL_RNN, LSTM_CELL_CIFG, LSTM_CELL_LNLSTM */
     int V, E, H, L;    /* vocabulary, embedding width, hidden width, layers (1..LSTM_MAX_LAYERS) */
@@ -64,6 +66,9 @@ typedef struct {
     float div;         /* adaptive: cluster i projects to floor(H / div^(i+1)) */
     int peephole;      /* LSTM only: peephole weights l<k>.peep per layer */
     int attention;     /* K in 0..LSTM_MAX_ATTENTION: the top layer attends over its last K outputs */
+    int reverse;       /* 0, or a right-to-left model's reading (lstm-window): LSTM_REVERSE_DOCS (--reverse: the
+                        * documents backwards) or LSTM_REVERSE_TURNS (--reverse-turns: each line or turn
+                        * backwards, in their order) */
     /* Regularization, in training only (forward with train = 1; see "Regularization" below). */
     float dropout_in;     /* on the embeddings (layer 0's input), in [0, 1); < 0: dropout (AWD's dropouti) */
     float dropout_hidden; /* on the inputs of layers 1..L-1, in [0, 1); < 0: dropout (AWD's dropouth) */

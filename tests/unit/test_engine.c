@@ -23,6 +23,7 @@
 #include "cells.h"
 #include "check.h"
 #include "engine.h"
+#include "fill.h"
 #include "gemm.h"
 #include "modelfile.h"
 #include "serve_json.h"
@@ -668,6 +669,44 @@ static void test_lazy(const char *path)
     lstm_lm_close(&lm);
 }
 
+/* lstm_doc_reverse: the documents of formats/windows.md read backwards, the position map, and that
+ * reading twice gives a document that ends with EOS back (random documents of lines and turns). */
+static void test_doc_reverse(void)
+{
+    const uint32_t chat[] = {4, 2, 10, 11, 12, 3, 5, 2, 13, 3, 4, 2, 3};
+    const uint32_t want[] = {4, 2, 3, 5, 2, 13, 3, 4, 2, 12, 11, 10, 3};
+    uint32_t out[64], back[64];
+    size_t pos[64];
+    lstm_doc_reverse(chat, 13, LSTM_REVERSE_DOCS, out, pos);
+    CHECK(memcmp(out, want, sizeof want) == 0);
+    for (size_t i = 0; i < 13; i++) CHECK(out[pos[i]] == chat[i]);
+    const uint32_t text[] = {7, 8, 9, 3, 6, 3, 7, 8}; /* the last line without its EOS */
+    const uint32_t twant[] = {8, 7, 6, 3, 9, 8, 7, 3};
+    lstm_doc_reverse(text, 8, LSTM_REVERSE_DOCS, out, NULL);
+    CHECK(memcmp(out, twant, sizeof twant) == 0);
+    /* --reverse-turns: the turns in their order, each read backwards */
+    const uint32_t turns[] = {4, 2, 12, 11, 10, 3, 5, 2, 13, 3, 4, 2, 3};
+    lstm_doc_reverse(chat, 13, LSTM_REVERSE_TURNS, out, pos);
+    CHECK(memcmp(out, turns, sizeof turns) == 0);
+    for (size_t i = 0; i < 13; i++) CHECK(out[pos[i]] == chat[i]);
+    lstm_rng r;
+    lstm_rng_seed(&r, 11);
+    for (int k = 0; k < 200; k++) {
+        size_t n = 1 + lstm_rng_below(&r, 60);
+        uint32_t d[64];
+        for (size_t i = 0; i < n; i++) d[i] = lstm_rng_below(&r, 4) == 0 ? 3 : 4 + lstm_rng_below(&r, 6);
+        for (size_t i = 0; i + 1 < n; i++) /* some turns start "tag BOS" */
+            if ((i == 0 || d[i - 1] == 3) && lstm_rng_below(&r, 2)) d[i + 1] = 2;
+        d[n - 1] = 3; /* as lstm-tok ends every document */
+        for (int mode = LSTM_REVERSE_DOCS; mode <= LSTM_REVERSE_TURNS; mode++) {
+            lstm_doc_reverse(d, n, mode, out, pos);
+            lstm_doc_reverse(out, n, mode, back, NULL);
+            CHECK(memcmp(back, d, n * sizeof *d) == 0);
+            for (size_t i = 0; i < n; i++) CHECK(out[pos[i]] == d[i]);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "suggest")) return helper_suggest(argc, argv);
@@ -677,6 +716,7 @@ int main(int argc, char **argv)
     snprintf(chars_path, sizeof chars_path, "%s/chars.ckpt", dir);
     lstm_set_threads(1);
     lstm_request_default(&defaults);
+    test_doc_reverse();
     make_model(chat_path, 1, LSTM_TOK_WORDS);
     make_model(plain_path, 0, LSTM_TOK_WORDS);
     make_model(chars_path, 1, LSTM_TOK_CHARS);

@@ -16,9 +16,11 @@
 
 #include "dataset.h"
 #include "eval.h"
+#include "fill.h"
 #include "tool.h"
 #include "fileio.h"
 #include "keys.h"
+#include "prior.h"
 #include "lm.h"
 
 #define PROG "lstm-eval"
@@ -86,6 +88,17 @@ static void usage(FILE *f)
             "                       evaluate the test data once with the pair found\n"
             "      --cache-thetas LIST, --cache-lambdas LIST  the grid, comma-separated (default\n"
             "                       0,0.1,0.2,0.3,0.4,0.5,0.7,1 and 0.02,0.05,0.1,0.15,0.2,0.25,0.3,0.4)\n"
+            "      --fill           fill-in-the-middle: with --backward, read TOKENS (a token stream from lstm-tok,\n"
+            "                       not windows), blank one word per line or turn (drawn with --seed) and\n"
+            "                       report how often the blanked word ranks first / in the top K when the\n"
+            "                       forward model reads what comes before it and the backward model what\n"
+            "                       comes after (log p_fwd + log p_bwd, as lstm-sample --fill), beside the\n"
+            "                       forward model alone (next-word prediction) and the backward one alone\n"
+            "      --backward FILE  the right-to-left model (trained on lstm-window --reverse windows)\n"
+            "      --seed N         --fill: the blanks' random seed (default 1)\n"
+            "      --prior TOKENS   --fill: also rank by the fill score minus log p(w), p(w) the word's\n"
+            "                       frequency in TOKENS (the training tokens): the product of the two models\n"
+            "                       counts a word's frequency twice\n"
             "      --json           one JSON object instead of text\n"
             "      --threads N      BLAS threads (default: all cores)\n"
             "  -q, --quiet          no progress line\n"
@@ -113,7 +126,8 @@ static void usage(FILE *f)
             "Examples:\n"
             "  lstm-tok -m chat.ckpt < test.csv | lstm-window -L 15 | " PROG " -m chat.ckpt\n"
             "  " PROG " -m ptb.ckpt --batch 1 --cache 500 --cache-search valid.win    (tune on validation)\n"
-            "  " PROG " -m ptb.ckpt --batch 1 --cache 500 --cache-theta 0.3 --cache-lambda 0.1 test.win\n");
+            "  " PROG " -m ptb.ckpt --batch 1 --cache 500 --cache-theta 0.3 --cache-lambda 0.1 test.win\n"
+            "  " PROG " -m fwd.ckpt --backward bwd.ckpt --fill test.tok                (fill-in-the-middle)\n");
 }
 
 typedef struct {
@@ -263,14 +277,142 @@ static lstm_dataset *open_windows(const char *path, const char *name, const char
     const uint8_t *blob = lstm_meta_get(lstm_dataset_meta(d), "tokenizer", &bl);
     if (!lstm_lm_same_tokenizer(lm, blob, bl))
         tool_die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m %s", name, model, model);
+    int reversed = lstm_meta_reverse(lstm_dataset_meta(d)), want = lm->m->cfg.reverse;
+    if (reversed != want)
+        tool_die(1, "%s: windows of documents %s, but %s was trained on documents %s: cut the windows %s", name,
+                 lstm_reverse_desc(reversed), model, lstm_reverse_desc(want),
+                 want == LSTM_REVERSE_DOCS ? "with lstm-window --reverse" : want == LSTM_REVERSE_TURNS ? "with lstm-window --reverse-turns" : "without --reverse");
     if (lstm_dataset_count(d) == 0) tool_die(1, "%s: no windows to evaluate", name);
     return d;
+}
+
+/* --fill: the token stream's documents, each with one blank per line or turn. */
+static void run_fill(const char *path, const char *name, const char *model, const char *bpath, const char *prior,
+                     uint64_t seed, int K, int json)
+{
+    if (K != 5) tool_die(2, "--fill reports top-1 and top-5: no -k");
+    lstm_lm fw, bw;
+    char msg[1024];
+    int rc = lstm_lm_open(&fw, model);
+    if (rc) tool_die(1, "%s", lstm_lm_open_error(&fw, rc, model, msg, sizeof msg));
+    if ((rc = lstm_lm_open(&bw, bpath))) tool_die(1, "%s", lstm_lm_open_error(&bw, rc, bpath, msg, sizeof msg));
+    if (fw.kind == LSTM_TOK_BPE || fw.kind == LSTM_TOK_CHARS)
+        tool_die(1, "--fill: %s has a %s tokenizer: fill-in-the-middle needs word models (lstm-tok --split words or space)",
+                 model, lstm_tokenizer_kind_name(fw.kind));
+    if (fw.m->cfg.reverse) tool_die(1, "%s: a right-to-left model (trained on --reverse windows): give it as --backward", model);
+    if (bw.m->cfg.reverse <= 0)
+        tool_die(1, "--backward %s: a left-to-right model: train the backward model on lstm-window --reverse windows", bpath);
+    if (!lstm_lm_same_tokenizer(&fw, bw.f.tokenizer, bw.f.tokenizer_len))
+        tool_die(1, "--backward %s: its tokenizer differs from %s's: tokenize both models' data with the same vocabulary "
+                    "(lstm-tok -m VOCAB)", bpath, model);
+    int fd = tool_open_input(path, "a token stream");
+    lstm_reader *r;
+    rc = lstm_reader_open_sniff(&r, fd, 0);
+    if (rc == LSTM_E_TEXT)
+        tool_die(1, "%s: text/CSV, not a token stream: tokenize it with the model's tokenizer (lstm-tok -m %s %s > test.tok)",
+                 name, model, path ? path : "test.csv");
+    if (rc) tool_die(1, "%s: %s", name, rc == LSTM_E_EMPTY ? "empty input (no stream)" : lstm_strerror(rc));
+    if (lstm_reader_kind(r) != LSTM_KIND_TOKS) {
+        char k[5];
+        tool_die(1, "%s: got %s (%s): --fill reads the token stream (lstm-tok -m %s), not windows", name,
+                 lstm_kind_desc(lstm_reader_kind(r)), lstm_kind_name(lstm_reader_kind(r), k), model);
+    }
+    size_t bl;
+    const uint8_t *blob = lstm_meta_get(lstm_reader_meta(r), "tokenizer", &bl);
+    if (!lstm_lm_same_tokenizer(&fw, blob, bl))
+        tool_die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m %s", name, model, model);
+    lstm_fill_eval f;
+    if ((rc = lstm_fill_eval_init(&f, &fw, &bw, seed))) tool_die(1, "--fill: %s", lstm_strerror(rc));
+    if (prior) {
+        uint64_t *c = tool_prior_counts(prior, &fw, model);
+        if ((rc = lstm_fill_eval_set_prior(&f, c))) tool_die(1, "--prior: %s", lstm_strerror(rc));
+        free(c);
+    }
+    lstm_fill_stats s;
+    memset(&s, 0, sizeof s);
+    uint32_t *ids = NULL;
+    size_t cap = 0;
+    uint64_t docs = 0;
+    for (;;) {
+        uint8_t tag;
+        const uint8_t *p;
+        uint32_t len;
+        int k = lstm_reader_next(r, &tag, &p, &len);
+        if (k < 0) tool_die(1, "%s: %s", name, lstm_strerror(k));
+        if (k == 0) break;
+        if (tag != 'D') continue;
+        size_t n = len / 4;
+        if (n > cap) {
+            cap = n * 2;
+            if (!(ids = realloc(ids, cap * sizeof *ids))) tool_die(1, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = lstm_get_u32(p + 4 * i);
+            if (ids[i] >= (uint32_t)fw.V) tool_die(1, "%s: document %llu: token id %u out of range", name, (unsigned long long)docs + 1, ids[i]);
+        }
+        if ((rc = lstm_fill_eval_doc(&f, ids, n, &s))) tool_die(1, "%s: %s", name, lstm_strerror(rc));
+        docs++;
+        if (prog_on) {
+            double t = tool_now();
+            if (prog_last < 0 || t - prog_last >= 0.5) {
+                prog_last = t;
+                prog_len = fprintf(stderr, "\r" PROG ": %s: %llu documents, %ld blanks", name, (unsigned long long)docs, s.blanks);
+                fflush(stderr);
+            }
+        }
+    }
+    progress_clear();
+    if (s.blanks == 0) tool_die(1, "%s: no word to blank (no line or turn has a vocabulary word)", name);
+    double b = (double)s.blanks;
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "model", json_string(model));
+        json_object_set_new(o, "backward", json_string(bpath));
+        json_object_set_new(o, "input", json_string(name));
+        json_object_set_new(o, "seed", json_integer((json_int_t)seed));
+        json_object_set_new(o, "blanks", json_integer(s.blanks));
+        json_object_set_new(o, "fill_top1", json_real(s.fill1 / b));
+        json_object_set_new(o, "fill_top5", json_real(s.fill5 / b));
+        json_object_set_new(o, "forward_top1", json_real(s.fwd1 / b));
+        json_object_set_new(o, "forward_top5", json_real(s.fwd5 / b));
+        json_object_set_new(o, "backward_top1", json_real(s.bwd1 / b));
+        json_object_set_new(o, "backward_top5", json_real(s.bwd5 / b));
+        json_object_set_new(o, "fill_perplexity", json_real(exp(s.fill_nll / b)));
+        json_object_set_new(o, "forward_perplexity", json_real(exp(s.fwd_nll / b)));
+        if (prior) {
+            json_object_set_new(o, "prior_top1", json_real(s.prior1 / b));
+            json_object_set_new(o, "prior_top5", json_real(s.prior5 / b));
+            json_object_set_new(o, "prior_perplexity", json_real(exp(s.prior_nll / b)));
+        }
+        json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        fputc('\n', stdout);
+        json_decref(o);
+    } else {
+        printf("fill-in-the-middle on %s: %ld blanks (one word per line or turn, seed %llu), %llu documents\n", name,
+               s.blanks, (unsigned long long)seed, (unsigned long long)docs);
+        printf("fill (forward + backward)  top-1 %5.1f%%  top-5 %5.1f%%  perplexity %.2f\n", 100 * s.fill1 / b,
+               100 * s.fill5 / b, exp(s.fill_nll / b));
+        printf("forward alone (next word)  top-1 %5.1f%%  top-5 %5.1f%%  perplexity %.2f\n", 100 * s.fwd1 / b, 100 * s.fwd5 / b,
+               exp(s.fwd_nll / b));
+        printf("backward alone             top-1 %5.1f%%  top-5 %5.1f%%\n", 100 * s.bwd1 / b, 100 * s.bwd5 / b);
+        if (prior)
+            printf("fill / unigram prior       top-1 %5.1f%%  top-5 %5.1f%%  perplexity %.2f\n", 100 * s.prior1 / b,
+                   100 * s.prior5 / b, exp(s.prior_nll / b));
+    }
+    if (fflush(stdout) || ferror(stdout)) tool_die(1, "stdout: %s", strerror(errno));
+    free(ids);
+    lstm_fill_eval_free(&f);
+    lstm_reader_free(r);
+    lstm_lm_close(&bw);
+    lstm_lm_close(&fw);
 }
 
 int main(int argc, char **argv)
 {
     lstm_reserve_std_fds(NULL); /* before any open: a closed 0, 1 or 2 must not become one of our files */
-    const char *model = NULL, *path = NULL, *tpath = NULL;
+    const char *model = NULL, *path = NULL, *tpath = NULL, *bpath = NULL, *prior = NULL;
+    int fill = 0;
+    unsigned long long seed = 1;
     int K = 5, B = 10, reset = 0, json = 0, keystrokes = 0, threads = 0, beam_words = 8;
     int search = 0, cache_set = 0, ncache_t = 8, ncache_l = 8;
     lstm_cache_opts cache;
@@ -278,7 +420,7 @@ int main(int argc, char **argv)
     double cache_t[GRID_MAX] = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1};
     double cache_l[GRID_MAX] = {0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4};
     enum { O_BATCH = 256, O_RESET, O_JSON, O_KEYS, O_THREADS, O_BEAMW, O_TRACE, O_CACHE, O_CTHETA, O_CLAMBDA,
-           O_CSEARCH, O_CTHETAS, O_CLAMBDAS };
+           O_CSEARCH, O_CTHETAS, O_CLAMBDAS, O_FILL, O_BACKWARD, O_SEED, O_PRIOR };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"top", required_argument, 0, 'k'},
         {"batch", required_argument, 0, O_BATCH}, {"reset-state", no_argument, 0, O_RESET},
@@ -288,6 +430,8 @@ int main(int argc, char **argv)
         {"cache-lambda", required_argument, 0, O_CLAMBDA}, {"cache-search", no_argument, 0, O_CSEARCH},
         {"cache-thetas", required_argument, 0, O_CTHETAS}, {"cache-lambdas", required_argument, 0, O_CLAMBDAS},
         {"json", no_argument, 0, O_JSON}, {"threads", required_argument, 0, O_THREADS},
+        {"fill", no_argument, 0, O_FILL}, {"backward", required_argument, 0, O_BACKWARD},
+        {"seed", required_argument, 0, O_SEED}, {"prior", required_argument, 0, O_PRIOR},
         {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     int ch;
@@ -312,6 +456,10 @@ int main(int argc, char **argv)
         case O_CTHETA: cache.theta = tool_parse_double(optarg, "--cache-theta", 0, 1e6); cache_set = 1; break;
         case O_CLAMBDA: cache.lambda = tool_parse_double(optarg, "--cache-lambda", 0, 1); cache_set = 1; break;
         case O_CSEARCH: search = 1; break;
+        case O_FILL: fill = 1; break;
+        case O_BACKWARD: bpath = optarg; break;
+        case O_PRIOR: prior = optarg; break;
+        case O_SEED: seed = (unsigned long long)tool_parse_long(optarg, "--seed", 0, 0x7fffffffffffffffL); break;
         case O_CTHETAS: ncache_t = parse_list(optarg, "--cache-thetas", 0, 1e6, cache_t); search = 1; break;
         case O_CLAMBDAS: ncache_l = parse_list(optarg, "--cache-lambdas", 0, 1, cache_l); search = 1; break;
         case 'q': tool_verbosity = TOOL_QUIET; break;
@@ -328,15 +476,27 @@ int main(int argc, char **argv)
         tool_die(2, "--cache-search tries a grid of theta and lambda: give it with --cache-thetas / --cache-lambdas, "
                     "not --cache-theta / --cache-lambda");
     if (search && (keystrokes || tpath)) tool_die(2, "--cache-search excludes --keystrokes");
+    if (fill && !bpath) tool_die(2, "--fill needs the right-to-left model: give --backward FILE");
+    if (bpath && !fill) tool_die(2, "--backward is for --fill");
+    if (prior && !fill) tool_die(2, "--prior is for --fill");
+    if (fill && (keystrokes || search || cache.N || reset || B != 10))
+        tool_die(2, "--fill excludes --keystrokes, --cache, --reset-state and --batch");
     path = optind < argc ? argv[optind] : NULL;
     const char *name = path && strcmp(path, "-") ? path : "stdin";
-    if (!path && isatty(0)) tool_die(2, "reading windows from a terminal: give a file or a pipe (see --help)");
+    if (!path && isatty(0))
+        tool_die(2, "reading %s from a terminal: give a file or a pipe (see --help)", fill ? "tokens" : "windows");
+    if (!threads && fill) threads = 1; /* one lane, one token at a time: threads only add hand-off latency */
     if (!threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
     lstm_set_threads(threads);
 
+    if (fill) {
+        prog_on = isatty(2) && tool_verbosity > TOOL_QUIET;
+        run_fill(path, name, model, bpath, prior, seed, K, json);
+        return 0;
+    }
     lstm_lm lm;
     char msg[1024];
     int rc = lstm_lm_open(&lm, model);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "prior.h"
 #include "fileio.h"
 #include "serve_json.h"
 #include "tool.h"
@@ -43,6 +44,16 @@ static void usage(FILE *f)
             "      --length-alpha A      beam score = log p / length^A (default 1)\n"
             "      --repetition-penalty R  divide the logits of tokens already in the text by R (default 1)\n"
             "      --seed N              random seed (default 1): the same seed gives the same text\n"
+            "Fill in the middle\n"
+            "  -F, --fill                the words for the gap ___ in TEXT (\"i want to ___ my order\"), ranked by\n"
+            "                            log p(w | text before, -m) + log p(w | text after, read backwards by\n"
+            "                            --backward) normalised over the vocabulary's words (--suggest K of them,\n"
+            "                            default 5); word models only\n"
+            "      --backward FILE       the right-to-left model (trained on lstm-window --reverse windows with\n"
+            "                            the same vocabulary); with --serve, requests with \"mode\":\"fill\"\n"
+            "      --prior TOKENS        divide the fill score by p(w), the word's frequency in TOKENS (the\n"
+            "                            training tokens): the product of the two models counts it twice\n"
+            "                            (word models)\n"
             "Both\n"
             "      --speaker NAME        chat models: the prompt is a turn of NAME (default: the first speaker\n"
             "                            of the training data); plain text models have no speakers\n"
@@ -68,12 +79,13 @@ static void usage(FILE *f)
             "  " PROG " -m chat.ckpt --suggest 5 'i was charged twice for my '   (the next word)\n"
             "  " PROG " -m chat.ckpt --suggest 5 'can you reset my pa'           (words completing 'pa')\n"
             "  " PROG " -m chat.ckpt --speaker agent --complete 'sure, please' --top-p 0.9\n"
+            "  " PROG " -m chat.ckpt --backward chat-bwd.ckpt --fill 'i want to ___ my order'\n"
             "  " PROG " -m chat.ckpt --cache 200 --cache-lambda 0.2 --suggest 3 'order 4417 is late. where is order '\n"
             "  printf '%%s\\n' 'i need hel' '{\"text\":\"thanks\",\"mode\":\"complete\"}' | " PROG " -m chat.ckpt --serve\n");
 }
 
 typedef struct {
-    const char *model, *ban_path;
+    const char *model, *ban_path, *backward, *prior;
     int json, serve, timing, beam_words;
     lstm_cache_opts cache;
     lstm_request d; /* defaults for every request */
@@ -217,9 +229,9 @@ int main(int argc, char **argv)
     lstm_request_default(&o.d);
     o.beam_words = 8;
     lstm_cache_opts_default(&o.cache);
-    int suggest_set = 0, complete_set = 0, greedy = 0;
+    int suggest_set = 0, complete_set = 0, fill_set = 0, greedy = 0;
     enum { O_GREEDY = 256, O_TOPK, O_TOPP, O_BEAM, O_ALPHA, O_REP, O_SEED, O_SPEAKER, O_BAN, O_JSON, O_SERVE,
-           O_TIMING, O_BEAMW, O_CACHE, O_CTHETA, O_CLAMBDA };
+           O_TIMING, O_BEAMW, O_CACHE, O_CTHETA, O_CLAMBDA, O_BACKWARD, O_PRIOR };
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"suggest", required_argument, 0, 's'},
         {"complete", no_argument, 0, 'c'}, {"max-new", required_argument, 0, 'n'},
@@ -231,16 +243,21 @@ int main(int argc, char **argv)
         {"json", no_argument, 0, O_JSON}, {"serve", no_argument, 0, O_SERVE}, {"timing", no_argument, 0, O_TIMING},
         {"beam-words", required_argument, 0, O_BEAMW}, {"cache", required_argument, 0, O_CACHE},
         {"cache-theta", required_argument, 0, O_CTHETA}, {"cache-lambda", required_argument, 0, O_CLAMBDA},
+        {"fill", no_argument, 0, 'F'}, {"backward", required_argument, 0, O_BACKWARD},
+        {"prior", required_argument, 0, O_PRIOR},
         {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     int ch;
     opterr = 0; /* getopt's own messages would start with the full argv[0] */
-    while ((ch = getopt_long(argc, argv, ":m:s:cn:t:qvhV", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":m:s:cn:t:FqvhV", lo, NULL)) != -1) {
         switch (ch) {
         case 'm': o.model = optarg; break;
         case 's': o.d.k = (int)tool_parse_long(optarg, "--suggest", 1, LSTM_ENGINE_MAX_K); suggest_set = 1; break;
         case 'c': complete_set = 1; break;
+        case 'F': fill_set = 1; break;
+        case O_BACKWARD: o.backward = optarg; break;
+        case O_PRIOR: o.prior = optarg; break;
         case 'n': o.d.max_new = (int)tool_parse_long(optarg, "--max-new", 0, LSTM_ENGINE_MAX_NEW); break;
         case O_GREEDY: greedy = 1; break;
         case 't': o.d.so.temperature = (float)tool_parse_double(optarg, "--temperature", 0, 100); break;
@@ -268,11 +285,15 @@ int main(int argc, char **argv)
     }
     if (!o.model) die(2, "no model: give -m MODEL.ckpt (see --help)");
     if (suggest_set && complete_set) die(2, "--suggest and --complete exclude each other");
+    if (fill_set && complete_set) die(2, "--fill and --complete exclude each other");
+    if (fill_set && !o.backward) die(2, "--fill needs the right-to-left model: give --backward FILE");
+    if (o.prior && !o.backward) die(2, "--prior is for fill-in-the-middle: give --backward FILE");
+    if (fill_set && o.serve) die(2, "--serve: a fill request says \"mode\":\"fill\" (give --backward, not --fill)");
     /* Below LSTM_TEMP_MIN sampling is greedy in all but name (and 1/T overflows float below ~3e-39). */
     if (greedy || o.d.so.temperature < LSTM_TEMP_MIN) o.d.so.temperature = 0;
     if (o.d.beam && (greedy || o.d.so.top_k || o.d.so.top_p < 1)) die(2, "--beam excludes --greedy, --top-k and --top-p");
     if (o.serve && optind < argc) die(2, "--serve reads requests from stdin: no TEXT arguments");
-    o.d.mode = complete_set ? LSTM_MODE_COMPLETE : LSTM_MODE_SUGGEST;
+    o.d.mode = complete_set ? LSTM_MODE_COMPLETE : fill_set ? LSTM_MODE_FILL : LSTM_MODE_SUGGEST;
 
     double t0 = tool_now();
     /* One request is a chain of small gemv calls: threads only add hand-off latency. */
@@ -284,6 +305,11 @@ int main(int argc, char **argv)
         die(1, "%s", lstm_engine_open_error(&e, rc, o.model, msg, sizeof msg));
     }
     if (o.ban_path) load_bans(&e, o.ban_path);
+    if (o.backward) {
+        const char *why;
+        if (lstm_engine_set_backward(&e, o.backward, &why)) die(1, "--backward: %s", why);
+    }
+    if (o.prior) tool_fill_prior(&e, o.prior, o.model);
     if ((rc = lstm_engine_set_cache(&e, &o.cache))) die(1, "--cache %d: %s", o.cache.N, lstm_strerror(rc));
     if (o.d.speaker && !lstm_engine_has_speaker(&e, o.d.speaker)) {
         char names[768];

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "prior.h"
 #include "fileio.h"
 #include "json.h"
 #include "serve_json.h"
@@ -59,12 +60,17 @@ static void usage(FILE *f)
             "                            pairs into the predictions, as lstm-sample --cache (default 0: off)\n"
             "      --cache-theta T       the match's sharpness, >= 0 (default 0.3)\n"
             "      --cache-lambda L      the cache's weight, 0 to 1 (default 0.1)\n"
+            "      --backward FILE       the right-to-left model (lstm-window --reverse windows, the same vocabulary)\n"
+            "                            that POST /v1/fill reads the text after the gap with\n"
+            "      --prior TOKENS        fill: divide the score by p(w), the word's frequency in TOKENS (the\n"
+            "                            training tokens), as lstm-sample --prior (word models)\n"
             "  -q, --quiet               no warnings\n"
             "  -v, --verbose             the model, and the requests served at exit, on stderr\n"
             "  -h, --help                this help\n"
             "  -V, --version             version\n"
             "\n"
-            "Endpoints: POST /v1/suggest, POST /v1/complete, POST /v1/events, GET /v1/stats, GET /v1/model,\n"
+            "Endpoints: POST /v1/suggest, POST /v1/complete, POST /v1/fill (with --backward), POST /v1/events,\n"
+            "GET /v1/stats, GET /v1/model,\n"
             "GET /healthz, GET /metrics; GET / is a page to try the model in a browser (open the URL printed).\n"
             "SIGINT or SIGTERM: stop accepting, finish the requests in flight, exit 0.\n"
             "\n"
@@ -73,13 +79,16 @@ static void usage(FILE *f)
             "  " PROG " -m chat.ckpt --log events.jsonl &\n"
             "  curl -s localhost:8080/v1/suggest -d '{\"text\":\"hi, i need help with my \",\"k\":3}'\n"
             "  curl -s localhost:8080/v1/complete -d '{\"text\":\"sure, please\",\"speaker\":\"agent\"}'\n"
-            "  " PROG " -m chat.ckpt --cache 200 --cache-theta 0.3 --cache-lambda 0.2   (the conversation's words)\n");
+            "  " PROG " -m chat.ckpt --cache 200 --cache-theta 0.3 --cache-lambda 0.2   (the conversation's words)\n"
+            "  " PROG " -m chat.ckpt --backward chat-bwd.ckpt &\n"
+            "  curl -s localhost:8080/v1/fill -d '{\"text\":\"i want to ___ my order\",\"k\":3}'\n");
 }
 
 /* ---- endpoints and their counters ---- */
-enum { EP_SUGGEST, EP_COMPLETE, EP_EVENTS, EP_STATS, EP_HEALTHZ, EP_METRICS, EP_MODEL, EP_PAGE, EP_OTHER, EP_N };
-static const char *const ep_path[EP_N] = {"/v1/suggest", "/v1/complete", "/v1/events", "/v1/stats", "/healthz",
-                                          "/metrics",    "/v1/model",    "/",          "other"};
+enum { EP_SUGGEST, EP_COMPLETE, EP_FILL, EP_EVENTS, EP_STATS, EP_HEALTHZ, EP_METRICS, EP_MODEL, EP_PAGE, EP_OTHER, EP_N };
+static const char *const ep_path[EP_N] = {"/v1/suggest", "/v1/complete", "/v1/fill",  "/v1/events", "/v1/stats",
+                                          "/healthz",    "/metrics",     "/v1/model", "/",          "other"};
+#define N_MODEL_EP 3 /* the endpoints that answer with the model: suggest, complete, fill (their modes) */
 
 /* The page (GET /): tools/serve/page.html, assembled into the binary as it is (no copy, no escaping). */
 __asm__(".section .rodata\n"
@@ -132,7 +141,7 @@ static struct {
     atomic_uint conns;
     atomic_int inflight;
     atomic_ullong req[EP_N], err[EP_N];
-    atomic_ullong lat_bucket[2][NLE + 1], lat_sum_ns[2]; /* suggest, complete */
+    atomic_ullong lat_bucket[N_MODEL_EP][NLE + 1], lat_sum_ns[N_MODEL_EP]; /* suggest, complete, fill */
 } S = {.w_mu = PTHREAD_MUTEX_INITIALIZER, .log_mu = PTHREAD_MUTEX_INITIALIZER, .log_fd = -1};
 
 static __thread worker_t *tw; /* this thread's engine, taken from S.w at its first request */
@@ -252,6 +261,7 @@ static char *model_info(const lstm_engine *e, const char *path)
         json_object_set_new(o, "softmax", json_pack("{s:s, s:o, s:f}", "kind", "adaptive", "cutoffs", cut, "div",
                                                     (double)mc->div));
     }
+    if (o && e->bwd) json_object_set_new(o, "fill", json_true()); /* POST /v1/fill answers */
     if (o && e->cache_opts.N > 0)
         json_object_set_new(o, "cache", json_pack("{s:i, s:f, s:f}", "n", e->cache_opts.N, "theta",
                                                   (double)e->cache_opts.theta, "lambda", (double)e->cache_opts.lambda));
@@ -272,7 +282,9 @@ static enum MHD_Result model_request(struct MHD_Connection *c, req_t *r)
 {
     worker_t *w = my_worker();
     if (!w) return respond_error(c, r, 500, "no engine for this thread", NULL);
-    int mode = r->ep == EP_SUGGEST ? LSTM_MODE_SUGGEST : LSTM_MODE_COMPLETE;
+    static const int ep_mode[N_MODEL_EP] = {LSTM_MODE_SUGGEST, LSTM_MODE_COMPLETE, LSTM_MODE_FILL};
+    static const char *const mode_name[N_MODEL_EP] = {"suggest", "complete", "fill"};
+    int mode = ep_mode[r->ep];
     double t0 = tool_now();
     size_t i = 0;
     while (i < r->len && strchr(" \t\r\n", r->body[i])) i++;
@@ -288,7 +300,9 @@ static enum MHD_Result model_request(struct MHD_Connection *c, req_t *r)
     if (lstm_serve_parse(&w->q, &d, r->body, r->len, &err)) {
         status = 400;
     } else if (w->q.req.mode != mode) {
-        snprintf(msg, sizeof msg, "mode \"%s\" contradicts the path %s", mode ? "suggest" : "complete", ep_path[r->ep]);
+        int q = w->q.req.mode;
+        snprintf(msg, sizeof msg, "mode \"%s\" contradicts the path %s", q >= 0 && q < N_MODEL_EP ? mode_name[q] : "?",
+                 ep_path[r->ep]);
         err = msg;
         status = 400;
     } else if (lstm_engine_run(&w->e, &w->q.req, &rep)) {
@@ -315,7 +329,7 @@ static enum MHD_Result model_request(struct MHD_Connection *c, req_t *r)
         n--; /* the closing brace */
         n += (size_t)snprintf(w->out + n, w->outcap - n, ",\"took_us\":%ld}", us);
         double sec = tool_now() - r->t0;
-        int m = r->ep == EP_SUGGEST ? 0 : 1;
+        int m = r->ep;
         size_t b = 0;
         while (b < NLE && sec > lat_le[b]) b++;
         atomic_fetch_add_explicit(&S.lat_bucket[m][b], 1, memory_order_relaxed);
@@ -556,9 +570,9 @@ static enum MHD_Result metrics_request(struct MHD_Connection *c, req_t *r)
     OUT("# HELP lstm_serve_errors_total Requests answered with a status of 400 or more, by endpoint.\n"
         "# TYPE lstm_serve_errors_total counter\n");
     for (int e = 0; e < EP_N; e++) OUT("lstm_serve_errors_total{endpoint=\"%s\"} %llu\n", ep_path[e], S.err[e] + 0ULL);
-    OUT("# HELP lstm_serve_request_duration_seconds Answered suggest and complete requests, headers read to reply queued.\n"
+    OUT("# HELP lstm_serve_request_duration_seconds Answered suggest, complete and fill requests, headers read to reply queued.\n"
         "# TYPE lstm_serve_request_duration_seconds histogram\n");
-    for (int m = 0; m < 2; m++) {
+    for (int m = 0; m < N_MODEL_EP; m++) {
         unsigned long long acc = 0;
         for (size_t b = 0; b <= NLE; b++) {
             acc += S.lat_bucket[m][b];
@@ -665,7 +679,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     switch (r->ep) {
     case EP_SUGGEST:
-    case EP_COMPLETE: return model_request(c, r);
+    case EP_COMPLETE:
+    case EP_FILL: return model_request(c, r);
     case EP_EVENTS: return events_request(c, r);
     case EP_STATS: return stats_request(c, r);
     case EP_HEALTHZ: return respond(c, r, 200, "application/json", "{\"ok\":true}", 11, NULL);
@@ -813,7 +828,8 @@ int main(int argc, char **argv)
     S.timeout = 10;
     S.max_conn = 1024;
     lstm_request_default(&S.d);
-    enum { O_LOG = 256, O_MAXBODY, O_TIMEOUT, O_MAXCONN, O_CORS, O_BEAMW, O_CACHE, O_CTHETA, O_CLAMBDA };
+    enum { O_LOG = 256, O_MAXBODY, O_TIMEOUT, O_MAXCONN, O_CORS, O_BEAMW, O_CACHE, O_CTHETA, O_CLAMBDA, O_BACKWARD, O_PRIOR };
+    const char *backward = NULL, *prior = NULL;
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'}, {"listen", required_argument, 0, 'l'},
         {"threads", required_argument, 0, 'j'}, {"log", required_argument, 0, O_LOG},
@@ -821,7 +837,7 @@ int main(int argc, char **argv)
         {"max-connections", required_argument, 0, O_MAXCONN}, {"cors", required_argument, 0, O_CORS},
         {"beam-words", required_argument, 0, O_BEAMW}, {"cache", required_argument, 0, O_CACHE},
         {"cache-theta", required_argument, 0, O_CTHETA}, {"cache-lambda", required_argument, 0, O_CLAMBDA},
-        {"quiet", no_argument, 0, 'q'},
+        {"backward", required_argument, 0, O_BACKWARD}, {"prior", required_argument, 0, O_PRIOR}, {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     int ch;
@@ -840,6 +856,8 @@ int main(int argc, char **argv)
         case O_CACHE: cache.N = (int)tool_parse_long(optarg, "--cache", 0, LSTM_CACHE_MAX_N); break;
         case O_CTHETA: cache.theta = tool_parse_double(optarg, "--cache-theta", 0, 1e6); break;
         case O_CLAMBDA: cache.lambda = tool_parse_double(optarg, "--cache-lambda", 0, 1); break;
+        case O_BACKWARD: backward = optarg; break;
+        case O_PRIOR: prior = optarg; break;
         case 'q': tool_verbosity = TOOL_QUIET; break;
         case 'v': tool_verbosity = TOOL_VERBOSE; break;
         case 'h': usage(stdout); return 0;
@@ -848,6 +866,7 @@ int main(int argc, char **argv)
         }
     }
     if (!S.model) die(2, "no model: give -m MODEL.ckpt (see --help)");
+    if (prior && !backward) die(2, "--prior is for fill-in-the-middle: give --backward FILE");
     if (optind < argc) die(2, "unexpected argument '%s' (see --help)", argv[optind]);
     if (S.cors && (!*S.cors || strpbrk(S.cors, "\r\n"))) die(2, "--cors: expected an origin such as http://localhost:3000");
 
@@ -863,6 +882,9 @@ int main(int argc, char **argv)
             char msg[1024];
             die(1, "%s", i ? lstm_strerror(rc) : lstm_engine_open_error(&S.w[i].e, rc, S.model, msg, sizeof msg));
         }
+        const char *why;
+        if (i == 0 && backward && lstm_engine_set_backward(&S.w[0].e, backward, &why)) die(1, "--backward: %s", why);
+        if (i == 0 && prior) tool_fill_prior(&S.w[0].e, prior, S.model);
         if ((rc = lstm_engine_set_cache(&S.w[i].e, &cache))) die(1, "--cache %d: %s", cache.N, lstm_strerror(rc));
     }
     S.nw = threads;

@@ -21,6 +21,7 @@
 #include "fileio.h"
 #include "gemm.h"
 #include "numparse.h"
+#include "fill.h"
 #include "tokenizer.h"
 #include "train.h"
 #include "tool.h"
@@ -671,6 +672,16 @@ static lstm_dataset *open_train(const opts_t *o, const char *tname, int nranks)
     return d;
 }
 
+/* How the windows' documents were read (lstm-window --reverse, --reverse-turns: fill.h). */
+static int windows_reversed(const lstm_dataset *d)
+{
+    int r = lstm_meta_reverse(lstm_dataset_meta(d));
+    if (r < 0) tool_die(1, "the windows' \"reverse\" metadata is neither docs nor turns: cut them again with lstm-window");
+    return r;
+}
+
+static const char *direction(int reverse) { return lstm_reverse_desc(reverse); }
+
 /* The checkpoint to resume, with the flags given again applied to its saved ones. */
 static void open_resume(lstm_train_ckpt *ck, opts_t *o, lstm_dataset *train, const char *tname)
 {
@@ -723,6 +734,9 @@ static lstm_dataset *open_valid(const opts_t *o, const lstm_dataset *train, cons
     if (!vb || vl != tl || memcmp(vb, tb, tl))
         tool_die(1, "%s: tokenizer does not match %s's: tokenize it with lstm-tok -m <vocab or checkpoint>", vname, tname);
     if ((int)lstm_dataset_T(v) != T) tool_die(1, "%s: window length %u differs from %s's %d", vname, lstm_dataset_T(v), tname, T);
+    if (windows_reversed(v) != windows_reversed(train))
+        tool_die(1, "%s: documents %s, but %s's are %s: cut both the same way", vname, direction(windows_reversed(v)), tname,
+                 direction(windows_reversed(train)));
     if (lstm_dataset_count(v) == 0) tool_die(1, "%s: no windows to validate on", vname);
     return v;
 }
@@ -819,12 +833,16 @@ int main(int argc, char **argv)
 
     /* ---- data, and the checkpoint to continue ---- */
     lstm_dataset *train = open_train(&o, tname, nranks), *valid = NULL;
+    o.c.model.reverse = windows_reversed(train); /* a right-to-left model says so in its config */
     lstm_train_ckpt ck;
     memset(&ck, 0, sizeof ck);
     int valid_from_ckpt = 0;
     if (o.resume_path) {
         open_resume(&ck, &o, train, tname);
         valid_from_ckpt = o.valid_path == ck.valid_path;
+        if (ck.f.model.cfg.reverse != windows_reversed(train))
+            tool_die(1, "%s: documents %s, but %s was trained on documents %s", tname, direction(windows_reversed(train)),
+                     o.resume_path, direction(ck.f.model.cfg.reverse));
         if (ck.state.ranks != nranks)
             tool_warn("%s was saved by a run on %d rank%s, this one has %d: the batches, lanes and dropout masks are "
                       "the same, but the gradients are summed in another order, so the run continues it to float "

@@ -10,6 +10,7 @@
 
 #include "tool.h"
 #include "fileio.h"
+#include "fill.h"
 #include "stream.h"
 #include "tokenizer.h"
 
@@ -29,6 +30,13 @@ static void usage(FILE *f)
             "  -s, --stride S      tokens between window starts (default N; 1 with --last)\n"
             "      --last          N inputs -> 1 target (the last-word formulation), stride 1\n"
             "      --cross-docs    run windows through document boundaries (continuous corpora, e.g. PTB)\n"
+            "      --reverse       read every document backwards (its lines or turns in reverse order, each\n"
+            "                      one's words reversed, a turn's speaker tag kept in front): windows for a\n"
+            "                      right-to-left model, the --backward model of lstm-sample --fill; with\n"
+            "                      --cross-docs the documents come in reverse order too\n"
+            "      --reverse-turns read every line or chat turn backwards but keep their order: a\n"
+            "                      right-to-left model of the turn being typed that has read the\n"
+            "                      conversation before it (the --backward model for chat fills)\n"
             "  -o, --output FILE   write FILE instead of stdout\n"
             "  -f, --force         overwrite FILE if it exists\n"
             "  -q, --quiet         no summary line\n"
@@ -41,7 +49,8 @@ static void usage(FILE *f)
             "\n"
             "Example:\n"
             "  lstm-tok < chats.csv | lstm-window -L 15 | lstm-train -o chat.ckpt\n"
-            "  lstm-tok --split space --unk-token '<unk>' ptb.train.txt | lstm-window -L 20 --cross-docs > train.win\n");
+            "  lstm-tok --split space --unk-token '<unk>' ptb.train.txt | lstm-window -L 20 --cross-docs > train.win\n"
+            "  lstm-window -L 15 --reverse train.tok | lstm-train -o bwd.ckpt   (a right-to-left model)\n");
 }
 
 /* The cutter holds the tokens of the current text (document, or the whole stream with --cross-docs)
@@ -120,18 +129,47 @@ static void compact(cutter *c)
     c->abs0 += drop;
 }
 
+/* Room for n more tokens in c->seq. */
+static int reserve(cutter *c, size_t n)
+{
+    if (c->len + n <= c->cap) return LSTM_OK;
+    size_t cap = c->cap ? c->cap : 1024;
+    while (cap < c->len + n) cap *= 2;
+    uint32_t *s = realloc(c->seq, cap * sizeof *s);
+    if (!s) return LSTM_E_NOMEM;
+    c->seq = s;
+    c->cap = cap;
+    return LSTM_OK;
+}
+
 static int append(cutter *c, const uint8_t *p, uint32_t n)
 {
-    if (c->len + n > c->cap) {
-        size_t cap = c->cap ? c->cap : 1024;
-        while (cap < c->len + n) cap *= 2;
-        uint32_t *s = realloc(c->seq, cap * sizeof *s);
-        if (!s) return LSTM_E_NOMEM;
-        c->seq = s;
-        c->cap = cap;
-    }
+    if (reserve(c, n)) return LSTM_E_NOMEM;
     for (uint32_t i = 0; i < n; i++) c->seq[c->len + i] = lstm_get_u32(p + 4 * (size_t)i);
     c->len += n;
+    return LSTM_OK;
+}
+
+static int append_ids(cutter *c, const uint32_t *ids, size_t n)
+{
+    if (reserve(c, n)) return LSTM_E_NOMEM;
+    memcpy(c->seq + c->len, ids, n * sizeof *ids);
+    c->len += n;
+    return LSTM_OK;
+}
+
+/* --reverse: a document's ids, read backwards, in *buf (grown as needed). */
+static int reversed_doc(const uint8_t *p, uint32_t n, int mode, uint32_t **buf, size_t *cap)
+{
+    if (n * 2 > *cap) {
+        size_t k = (size_t)n * 4 + 64;
+        uint32_t *b = realloc(*buf, k * sizeof *b);
+        if (!b) return LSTM_E_NOMEM;
+        *buf = b, *cap = k;
+    }
+    uint32_t *in = *buf + n;
+    for (uint32_t i = 0; i < n; i++) in[i] = lstm_get_u32(p + 4 * (size_t)i);
+    lstm_doc_reverse(in, n, mode, *buf, NULL);
     return LSTM_OK;
 }
 
@@ -144,14 +182,43 @@ static int end_text(cutter *c)
 }
 
 
+/* --reverse --cross-docs: the documents read backwards, held until the stream ends. */
+typedef struct {
+    uint32_t *ids;
+    size_t *off; /* (n + 1) */
+    size_t n, len, cap, ocap;
+} held_docs;
+
+static int hold_doc(held_docs *h, const uint32_t *ids, size_t n)
+{
+    if (h->len + n > h->cap) {
+        size_t cap = (h->len + n) * 2 + 1024;
+        uint32_t *p = realloc(h->ids, cap * sizeof *p);
+        if (!p) return LSTM_E_NOMEM;
+        h->ids = p, h->cap = cap;
+    }
+    if (h->n + 2 > h->ocap) {
+        size_t cap = h->ocap * 2 + 64;
+        size_t *o = realloc(h->off, cap * sizeof *o);
+        if (!o) return LSTM_E_NOMEM;
+        h->off = o, h->ocap = cap;
+    }
+    if (h->n == 0) h->off[0] = 0;
+    memcpy(h->ids + h->len, ids, n * sizeof *ids);
+    h->len += n;
+    h->off[++h->n] = h->len;
+    return LSTM_OK;
+}
+
 int main(int argc, char **argv)
 {
     long T = 35, S = 0;
-    int last = 0, cross = 0, force = 0, quiet = 0, verbose = 0;
+    int last = 0, cross = 0, reverse = 0, force = 0, quiet = 0, verbose = 0;
     const char *opath = NULL;
     static const struct option opts[] = {
         {"length", required_argument, 0, 'L'}, {"stride", required_argument, 0, 's'},
         {"last", no_argument, 0, 'l'},         {"cross-docs", no_argument, 0, 'c'},
+        {"reverse", no_argument, 0, 'r'},       {"reverse-turns", no_argument, 0, 't'},
         {"output", required_argument, 0, 'o'}, {"force", no_argument, 0, 'f'},
         {"quiet", no_argument, 0, 'q'},        {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
@@ -168,6 +235,14 @@ int main(int argc, char **argv)
         case 's': S = tool_parse_long(optarg, "--stride", 1, MAX_T); break;
         case 'l': last = 1; break;
         case 'c': cross = 1; break;
+        case 'r':
+        case 't':
+            if (reverse && reverse != (ch == 'r' ? LSTM_REVERSE_DOCS : LSTM_REVERSE_TURNS)) {
+                fprintf(stderr, PROG ": --reverse and --reverse-turns exclude each other\n");
+                return 2;
+            }
+            reverse = ch == 'r' ? LSTM_REVERSE_DOCS : LSTM_REVERSE_TURNS;
+            break;
         case 'o': opath = optarg; break;
         case 'f': force = 1; break;
         case 'q': quiet = 1; break;
@@ -262,7 +337,8 @@ int main(int argc, char **argv)
     if (lstm_meta_copy(&m, im) || lstm_meta_set_u64(&m, "window_length", (uint64_t)T) ||
         lstm_meta_set_u64(&m, "window_stride", (uint64_t)S) ||
         lstm_meta_set_str(&m, "window_targets", last ? "last" : "next") ||
-        lstm_meta_set_u64(&m, "cross_docs", (uint64_t)cross) || lstm_meta_add_provenance(&m, argc, argv)) {
+        lstm_meta_set_u64(&m, "cross_docs", (uint64_t)cross) || (reverse && lstm_meta_set_str(&m, "reverse", reverse == LSTM_REVERSE_TURNS ? "turns" : "docs")) ||
+        lstm_meta_add_provenance(&m, argc, argv)) {
         fprintf(stderr, PROG ": out of memory\n");
         lstm_meta_free(&m);
         lstm_reader_free(r);
@@ -287,6 +363,9 @@ int main(int argc, char **argv)
     if (!c.in || !c.tg) rc = LSTM_E_NOMEM;
     if (!rc) rc = lstm_writer_open(&c.w, out.fd, LSTM_KIND_WIND, &m, NULL);
     uint64_t docs = 0, tokens = 0;
+    uint32_t *rbuf = NULL;
+    size_t rcap = 0;
+    held_docs held = {0};
     const char *where = opath ? opath : "stdout";
     int read_err = 0;
     uint8_t tag;
@@ -309,9 +388,22 @@ int main(int argc, char **argv)
         if (rc) break;
         docs++;
         tokens += len / 4;
-        rc = append(&c, p, len / 4);
+        if (reverse == LSTM_REVERSE_DOCS && cross) { /* every document, then the stream from its end */
+            rc = reversed_doc(p, len / 4, reverse, &rbuf, &rcap);
+            if (!rc) rc = hold_doc(&held, rbuf, len / 4);
+            continue;
+        }
+        if (reverse) {
+            rc = reversed_doc(p, len / 4, reverse, &rbuf, &rcap);
+            if (!rc) rc = append_ids(&c, rbuf, len / 4);
+        } else rc = append(&c, p, len / 4);
         if (!rc) rc = last ? cut_last(&c) : cut_next(&c, 0);
         if (!rc && !cross) rc = end_text(&c);
+        if (!rc) compact(&c);
+    }
+    for (size_t d = held.n; !rc && d-- > 0;) {
+        rc = append_ids(&c, held.ids + held.off[d], held.off[d + 1] - held.off[d]);
+        if (!rc) rc = last ? cut_last(&c) : cut_next(&c, 0);
         if (!rc) compact(&c);
     }
     if (!rc && cross) rc = end_text(&c);
@@ -333,6 +425,9 @@ int main(int argc, char **argv)
     lstm_reader_free(r);
     lstm_meta_free(&m);
     free(c.seq);
+    free(rbuf);
+    free(held.ids);
+    free(held.off);
     free(c.in);
     free(c.tg);
     return rc ? 1 : 0;
