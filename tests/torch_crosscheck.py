@@ -50,6 +50,21 @@ def load(d, name, shape, dtype="<f4"):
     return torch.from_numpy(a.reshape(shape).astype(np.float64 if dtype == "<f4" else np.int64))
 
 
+def set_weights_and_load(d, named, P, B, T, L, H):
+    """Our parameters P copied into the torch tensors named after them (the same names, or exit), and
+    the case's inputs, targets and initial state (h0, c0 requiring gradients)."""
+    if set(named) != set(P):
+        raise SystemExit(f"{d}: tensors {sorted(P)} but torch model has {sorted(named)}")
+    with torch.no_grad():
+        for n, p in named.items():
+            p.copy_(P[n])
+    inputs = load(d, "inputs.u32", (B, T), "<u4")
+    targets = load(d, "targets.u32", (B, T), "<u4")
+    h0 = load(d, "h0.f32", (L, B, H)).requires_grad_(True)
+    c0 = load(d, "c0.f32", (L, B, H)).requires_grad_(True)
+    return inputs, targets, h0, c0
+
+
 def rel(c, t):
     scale = float(t.abs().max())
     diff = float((c - t).abs().max())
@@ -198,16 +213,7 @@ def check_awd_case(d, info, tensors):
         lin.weight = emb.weight
     else:
         named["out.w"] = lin.weight
-    if set(named) != set(P):
-        raise SystemExit(f"{d}: tensors {sorted(P)} but torch model has {sorted(named)}")
-    with torch.no_grad():
-        for n, p in named.items():
-            p.copy_(P[n])
-
-    inputs = load(d, "inputs.u32", (B, T), "<u4")
-    targets = load(d, "targets.u32", (B, T), "<u4")
-    h0 = load(d, "h0.f32", (L, B, H)).requires_grad_(True)
-    c0 = load(d, "c0.f32", (L, B, H)).requires_grad_(True)
+    inputs, targets, h0, c0 = set_weights_and_load(d, named, P, B, T, L, H)
 
     def lockdrop(x, mask):  # AWD's LockedDropout with the mask given: (B,1,X) over every step
         return x * mask
@@ -310,16 +316,7 @@ def check_case(d):
         lin.weight = emb.weight
     else:
         named["out.w"] = lin.weight
-    if set(named) != set(P):
-        raise SystemExit(f"{d}: tensors {sorted(P)} but torch model has {sorted(named)}")
-    with torch.no_grad():
-        for n, p in named.items():
-            p.copy_(P[n])
-
-    inputs = load(d, "inputs.u32", (B, T), "<u4")
-    targets = load(d, "targets.u32", (B, T), "<u4")
-    h0 = load(d, "h0.f32", (L, B, H)).requires_grad_(True)
-    c0 = load(d, "c0.f32", (L, B, H)).requires_grad_(True)
+    inputs, targets, h0, c0 = set_weights_and_load(d, named, P, B, T, L, H)
     out, _ = rnn(emb(inputs), (h0, c0) if cell in ("lstm", "cifg", "lnlstm") else h0)
     if K:
         mem0 = load(d, "mem0.f32", (B, K, H)).requires_grad_(True)

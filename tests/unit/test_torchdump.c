@@ -49,6 +49,26 @@ static int write_tensors(const char *dir, const char *prefix, const lstm_model *
     return 0;
 }
 
+/* A case's model (its biases moved off zero so every path runs), activations for B x T and three
+ * states: st and s0 the same random initial h (and c, for cells that have one), ds for gradients. */
+static void setup_case(lstm_model *m, const lstm_model_config *cfg, lstm_rng *rng, int B, int T, lstm_acts *a,
+                       lstm_state *st, lstm_state *s0, lstm_state *ds)
+{
+    CHECK_EQ_INT(lstm_model_create(m, cfg), 0);
+    lstm_model_init_params(m, rng);
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].ndim == 1)
+            for (size_t k = 0; k < m->tensors[i].size; k++)
+                m->params[m->tensors[i].offset + k] += 0.2f * (2.0f * lstm_rng_uniform(rng) - 1.0f);
+    CHECK_EQ_INT(lstm_acts_alloc(a, m, B, T), 0);
+    lstm_state_alloc(st, m, B), lstm_state_alloc(s0, m, B), lstm_state_alloc(ds, m, B);
+    size_t ns = (size_t)cfg->L * B * cfg->H;
+    for (size_t k = 0; k < ns; k++) {
+        st->h[k] = s0->h[k] = 0.5f * (2.0f * lstm_rng_uniform(rng) - 1.0f);
+        st->c[k] = s0->c[k] = lstm_cell_has_c(cfg->cell) ? 0.5f * (2.0f * lstm_rng_uniform(rng) - 1.0f) : 0.0f;
+    }
+}
+
 /* Runs one case; writes it under root when root is not NULL. */
 static void run_case(const char *root, int cell, int tie, int softmax, int peephole, int attention)
 {
@@ -75,21 +95,10 @@ static void run_case(const char *root, int cell, int tie, int softmax, int peeph
     }
     int B = 3, T = 5;
     lstm_model m;
-    CHECK_EQ_INT(lstm_model_create(&m, &cfg), 0);
-    lstm_model_init_params(&m, &rng);
-    for (int i = 0; i < m.n_tensors; i++) /* non-zero biases exercise every path */
-        if (m.tensors[i].ndim == 1)
-            for (size_t k = 0; k < m.tensors[i].size; k++)
-                m.params[m.tensors[i].offset + k] += 0.2f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
     lstm_acts a;
     lstm_state st, s0, ds;
-    CHECK_EQ_INT(lstm_acts_alloc(&a, &m, B, T), 0);
-    lstm_state_alloc(&st, &m, B), lstm_state_alloc(&s0, &m, B), lstm_state_alloc(&ds, &m, B);
+    setup_case(&m, &cfg, &rng, B, T, &a, &st, &s0, &ds);
     size_t ns = (size_t)cfg.L * B * cfg.H;
-    for (size_t k = 0; k < ns; k++) {
-        st.h[k] = s0.h[k] = 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
-        st.c[k] = s0.c[k] = lstm_cell_has_c(cell) ? 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f) : 0.0f;
-    }
     size_t nm = (size_t)B * attention * cfg.H;
     for (size_t k = 0; k < nm; k++) st.mem[k] = s0.mem[k] = 0.8f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
     for (int b = 0; b < B && attention; b++) /* lane 0 starts empty (r = 0 at its first step), lane 2 full */
@@ -241,21 +250,10 @@ static void run_awd_case(const char *root, int cell, int tie, int locked)
     cfg.dropout_words = 0.2f, cfg.weight_drop = 0.5f, cfg.ar = 2.0f, cfg.tar = 1.0f;
     int B = 3, T = 5, E = cfg.E, H = cfg.H, L = cfg.L, V = cfg.V;
     lstm_model m;
-    CHECK_EQ_INT(lstm_model_create(&m, &cfg), 0);
-    lstm_model_init_params(&m, &rng);
-    for (int i = 0; i < m.n_tensors; i++)
-        if (m.tensors[i].ndim == 1)
-            for (size_t k = 0; k < m.tensors[i].size; k++)
-                m.params[m.tensors[i].offset + k] += 0.2f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
     lstm_acts a;
     lstm_state st, s0, ds;
-    CHECK_EQ_INT(lstm_acts_alloc(&a, &m, B, T), 0);
-    lstm_state_alloc(&st, &m, B), lstm_state_alloc(&s0, &m, B), lstm_state_alloc(&ds, &m, B);
-    size_t ns = (size_t)L * B * H;
-    for (size_t k = 0; k < ns; k++) {
-        st.h[k] = s0.h[k] = 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f);
-        st.c[k] = s0.c[k] = lstm_cell_has_c(cell) ? 0.5f * (2.0f * lstm_rng_uniform(&rng) - 1.0f) : 0.0f;
-    }
+    setup_case(&m, &cfg, &rng, B, T, &a, &st, &s0, &ds);
+    size_t ns = (size_t)cfg.L * B * cfg.H;
     uint32_t in[15], tg[15];
     for (int k = 0; k < B * T; k++) { /* no PAD input: AR and TAR are the plain means of AWD's code */
         in[k] = 1 + lstm_rng_below(&rng, (uint32_t)V - 1);
