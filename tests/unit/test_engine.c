@@ -9,7 +9,7 @@
  *  - engines sharing one model (lstm_engine_open_shared), for a words and a chars model (its
  *    suggester's beam): replies byte-identical to an engine opened on the checkpoint, one after the
  *    other and with the base and two shared engines on three threads at once.
- *  - the adaptive softmax's lazy suggestions (lstm_suggest with NULL logits) are the full distribution's.
+ *  - the adaptive softmax's lazy suggestions (lstm_suggest with NULL logits) are the full distribution's (also for a model whose output layer reads the attention's h*).
  * Also a helper for tests/sample.bats: `test_engine suggest MODEL K ID...` feeds the ids to a fresh
  * session and prints the K suggestions as "word<TAB>p" (p with 17 digits). */
 #include <math.h>
@@ -39,7 +39,7 @@ static const char *const corpus[] = {
 
 /* A random model over a tokenizer of the corpus (words or chars; with speakers user and agent when chat;
  * an adaptive softmax when adaptive). */
-static void make_model_ex(const char *path, int chat, int kind, int adaptive)
+static void make_model_ex(const char *path, int chat, int kind, int adaptive, int attention)
 {
     lstm_tokenizer *t;
     lstm_tokenizer_opts to = {kind, 0, NULL};
@@ -63,6 +63,7 @@ static void make_model_ex(const char *path, int chat, int kind, int adaptive)
         c.softmax = LSTM_SOFTMAX_ADAPTIVE, c.n_cutoffs = 2, c.cutoffs[0] = 20, c.cutoffs[1] = 32, c.div = 2.0f;
         c.init_scale = 1.2f;
     }
+    c.attention = attention;
     lstm_model m;
     CHECK_EQ_INT(lstm_model_create(&m, &c), 0);
     lstm_rng rng;
@@ -80,7 +81,7 @@ static void make_model_ex(const char *path, int chat, int kind, int adaptive)
     lstm_tokenizer_free(t);
 }
 
-static void make_model(const char *path, int chat, int kind) { make_model_ex(path, chat, kind, 0); }
+static void make_model(const char *path, int chat, int kind) { make_model_ex(path, chat, kind, 0, 0); }
 
 static lstm_request defaults; /* formats/serve.md's: set in main */
 
@@ -722,7 +723,9 @@ int main(int argc, char **argv)
     make_model(chars_path, 1, LSTM_TOK_CHARS);
     char asm_path[256];
     snprintf(asm_path, sizeof asm_path, "%s/asm.ckpt", dir);
-    make_model_ex(asm_path, 1, LSTM_TOK_WORDS, 1);
+    make_model_ex(asm_path, 1, LSTM_TOK_WORDS, 1, 0);
+    test_lazy(asm_path);
+    make_model_ex(asm_path, 1, LSTM_TOK_WORDS, 1, 3); /* the output layer reads the attention's h* */
     test_lazy(asm_path);
     unlink(asm_path);
     test_context();
