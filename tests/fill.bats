@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Fill-in-the-middle: lstm-window --reverse (documents read backwards), right-to-left models
-# (reverse=1 in the checkpoint, refused where a left-to-right one is wanted and the other way round),
+# (reverse=docs|turns in the checkpoint, refused where a left-to-right one is wanted and the other way round),
 # lstm-sample --fill, the engine's "mode":"fill" over lstm-sample --serve and lstm-serve, and
 # lstm-eval --fill. The fixture language makes the gap's word a function of what follows it: in
 # "go <a> k<n> end<n> ." the k word is a guess for a left-to-right model (1 of 4) and certain for one
