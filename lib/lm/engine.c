@@ -127,7 +127,10 @@ int lstm_engine_set_backward(lstm_engine *e, const char *path, const char **why)
     *why = NULL;
     if (!e->lm.m) return LSTM_E_ARG;
     lstm_engine *b = calloc(1, sizeof *b);
-    if (!b) return *why = "out of memory", LSTM_E_NOMEM;
+    if (!b) {
+        *why = "out of memory";
+        return LSTM_E_NOMEM;
+    }
     int rc = lstm_engine_open(b, path, e->beam_words);
     if (rc) {
         lstm_engine_open_error(b, rc, path, e->errbuf, sizeof e->errbuf);
@@ -437,6 +440,14 @@ static int backward_prompt(lstm_engine *e, const lstm_request *r, const char *ri
  * backward model as its pieces read backwards after the reversed right context (in w->ids), and for
  * characters the boundary before the word (a space, punctuation, the turn's start), which ends a word
  * read backwards; then normalised over those words. Returns how many went into e->sg, or a code. */
+/* Suggestions by decreasing p, ties by the word's bytes (as lstm_suggest orders them). */
+static int by_p_then_word(const void *a, const void *b)
+{
+    const lstm_suggestion *x = a, *y = b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return strcmp(x->word, y->word);
+}
+
 static int fill_pieces(lstm_engine *e, int k)
 {
     lstm_engine *w = e->bwd;
@@ -445,10 +456,8 @@ static int fill_pieces(lstm_engine *e, int k)
     if (nc <= 0) return nc;
     size_t nr = w->ids.n;
     int V = w->lm.V;
-    double *score = malloc(sizeof *score * (size_t)nc);
-    if (!score) return LSTM_E_NOMEM;
     int rc = 0;
-    for (int c = 0; c < nc && !rc; c++) {
+    for (int c = 0; c < nc && !rc; c++) { /* cand[c].p becomes the word's log score */
         w->out.n = 0;
         if ((rc = lstm_tokenizer_encode(w->lm.tok, cand[c].word, cand[c].len, &w->out))) break;
         double lp = log(cand[c].p);
@@ -465,29 +474,17 @@ static int fill_pieces(lstm_engine *e, int k)
             for (uint32_t i = 0; i < w->sug.nbound; i++) pb += exp((double)x[w->sug.bound[i]] - lse);
             lp += log(pb);
         }
-        score[c] = lp;
+        cand[c].p = lp;
     }
     w->ids.n = nr;
-    if (rc) {
-        free(score);
-        return rc;
-    }
+    if (rc) return rc;
     double mx = -INFINITY, z = 0;
-    for (int c = 0; c < nc; c++) mx = score[c] > mx ? score[c] : mx;
-    for (int c = 0; c < nc; c++) z += exp(score[c] - mx);
-    for (int c = 0; c < nc; c++) cand[c].p = exp(score[c] - mx) / z;
-    free(score);
-    /* the k best, ties by the word's bytes as suggestions sort */
-    int n = 0;
-    for (; n < k && n < nc; n++) {
-        int b = -1;
-        for (int c = 0; c < nc; c++)
-            if (cand[c].len != (size_t)-1 &&
-                (b < 0 || cand[c].p > cand[b].p || (cand[c].p == cand[b].p && strcmp(cand[c].word, cand[b].word) < 0)))
-                b = c;
-        e->sg[n] = cand[b];
-        cand[b].len = (size_t)-1;
-    }
+    for (int c = 0; c < nc; c++) mx = cand[c].p > mx ? cand[c].p : mx;
+    for (int c = 0; c < nc; c++) z += exp(cand[c].p - mx);
+    for (int c = 0; c < nc; c++) cand[c].p = exp(cand[c].p - mx) / z;
+    qsort(cand, (size_t)nc, sizeof *cand, by_p_then_word);
+    int n = nc < k ? nc : k;
+    memcpy(e->sg, cand, (size_t)n * sizeof *cand);
     return n;
 }
 

@@ -183,13 +183,16 @@ static int grow(lstm_fill_eval *f, size_t n, size_t blanks)
     size_t V = (size_t)f->fwd->V;
     if (n + 1 > f->cap) {
         size_t cap = (n + 1) * 2;
-        uint32_t *r = realloc(f->rev, cap * sizeof *r), *c = r ? realloc(f->ctx, cap * sizeof *c) : NULL;
-        if (r) f->rev = r;
-        if (c) f->ctx = c;
-        size_t *p = c ? realloc(f->pos, cap * sizeof *p) : NULL;
+        uint32_t *r = realloc(f->rev, cap * sizeof *r);
+        if (!r) return LSTM_E_NOMEM;
+        f->rev = r;
+        uint32_t *c = realloc(f->ctx, cap * sizeof *c);
+        if (!c) return LSTM_E_NOMEM;
+        f->ctx = c;
+        size_t *p = realloc(f->pos, cap * sizeof *p);
         if (!p) return LSTM_E_NOMEM;
         f->pos = p;
-        f->cap = cap;
+        f->cap = cap; /* only once all three hold cap */
     }
     if (blanks > f->cap_blanks) {
         size_t cap = blanks * 2;
